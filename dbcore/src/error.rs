@@ -1,0 +1,56 @@
+//! Errors that reach a client, each with its PostgreSQL SQLSTATE.
+use alloc::string::{String, ToString};
+use core::fmt;
+
+/// A five-character SQLSTATE code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlState(pub &'static str);
+
+impl SqlState {
+    pub const SYNTAX_ERROR: SqlState = SqlState("42601");
+    pub const UNDEFINED_TABLE: SqlState = SqlState("42P01");
+    pub const UNDEFINED_COLUMN: SqlState = SqlState("42703");
+    pub const DUPLICATE_TABLE: SqlState = SqlState("42P07");
+    pub const DUPLICATE_COLUMN: SqlState = SqlState("42701");
+    pub const DATATYPE_MISMATCH: SqlState = SqlState("42804");
+    pub const UNDEFINED_FUNCTION: SqlState = SqlState("42883");
+    pub const INVALID_TEXT_REPRESENTATION: SqlState = SqlState("22P02");
+    pub const NUMERIC_OUT_OF_RANGE: SqlState = SqlState("22003");
+    pub const DIVISION_BY_ZERO: SqlState = SqlState("22012");
+    pub const NOT_NULL_VIOLATION: SqlState = SqlState("23502");
+    pub const FEATURE_NOT_SUPPORTED: SqlState = SqlState("0A000");
+    pub const PROGRAM_LIMIT_EXCEEDED: SqlState = SqlState("54000");
+    pub const DISK_FULL: SqlState = SqlState("53100");
+    pub const IO_ERROR: SqlState = SqlState("58030");
+    pub const DATA_CORRUPTED: SqlState = SqlState("XX001");
+    pub const INTERNAL_ERROR: SqlState = SqlState("XX000");
+    pub const READ_ONLY: SqlState = SqlState("25006");
+    pub const INVALID_COLUMN_DEFINITION: SqlState = SqlState("42611");
+    pub const TOO_MANY_COLUMNS: SqlState = SqlState("54011");
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError {
+    pub code: SqlState,
+    pub message: String,
+}
+
+impl DbError {
+    pub fn new(code: SqlState, message: impl ToString) -> DbError {
+        DbError { code, message: message.to_string() }
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code.0)
+    }
+}
+
+/// `err!(CODE, "format", args)` builds a `DbError`.
+#[macro_export]
+macro_rules! err {
+    ($code:ident, $($arg:tt)*) => {
+        $crate::error::DbError::new($crate::error::SqlState::$code, alloc::format!($($arg)*))
+    };
+}

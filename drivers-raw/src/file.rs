@@ -1,0 +1,133 @@
+//! A regular file or a block device as kerndb's disk (hosted mode).
+//!
+//! Opened with O_DIRECT so that pages go to the device without passing through the page cache,
+//! as on bare metal. Filesystems that refuse O_DIRECT (tmpfs) get buffered I/O instead, with a
+//! warning; `flush` is fdatasync in both cases.
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+use platform::{BlockDevice, IoError};
+
+/// Alignment O_DIRECT needs for buffers, offsets and lengths on every common device.
+const DIRECT_ALIGN: usize = 4096;
+
+pub struct FileDisk {
+    file: File,
+    len: u64,
+    direct: bool,
+    bounce: AlignedBuf,
+}
+
+/// A heap buffer aligned for O_DIRECT.
+struct AlignedBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn new(len: usize) -> AlignedBuf {
+        let layout = std::alloc::Layout::from_size_align(len, DIRECT_ALIGN).expect("valid layout");
+        // SAFETY: layout has a nonzero size (callers pass at least one page).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        AlignedBuf { ptr, len }
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: ptr points to len initialised bytes owned by self, borrowed mutably once.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        let layout = std::alloc::Layout::from_size_align(self.len, DIRECT_ALIGN).expect("valid layout");
+        // SAFETY: allocated in `new` with this very layout.
+        unsafe { std::alloc::dealloc(self.ptr, layout) }
+    }
+}
+
+// SAFETY: AlignedBuf owns its allocation exclusively, like a Box<[u8]>.
+unsafe impl Send for AlignedBuf {}
+
+impl FileDisk {
+    /// Opens `path`. A regular file that is absent or empty is created with `create_len` bytes
+    /// (sparse); a block device keeps its own size.
+    pub fn open(path: &Path, create_len: u64) -> io::Result<FileDisk> {
+        let meta = std::fs::metadata(path).ok();
+        let is_block = meta.as_ref().is_some_and(|m| m.file_type().is_block_device());
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true);
+        if !is_block {
+            opts.create(true);
+        }
+        let (file, direct) = match opts.clone().custom_flags(libc::O_DIRECT).open(path) {
+            Ok(f) => (f, true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                log::warn!("{}: the filesystem refuses O_DIRECT; using buffered I/O with fdatasync", path.display());
+                (opts.open(path)?, false)
+            }
+            Err(e) => return Err(e),
+        };
+        let mut len = if is_block {
+            let mut f = &file;
+            io::Seek::seek(&mut f, io::SeekFrom::End(0))?
+        } else {
+            file.metadata()?.len()
+        };
+        if len == 0 && !is_block {
+            file.set_len(create_len)?;
+            len = create_len;
+        }
+        len -= len % DIRECT_ALIGN as u64;
+        Ok(FileDisk { file, len, direct, bounce: AlignedBuf::new(64 * 1024) })
+    }
+
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+}
+
+fn io_err(e: io::Error) -> IoError {
+    log::error!("disk I/O failed: {e}");
+    IoError::Device
+}
+
+impl BlockDevice for FileDisk {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        self.check_range(offset, buf.len())?;
+        let mut done = 0;
+        while done < buf.len() {
+            let n = (buf.len() - done).min(self.bounce.len);
+            let chunk = &mut self.bounce.as_mut_slice()[..n.next_multiple_of(DIRECT_ALIGN)];
+            self.file.read_exact_at(chunk, offset + done as u64).map_err(io_err)?;
+            buf[done..done + n].copy_from_slice(&chunk[..n]);
+            done += n;
+        }
+        Ok(())
+    }
+    fn write(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        self.check_range(offset, buf.len())?;
+        if self.direct && (offset % DIRECT_ALIGN as u64 != 0 || buf.len() % DIRECT_ALIGN != 0) {
+            return Err(IoError::Misaligned);
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let n = (buf.len() - done).min(self.bounce.len);
+            let chunk = &mut self.bounce.as_mut_slice()[..n];
+            chunk.copy_from_slice(&buf[done..done + n]);
+            self.file.write_all_at(chunk, offset + done as u64).map_err(io_err)?;
+            done += n;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.file.sync_data().map_err(io_err)
+    }
+}
