@@ -14,6 +14,8 @@ pub mod sql;
 pub mod storage;
 pub mod value;
 
+pub use sql::{ColumnInfo, Database, Limits, QueryResult};
+
 pub use error::{DbError, SqlState};
 
 pub use value::{SqlType, Value};

@@ -1,1 +1,416 @@
-pub mod placeholder {}
+//! SQL: statements parsed by `sqlparser` (PostgreSQL dialect), checked against the catalog and
+//! executed on the store. Each statement commits on its own (autocommit).
+pub mod expr;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use platform::BlockDevice;
+use sqlparser::ast::{self, Statement};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::{Parser, ParserError};
+
+use crate::err;
+use crate::error::DbError;
+use crate::storage::{Column, Store};
+use crate::value::{SqlType, Value};
+use expr::{cast_value, compile, ident_name, result_type, Expr, Scope};
+
+/// PostgreSQL's limit on columns per table.
+pub const MAX_COLUMNS: usize = 1600;
+/// Parser recursion limit: bounds the stack a hostile statement can use.
+const PARSER_DEPTH: usize = 40;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub ty: SqlType,
+}
+
+/// The outcome of one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryResult {
+    /// Result columns, for statements that return rows.
+    pub columns: Option<Vec<ColumnInfo>>,
+    pub rows: Vec<Vec<Value>>,
+    /// The command tag: `SELECT 3`, `INSERT 0 2`, `CREATE TABLE`.
+    pub tag: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest statement text accepted, in bytes.
+    pub max_statement_bytes: usize,
+    /// Most rows one SELECT may return (the result is held in memory until sent).
+    pub max_result_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_statement_bytes: 1 << 20, max_result_rows: 1_000_000 }
+    }
+}
+
+pub struct Database<D: BlockDevice> {
+    store: Store<D>,
+    limits: Limits,
+}
+
+impl<D: BlockDevice> Database<D> {
+    pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
+        Ok(Database { store: Store::open(dev)?, limits })
+    }
+
+    pub fn store(&self) -> &Store<D> {
+        &self.store
+    }
+
+    pub fn into_device(self) -> D {
+        self.store.into_device()
+    }
+
+    /// Runs every statement of `sql` in order and stops at the first error, which is the last
+    /// element. An empty string (or only comments) gives no results.
+    pub fn execute(&mut self, sql: &str) -> Vec<Result<QueryResult, DbError>> {
+        let mut out = Vec::new();
+        if sql.len() > self.limits.max_statement_bytes {
+            out.push(Err(err!(PROGRAM_LIMIT_EXCEEDED, "statement is too long: {} bytes (the limit is {})", sql.len(), self.limits.max_statement_bytes)));
+            return out;
+        }
+        let stmts = match parse(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(Err(e));
+                return out;
+            }
+        };
+        for s in &stmts {
+            let r = self.statement(s);
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    fn statement(&mut self, s: &Statement) -> Result<QueryResult, DbError> {
+        match s {
+            Statement::CreateTable(ct) => self.create_table(ct),
+            Statement::Insert(ins) => self.insert(ins),
+            Statement::Query(q) => self.query(q),
+            other => Err(err!(FEATURE_NOT_SUPPORTED, "statement is not supported yet: {}", first_words(&other.to_string()))),
+        }
+    }
+
+    fn create_table(&mut self, ct: &ast::CreateTable) -> Result<QueryResult, DbError> {
+        let name = table_name(&ct.name)?;
+        if ct.query.is_some() || ct.like.is_some() || ct.temporary || !ct.constraints.is_empty() {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "only CREATE TABLE name (column type [NOT NULL], ...) is supported yet"));
+        }
+        if self.store.table(&name).is_some() && ct.if_not_exists {
+            return Ok(tag("CREATE TABLE"));
+        }
+        if ct.columns.len() > MAX_COLUMNS {
+            return Err(err!(TOO_MANY_COLUMNS, "tables can have at most {MAX_COLUMNS} columns"));
+        }
+        let mut cols: Vec<Column> = Vec::new();
+        for c in &ct.columns {
+            let cname = ident_name(&c.name);
+            if cols.iter().any(|x| x.name == cname) {
+                return Err(err!(DUPLICATE_COLUMN, "column \"{cname}\" specified more than once"));
+            }
+            let ty = match &c.data_type {
+                ast::DataType::Int(None) | ast::DataType::Integer(None) | ast::DataType::Int4(None) => SqlType::Int4,
+                ast::DataType::BigInt(None) | ast::DataType::Int8(None) => SqlType::Int8,
+                ast::DataType::Text => SqlType::Text,
+                ast::DataType::Bool | ast::DataType::Boolean => SqlType::Bool,
+                other => return Err(err!(FEATURE_NOT_SUPPORTED, "type {other} is not supported yet (INTEGER, BIGINT, TEXT, BOOLEAN are)")),
+            };
+            let mut not_null = false;
+            for o in &c.options {
+                match o.option {
+                    ast::ColumnOption::NotNull => not_null = true,
+                    ast::ColumnOption::Null => not_null = false,
+                    ref other => return Err(err!(FEATURE_NOT_SUPPORTED, "column option {other} is not supported yet")),
+                }
+            }
+            cols.push(Column { name: cname, ty, not_null });
+        }
+        self.store.create_table(&name, cols)?;
+        Ok(tag("CREATE TABLE"))
+    }
+
+    fn insert(&mut self, ins: &ast::Insert) -> Result<QueryResult, DbError> {
+        let name = match &ins.table {
+            ast::TableObject::TableName(n) => table_name(n)?,
+            _ => return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT into a table function is not supported")),
+        };
+        if ins.returning.is_some() || ins.on.is_some() {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT ... RETURNING and ON CONFLICT are not supported yet"));
+        }
+        let table = self.store.table(&name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
+        // Target column of each VALUES position.
+        let targets: Vec<usize> = if ins.columns.is_empty() {
+            (0..table.columns.len()).collect()
+        } else {
+            let mut t = Vec::new();
+            for c in &ins.columns {
+                let cname = c.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default();
+                let i = table.columns.iter().position(|x| x.name == cname).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{cname}\" of relation \"{name}\" does not exist"))?;
+                if t.contains(&i) {
+                    return Err(err!(DUPLICATE_COLUMN, "column \"{cname}\" specified more than once"));
+                }
+                t.push(i);
+            }
+            t
+        };
+        let values = match ins.source.as_deref().map(|q| q.body.as_ref()) {
+            Some(ast::SetExpr::Values(v)) => v,
+            _ => return Err(err!(FEATURE_NOT_SUPPORTED, "only INSERT ... VALUES is supported yet")),
+        };
+        let no_cols = expr::no_columns();
+        let scope = Scope { columns: &no_cols };
+        let mut rows = Vec::with_capacity(values.rows.len());
+        for r in &values.rows {
+            if r.content.len() > targets.len() {
+                return Err(err!(SYNTAX_ERROR, "INSERT has more expressions than target columns"));
+            }
+            let mut row = alloc::vec![Value::Null; table.columns.len()];
+            for (e, &ti) in r.content.iter().zip(&targets) {
+                let (x, _) = compile(e, &scope)?;
+                let col = &table.columns[ti];
+                row[ti] = cast_value(x.eval(&[])?, col.ty).map_err(|e| {
+                    if e.code == crate::SqlState::DATATYPE_MISMATCH {
+                        err!(DATATYPE_MISMATCH, "column \"{}\" is of type {} but expression is of another type", col.name, col.ty.name())
+                    } else {
+                        e
+                    }
+                })?;
+            }
+            for (c, v) in table.columns.iter().zip(&row) {
+                if c.not_null && *v == Value::Null {
+                    return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{name}\" violates not-null constraint", c.name));
+                }
+            }
+            rows.push(row);
+        }
+        self.store.insert(&name, &rows)?;
+        Ok(tag(&format!("INSERT 0 {}", rows.len())))
+    }
+
+    fn query(&mut self, q: &ast::Query) -> Result<QueryResult, DbError> {
+        if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || !q.locks.is_empty() {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "WITH, ORDER BY, LIMIT and FOR UPDATE are not supported yet"));
+        }
+        let sel = match q.body.as_ref() {
+            ast::SetExpr::Select(s) => s,
+            _ => return Err(err!(FEATURE_NOT_SUPPORTED, "only plain SELECT is supported yet")),
+        };
+        let grouped = !matches!(&sel.group_by, ast::GroupByExpr::Expressions(e, _) if e.is_empty());
+        if sel.distinct.is_some() || grouped || sel.having.is_some() || sel.from.len() > 1 {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "DISTINCT, GROUP BY, HAVING and joins are not supported yet"));
+        }
+        let (table_name, columns): (Option<String>, Vec<Column>) = match sel.from.first() {
+            None => (None, Vec::new()),
+            Some(twj) => {
+                if !twj.joins.is_empty() {
+                    return Err(err!(FEATURE_NOT_SUPPORTED, "joins are not supported yet"));
+                }
+                let n = match &twj.relation {
+                    ast::TableFactor::Table { name, .. } => table_name(name)?,
+                    _ => return Err(err!(FEATURE_NOT_SUPPORTED, "only table names are supported in FROM yet")),
+                };
+                let t = self.store.table(&n).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist"))?;
+                (Some(n), t.columns.clone())
+            }
+        };
+        let scope = Scope { columns: &columns };
+        let mut out_cols = Vec::new();
+        let mut exprs: Vec<Expr> = Vec::new();
+        for item in &sel.projection {
+            match item {
+                ast::SelectItem::Wildcard(_) => {
+                    if table_name.is_none() {
+                        return Err(err!(SYNTAX_ERROR, "SELECT * with no tables specified is not valid"));
+                    }
+                    for (i, c) in columns.iter().enumerate() {
+                        out_cols.push(ColumnInfo { name: c.name.clone(), ty: c.ty });
+                        exprs.push(Expr::Column(i));
+                    }
+                }
+                ast::SelectItem::UnnamedExpr(e) => {
+                    let (x, t) = compile(e, &scope)?;
+                    out_cols.push(ColumnInfo { name: default_name(e), ty: result_type(t) });
+                    exprs.push(x);
+                }
+                ast::SelectItem::ExprWithAlias { expr: e, alias } => {
+                    let (x, t) = compile(e, &scope)?;
+                    out_cols.push(ColumnInfo { name: ident_name(alias), ty: result_type(t) });
+                    exprs.push(x);
+                }
+                _ => return Err(err!(FEATURE_NOT_SUPPORTED, "this select list item is not supported yet")),
+            }
+        }
+        let filter = match &sel.selection {
+            Some(w) => {
+                let (x, t) = compile(w, &scope)?;
+                if !matches!(t, expr::Ty::Known(SqlType::Bool) | expr::Ty::Null | expr::Ty::Unknown) {
+                    return Err(err!(DATATYPE_MISMATCH, "argument of WHERE must be type boolean, not type {}", result_type(t).name()));
+                }
+                Some(x)
+            }
+            None => None,
+        };
+        let input = match &table_name {
+            Some(n) => self.store.scan(n)?,
+            None => alloc::vec![Vec::new()],
+        };
+        let mut rows = Vec::new();
+        for r in input {
+            if let Some(f) = &filter {
+                if !f.is_true(&r)? {
+                    continue;
+                }
+            }
+            if rows.len() >= self.limits.max_result_rows {
+                return Err(err!(PROGRAM_LIMIT_EXCEEDED, "the result has more than {} rows, the limit for one query", self.limits.max_result_rows));
+            }
+            let mut out = Vec::with_capacity(exprs.len());
+            for x in &exprs {
+                out.push(x.eval(&r)?);
+            }
+            rows.push(out);
+        }
+        let n = rows.len();
+        Ok(QueryResult { columns: Some(out_cols), rows, tag: format!("SELECT {n}") })
+    }
+}
+
+fn tag(t: &str) -> QueryResult {
+    QueryResult { columns: None, rows: Vec::new(), tag: String::from(t) }
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn default_name(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Identifier(id) => ident_name(id),
+        ast::Expr::CompoundIdentifier(p) => p.last().map(ident_name).unwrap_or_default(),
+        ast::Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default(),
+        ast::Expr::Nested(inner) => default_name(inner),
+        _ => String::from("?column?"),
+    }
+}
+
+fn table_name(n: &ast::ObjectName) -> Result<String, DbError> {
+    let parts: Vec<&ast::Ident> = n.0.iter().filter_map(|p| p.as_ident()).collect();
+    match parts.as_slice() {
+        [t] => Ok(ident_name(t)),
+        [s, t] if ident_name(s) == "public" => Ok(ident_name(t)),
+        _ => Err(err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist")),
+    }
+}
+
+fn parse(sql: &str) -> Result<Vec<Statement>, DbError> {
+    let dialect = PostgreSqlDialect {};
+    Parser::new(&dialect)
+        .with_recursion_limit(PARSER_DEPTH)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| match e {
+            ParserError::RecursionLimitExceeded => err!(PROGRAM_LIMIT_EXCEEDED, "statement is nested too deeply"),
+            ParserError::TokenizerError(m) | ParserError::ParserError(m) => err!(SYNTAX_ERROR, "syntax error: {m}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drivers_raw::mem::MemDisk;
+
+    fn db() -> Database<MemDisk> {
+        Database::open(MemDisk::new(1 << 20), Limits::default()).unwrap()
+    }
+
+    fn one(db: &mut Database<MemDisk>, sql: &str) -> Result<QueryResult, DbError> {
+        let mut r = db.execute(sql);
+        assert_eq!(r.len(), 1, "{sql}");
+        r.pop().unwrap()
+    }
+
+    fn rows(db: &mut Database<MemDisk>, sql: &str) -> Vec<Vec<Option<String>>> {
+        one(db, sql).unwrap().rows.iter().map(|r| r.iter().map(|v| v.to_text()).collect()).collect()
+    }
+
+    fn code(db: &mut Database<MemDisk>, sql: &str) -> &'static str {
+        one(db, sql).err().unwrap_or_else(|| panic!("{sql} should fail")).code.0
+    }
+
+    #[test]
+    fn create_insert_select_where() {
+        let mut d = db();
+        assert_eq!(one(&mut d, "CREATE TABLE Users (id INTEGER NOT NULL, name TEXT, big BIGINT, ok BOOLEAN)").unwrap().tag, "CREATE TABLE");
+        assert_eq!(one(&mut d, "insert into users values (1, 'ann', 10000000000, true), (2, 'bob', null, false)").unwrap().tag, "INSERT 0 2");
+        assert_eq!(one(&mut d, "insert into users (name, id) values ('cy', '3')").unwrap().tag, "INSERT 0 1");
+        let r = one(&mut d, "select name, id from users where id = 2").unwrap();
+        assert_eq!(r.columns.unwrap(), alloc::vec![ColumnInfo { name: "name".into(), ty: SqlType::Text }, ColumnInfo { name: "id".into(), ty: SqlType::Int4 }]);
+        assert_eq!(r.rows, alloc::vec![alloc::vec![Value::Text("bob".into()), Value::Int(2)]]);
+        assert_eq!(r.tag, "SELECT 1");
+        assert_eq!(rows(&mut d, "select * from users where name = 'ann'"), alloc::vec![alloc::vec![Some("1".into()), Some("ann".into()), Some("10000000000".into()), Some("t".into())]]);
+        assert_eq!(rows(&mut d, "select id from users where ok = false or big is null").len(), 2);
+        assert_eq!(rows(&mut d, "select id from users where big = 1").len(), 0);
+    }
+
+    #[test]
+    fn errors_carry_sqlstates() {
+        let mut d = db();
+        one(&mut d, "create table t (a int not null, b text)").unwrap();
+        assert_eq!(code(&mut d, "create table t (a int)"), "42P07");
+        assert_eq!(code(&mut d, "selec 1"), "42601");
+        assert_eq!(code(&mut d, "select * from nope"), "42P01");
+        assert_eq!(code(&mut d, "select c from t"), "42703");
+        assert_eq!(code(&mut d, "insert into t values (null, 'x')"), "23502");
+        assert_eq!(code(&mut d, "insert into t values (2147483648, 'x')"), "22003");
+        assert_eq!(code(&mut d, "insert into t values ('abc', 'x')"), "22P02");
+        assert_eq!(code(&mut d, "select 2147483647 + 1"), "22003");
+        assert_eq!(code(&mut d, "select 1 / 0"), "22012");
+        assert_eq!(code(&mut d, "select * from t where a = 'x'"), "22P02");
+        assert_eq!(code(&mut d, "select * from t where b = 1"), "42883");
+        assert_eq!(code(&mut d, "create table u (a float)"), "0A000");
+        // Nothing was stored by the failures.
+        assert!(rows(&mut d, "select * from t").is_empty());
+    }
+
+    #[test]
+    fn expressions_follow_postgres() {
+        let mut d = db();
+        assert_eq!(rows(&mut d, "select 7 / 2, -7 / 2, 7 % 3, 2 + 3 * 4, - -5"), alloc::vec![alloc::vec![Some("3".into()), Some("-3".into()), Some("1".into()), Some("14".into()), Some("5".into())]]);
+        assert_eq!(rows(&mut d, "select null = null, null and false, null or true, not null"), alloc::vec![alloc::vec![None, Some("f".into()), Some("t".into()), None]]);
+        assert_eq!(rows(&mut d, "select 3000000000 + 1, -2147483648"), alloc::vec![alloc::vec![Some("3000000001".into()), Some("-2147483648".into())]]);
+        assert_eq!(rows(&mut d, "select 'a' || 'b'"), alloc::vec![alloc::vec![Some("ab".into())]]);
+    }
+
+    #[test]
+    fn several_statements_stop_at_the_first_error() {
+        let mut d = db();
+        let r = d.execute("create table t (a int); insert into t values (1); select * from nope; insert into t values (2)");
+        assert_eq!(r.len(), 3);
+        assert!(r[2].is_err());
+        assert_eq!(rows(&mut d, "select a from t"), alloc::vec![alloc::vec![Some("1".into())]]);
+        assert!(d.execute("  -- nothing\n").is_empty());
+    }
+
+    #[test]
+    fn data_survives_reopen() {
+        let mut d = db();
+        one(&mut d, "create table t (a bigint, b text)").unwrap();
+        one(&mut d, "insert into t values (1, 'one'), (2, 'two')").unwrap();
+        let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+        assert_eq!(rows(&mut d, "select b from t where a = 2"), alloc::vec![alloc::vec![Some("two".into())]]);
+    }
+}
