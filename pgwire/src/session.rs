@@ -64,9 +64,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// `server_nonce`: printable ASCII without commas, unpredictable (from the platform's
-    /// entropy), used if the client authenticates with SCRAM.
-    pub fn new(key: BackendKey, server_nonce: String) -> Session {
+    /// `nonce`: unpredictable bytes from the platform's entropy, the server's part of the
+    /// SCRAM nonce.
+    pub fn new(key: BackendKey, nonce: [u8; 18]) -> Session {
+        use base64::Engine as _;
+        let server_nonce = base64::engine::general_purpose::STANDARD.encode(nonce);
         Session {
             state: State::Startup,
             input: Vec::new(),
@@ -350,7 +352,7 @@ mod tests {
     #[test]
     fn trust_startup_then_query() {
         let c = cfg(Auth::Trust);
-        let mut s = Session::new(key(), "nonce".into());
+        let mut s = Session::new(key(), [1; 18]);
         let mut ssl = alloc::vec![0, 0, 0, 8];
         ssl.extend_from_slice(&SSL_REQUEST.to_be_bytes());
         s.receive(&ssl);
@@ -376,13 +378,13 @@ mod tests {
     #[test]
     fn wrong_database_and_unknown_message_are_fatal() {
         let c = cfg(Auth::Trust);
-        let mut s = Session::new(key(), "n".into());
+        let mut s = Session::new(key(), [2; 18]);
         s.receive(&startup("kerndb", "postgres"));
         s.poll(&c);
         assert!(s.is_closed());
         assert!(messages(s.output())[0].1.windows(5).any(|w| w == b"3D000"));
 
-        let mut s = Session::new(key(), "n".into());
+        let mut s = Session::new(key(), [2; 18]);
         s.receive(&startup("kerndb", "kerndb"));
         s.receive(&msg(b'!', b"zz"));
         s.poll(&c);
@@ -395,7 +397,8 @@ mod tests {
     #[test]
     fn scram_wrong_password_gets_28p01() {
         let c = cfg(Auth::Scram(ScramSecret::new("right", b"0123456789abcdef", 4096)));
-        let mut s = Session::new(key(), "servernonce".into());
+        let mut s = Session::new(key(), [3; 18]);
+        s.server_nonce = "servernonce".into();
         s.receive(&startup("kerndb", "kerndb"));
         s.poll(&c);
         let m = messages(s.output());

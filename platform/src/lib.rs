@@ -77,6 +77,13 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     }
 }
 
+/// What a network device adds to smoltcp's `phy::Device`: a way to sleep until a frame may
+/// have arrived.
+pub trait NetWait {
+    /// Returns when a frame may be waiting or `max_us` microseconds have passed.
+    fn wait(&mut self, max_us: u64);
+}
+
 /// Monotonic time since an arbitrary origin (boot, process start, simulation start).
 pub trait Clock {
     fn now_micros(&self) -> u64;

@@ -1,0 +1,166 @@
+//! Hosted mode: kerndb as an ordinary Linux process. The database and the serving loop are the
+//! image's; below them sit a file or block device (O_DIRECT), host TCP sockets, the host clock
+//! and the host's entropy. Like rump kernels' "sockin", hosted mode may use the host's TCP
+//! stack instead of smoltcp.
+pub mod sockets;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use dbcore::{Database, Limits};
+use drivers_raw::file::FileDisk;
+use platform::{Clock, Entropy};
+
+use crate::config::Config;
+use crate::server::Server;
+
+pub struct HostClock(Instant);
+
+impl HostClock {
+    pub fn new() -> HostClock {
+        HostClock(Instant::now())
+    }
+}
+
+impl Default for HostClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for HostClock {
+    fn now_micros(&self) -> u64 {
+        self.0.elapsed().as_micros() as u64
+    }
+}
+
+/// The kernel's CSPRNG, read from /dev/urandom.
+pub struct HostEntropy(std::fs::File);
+
+impl HostEntropy {
+    pub fn open() -> std::io::Result<HostEntropy> {
+        std::fs::File::open("/dev/urandom").map(HostEntropy)
+    }
+}
+
+impl Entropy for HostEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        use std::io::Read;
+        // A host that cannot read /dev/urandom cannot authenticate anyone safely.
+        self.0.read_exact(buf).expect("reading /dev/urandom");
+    }
+}
+
+pub struct ServeArgs {
+    pub disk: PathBuf,
+    pub listen: String,
+    /// Size of a disk file created on first use, in bytes.
+    pub create_size: u64,
+    pub config: Config,
+}
+
+const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] [--password P]
+                    [--auth scram|trust] [--size MIB] [--max-connections N]
+                    [--max-message BYTES] [--log LEVEL]
+
+  --disk PATH         a file or block device; an absent or empty file is formatted
+  --listen ADDR       address to listen on (default 127.0.0.1:5432)
+  --user, --password  the one role (default kerndb / kerndb)
+  --auth              scram (default) or trust (no password: development only)
+  --size MIB          size of a disk file created on first use (default 1024)
+  --max-connections   client limit (default 64); more get SQLSTATE 53300
+  --max-message       largest protocol message in bytes (default 1048576)
+  --log LEVEL         error, warn, info (default), debug, trace";
+
+pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
+    let mut it = args.iter();
+    match it.next().map(String::as_str) {
+        Some("serve") => {}
+        Some("-h" | "--help" | "help") | None => return Err(USAGE.into()),
+        Some(other) => return Err(format!("unknown command {other:?}\n{USAGE}")),
+    }
+    let mut disk = None;
+    let mut listen = String::from("127.0.0.1:5432");
+    let mut create_size = 1024u64 << 20;
+    let mut config = Config::default();
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            return Err(USAGE.into());
+        }
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--disk" => disk = Some(PathBuf::from(value)),
+            "--listen" => listen = value.clone(),
+            "--size" => create_size = value.parse::<u64>().ok().filter(|m| *m >= 1).ok_or("--size: a number of MiB")? << 20,
+            "--user" => config.set("user", value)?,
+            "--password" => config.set("password", value)?,
+            "--auth" => config.set("auth", value)?,
+            "--max-connections" => config.set("max_connections", value)?,
+            "--max-message" => config.set("max_message", value)?,
+            "--log" => config.set("log", value)?,
+            other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
+        }
+    }
+    let disk = disk.ok_or_else(|| format!("--disk is required\n{USAGE}"))?;
+    Ok(ServeArgs { disk, listen, create_size, config })
+}
+
+pub fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a = match parse_args(&args) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::new()
+        .filter_level(a.config.log_level)
+        .parse_env("KERNDB_LOG")
+        .format_timestamp_millis()
+        .init();
+    let clock = HostClock::new();
+    let mut entropy = match HostEntropy::open() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("kerndb: cannot open /dev/urandom: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let disk = match FileDisk::open(&a.disk, a.create_size) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("kerndb: cannot open disk {}: {e}", a.disk.display());
+            return std::process::ExitCode::from(1);
+        }
+    };
+    log::info!("disk {}: {} MiB, O_DIRECT {}", a.disk.display(), disk_len(&disk) >> 20, if disk.is_direct() { "on" } else { "off" });
+    let db = match Database::open(disk, Limits::default()) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("kerndb: cannot open the database on {}: {}", a.disk.display(), e.message);
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let transport = match sockets::SocketTransport::bind(&a.listen) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("kerndb: cannot listen on {}: {e}", a.listen);
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let addr = transport.local_addr();
+    let mut server = Server::new(db, transport, &a.config, &mut entropy);
+    if a.config.user == "kerndb" && a.config.password == "kerndb" {
+        println!("kerndb: using the default development credentials kerndb / kerndb");
+    }
+    println!("kerndb: listening on {addr}, database kerndb; connect with:");
+    println!("  psql 'postgresql://{}@{}:{}/kerndb'", a.config.user, addr.ip(), addr.port());
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    server.run(&clock, &mut entropy)
+}
+
+fn disk_len(d: &FileDisk) -> u64 {
+    platform::BlockDevice::len(d)
+}

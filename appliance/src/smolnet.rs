@@ -1,0 +1,157 @@
+//! A [`Transport`] over smoltcp's TCP/IP stack on any network device: virtio-net in the image,
+//! a TAP device in a process.
+//!
+//! One smoltcp TCP socket holds one connection and smoltcp has no listen backlog, so a small
+//! pool of listening sockets waits on the port and is refilled as connections arrive.
+use alloc::collections::BTreeSet;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use platform::{NetDevice, NetWait};
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
+
+use crate::config::Config;
+use crate::server::Transport;
+
+/// Listening sockets kept ready for connections that arrive together.
+const LISTEN_POOL: usize = 8;
+const RX_BUFFER: usize = 32 * 1024;
+const TX_BUFFER: usize = 64 * 1024;
+
+pub struct SmolTransport<D: NetDevice + NetWait> {
+    device: D,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    port: u16,
+    /// Sockets listening or connecting, not yet handed to the server.
+    pending: Vec<SocketHandle>,
+    /// Sockets the server owns.
+    open: BTreeSet<SocketHandle>,
+    /// Sockets closed by the server, removed once their FIN exchange is over.
+    closing: Vec<SocketHandle>,
+    max_sockets: usize,
+}
+
+impl<D: NetDevice + NetWait> SmolTransport<D> {
+    pub fn new(mut device: D, mac: EthernetAddress, cfg: &Config, now_us: u64, seed: u64) -> Self {
+        let mut ic = IfaceConfig::new(HardwareAddress::Ethernet(mac));
+        ic.random_seed = seed;
+        let now = Instant::from_micros(now_us as i64);
+        let mut iface = Interface::new(ic, &mut device, now);
+        iface.update_ip_addrs(|a| {
+            a.push(IpCidr::Ipv4(cfg.ip)).expect("one address fits");
+        });
+        if let Some(gw) = cfg.gateway {
+            iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
+        }
+        let mut t = SmolTransport {
+            device,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            port: cfg.port,
+            pending: Vec::new(),
+            open: BTreeSet::new(),
+            closing: Vec::new(),
+            // Room for the refusal of one more client than the limit, and the pool.
+            max_sockets: cfg.max_connections + 1 + LISTEN_POOL,
+        };
+        t.refill();
+        t
+    }
+
+    pub fn device(&mut self) -> &mut D {
+        &mut self.device
+    }
+
+    fn refill(&mut self) {
+        while self.pending.len() < LISTEN_POOL && self.pending.len() + self.open.len() + self.closing.len() < self.max_sockets {
+            let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; RX_BUFFER]), tcp::SocketBuffer::new(vec![0; TX_BUFFER]));
+            s.set_nagle_enabled(false);
+            s.set_timeout(Some(Duration::from_secs(120)));
+            s.set_keep_alive(Some(Duration::from_secs(30)));
+            if s.listen(self.port).is_err() {
+                log::error!("cannot listen on port {}", self.port);
+                return;
+            }
+            self.pending.push(self.sockets.add(s));
+        }
+    }
+}
+
+impl<D: NetDevice + NetWait> Transport for SmolTransport<D> {
+    type Conn = SocketHandle;
+
+    fn poll(&mut self, now_us: u64) -> bool {
+        let now = Instant::from_micros(now_us as i64);
+        let changed = self.iface.poll(now, &mut self.device, &mut self.sockets) == smoltcp::iface::PollResult::SocketStateChanged;
+        let sockets = &mut self.sockets;
+        self.closing.retain(|&h| {
+            let st = sockets.get_mut::<tcp::Socket>(h).state();
+            let done = matches!(st, tcp::State::Closed | tcp::State::TimeWait);
+            if done {
+                sockets.remove(h);
+            }
+            !done
+        });
+        // A pending socket that went back to Closed (reset during the handshake) is replaced.
+        let sockets = &mut self.sockets;
+        self.pending.retain(|&h| {
+            let s = sockets.get_mut::<tcp::Socket>(h);
+            let dead = s.state() == tcp::State::Closed;
+            if dead {
+                sockets.remove(h);
+            }
+            !dead
+        });
+        self.refill();
+        changed
+    }
+
+    fn accept(&mut self) -> Option<SocketHandle> {
+        let i = self.pending.iter().position(|&h| {
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            s.may_send() || s.may_recv() && s.state() != tcp::State::Listen
+        })?;
+        let h = self.pending.swap_remove(i);
+        self.open.insert(h);
+        self.refill();
+        Some(h)
+    }
+
+    fn recv(&mut self, c: SocketHandle, buf: &mut [u8]) -> Result<usize, ()> {
+        let s = self.sockets.get_mut::<tcp::Socket>(c);
+        if s.can_recv() {
+            return s.recv_slice(buf).map_err(|_| ());
+        }
+        if !s.may_recv() { Err(()) } else { Ok(0) }
+    }
+
+    fn send(&mut self, c: SocketHandle, buf: &[u8]) -> Result<usize, ()> {
+        let s = self.sockets.get_mut::<tcp::Socket>(c);
+        if !s.may_send() {
+            return Err(());
+        }
+        s.send_slice(buf).map_err(|_| ())
+    }
+
+    fn close(&mut self, c: SocketHandle) {
+        if self.open.remove(&c) {
+            self.sockets.get_mut::<tcp::Socket>(c).close();
+            self.closing.push(c);
+        }
+    }
+
+    fn wait(&mut self, now_us: u64, max_us: u64) {
+        let now = Instant::from_micros(now_us as i64);
+        let delay = match self.iface.poll_delay(now, &self.sockets) {
+            Some(d) => d.total_micros().min(max_us),
+            None => max_us,
+        };
+        if delay > 0 {
+            self.device.wait(delay);
+        }
+    }
+}
