@@ -1,0 +1,28 @@
+//! Ending the machine: QEMU's isa-debug-exit device, and the panic handler.
+use crate::arch::{halt_forever, outl};
+
+/// isa-debug-exit at iobase 0xf4: QEMU exits with status (value << 1) | 1.
+const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// Ends QEMU with exit status `(code << 1) | 1` (so always odd, never 0); on a machine without
+/// the device, stops the CPU.
+pub fn exit_qemu(code: u32) -> ! {
+    outl(DEBUG_EXIT_PORT, code);
+    halt_forever()
+}
+
+pub struct Halt;
+
+impl platform::Halt for Halt {
+    fn halt(&mut self, status: u8) -> ! {
+        exit_qemu(status as u32)
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    crate::console::write_bytes(b"\n");
+    crate::println!("KERNEL PANIC: {info}");
+    crate::println!("kerndb: the machine stops here (exit status 3 under QEMU)");
+    exit_qemu(1)
+}
