@@ -1,0 +1,443 @@
+//! Helpers for the end-to-end tests: a hosted server or a booted image to talk to, psql, and a
+//! raw wire-protocol client that can send what psql never would.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "kerndb";
+pub const PASSWORD: &str = "kerndb";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kerndb-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A child process whose output lines are collected, killed on drop.
+pub struct Proc {
+    child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for r in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+            let l = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("  | {line}");
+                    l.lock().unwrap().push(line);
+                }
+            });
+        }
+        Proc { child, lines }
+    }
+
+    /// Waits for an output line containing `needle`; returns it.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(200));
+                panic!("process exited ({st}) before printing {needle:?}:\n{}", self.output());
+            }
+            assert!(start.elapsed() < timeout, "no {needle:?} within {timeout:?}:\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return st;
+            }
+            assert!(start.elapsed() < timeout, "process still running after {timeout:?}:\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: a crash or a power cut, as far as the process is concerned.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A database to test against: a hosted process or a booted image.
+pub struct Server {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+pub fn hosted(disk: &Path, extra: &[&str]) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kerndb"));
+    cmd.args(["serve", "--disk"]).arg(disk).args(["--listen", &format!("127.0.0.1:{port}"), "--user", USER, "--password", PASSWORD, "--size", "64"]);
+    cmd.args(extra);
+    let mut proc = Proc::spawn(cmd);
+    proc.wait_for("listening on", Duration::from_secs(30));
+    Server { proc, port }
+}
+
+pub fn image_path() -> PathBuf {
+    PathBuf::from(std::env::var("KERNDB_IMAGE").expect("KERNDB_IMAGE names the image: run these tests with `cargo xtask test`"))
+}
+
+/// Boots the image in QEMU (TCG) with `disk`, forwarding a free host port to its 5432.
+pub fn boot(disk: &Path, append: &str) -> Server {
+    let port = free_port();
+    let mut proc = Proc::spawn(qemu_command(disk, port, append));
+    let line = proc.wait_for("kerndb: ready", Duration::from_secs(120));
+    eprintln!("booted: {line}");
+    Server { proc, port }
+}
+
+pub fn qemu_command(disk: &Path, port: u16, append: &str) -> Command {
+    let mut c = Command::new("qemu-system-x86_64");
+    let qboot = "/usr/share/qemu/qboot.rom";
+    if Path::new(qboot).exists() {
+        c.args(["-machine", "q35", "-bios", qboot]);
+    } else {
+        c.args(["-machine", "pc"]);
+    }
+    c.args(["-accel", "tcg", "-cpu", "max", "-m", "512M", "-display", "none", "-no-reboot", "-serial", "stdio"]);
+    c.arg("-kernel").arg(image_path());
+    if !append.is_empty() {
+        c.args(["-append", append]);
+    }
+    c.arg("-drive").arg(format!("if=none,id=d0,format=raw,file={}", disk.display()));
+    c.args(["-device", "virtio-blk-pci,drive=d0"]);
+    c.args(["-netdev", &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:5432"), "-device", "virtio-net-pci,netdev=n0"]);
+    c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    c
+}
+
+pub fn new_disk(dir: &Path, mib: u64) -> PathBuf {
+    let p = dir.join("disk.img");
+    std::fs::File::create(&p).unwrap().set_len(mib << 20).unwrap();
+    p
+}
+
+/// Runs psql with `-c` for each statement; unaligned, tuples only.
+pub fn psql(port: u16, statements: &[&str]) -> Output {
+    let mut c = Command::new("psql");
+    c.env("PGPASSWORD", PASSWORD).env("PGCONNECT_TIMEOUT", "20");
+    c.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", USER, "-d", "kerndb"]);
+    for s in statements {
+        c.args(["-c", s]);
+    }
+    c.output().expect("psql is installed (cargo xtask test installs postgresql-client)")
+}
+
+/// psql that must succeed; returns its standard output.
+pub fn psql_ok(port: u16, statements: &[&str]) -> String {
+    let o = psql(port, statements);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "psql {statements:?} failed: {}\n{out}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+/// A backend message: type byte and body.
+#[derive(Debug)]
+pub struct Msg {
+    pub ty: u8,
+    pub body: Vec<u8>,
+}
+
+impl Msg {
+    /// The SQLSTATE of an ErrorResponse.
+    pub fn sqlstate(&self) -> Option<String> {
+        if self.ty != b'E' {
+            return None;
+        }
+        let mut i = 0;
+        while i < self.body.len() && self.body[i] != 0 {
+            let f = self.body[i];
+            let end = self.body[i + 1..].iter().position(|&b| b == 0)? + i + 1;
+            if f == b'C' {
+                return Some(String::from_utf8_lossy(&self.body[i + 1..end]).into());
+            }
+            i = end + 1;
+        }
+        None
+    }
+}
+
+pub struct Raw {
+    pub s: TcpStream,
+}
+
+impl Raw {
+    pub fn connect(port: u16) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Raw { s }
+    }
+
+    pub fn send(&mut self, b: &[u8]) {
+        self.s.write_all(b).unwrap();
+    }
+
+    pub fn send_msg(&mut self, ty: u8, body: &[u8]) {
+        let mut b = vec![ty];
+        b.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        b.extend_from_slice(body);
+        self.send(&b);
+    }
+
+    /// The next message; None when the server closed the connection.
+    pub fn recv(&mut self) -> Option<Msg> {
+        let mut h = [0u8; 5];
+        self.s.read_exact(&mut h).ok()?;
+        let len = u32::from_be_bytes(h[1..5].try_into().unwrap()) as usize;
+        let mut body = vec![0u8; len - 4];
+        self.s.read_exact(&mut body).ok()?;
+        Some(Msg { ty: h[0], body })
+    }
+
+    /// Messages up to and including ReadyForQuery, or until the connection closes.
+    pub fn until_ready(&mut self) -> Vec<Msg> {
+        let mut v = Vec::new();
+        while let Some(m) = self.recv() {
+            let done = m.ty == b'Z';
+            v.push(m);
+            if done {
+                break;
+            }
+        }
+        v
+    }
+
+    /// True if the server has closed the connection (reads EOF or reset).
+    pub fn closed_by_server(&mut self) -> bool {
+        let mut b = [0u8; 256];
+        loop {
+            match self.s.read(&mut b) {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    pub fn startup(&mut self, user: &str) {
+        let mut s = 196_608u32.to_be_bytes().to_vec();
+        for (k, v) in [("user", user), ("database", "kerndb")] {
+            s.extend_from_slice(k.as_bytes());
+            s.push(0);
+            s.extend_from_slice(v.as_bytes());
+            s.push(0);
+        }
+        s.push(0);
+        let mut b = ((s.len() + 4) as u32).to_be_bytes().to_vec();
+        b.extend(s);
+        self.send(&b);
+    }
+
+    /// Connects and authenticates with SCRAM-SHA-256; panics on failure.
+    pub fn login(port: u16) -> Raw {
+        let mut r = Raw::connect(port);
+        r.startup(USER);
+        scram_login(&mut r, PASSWORD).expect("login");
+        r
+    }
+
+    /// Sends a simple Query and returns the messages of its answer.
+    pub fn query(&mut self, sql: &str) -> Vec<Msg> {
+        let mut b = sql.as_bytes().to_vec();
+        b.push(0);
+        self.send_msg(b'Q', &b);
+        self.until_ready()
+    }
+
+    /// Runs a query and returns the rows as text (NULL as None).
+    pub fn rows(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let msgs = self.query(sql);
+        if let Some(e) = msgs.iter().find(|m| m.ty == b'E') {
+            panic!("{sql}: error {:?}: {}", e.sqlstate(), String::from_utf8_lossy(&e.body));
+        }
+        msgs.iter().filter(|m| m.ty == b'D').map(|m| data_row(&m.body)).collect()
+    }
+}
+
+pub fn data_row(b: &[u8]) -> Vec<Option<String>> {
+    let n = u16::from_be_bytes([b[0], b[1]]) as usize;
+    let mut i = 2;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let len = i32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+        i += 4;
+        if len < 0 {
+            out.push(None);
+        } else {
+            out.push(Some(String::from_utf8_lossy(&b[i..i + len as usize]).into()));
+            i += len as usize;
+        }
+    }
+    out
+}
+
+/// The client side of SCRAM-SHA-256, after the StartupMessage was sent.
+pub fn scram_login(r: &mut Raw, password: &str) -> Result<(), String> {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine as _;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::{Digest, Sha256};
+    let hmac = |k: &[u8], m: &[u8]| -> Vec<u8> {
+        let mut h = Hmac::<Sha256>::new_from_slice(k).unwrap();
+        h.update(m);
+        h.finalize().into_bytes().to_vec()
+    };
+    let m = r.recv().ok_or("closed before authentication")?;
+    if m.ty != b'R' || m.body[..4] != 10i32.to_be_bytes() {
+        return Err(format!("expected AuthenticationSASL, got {m:?}"));
+    }
+    let cnonce = "testclientnonce123";
+    let first_bare = format!("n=,r={cnonce}");
+    let mut body = b"SCRAM-SHA-256\0".to_vec();
+    let first = format!("n,,{first_bare}");
+    body.extend_from_slice(&(first.len() as i32).to_be_bytes());
+    body.extend_from_slice(first.as_bytes());
+    r.send_msg(b'p', &body);
+    let m = r.recv().ok_or("closed after SASLInitialResponse")?;
+    if m.ty != b'R' {
+        return Err(format!("{:?}", m.sqlstate()));
+    }
+    let server_first = String::from_utf8(m.body[4..].to_vec()).unwrap();
+    let mut nonce = "";
+    let mut salt = Vec::new();
+    let mut iters = 0u32;
+    for part in server_first.split(',') {
+        match part.split_at(2) {
+            ("r=", v) => nonce = v,
+            ("s=", v) => salt = B64.decode(v).unwrap(),
+            ("i=", v) => iters = v.parse().unwrap(),
+            _ => {}
+        }
+    }
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iters, &mut salted);
+    let client_key = hmac(&salted, b"Client Key");
+    let stored_key = Sha256::digest(&client_key);
+    let without_proof = format!("c=biws,r={nonce}");
+    let auth_msg = format!("{first_bare},{server_first},{without_proof}");
+    let sig = hmac(&stored_key, auth_msg.as_bytes());
+    let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+    r.send_msg(b'p', format!("{without_proof},p={}", B64.encode(proof)).as_bytes());
+    let msgs = r.until_ready();
+    if let Some(e) = msgs.iter().find(|m| m.ty == b'E') {
+        return Err(e.sqlstate().unwrap_or_default());
+    }
+    match msgs.last() {
+        Some(m) if m.ty == b'Z' => Ok(()),
+        _ => Err("no ReadyForQuery".into()),
+    }
+}
+
+/// Hostile input from several connections while a well-behaved one keeps working; committed
+/// rows are still there at the end. Used against the hosted server and the booted image.
+pub fn hostile_input(port: u16) {
+    let mut good = Raw::login(port);
+    good.rows("create table hostile (id integer not null, note text)");
+    good.rows("insert into hostile values (1, 'before')");
+
+    // Random bytes instead of a start-up packet.
+    let mut r = Raw::connect(port);
+    let mut x = 0x1234_5678u32;
+    let junk: Vec<u8> = (0..512)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    r.send(&junk);
+    assert!(r.closed_by_server(), "random bytes: the connection must close");
+
+    // A truncated message, then the client goes away.
+    let mut r = Raw::login(port);
+    r.send(&[b'Q', 0, 0, 0, 100, b's', b'e', b'l']);
+    drop(r);
+
+    // An oversized length: refused with an error before any body is read.
+    let mut r = Raw::login(port);
+    r.send(&[b'Q', 0x7f, 0xff, 0xff, 0xff]);
+    let m = r.recv().expect("an ErrorResponse for an oversized message");
+    assert_eq!(m.sqlstate().as_deref(), Some("54000"), "{m:?}");
+    assert!(r.closed_by_server());
+
+    // An unknown message type.
+    let mut r = Raw::login(port);
+    r.send_msg(b'!', b"what");
+    let m = r.recv().expect("an ErrorResponse for an unknown message");
+    assert_eq!(m.sqlstate().as_deref(), Some("08P01"), "{m:?}");
+    assert!(r.closed_by_server());
+
+    // A SQL syntax error: an error, and the session goes on.
+    let mut r = Raw::login(port);
+    let msgs = r.query("selec 1 frm");
+    assert_eq!(msgs.iter().find_map(|m| m.sqlstate()).as_deref(), Some("42601"));
+    assert_eq!(msgs.last().map(|m| m.ty), Some(b'Z'));
+    assert_eq!(r.rows("select 2"), vec![vec![Some("2".to_string())]]);
+
+    // A wrong password: 28P01 and nothing more.
+    let mut r = Raw::connect(port);
+    r.startup(USER);
+    assert_eq!(scram_login(&mut r, "wrong").err().as_deref(), Some("28P01"));
+
+    // The well-behaved connection was served throughout, and nothing committed was lost.
+    good.rows("insert into hostile values (2, 'after')");
+    assert_eq!(
+        good.rows("select id, note from hostile"),
+        vec![vec![Some("1".into()), Some("before".into())], vec![Some("2".into()), Some("after".into())]]
+    );
+}
+
+/// Several connections at once, their queries interleaved.
+pub fn concurrent_clients(port: u16) {
+    let mut a = Raw::login(port);
+    a.rows("create table conc (who text, n integer)");
+    let mut conns: Vec<Raw> = (0..6).map(|_| Raw::login(port)).collect();
+    for round in 0..3 {
+        for (i, c) in conns.iter_mut().enumerate() {
+            c.rows(&format!("insert into conc values ('c{i}', {round})"));
+        }
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_eq!(c.rows(&format!("select n from conc where who = 'c{i}'")).len(), 3);
+    }
+    assert_eq!(a.rows("select who from conc").len(), 18);
+}

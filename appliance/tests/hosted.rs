@@ -1,0 +1,70 @@
+//! The hosted `kerndb serve` process, end to end: real psql, restarts, hostile input.
+mod common;
+
+use common::*;
+
+#[test]
+fn psql_create_insert_select_survives_restart() {
+    let dir = temp_dir("restart");
+    let disk = dir.join("kerndb.img");
+    let s = hosted(&disk, &[]);
+    assert!(s.proc.output().contains("kerndb / kerndb"), "start-up prints the default credentials");
+    psql_ok(s.port, &["CREATE TABLE accounts (id INTEGER NOT NULL, owner TEXT, balance BIGINT, active BOOLEAN)"]);
+    let out = psql_ok(s.port, &["INSERT INTO accounts VALUES (1, 'ann', 100, true), (2, 'bob', -5, false), (3, NULL, NULL, NULL)"]);
+    assert_eq!(out.trim(), "INSERT 0 3");
+    assert_eq!(psql_ok(s.port, &["SELECT owner, balance FROM accounts WHERE id = 2"]).trim(), "bob|-5");
+    drop(s); // SIGKILL: nothing gets a chance to flush at exit
+    let s = hosted(&disk, &[]);
+    assert_eq!(psql_ok(s.port, &["SELECT * FROM accounts"]).trim(), "1|ann|100|t\n2|bob|-5|f\n3|||");
+    assert_eq!(psql_ok(s.port, &["SELECT id FROM accounts WHERE active = false"]).trim(), "2");
+    let o = psql(s.port, &["SELECT nope FROM accounts"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("column \"nope\" does not exist"));
+}
+
+#[test]
+fn hostile_input_gets_errors_and_loses_nothing() {
+    let dir = temp_dir("hostile");
+    let s = hosted(&dir.join("kerndb.img"), &[]);
+    hostile_input(s.port);
+}
+
+#[test]
+fn several_clients_at_once() {
+    let dir = temp_dir("concurrent");
+    let s = hosted(&dir.join("kerndb.img"), &[]);
+    concurrent_clients(s.port);
+}
+
+#[test]
+fn connection_limit_gives_53300() {
+    let dir = temp_dir("limit");
+    let s = hosted(&dir.join("kerndb.img"), &["--max-connections", "2"]);
+    let _a = Raw::login(s.port);
+    let _b = Raw::login(s.port);
+    let mut c = Raw::connect(s.port);
+    c.startup(USER);
+    let m = c.recv().expect("an error");
+    assert_eq!(m.sqlstate().as_deref(), Some("53300"));
+}
+
+#[test]
+fn foreign_disk_is_refused_and_left_alone() {
+    let dir = temp_dir("foreign");
+    let disk = dir.join("not-kerndb.img");
+    let content: Vec<u8> = b"precious data that is not a database\n".repeat(1000);
+    std::fs::write(&disk, &content).unwrap();
+    let mut p = std::process::Command::new(env!("CARGO_BIN_EXE_kerndb"));
+    p.args(["serve", "--disk"]).arg(&disk).args(["--listen", &format!("127.0.0.1:{}", free_port())]);
+    let out = p.output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a kerndb database"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&disk).unwrap(), content);
+}
+
+#[test]
+fn bad_flags_print_usage() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kerndb")).args(["serve", "--bogus", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: kerndb serve"));
+}
