@@ -30,8 +30,10 @@ fn appliance_main(m: Machine) -> ! {
         m.image_bytes >> 10,
         kernel::time::tsc_mhz()
     );
-    if cfg.selftest.as_deref() == Some("panic") {
-        panic!("selftest=panic on the command line");
+    match cfg.selftest.as_deref() {
+        Some("panic") => panic!("selftest=panic on the command line"),
+        Some("pagefault") => kernel::exit::selftest_page_fault(),
+        _ => {}
     }
     let Some(blk) = m.blk else {
         println!("kerndb: no virtio-blk disk found; attach one (-drive if=none,id=d0,file=disk.img,format=raw -device virtio-blk-pci,drive=d0)");
@@ -67,5 +69,12 @@ fn appliance_main(m: Machine) -> ! {
         ready / 1000,
         ready % 1000
     );
-    server.run(&clock, &mut entropy)
+    let acpi = m.acpi;
+    let mut power_button = || acpi.is_some_and(|a| a.power_button());
+    let why = server.run(&clock, &mut entropy, &mut power_button);
+    println!("kerndb: stopped ({why:?}); powering off");
+    match acpi {
+        Some(a) => a.power_off(),
+        None => kernel::exit::exit_qemu(0),
+    }
 }

@@ -51,6 +51,15 @@ pub struct Server<D: BlockDevice, T: Transport> {
     pub stats: ServerStats,
 }
 
+/// Why [`Server::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// A client called `kerndb_shutdown()`.
+    Requested,
+    /// The platform asked (ACPI power button, SIGTERM).
+    External,
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ServerStats {
     pub accepted: u64,
@@ -97,14 +106,56 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         self.conns.len()
     }
 
-    /// Serves forever.
-    pub fn run(&mut self, clock: &dyn Clock, entropy: &mut dyn Entropy) -> ! {
-        loop {
+    /// Serves until a client calls `kerndb_shutdown()` or `stop` (the power button, a signal)
+    /// says so; then sends what is queued, closes every connection and flushes the disk.
+    pub fn run(&mut self, clock: &dyn Clock, entropy: &mut dyn Entropy, stop: &mut dyn FnMut() -> bool) -> Stop {
+        let why = loop {
             let now = clock.now_micros();
+            if self.db.shutdown_requested() {
+                break Stop::Requested;
+            }
+            if stop() {
+                break Stop::External;
+            }
             if !self.step(now, entropy) {
                 self.transport.wait(now, 10_000);
             }
+        };
+        log::info!("shutting down ({why:?}): closing {} connections", self.conns.len());
+        let deadline = clock.now_micros() + 1_000_000;
+        let ids: Vec<T::Conn> = self.conns.keys().copied().collect();
+        for id in &ids {
+            if let Some(c) = self.conns.get_mut(id) {
+                if c.session.is_ready() && why == Stop::External {
+                    c.session.fatal(&PgError::fatal("57P01", "terminating connection due to administrator command"));
+                }
+            }
         }
+        // Give queued answers a second to leave.
+        while clock.now_micros() < deadline && self.conns.values_mut().any(|c| !c.session.output().is_empty()) {
+            let now = clock.now_micros();
+            self.transport.poll(now);
+            for id in &ids {
+                if let Some(c) = self.conns.get_mut(id) {
+                    let out = c.session.output();
+                    if let Ok(n) = self.transport.send(*id, out) {
+                        out.drain(..n);
+                    }
+                }
+            }
+            self.transport.poll(now);
+            self.transport.wait(now, 1000);
+        }
+        for id in ids {
+            self.transport.close(id);
+        }
+        let now = clock.now_micros();
+        self.transport.poll(now);
+        match self.db.shutdown() {
+            Ok(()) => log::info!("disk flushed; stopping"),
+            Err(e) => log::error!("final flush failed: {}", e.message),
+        }
+        why
     }
 
     /// One pass over the network and every connection; true if anything happened.

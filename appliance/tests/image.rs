@@ -13,7 +13,7 @@ fn psql_against_the_image_across_a_reboot() {
     let disk = new_disk(&dir, 64);
     let mut s = boot(&disk, "");
     let ready = s.proc.wait_for("boot-to-ready", Duration::from_secs(1));
-    println!("{ready}");
+    println!("FIGURE {}", &ready[ready.find("boot-to-ready").unwrap()..]);
     psql_ok(s.port, &["CREATE TABLE t (id INTEGER NOT NULL, name TEXT, big BIGINT, ok BOOLEAN)"]);
     psql_ok(s.port, &["INSERT INTO t VALUES (1, 'one', 10000000000, true), (2, 'two', NULL, false)"]);
     assert_eq!(psql_ok(s.port, &["SELECT name FROM t WHERE id = 2"]).trim(), "two");
@@ -61,3 +61,58 @@ fn foreign_disk_is_refused_by_the_image() {
 }
 
 
+
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn cpu_exception_is_reported_with_registers_and_backtrace() {
+    let dir = temp_dir("image-fault");
+    let mut p = Proc::spawn(qemu_command(&new_disk(&dir, 16), free_port(), "selftest=pagefault"));
+    let st = p.wait_exit(Duration::from_secs(120));
+    let out = p.output();
+    assert_eq!(st.code(), Some(3), "{out}");
+    assert!(out.contains("CPU EXCEPTION 14 (page fault)"), "{out}");
+    assert!(out.contains("cr2 0x4000000000"), "{out}");
+    assert!(out.contains("backtrace"), "{out}");
+}
+
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn sql_shutdown_and_power_button_power_off_cleanly() {
+    let dir = temp_dir("image-shutdown");
+    let disk = new_disk(&dir, 16);
+    let mut s = boot(&disk, "");
+    psql_ok(s.port, &["CREATE TABLE t (a INTEGER)", "INSERT INTO t VALUES (42)"]);
+    assert_eq!(psql_ok(s.port, &["SELECT kerndb_shutdown()"]).trim(), "t");
+    assert_eq!(s.proc.wait_exit(Duration::from_secs(60)).code(), Some(0), "{}", s.proc.output());
+    assert!(s.proc.output().contains("disk flushed"));
+
+    let mon = dir.join("monitor.sock");
+    let mut s = boot_with(&disk, "", &["-monitor", &format!("unix:{},server,nowait", mon.display())]);
+    assert_eq!(psql_ok(s.port, &["SELECT a FROM t"]).trim(), "42");
+    let mut m = std::os::unix::net::UnixStream::connect(&mon).unwrap();
+    std::io::Write::write_all(&mut m, b"system_powerdown\n").unwrap();
+    assert_eq!(s.proc.wait_exit(Duration::from_secs(60)).code(), Some(0), "{}", s.proc.output());
+    assert!(s.proc.output().contains("stopped (External)"));
+}
+
+/// CPU time the idle appliance costs its host, read from /proc (utime + stime of QEMU).
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn idle_appliance_costs_little_host_cpu() {
+    let dir = temp_dir("image-idle");
+    let s = boot(&new_disk(&dir, 16), "");
+    let ticks = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", s.proc.pid())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split(' ').collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    std::thread::sleep(Duration::from_secs(1)); // past the quiet threshold
+    let hz = 100.0; // USER_HZ on Linux
+    let (t0, w0) = (ticks(), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(5));
+    let (t1, w1) = (ticks(), std::time::Instant::now());
+    let pct = (t1 - t0) as f64 / hz / (w1 - w0).as_secs_f64() * 100.0;
+    println!("FIGURE idle QEMU CPU: {pct:.1}% of one host core");
+    assert!(pct < 10.0, "idle appliance uses {pct:.1}% of a core");
+}

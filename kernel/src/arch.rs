@@ -13,6 +13,18 @@ pub fn inb(port: u16) -> u8 {
     v
 }
 
+pub fn outw(port: u16, v: u16) {
+    // SAFETY: as for outb.
+    unsafe { asm!("out dx, ax", in("dx") port, in("ax") v, options(nomem, nostack, preserves_flags)) }
+}
+
+pub fn inw(port: u16) -> u16 {
+    let v: u16;
+    // SAFETY: as for outb.
+    unsafe { asm!("in ax, dx", in("dx") port, out("ax") v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
 pub fn outl(port: u16, v: u32) {
     // SAFETY: as for outb.
     unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) }

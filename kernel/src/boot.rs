@@ -173,7 +173,12 @@ pub struct Machine {
     pub image_bytes: usize,
     pub blk: Option<virtio::Blk>,
     pub net: Option<crate::net::VirtioNetDevice>,
+    pub acpi: Option<crate::acpi::Acpi>,
 }
+
+/// The local APIC timer's period: the longest an idle machine sleeps before looking at its
+/// devices again.
+const TIMER_PERIOD_US: u64 = 1000;
 
 /// Reads a NUL-terminated string at a physical address (identity-mapped).
 ///
@@ -214,6 +219,11 @@ extern "C" fn pvh_rust_entry(start_info: u32) -> ! {
     let cmdline = if info.cmdline_paddr != 0 { unsafe { c_string(info.cmdline_paddr) } } else { String::new() };
     time::calibrate();
     console::init_log(log::LevelFilter::Info);
+    crate::interrupts::init(TIMER_PERIOD_US);
+    let acpi = crate::acpi::Acpi::find(info.rsdp_paddr);
+    if acpi.is_none() {
+        log::warn!("no ACPI tables: power-off and the power button are unavailable");
+    }
     let mut root = pci::root();
     let (blk, net) = virtio::probe(&mut root);
     let machine = Machine {
@@ -224,6 +234,7 @@ extern "C" fn pvh_rust_entry(start_info: u32) -> ! {
         image_bytes: image_end - image_start,
         blk,
         net,
+        acpi,
     };
     // SAFETY: the appliance defines `appliance_main` with exactly this signature.
     unsafe { appliance_main(machine) }
@@ -233,4 +244,10 @@ extern "C" fn pvh_rust_entry(start_info: u32) -> ! {
 pub fn boot_tsc() -> u64 {
     // SAFETY: written once by the entry code before any Rust ran; only read afterwards.
     unsafe { core::ptr::read_volatile(&raw const KERNDB_BOOT_TSC) }
+}
+
+/// Start and end of the loaded image (its stack included).
+pub fn image_range() -> (usize, usize) {
+    // Linker-defined symbols: only their addresses are taken.
+    (&raw const __image_start as usize, &raw const __image_end as usize)
 }

@@ -23,6 +23,18 @@ impl platform::Halt for Halt {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     crate::console::write_bytes(b"\n");
     crate::println!("KERNEL PANIC: {info}");
+    let rbp: u64;
+    // SAFETY: reading the frame pointer register has no side effect.
+    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
+    crate::interrupts::backtrace(0, rbp);
     crate::println!("kerndb: the machine stops here (exit status 3 under QEMU)");
     exit_qemu(1)
+}
+
+/// Self-test hook: reads an address the page tables do not map, to show that a CPU exception
+/// is reported on the console and ends the machine with a failure status.
+pub fn selftest_page_fault() -> ! {
+    // SAFETY: deliberately faults (nothing is mapped at 256 GiB); the handler never returns.
+    let v = unsafe { core::ptr::read_volatile(0x40_0000_0000 as *const u64) };
+    panic!("read {v:#x} from an unmapped address without a fault");
 }

@@ -9,6 +9,8 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+pub mod acpi;
+#[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
 pub mod boot;
@@ -20,6 +22,8 @@ pub mod entropy;
 pub mod exit;
 #[cfg(target_os = "none")]
 pub mod heap;
+#[cfg(target_os = "none")]
+pub mod interrupts;
 #[cfg(target_os = "none")]
 pub mod net;
 #[cfg(target_os = "none")]

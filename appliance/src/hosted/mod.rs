@@ -158,7 +158,9 @@ pub fn main() -> std::process::ExitCode {
     println!("  psql 'postgresql://{}@{}:{}/kerndb'", a.config.user, addr.ip(), addr.port());
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    server.run(&clock, &mut entropy)
+    let why = server.run(&clock, &mut entropy, &mut || false);
+    println!("kerndb: stopped ({why:?})");
+    std::process::ExitCode::SUCCESS
 }
 
 fn disk_len(d: &FileDisk) -> u64 {

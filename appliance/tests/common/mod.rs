@@ -85,6 +85,10 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -118,8 +122,15 @@ pub fn image_path() -> PathBuf {
 
 /// Boots the image in QEMU (TCG) with `disk`, forwarding a free host port to its 5432.
 pub fn boot(disk: &Path, append: &str) -> Server {
+    boot_with(disk, append, &[])
+}
+
+/// Boots with extra QEMU arguments.
+pub fn boot_with(disk: &Path, append: &str, extra: &[&str]) -> Server {
     let port = free_port();
-    let mut proc = Proc::spawn(qemu_command(disk, port, append));
+    let mut cmd = qemu_command(disk, port, append);
+    cmd.args(extra);
+    let mut proc = Proc::spawn(cmd);
     let line = proc.wait_for("kerndb: ready", Duration::from_secs(120));
     eprintln!("booted: {line}");
     Server { proc, port }

@@ -55,11 +55,12 @@ impl Default for Limits {
 pub struct Database<D: BlockDevice> {
     store: Store<D>,
     limits: Limits,
+    shutdown_requested: bool,
 }
 
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
-        Ok(Database { store: Store::open(dev)?, limits })
+        Ok(Database { store: Store::open(dev)?, limits, shutdown_requested: false })
     }
 
     pub fn store(&self) -> &Store<D> {
@@ -68,6 +69,17 @@ impl<D: BlockDevice> Database<D> {
 
     pub fn into_device(self) -> D {
         self.store.into_device()
+    }
+
+    /// True once a client called `kerndb_shutdown()`.
+    pub fn shutdown_requested(&self) -> bool {
+        self.shutdown_requested
+    }
+
+    /// Makes everything durable before the machine stops. Every commit already flushed, so
+    /// this is one more flush, for devices that cache.
+    pub fn shutdown(&mut self) -> Result<(), DbError> {
+        self.store.flush()
     }
 
     /// Runs every statement of `sql` in order and stops at the first error, which is the last
@@ -172,7 +184,7 @@ impl<D: BlockDevice> Database<D> {
             _ => return Err(err!(FEATURE_NOT_SUPPORTED, "only INSERT ... VALUES is supported yet")),
         };
         let no_cols = expr::no_columns();
-        let scope = Scope { columns: &no_cols };
+        let scope = Scope::new(&no_cols);
         let mut rows = Vec::with_capacity(values.rows.len());
         for r in &values.rows {
             if r.content.len() > targets.len() {
@@ -227,7 +239,7 @@ impl<D: BlockDevice> Database<D> {
                 (Some(n), t.columns.clone())
             }
         };
-        let scope = Scope { columns: &columns };
+        let scope = Scope::new(&columns);
         let mut out_cols = Vec::new();
         let mut exprs: Vec<Expr> = Vec::new();
         for item in &sel.projection {
@@ -285,6 +297,9 @@ impl<D: BlockDevice> Database<D> {
             rows.push(out);
         }
         let n = rows.len();
+        if scope.shutdown.get() {
+            self.shutdown_requested = true;
+        }
         Ok(QueryResult { columns: Some(out_cols), rows, tag: format!("SELECT {n}") })
     }
 }

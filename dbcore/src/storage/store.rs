@@ -179,6 +179,13 @@ impl<D: BlockDevice> Store<D> {
         self.dev
     }
 
+    /// Flushes the device.
+    pub fn flush(&mut self) -> Result<(), DbError> {
+        self.dev.flush().map_err(|e| io(e, "flush", 0))?;
+        self.stats.flushes += 1;
+        Ok(())
+    }
+
     pub fn device_mut(&mut self) -> &mut D {
         &mut self.dev
     }
