@@ -252,7 +252,9 @@ fn pg_error(e: &DbError) -> PgError {
     PgError::error(e.code.0, e.message.clone())
 }
 
-/// Runs a simple Query and writes its whole answer, ReadyForQuery included.
+/// Runs a simple Query and writes its whole answer, ReadyForQuery included. Never inlined, so
+/// that a debugger can stop here (`rbreak appliance::server::answer`).
+#[inline(never)]
 fn answer<D: BlockDevice>(db: &mut Database<D>, session: &mut Session, sql: &str) {
     let results = db.execute(sql);
     if results.is_empty() {

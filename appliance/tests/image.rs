@@ -116,3 +116,36 @@ fn idle_appliance_costs_little_host_cpu() {
     println!("FIGURE idle QEMU CPU: {pct:.1}% of one host core");
     assert!(pct < 10.0, "idle appliance uses {pct:.1}% of a core");
 }
+
+/// The image is a PVH ELF: a PT_NOTE segment with XEN_ELFNOTE_PHYS32_ENTRY, and loadable
+/// bytes under 4 MB.
+#[test]
+#[ignore = "needs the built image: run by cargo xtask test"]
+fn image_is_a_small_pvh_elf() {
+    let elf = std::fs::read(image_path()).unwrap();
+    let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    assert_eq!(&elf[..5], b"\x7fELF\x02");
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    let mut loadable = 0;
+    let mut pvh_note = false;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        let (ty, off, filesz) = (u32_at(ph), u64_at(ph + 8), u64_at(ph + 0x20));
+        if ty == 1 {
+            loadable += filesz;
+        }
+        if ty == 4 {
+            let mut n = off;
+            while n + 12 <= off + filesz {
+                let (namesz, descsz, nty) = (u32_at(n) as usize, u32_at(n + 4) as usize, u32_at(n + 8));
+                pvh_note |= nty == 18 && &elf[n + 12..n + 15] == b"Xen";
+                n += 12 + namesz.next_multiple_of(4) + descsz.next_multiple_of(4);
+            }
+        }
+    }
+    println!("FIGURE image size: {loadable} loadable bytes ({:.2} MB); ELF file {} bytes with symbols", loadable as f64 / 1e6, elf.len());
+    assert!(pvh_note, "no XEN_ELFNOTE_PHYS32_ENTRY note");
+    assert!(loadable < 4_000_000, "image is {loadable} bytes");
+}

@@ -295,7 +295,7 @@ fn exception(v: u8, f: &Frame) -> ! {
 /// -C force-frame-pointers=yes); resolve them with addr2line against the image.
 pub fn backtrace(rip: u64, mut rbp: u64) {
     let (lo, hi) = crate::boot::image_range();
-    crate::println!("  backtrace (addr2line -e target/x86_64-unknown-none/release/kerndb):");
+    crate::println!("  backtrace (addr2line -e target/x86_64-unknown-none/image/kerndb):");
     if rip != 0 {
         crate::println!("    {rip:#018x}");
     }

@@ -16,6 +16,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 
   run     build the image and boot it in QEMU with a disk; 127.0.0.1:5433 reaches its port 5432
           [--disk PATH] [--port N] [--accel tcg|kvm] [--memory MIB] [--append \"key=value ...\"] [--no-build]
+          [--gdb]  (QEMU waits for gdb on 127.0.0.1:1234 before the first instruction)
   test    run every test: unit, property, hosted server with psql, the image booted in QEMU
   image   build the bootable image only and print its path";
 
@@ -92,13 +93,13 @@ fn cargo() -> Command {
 }
 
 pub fn image_path(root: &Path) -> PathBuf {
-    root.join("target/x86_64-unknown-none/release/kerndb")
+    root.join("target/x86_64-unknown-none/image/kerndb")
 }
 
 fn build_image(root: &Path) -> Result<PathBuf, String> {
     ensure_target()?;
     check(
-        cargo().args(["build", "--release", "-p", "appliance", "--bin", "kerndb", "--target", "x86_64-unknown-none"]).status(),
+        cargo().args(["build", "--profile", "image", "-p", "appliance", "--bin", "kerndb", "--target", "x86_64-unknown-none"]).status(),
         "building the image",
     )?;
     Ok(image_path(root))
@@ -117,6 +118,7 @@ fn run(root: &Path, args: &[String]) -> Result<(), String> {
             "--memory" => opts.memory_mib = val()?.parse().map_err(|_| "--memory: MiB")?,
             "--append" => opts.append = val()?,
             "--no-build" => build = false,
+            "--gdb" => opts.gdb = true,
             _ => return Err(format!("unknown flag {a}\n{USAGE}")),
         }
     }
@@ -126,6 +128,9 @@ fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let user = opts.append.split_whitespace().find_map(|w| w.strip_prefix("user=")).unwrap_or("kerndb").to_string();
     println!("kerndb: booting {} with disk {}", image.display(), opts.disk.display());
     println!("kerndb: connect with:  psql 'postgresql://{user}@127.0.0.1:{}/kerndb'   (password kerndb unless set with --append password=...)", opts.port);
+    if opts.gdb {
+        println!("kerndb: QEMU waits for gdb:  gdb {} -ex 'target remote 127.0.0.1:1234'", image.display());
+    }
     println!("kerndb: serial console follows; Ctrl-C or SIGTERM stops the machine\n");
     let mut cmd = qemu::command(&image, &opts);
     // Replace this process with QEMU, so that Ctrl-C and SIGTERM reach it directly.

@@ -9,11 +9,12 @@ pub struct Options {
     pub accel: String,
     pub memory_mib: u32,
     pub append: String,
+    pub gdb: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { disk: PathBuf::new(), port: 5433, accel: "tcg".into(), memory_mib: 512, append: String::new() }
+        Options { disk: PathBuf::new(), port: 5433, accel: "tcg".into(), memory_mib: 512, append: String::new(), gdb: false }
     }
 }
 
@@ -39,6 +40,9 @@ pub fn command(image: &Path, o: &Options) -> Command {
     c.args(["-netdev", &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:5432", o.port)]);
     c.args(["-device", "virtio-net-pci,netdev=n0"]);
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    if o.gdb {
+        c.args(["-gdb", "tcp:127.0.0.1:1234", "-S"]);
+    }
     c
 }
 
