@@ -8,7 +8,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use dbcore::{Database, DbError};
+use dbcore::{Batch, Database, DbError, SessionState, Step};
 use pgwire::{Auth, BackendKey, Event, FieldDesc, PgError, ScramSecret, Session, SessionConfig};
 use platform::{BlockDevice, Clock, Entropy};
 
@@ -39,6 +39,9 @@ pub trait Transport {
 
 struct Conn {
     session: Session,
+    state: SessionState,
+    /// The statements of a Query message still to run (waiting for the write transaction).
+    batch: Option<Batch>,
 }
 
 pub struct Server<D: BlockDevice, T: Transport> {
@@ -193,7 +196,8 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             self.stats.accepted += 1;
             log::debug!("connection {c:?} opened (pid {})", key.pid);
         }
-        self.conns.insert(c, Conn { session });
+        let state = SessionState::new(key.pid as u64);
+        self.conns.insert(c, Conn { session, state, batch: None });
     }
 
     /// Moves one connection forward; true if anything happened.
@@ -211,12 +215,15 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                 Err(()) => gone = true,
             }
         }
+        if conn.batch.is_some() {
+            busy |= drive(&mut self.db, conn);
+        }
         while let Some(ev) = conn.session.poll(&self.session_cfg) {
             busy = true;
             match ev {
                 Event::Query(sql) => {
                     self.stats.queries += 1;
-                    answer(&mut self.db, &mut conn.session, &sql);
+                    answer(&mut self.db, conn, &sql);
                 }
                 Event::Cancel(key) => {
                     // Queries run to completion within one step, so there is never one in
@@ -241,7 +248,9 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         if gone || (conn.session.is_closed() && conn.session.output().is_empty()) {
             log::debug!("connection {id:?} closed");
             self.transport.close(id);
-            self.conns.remove(&id);
+            if let Some(mut c) = self.conns.remove(&id) {
+                self.db.end_session(&mut c.state);
+            }
             busy = true;
         }
         busy
@@ -252,30 +261,65 @@ fn pg_error(e: &DbError) -> PgError {
     PgError::error(e.code.0, e.message.clone())
 }
 
-/// Runs a simple Query and writes its whole answer, ReadyForQuery included. Never inlined, so
-/// that a debugger can stop here (`rbreak appliance::server::answer`).
+/// Starts a simple Query: parses it and runs what it can now (see [`drive`]). Never inlined,
+/// so that a debugger can stop here.
 #[inline(never)]
-fn answer<D: BlockDevice>(db: &mut Database<D>, session: &mut Session, sql: &str) {
-    let results = db.execute(sql);
-    if results.is_empty() {
-        session.send_empty_query();
-    }
-    for r in results {
-        match r {
-            Ok(q) => {
-                if let Some(cols) = &q.columns {
-                    let fields: Vec<FieldDesc> =
-                        cols.iter().map(|c| FieldDesc { name: &c.name, type_oid: c.ty.pg_oid(), type_len: c.ty.pg_len() }).collect();
-                    session.send_row_description(&fields);
-                    for row in &q.rows {
-                        let texts: Vec<Option<String>> = row.iter().map(|v| v.to_text()).collect();
-                        session.send_data_row(texts.iter().map(|t| t.as_deref().map(str::as_bytes)));
-                    }
-                }
-                session.send_command_complete(&q.tag);
+fn answer<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn, sql: &str) {
+    match db.batch(sql) {
+        Ok(b) if b.is_empty() => {
+            conn.session.send_empty_query();
+            conn.session.send_ready(conn.state.status());
+        }
+        Ok(b) => {
+            conn.batch = Some(b);
+            drive(db, conn);
+        }
+        Err(e) => {
+            // A statement that does not parse fails an open transaction block, as in PostgreSQL.
+            if conn.state.in_block {
+                conn.state.failed = true;
             }
-            Err(e) => session.send_error(&pg_error(&e)),
+            conn.session.send_error(&pg_error(&e));
+            conn.session.send_ready(conn.state.status());
         }
     }
-    session.send_ready();
+}
+
+/// Runs the connection's batch until it ends (then ReadyForQuery) or waits for the write
+/// transaction; true if a statement ran.
+fn drive<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn) -> bool {
+    let Some(batch) = conn.batch.as_mut() else { return false };
+    let mut ran = false;
+    loop {
+        match db.step(&mut conn.state, batch) {
+            Step::Result(r) => {
+                ran = true;
+                send_result(&mut conn.session, r);
+            }
+            Step::Blocked => return ran,
+            Step::Done => {
+                conn.batch = None;
+                conn.session.send_ready(conn.state.status());
+                return true;
+            }
+        }
+    }
+}
+
+fn send_result(session: &mut Session, r: Result<dbcore::QueryResult, DbError>) {
+    match r {
+        Ok(q) => {
+            if let Some(cols) = &q.columns {
+                let fields: Vec<FieldDesc> =
+                    cols.iter().map(|c| FieldDesc { name: &c.name, type_oid: c.ty.pg_oid(), type_len: c.ty.pg_len() }).collect();
+                session.send_row_description(&fields);
+                for row in &q.rows {
+                    let texts: Vec<Option<String>> = row.iter().map(|v| v.to_text()).collect();
+                    session.send_data_row(texts.iter().map(|t| t.as_deref().map(str::as_bytes)));
+                }
+            }
+            session.send_command_complete(&q.tag);
+        }
+        Err(e) => session.send_error(&pg_error(&e)),
+    }
 }

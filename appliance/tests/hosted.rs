@@ -68,3 +68,49 @@ fn bad_flags_print_usage() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: kerndb serve"));
 }
+
+#[test]
+fn transactions_block_writers_and_report_status() {
+    let dir = temp_dir("txn");
+    let s = hosted(&dir.join("kerndb.img"), &[]);
+    let mut a = Raw::login(s.port);
+    let mut b = Raw::login(s.port);
+    a.rows("create table t (x integer)");
+    let status = |msgs: &[Msg]| msgs.last().map(|m| m.body[0]).unwrap();
+    assert_eq!(status(&a.query("begin")), b'T');
+    assert_eq!(status(&a.query("insert into t values (1)")), b'T');
+    // b's write waits for a's transaction; b still reads the committed state.
+    assert!(b.rows("select x from t").is_empty());
+    b.send_msg(b'Q', b"insert into t values (2)\0");
+    b.s.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 1];
+    assert!(std::io::Read::read(&mut b.s, &mut buf).is_err(), "b must wait while a writes");
+    b.s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    assert_eq!(status(&a.query("commit")), b'I');
+    assert_eq!(status(&b.until_ready()), b'I');
+    // An error in a block: E until ROLLBACK.
+    assert_eq!(status(&a.query("begin; select nope from t")), b'E');
+    let m = a.query("select 1");
+    assert_eq!(m.iter().find_map(|m| m.sqlstate()).as_deref(), Some("25P02"));
+    assert_eq!(status(&a.query("rollback")), b'I');
+    // A client that disconnects inside a transaction loses its writes and releases the lock.
+    let mut c = Raw::login(s.port);
+    c.query("begin; insert into t values (99)");
+    drop(c);
+    assert_eq!(a.rows("insert into t values (3)").len(), 0);
+    assert_eq!(a.rows("select x from t"), vec![vec![Some("1".into())], vec![Some("2".into())], vec![Some("3".into())]]);
+}
+
+#[test]
+fn psycopg2_driver_works() {
+    let dir = temp_dir("psycopg2");
+    let s = hosted(&dir.join("kerndb.img"), &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/psycopg2_basic.py");
+    let out = std::process::Command::new("python3").arg(script).arg(s.port.to_string()).output().expect("python3");
+    assert!(
+        out.status.success(),
+        "psycopg2 test failed (cargo xtask test installs psycopg2-binary):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -291,9 +291,10 @@ impl Session {
     pub fn send_error(&mut self, e: &PgError) {
         Out(&mut self.output).error(e);
     }
-    /// Ends the answer to a query: ReadyForQuery, and input is decoded again.
-    pub fn send_ready(&mut self) {
-        Out(&mut self.output).ready(b'I');
+    /// Ends the answer to a query: ReadyForQuery with the transaction status (`I` idle, `T`
+    /// in a transaction block, `E` in a failed block), and input is decoded again.
+    pub fn send_ready(&mut self, status: u8) {
+        Out(&mut self.output).ready(status);
         self.busy = false;
     }
 }
@@ -370,7 +371,7 @@ mod tests {
         s.receive(&msg(b'X', b""));
         assert_eq!(s.poll(&c), None);
         assert!(!s.is_closed());
-        s.send_ready();
+        s.send_ready(b'I');
         assert_eq!(s.poll(&c), None);
         assert!(s.is_closed());
     }

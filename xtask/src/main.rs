@@ -77,6 +77,23 @@ fn ensure_tools(tools: &[(&str, &str)]) -> Result<(), String> {
     check(Command::new("apt-get").args(["install", "-y", "-qq"]).args(&pkgs).envs(env).status(), "apt-get install")
 }
 
+/// Installs a Python package with pip if `import module` fails.
+fn ensure_python_module(module: &str, package: &str) -> Result<(), String> {
+    if Command::new("python3").args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success()) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the Python package {package} (for the driver tests)");
+    let st = Command::new("python3").args(["-m", "pip", "install", "-q", package]).status();
+    if st.as_ref().is_ok_and(|s| s.success()) {
+        return Ok(());
+    }
+    // Debian's externally managed Python refuses pip without this flag.
+    check(
+        Command::new("python3").args(["-m", "pip", "install", "-q", "--break-system-packages", package]).status(),
+        &format!("pip install {package} (needed by the driver tests)"),
+    )
+}
+
 /// Adds the bare-metal target if rustup did not (an already-installed toolchain ignores the
 /// `targets` list of rust-toolchain.toml).
 fn ensure_target() -> Result<(), String> {
@@ -143,7 +160,8 @@ fn test(root: &Path, args: &[String]) -> Result<(), String> {
     if !args.is_empty() {
         return Err(format!("cargo xtask test takes no arguments\n{USAGE}"));
     }
-    ensure_tools(&[("qemu-system-x86_64", "qemu-system-x86"), ("psql", "postgresql-client")])?;
+    ensure_tools(&[("qemu-system-x86_64", "qemu-system-x86"), ("psql", "postgresql-client"), ("python3", "python3")])?;
+    ensure_python_module("psycopg2", "psycopg2-binary")?;
     println!("== unit, property and hosted-server tests");
     check(cargo().args(["test", "--workspace", "--release"]).status(), "cargo test")?;
     println!("== the image builds for x86_64-unknown-none and boots in QEMU");

@@ -2,6 +2,7 @@
 //! executed on the store. Each statement commits on its own (autocommit).
 pub mod expr;
 
+use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -52,6 +53,57 @@ impl Default for Limits {
     }
 }
 
+/// One client session's transaction state, kept by the server per connection.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    /// Distinguishes this session's write transaction from others'.
+    pub id: u64,
+    /// Inside BEGIN ... COMMIT.
+    pub in_block: bool,
+    /// An error happened inside the block: only ROLLBACK (or COMMIT, which rolls back) is
+    /// accepted until the block ends.
+    pub failed: bool,
+}
+
+impl SessionState {
+    pub fn new(id: u64) -> SessionState {
+        assert!(id != crate::storage::store::AUTOCOMMIT, "id reserved for the store's own one-statement transactions");
+        SessionState { id, in_block: false, failed: false }
+    }
+
+    /// ReadyForQuery's transaction status: I idle, T in a block, E in a failed block.
+    pub fn status(&self) -> u8 {
+        match (self.in_block, self.failed) {
+            (_, true) => b'E',
+            (true, false) => b'T',
+            _ => b'I',
+        }
+    }
+}
+
+/// The statements of one Query message, run one [`Database::step`] at a time.
+pub struct Batch {
+    stmts: VecDeque<Statement>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.stmts.is_empty()
+    }
+}
+
+/// What one step of a batch did.
+#[derive(Debug)]
+pub enum Step {
+    /// A statement finished, well or not.
+    Result(Result<QueryResult, DbError>),
+    /// The next statement writes, and another session holds the write transaction: try again
+    /// later. Nothing was done.
+    Blocked,
+    /// No statements left.
+    Done,
+}
+
 pub struct Database<D: BlockDevice> {
     store: Store<D>,
     limits: Limits,
@@ -82,47 +134,110 @@ impl<D: BlockDevice> Database<D> {
         self.store.flush()
     }
 
-    /// Runs every statement of `sql` in order and stops at the first error, which is the last
-    /// element. An empty string (or only comments) gives no results.
-    pub fn execute(&mut self, sql: &str) -> Vec<Result<QueryResult, DbError>> {
-        let mut out = Vec::new();
+    /// Parses the text of a Query message into a batch.
+    pub fn batch(&self, sql: &str) -> Result<Batch, DbError> {
         if sql.len() > self.limits.max_statement_bytes {
-            out.push(Err(err!(PROGRAM_LIMIT_EXCEEDED, "statement is too long: {} bytes (the limit is {})", sql.len(), self.limits.max_statement_bytes)));
-            return out;
+            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "statement is too long: {} bytes (the limit is {})", sql.len(), self.limits.max_statement_bytes));
         }
-        let stmts = match parse(sql) {
-            Ok(s) => s,
-            Err(e) => {
-                out.push(Err(e));
-                return out;
+        Ok(Batch { stmts: parse(sql)?.into() })
+    }
+
+    /// Runs the next statement of `b` for session `s`. Outside BEGIN ... COMMIT each statement
+    /// commits by itself. An error ends the batch (and, inside a block, fails the block).
+    pub fn step(&mut self, s: &mut SessionState, b: &mut Batch) -> Step {
+        let Some(stmt) = b.stmts.pop_front() else { return Step::Done };
+        let r = match &stmt {
+            Statement::StartTransaction { .. } if !s.failed => {
+                // Inside a block already: PostgreSQL warns and carries on.
+                s.in_block = true;
+                Ok(tag("BEGIN"))
+            }
+            Statement::Commit { .. } if s.failed => {
+                self.store.rollback(s.id);
+                (s.in_block, s.failed) = (false, false);
+                Ok(tag("ROLLBACK"))
+            }
+            Statement::Commit { .. } => {
+                s.in_block = false;
+                self.store.commit(s.id).map(|_| tag("COMMIT"))
+            }
+            Statement::Rollback { .. } => {
+                self.store.rollback(s.id);
+                (s.in_block, s.failed) = (false, false);
+                Ok(tag("ROLLBACK"))
+            }
+            _ if s.failed => Err(err!(IN_FAILED_TRANSACTION, "current transaction is aborted, commands ignored until end of transaction block")),
+            _ => {
+                let writes = matches!(stmt, Statement::CreateTable(_) | Statement::Insert(_));
+                match if writes { self.store.begin(s.id) } else { Ok(true) } {
+                    Ok(false) => {
+                        b.stmts.push_front(stmt);
+                        return Step::Blocked;
+                    }
+                    Err(e) => Err(e),
+                    Ok(true) => match self.statement(s.id, &stmt) {
+                        Ok(q) if writes && !s.in_block => self.store.commit(s.id).map(|_| q),
+                        other => other,
+                    },
+                }
             }
         };
-        for s in &stmts {
-            let r = self.statement(s);
-            let failed = r.is_err();
-            out.push(r);
-            if failed {
-                break;
+        if r.is_err() {
+            if s.in_block {
+                s.failed = true;
+            } else {
+                self.store.rollback(s.id);
+            }
+            b.stmts.clear();
+        }
+        Step::Result(r)
+    }
+
+    /// The session has gone: its open transaction, if any, is rolled back.
+    pub fn end_session(&mut self, s: &mut SessionState) {
+        self.store.rollback(s.id);
+        (s.in_block, s.failed) = (false, false);
+    }
+
+    /// Runs every statement of `sql` in order as one session that ends with the call, and
+    /// stops at the first error, which is the last element. An empty string (or only
+    /// comments) gives no results.
+    pub fn execute(&mut self, sql: &str) -> Vec<Result<QueryResult, DbError>> {
+        let mut s = SessionState::new(0);
+        let mut b = match self.batch(sql) {
+            Ok(b) => b,
+            Err(e) => return alloc::vec![Err(e)],
+        };
+        let mut out = Vec::new();
+        loop {
+            match self.step(&mut s, &mut b) {
+                Step::Result(r) => out.push(r),
+                Step::Blocked => {
+                    out.push(Err(err!(LOCK_NOT_AVAILABLE, "another session holds the write transaction")));
+                    break;
+                }
+                Step::Done => break,
             }
         }
+        self.end_session(&mut s);
         out
     }
 
-    fn statement(&mut self, s: &Statement) -> Result<QueryResult, DbError> {
+    fn statement(&mut self, who: u64, s: &Statement) -> Result<QueryResult, DbError> {
         match s {
-            Statement::CreateTable(ct) => self.create_table(ct),
-            Statement::Insert(ins) => self.insert(ins),
-            Statement::Query(q) => self.query(q),
+            Statement::CreateTable(ct) => self.create_table(who, ct),
+            Statement::Insert(ins) => self.insert(who, ins),
+            Statement::Query(q) => self.query(who, q),
             other => Err(err!(FEATURE_NOT_SUPPORTED, "statement is not supported yet: {}", first_words(&other.to_string()))),
         }
     }
 
-    fn create_table(&mut self, ct: &ast::CreateTable) -> Result<QueryResult, DbError> {
+    fn create_table(&mut self, who: u64, ct: &ast::CreateTable) -> Result<QueryResult, DbError> {
         let name = table_name(&ct.name)?;
         if ct.query.is_some() || ct.like.is_some() || ct.temporary || !ct.constraints.is_empty() {
             return Err(err!(FEATURE_NOT_SUPPORTED, "only CREATE TABLE name (column type [NOT NULL], ...) is supported yet"));
         }
-        if self.store.table(&name).is_some() && ct.if_not_exists {
+        if self.store.visible_table(who, &name).is_some() && ct.if_not_exists {
             return Ok(tag("CREATE TABLE"));
         }
         if ct.columns.len() > MAX_COLUMNS {
@@ -151,11 +266,11 @@ impl<D: BlockDevice> Database<D> {
             }
             cols.push(Column { name: cname, ty, not_null });
         }
-        self.store.create_table(&name, cols)?;
+        self.store.txn_create_table(who, &name, cols)?;
         Ok(tag("CREATE TABLE"))
     }
 
-    fn insert(&mut self, ins: &ast::Insert) -> Result<QueryResult, DbError> {
+    fn insert(&mut self, who: u64, ins: &ast::Insert) -> Result<QueryResult, DbError> {
         let name = match &ins.table {
             ast::TableObject::TableName(n) => table_name(n)?,
             _ => return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT into a table function is not supported")),
@@ -163,7 +278,7 @@ impl<D: BlockDevice> Database<D> {
         if ins.returning.is_some() || ins.on.is_some() {
             return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT ... RETURNING and ON CONFLICT are not supported yet"));
         }
-        let table = self.store.table(&name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
+        let table = self.store.visible_table(who, &name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
         // Target column of each VALUES position.
         let targets: Vec<usize> = if ins.columns.is_empty() {
             (0..table.columns.len()).collect()
@@ -209,11 +324,11 @@ impl<D: BlockDevice> Database<D> {
             }
             rows.push(row);
         }
-        self.store.insert(&name, &rows)?;
+        self.store.txn_insert(who, &name, &rows)?;
         Ok(tag(&format!("INSERT 0 {}", rows.len())))
     }
 
-    fn query(&mut self, q: &ast::Query) -> Result<QueryResult, DbError> {
+    fn query(&mut self, who: u64, q: &ast::Query) -> Result<QueryResult, DbError> {
         if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || !q.locks.is_empty() {
             return Err(err!(FEATURE_NOT_SUPPORTED, "WITH, ORDER BY, LIMIT and FOR UPDATE are not supported yet"));
         }
@@ -235,7 +350,7 @@ impl<D: BlockDevice> Database<D> {
                     ast::TableFactor::Table { name, .. } => table_name(name)?,
                     _ => return Err(err!(FEATURE_NOT_SUPPORTED, "only table names are supported in FROM yet")),
                 };
-                let t = self.store.table(&n).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist"))?;
+                let t = self.store.visible_table(who, &n).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist"))?;
                 (Some(n), t.columns.clone())
             }
         };
@@ -277,7 +392,7 @@ impl<D: BlockDevice> Database<D> {
             None => None,
         };
         let input = match &table_name {
-            Some(n) => self.store.scan(n)?,
+            Some(n) => self.store.scan_as(who, n)?,
             None => alloc::vec![Vec::new()],
         };
         let mut rows = Vec::new();
@@ -418,6 +533,51 @@ mod tests {
         assert!(r[2].is_err());
         assert_eq!(rows(&mut d, "select a from t"), alloc::vec![alloc::vec![Some("1".into())]]);
         assert!(d.execute("  -- nothing\n").is_empty());
+    }
+
+    fn run(d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str) -> Result<QueryResult, DbError> {
+        let mut b = d.batch(sql)?;
+        match d.step(s, &mut b) {
+            Step::Result(r) => r,
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn transactions_commit_roll_back_and_isolate() {
+        let mut d = db();
+        let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
+        run(&mut d, &mut a, "create table t (x int)").unwrap();
+        run(&mut d, &mut a, "begin").unwrap();
+        assert_eq!(a.status(), b'T');
+        run(&mut d, &mut a, "insert into t values (1)").unwrap();
+        // a sees its own row, b does not, and b's write waits for a.
+        assert_eq!(run(&mut d, &mut a, "select x from t").unwrap().rows.len(), 1);
+        assert_eq!(run(&mut d, &mut b, "select x from t").unwrap().rows.len(), 0);
+        let mut bw = d.batch("insert into t values (2)").unwrap();
+        assert!(matches!(d.step(&mut b, &mut bw), Step::Blocked));
+        run(&mut d, &mut a, "rollback").unwrap();
+        assert!(matches!(d.step(&mut b, &mut bw), Step::Result(Ok(_))));
+        assert_eq!(rows(&mut d, "select x from t"), alloc::vec![alloc::vec![Some("2".into())]]);
+        // An error inside a block aborts it until ROLLBACK; COMMIT then rolls back.
+        run(&mut d, &mut a, "begin").unwrap();
+        run(&mut d, &mut a, "insert into t values (3)").unwrap();
+        assert!(run(&mut d, &mut a, "select nope from t").is_err());
+        assert_eq!(a.status(), b'E');
+        assert_eq!(run(&mut d, &mut a, "select 1").unwrap_err().code.0, "25P02");
+        assert_eq!(run(&mut d, &mut a, "commit").unwrap().tag, "ROLLBACK");
+        assert_eq!(a.status(), b'I');
+        run(&mut d, &mut a, "begin").unwrap();
+        run(&mut d, &mut a, "insert into t values (4)").unwrap();
+        run(&mut d, &mut a, "insert into t values (5)").unwrap();
+        assert_eq!(run(&mut d, &mut a, "commit").unwrap().tag, "COMMIT");
+        assert_eq!(rows(&mut d, "select x from t").len(), 3);
+        // A session that goes away mid-transaction loses its writes and frees the lock.
+        run(&mut d, &mut b, "begin").unwrap();
+        run(&mut d, &mut b, "insert into t values (6)").unwrap();
+        d.end_session(&mut b);
+        let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+        assert_eq!(rows(&mut d, "select x from t"), alloc::vec![alloc::vec![Some("2".into())], alloc::vec![Some("4".into())], alloc::vec![Some("5".into())]]);
     }
 
     #[test]

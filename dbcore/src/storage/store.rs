@@ -39,6 +39,19 @@ pub struct TableMeta {
     pub rows: u64,
 }
 
+/// The owner id of one-statement transactions run by [`Store::create_table`] and
+/// [`Store::insert`].
+pub const AUTOCOMMIT: u64 = u64::MAX;
+
+/// The one open write transaction: its view of the tables, the pages it allocated (freed again
+/// on rollback) and the committed pages it replaced (freed on commit).
+struct Txn {
+    owner: u64,
+    tables: Vec<TableMeta>,
+    allocated: Vec<PageId>,
+    freed: Vec<PageId>,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Superblock {
     generation: u64,
@@ -55,6 +68,7 @@ pub struct Store<D: BlockDevice> {
     catalog_pages: Vec<PageId>,
     tables: Vec<TableMeta>,
     free: BTreeSet<PageId>,
+    txn: Option<Txn>,
     cache: BTreeMap<PageId, PageBuf>,
     /// Set after a failed write or flush: the store no longer knows what is on the disk and
     /// refuses writes until it is reopened.
@@ -97,6 +111,7 @@ impl<D: BlockDevice> Store<D> {
             catalog_pages: Vec::new(),
             tables: Vec::new(),
             free: BTreeSet::new(),
+            txn: None,
             cache: BTreeMap::new(),
             poisoned: None,
             stats: StoreStats::default(),
@@ -197,27 +212,64 @@ impl<D: BlockDevice> Store<D> {
         }
     }
 
-    pub fn create_table(&mut self, name: &str, columns: Vec<Column>) -> Result<(), DbError> {
+    /// The writer, if a write transaction is open.
+    pub fn writer(&self) -> Option<u64> {
+        self.txn.as_ref().map(|t| t.owner)
+    }
+
+    /// The tables as `who` sees them: its own open transaction's state, or the committed one.
+    pub fn visible_tables(&self, who: u64) -> &[TableMeta] {
+        match &self.txn {
+            Some(t) if t.owner == who => &t.tables,
+            _ => &self.tables,
+        }
+    }
+
+    pub fn visible_table(&self, who: u64, name: &str) -> Option<&TableMeta> {
+        self.visible_tables(who).iter().find(|t| t.name == name)
+    }
+
+    /// Opens (or keeps) the one write transaction for `who`. Ok(false): another writer holds it.
+    pub fn begin(&mut self, who: u64) -> Result<bool, DbError> {
         self.check_writable()?;
-        if self.table(name).is_some() {
+        match &self.txn {
+            Some(t) => Ok(t.owner == who),
+            None => {
+                self.txn = Some(Txn { owner: who, tables: self.tables.clone(), allocated: Vec::new(), freed: Vec::new() });
+                Ok(true)
+            }
+        }
+    }
+
+    fn txn_of(&mut self, who: u64) -> &mut Txn {
+        match &mut self.txn {
+            Some(t) if t.owner == who => t,
+            _ => panic!("writer {who} does not hold the write transaction; callers begin() first"),
+        }
+    }
+
+    /// Adds a table inside `who`'s write transaction.
+    pub fn txn_create_table(&mut self, who: u64, name: &str, columns: Vec<Column>) -> Result<(), DbError> {
+        self.check_writable()?;
+        let txn = self.txn_of(who);
+        if txn.tables.iter().any(|t| t.name == name) {
             return Err(err!(DUPLICATE_TABLE, "relation \"{name}\" already exists"));
         }
-        let id = self.tables.iter().map(|t| t.id).max().unwrap_or(0) + 1;
+        let id = txn.tables.iter().map(|t| t.id).max().unwrap_or(0) + 1;
         let meta = TableMeta { id, name: String::from(name), columns, head: 0, rows: 0 };
         let mut item = Vec::new();
         encode_table(&meta, &mut item);
         if item.len() > MAX_ITEM {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "table definition of \"{name}\" is too large ({} bytes; the limit is {MAX_ITEM})", item.len()));
         }
-        let mut tables = self.tables.clone();
-        tables.push(meta);
-        self.commit(tables, Vec::new())
+        txn.tables.push(meta);
+        Ok(())
     }
 
-    /// Appends rows (already checked against the table's columns) and commits.
-    pub fn insert(&mut self, table: &str, rows: &[Vec<Value>]) -> Result<(), DbError> {
+    /// Appends rows (already checked against the table's columns) inside `who`'s write
+    /// transaction. The pages are written now, to places no committed state references.
+    pub fn txn_insert(&mut self, who: u64, table: &str, rows: &[Vec<Value>]) -> Result<(), DbError> {
         self.check_writable()?;
-        let idx = self.tables.iter().position(|t| t.name == table).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?;
         let mut encoded = Vec::with_capacity(rows.len());
         for row in rows {
             let mut b = Vec::new();
@@ -227,29 +279,70 @@ impl<D: BlockDevice> Store<D> {
             }
             encoded.push(b);
         }
-        let mut tables = self.tables.clone();
-        let t = &mut tables[idx];
-        let mut freed = Vec::new();
+        let txn = self.txn_of(who);
+        let idx = txn.tables.iter().position(|t| t.name == table).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?;
+        let head = txn.tables[idx].head;
         let mut items: Vec<Vec<u8>> = Vec::new();
         let mut link = 0;
-        if t.head != 0 {
+        if head != 0 {
             // Copy the newest page forward with the new rows appended: committed pages are
             // never written in place.
-            let buf = self.read_page(t.head)?;
-            let p = page::parse_items(t.head, &buf, Kind::Heap)?;
+            let buf = self.read_page(head)?;
+            let p = page::parse_items(head, &buf, Kind::Heap)?;
             link = p.link;
             items.extend(p.items.iter().map(|i| i.to_vec()));
-            freed.push(t.head);
         }
         items.extend(encoded);
-        t.head = self.write_chain(&items, Kind::Heap, link)?;
+        let new_head = self.write_chain(&items, Kind::Heap, link)?;
+        let txn = self.txn_of(who);
+        if head != 0 {
+            txn.freed.push(head);
+        }
+        let t = &mut txn.tables[idx];
+        t.head = new_head;
         t.rows += rows.len() as u64;
-        self.commit(tables, freed)
+        Ok(())
+    }
+
+    /// Creates a table and commits (a one-statement transaction).
+    pub fn create_table(&mut self, name: &str, columns: Vec<Column>) -> Result<(), DbError> {
+        self.autocommit(|s| s.txn_create_table(AUTOCOMMIT, name, columns))
+    }
+
+    /// Appends rows and commits (a one-statement transaction).
+    pub fn insert(&mut self, table: &str, rows: &[Vec<Value>]) -> Result<(), DbError> {
+        self.autocommit(|s| s.txn_insert(AUTOCOMMIT, table, rows))
+    }
+
+    fn autocommit(&mut self, op: impl FnOnce(&mut Self) -> Result<(), DbError>) -> Result<(), DbError> {
+        if !self.begin(AUTOCOMMIT)? {
+            return Err(err!(LOCK_NOT_AVAILABLE, "another transaction is writing"));
+        }
+        match op(self) {
+            Ok(()) => self.commit(AUTOCOMMIT),
+            Err(e) => {
+                self.rollback(AUTOCOMMIT);
+                Err(e)
+            }
+        }
+    }
+
+    /// Abandons `who`'s write transaction, if it holds one: its pages become free again.
+    pub fn rollback(&mut self, who: u64) {
+        if self.writer() == Some(who) {
+            let t = self.txn.take().expect("writer checked");
+            self.free.extend(t.allocated);
+        }
     }
 
     /// Every row of a table, oldest first.
     pub fn scan(&mut self, table: &str) -> Result<Vec<Vec<Value>>, DbError> {
-        let t = self.table(table).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?;
+        self.scan_as(AUTOCOMMIT, table)
+    }
+
+    /// Every row of a table as `who` sees it, oldest first.
+    pub fn scan_as(&mut self, who: u64, table: &str) -> Result<Vec<Vec<Value>>, DbError> {
+        let t = self.visible_table(who, table).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?;
         let mut rows = Vec::with_capacity(t.rows.min(1 << 20) as usize);
         for (id, items) in self.read_chain(t.head, Kind::Heap)? {
             for item in items {
@@ -273,20 +366,32 @@ impl<D: BlockDevice> Store<D> {
     }
 
     fn allocate(&mut self) -> Result<PageId, DbError> {
-        if let Some(p) = self.free.pop_first() {
-            return Ok(p);
+        let p = match self.free.pop_first() {
+            Some(p) => p,
+            None if self.high_water >= self.device_pages => {
+                return Err(err!(DISK_FULL, "could not extend the database: the disk is full ({} pages of {PAGE_SIZE} bytes)", self.device_pages));
+            }
+            None => {
+                self.high_water += 1;
+                self.high_water - 1
+            }
+        };
+        if let Some(t) = &mut self.txn {
+            t.allocated.push(p);
         }
-        if self.high_water >= self.device_pages {
-            return Err(err!(DISK_FULL, "could not extend the database: the disk is full ({} pages of {PAGE_SIZE} bytes)", self.device_pages));
-        }
-        self.high_water += 1;
-        Ok(self.high_water - 1)
+        Ok(p)
     }
 
-    /// Writes the catalog for `tables`, flushes, writes the next superblock, flushes; then the
-    /// new state is current and `freed` pages are free.
-    fn commit(&mut self, tables: Vec<TableMeta>, mut freed: Vec<PageId>) -> Result<(), DbError> {
-        let items: Vec<Vec<u8>> = tables
+    /// Commits `who`'s write transaction, if it holds one: writes the catalog, flushes, writes
+    /// the next superblock, flushes. Then the new state is current and the pages only the old
+    /// state used are free. A failure poisons the store.
+    pub fn commit(&mut self, who: u64) -> Result<(), DbError> {
+        if self.writer() != Some(who) {
+            return Ok(());
+        }
+        let items: Vec<Vec<u8>> = self
+            .txn_of(who)
+            .tables
             .iter()
             .map(|t| {
                 let mut b = Vec::new();
@@ -301,13 +406,14 @@ impl<D: BlockDevice> Store<D> {
             self.write_superblock(self.generation + 1, head)?;
             Ok(head)
         })();
+        let txn = self.txn.take().expect("writer checked");
         match result {
             Ok(head) => {
                 self.generation += 1;
-                freed.extend(self.catalog_pages.drain(..));
+                self.free.extend(self.catalog_pages.drain(..));
                 self.catalog_pages = self.chain_pages(head, Kind::Catalog).unwrap_or_default();
-                self.free.extend(freed);
-                self.tables = tables;
+                self.free.extend(txn.freed);
+                self.tables = txn.tables;
                 self.stats.commits += 1;
                 Ok(())
             }
