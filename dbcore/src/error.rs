@@ -25,6 +25,7 @@ impl SqlState {
     pub const DATA_CORRUPTED: SqlState = SqlState("XX001");
     pub const INTERNAL_ERROR: SqlState = SqlState("XX000");
     pub const READ_ONLY: SqlState = SqlState("25006");
+    pub const PROTOCOL_VIOLATION: SqlState = SqlState("08P01");
     pub const IN_FAILED_TRANSACTION: SqlState = SqlState("25P02");
     pub const LOCK_NOT_AVAILABLE: SqlState = SqlState("55P03");
     pub const INVALID_COLUMN_DEFINITION: SqlState = SqlState("42611");

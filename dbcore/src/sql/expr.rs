@@ -42,6 +42,8 @@ pub enum BinOp {
 #[derive(Debug, Clone)]
 pub enum Expr {
     Const(Value),
+    /// `$n` (0-based) while describing; never evaluated.
+    Param(usize),
     Column(usize),
     Neg(Box<Expr>, SqlType),
     Not(Box<Expr>),
@@ -59,20 +61,83 @@ pub fn ident_name(id: &ast::Ident) -> String {
 
 pub struct Scope<'a> {
     pub columns: &'a [Column],
+    /// Values bound to `$1`, `$2`, ... (extended protocol), already of their parameter types;
+    /// None while only describing a statement, when `$n` compiles to [`Expr::Param`].
+    pub params: Option<&'a [(Value, SqlType)]>,
     /// Set when the statement calls `kerndb_shutdown()`.
     pub shutdown: core::cell::Cell<bool>,
 }
 
 impl<'a> Scope<'a> {
-    pub fn new(columns: &'a [Column]) -> Self {
-        Scope { columns, shutdown: core::cell::Cell::new(false) }
+    pub fn new(columns: &'a [Column], params: Option<&'a [(Value, SqlType)]>) -> Self {
+        Scope { columns, params, shutdown: core::cell::Cell::new(false) }
+    }
+}
+
+/// Most parameters one statement may have (the protocol's own limit).
+pub const MAX_PARAMS: usize = 65535;
+
+fn placeholder(p: &str, scope: &Scope) -> Result<(Expr, Ty), DbError> {
+    let n: usize = p.strip_prefix('$').and_then(|d| d.parse().ok()).filter(|n| (1..=MAX_PARAMS).contains(n)).ok_or_else(|| err!(SYNTAX_ERROR, "invalid parameter {p}"))?;
+    match scope.params {
+        None => Ok((Expr::Param(n - 1), Ty::Unknown)),
+        Some(vals) => match vals.get(n - 1) {
+            Some((v, ty)) => Ok((Expr::Const(v.clone()), Ty::Known(*ty))),
+            None => Err(err!(PROTOCOL_VIOLATION, "there is no parameter ${n}")),
+        },
+    }
+}
+
+/// The type each `$n` gets from where it is used (for ParameterDescription); `declared` types
+/// win. Parameters used nowhere informative are text, as an unknown literal would be.
+pub fn infer_params(e: &Expr, types: &mut Vec<Option<SqlType>>) {
+    let set = |i: usize, t: SqlType, types: &mut Vec<Option<SqlType>>| {
+        if types.len() <= i {
+            types.resize(i + 1, None);
+        }
+        types[i].get_or_insert(t);
+    };
+    match e {
+        Expr::Param(_) | Expr::Const(_) | Expr::Column(_) => {}
+        Expr::Neg(x, ty) => {
+            if let Expr::Param(i) = **x {
+                set(i, *ty, types);
+            }
+            infer_params(x, types);
+        }
+        Expr::Not(x) => {
+            if let Expr::Param(i) = **x {
+                set(i, SqlType::Bool, types);
+            }
+            infer_params(x, types);
+        }
+        Expr::IsNull(x, _) => infer_params(x, types),
+        Expr::Binary(op, l, r, ty) => {
+            let operand = match op {
+                BinOp::And | BinOp::Or => Some(SqlType::Bool),
+                BinOp::Concat => Some(SqlType::Text),
+                _ => match ty {
+                    Ty::Known(t) => Some(*t),
+                    _ => None,
+                },
+            };
+            for side in [l, r] {
+                if let (Expr::Param(i), Some(t)) = (&**side, operand) {
+                    set(*i, t, types);
+                }
+                infer_params(side, types);
+            }
+        }
     }
 }
 
 pub fn compile(e: &ast::Expr, scope: &Scope) -> Result<(Expr, Ty), DbError> {
     use ast::Expr as E;
     Ok(match e {
-        E::Value(v) => literal(&v.value)?,
+        E::Value(v) => match &v.value {
+            ast::Value::Placeholder(p) => placeholder(p, scope)?,
+            other => literal(other)?,
+        },
         E::Identifier(id) => column(&ident_name(id), scope)?,
         E::CompoundIdentifier(parts) if parts.len() == 2 => column(&ident_name(&parts[1]), scope)?,
         E::Nested(inner) => compile(inner, scope)?,
@@ -302,6 +367,7 @@ impl Expr {
     pub fn eval(&self, row: &[Value]) -> Result<Value, DbError> {
         Ok(match self {
             Expr::Const(v) => v.clone(),
+            Expr::Param(_) => Value::Null,
             Expr::Column(i) => row.get(*i).cloned().unwrap_or(Value::Null),
             Expr::Neg(x, ty) => match x.eval(row)? {
                 Value::Int(i) => check_int(i.checked_neg(), *ty)?,

@@ -84,12 +84,62 @@ impl SessionState {
 /// The statements of one Query message, run one [`Database::step`] at a time.
 pub struct Batch {
     stmts: VecDeque<Statement>,
+    /// Values of `$1`, `$2`, ... with their types (extended protocol; empty for Query).
+    params: Vec<(Value, SqlType)>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
         self.stmts.is_empty()
     }
+}
+
+/// A statement parsed for the extended protocol, with its parameter and result types.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    stmt: Option<Statement>,
+    pub param_types: Vec<SqlType>,
+    /// Result columns for statements that return rows.
+    pub columns: Option<Vec<ColumnInfo>>,
+}
+
+impl Prepared {
+    /// An empty query string.
+    pub fn is_empty(&self) -> bool {
+        self.stmt.is_none()
+    }
+}
+
+/// The highest `$n` in a statement's text.
+fn count_params(sql: &str) -> usize {
+    let b = sql.as_bytes();
+    let mut max = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let start = i + 1;
+            let mut j = start;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if let Ok(n) = core::str::from_utf8(&b[start..j]).unwrap_or("").parse::<usize>() {
+                max = max.max(n.min(expr::MAX_PARAMS));
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    max
+}
+
+/// A SELECT compiled against the catalog: what to scan, filter and compute.
+struct Plan {
+    table: Option<String>,
+    exprs: Vec<Expr>,
+    columns: Vec<ColumnInfo>,
+    filter: Option<Expr>,
+    shutdown: bool,
 }
 
 /// What one step of a batch did.
@@ -139,7 +189,76 @@ impl<D: BlockDevice> Database<D> {
         if sql.len() > self.limits.max_statement_bytes {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "statement is too long: {} bytes (the limit is {})", sql.len(), self.limits.max_statement_bytes));
         }
-        Ok(Batch { stmts: parse(sql)?.into() })
+        Ok(Batch { stmts: parse(sql)?.into(), params: Vec::new() })
+    }
+
+    /// Parses one statement for the extended protocol and works out its parameter types
+    /// (`declared`, else from context, else text) and result columns, without running it.
+    pub fn prepare(&mut self, who: u64, sql: &str, declared: &[Option<SqlType>]) -> Result<Prepared, DbError> {
+        let mut b = self.batch(sql)?;
+        if b.stmts.len() > 1 {
+            return Err(err!(SYNTAX_ERROR, "cannot insert multiple commands into a prepared statement"));
+        }
+        let stmt = b.stmts.pop_front();
+        let mut types: Vec<Option<SqlType>> = declared.to_vec();
+        let mut columns = None;
+        match &stmt {
+            Some(Statement::Query(q)) => {
+                let plan = self.plan_select(who, q, None)?;
+                for x in plan.exprs.iter().chain(plan.filter.iter()) {
+                    expr::infer_params(x, &mut types);
+                }
+                columns = Some(plan.columns);
+            }
+            Some(Statement::Insert(ins)) => self.infer_insert_params(who, ins, &mut types)?,
+            _ => {}
+        }
+        let mut max = types.len();
+        if let Some(s) = &stmt {
+            max = max.max(count_params(&s.to_string()));
+        }
+        types.resize(max, None);
+        let param_types = types.into_iter().map(|t| t.unwrap_or(SqlType::Text)).collect();
+        Ok(Prepared { stmt, param_types, columns })
+    }
+
+    /// A batch that runs a prepared statement with bound values (already of its types).
+    pub fn bind(&self, p: &Prepared, params: Vec<Value>) -> Result<Batch, DbError> {
+        if params.len() != p.param_types.len() {
+            return Err(err!(PROTOCOL_VIOLATION, "bind message supplies {} parameters, but prepared statement requires {}", params.len(), p.param_types.len()));
+        }
+        Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect() })
+    }
+
+    fn infer_insert_params(&self, who: u64, ins: &ast::Insert, types: &mut Vec<Option<SqlType>>) -> Result<(), DbError> {
+        let ast::TableObject::TableName(n) = &ins.table else { return Ok(()) };
+        let name = table_name(n)?;
+        let table = self.store.visible_table(who, &name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
+        let targets: Vec<usize> = if ins.columns.is_empty() {
+            (0..table.columns.len()).collect()
+        } else {
+            ins.columns
+                .iter()
+                .filter_map(|c| c.0.last().and_then(|p| p.as_ident()).map(ident_name))
+                .filter_map(|c| table.columns.iter().position(|x| x.name == c))
+                .collect()
+        };
+        let Some(ast::SetExpr::Values(v)) = ins.source.as_deref().map(|q| q.body.as_ref()) else { return Ok(()) };
+        let no_cols = expr::no_columns();
+        let scope = Scope::new(&no_cols, None);
+        for r in &v.rows {
+            for (e, &ti) in r.content.iter().zip(&targets) {
+                let (x, _) = compile(e, &scope)?;
+                if let Expr::Param(i) = x {
+                    if types.len() <= i {
+                        types.resize(i + 1, None);
+                    }
+                    types[i].get_or_insert(table.columns[ti].ty);
+                }
+                expr::infer_params(&x, types);
+            }
+        }
+        Ok(())
     }
 
     /// Runs the next statement of `b` for session `s`. Outside BEGIN ... COMMIT each statement
@@ -175,7 +294,7 @@ impl<D: BlockDevice> Database<D> {
                         return Step::Blocked;
                     }
                     Err(e) => Err(e),
-                    Ok(true) => match self.statement(s.id, &stmt) {
+                    Ok(true) => match self.statement(s.id, &stmt, &b.params) {
                         Ok(q) if writes && !s.in_block => self.store.commit(s.id).map(|_| q),
                         other => other,
                     },
@@ -223,11 +342,11 @@ impl<D: BlockDevice> Database<D> {
         out
     }
 
-    fn statement(&mut self, who: u64, s: &Statement) -> Result<QueryResult, DbError> {
+    fn statement(&mut self, who: u64, s: &Statement, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
         match s {
             Statement::CreateTable(ct) => self.create_table(who, ct),
-            Statement::Insert(ins) => self.insert(who, ins),
-            Statement::Query(q) => self.query(who, q),
+            Statement::Insert(ins) => self.insert(who, ins, params),
+            Statement::Query(q) => self.query(who, q, params),
             other => Err(err!(FEATURE_NOT_SUPPORTED, "statement is not supported yet: {}", first_words(&other.to_string()))),
         }
     }
@@ -270,7 +389,7 @@ impl<D: BlockDevice> Database<D> {
         Ok(tag("CREATE TABLE"))
     }
 
-    fn insert(&mut self, who: u64, ins: &ast::Insert) -> Result<QueryResult, DbError> {
+    fn insert(&mut self, who: u64, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
         let name = match &ins.table {
             ast::TableObject::TableName(n) => table_name(n)?,
             _ => return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT into a table function is not supported")),
@@ -299,7 +418,7 @@ impl<D: BlockDevice> Database<D> {
             _ => return Err(err!(FEATURE_NOT_SUPPORTED, "only INSERT ... VALUES is supported yet")),
         };
         let no_cols = expr::no_columns();
-        let scope = Scope::new(&no_cols);
+        let scope = Scope::new(&no_cols, Some(params));
         let mut rows = Vec::with_capacity(values.rows.len());
         for r in &values.rows {
             if r.content.len() > targets.len() {
@@ -328,7 +447,7 @@ impl<D: BlockDevice> Database<D> {
         Ok(tag(&format!("INSERT 0 {}", rows.len())))
     }
 
-    fn query(&mut self, who: u64, q: &ast::Query) -> Result<QueryResult, DbError> {
+    fn plan_select(&self, who: u64, q: &ast::Query, params: Option<&[(Value, SqlType)]>) -> Result<Plan, DbError> {
         if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || !q.locks.is_empty() {
             return Err(err!(FEATURE_NOT_SUPPORTED, "WITH, ORDER BY, LIMIT and FOR UPDATE are not supported yet"));
         }
@@ -354,7 +473,7 @@ impl<D: BlockDevice> Database<D> {
                 (Some(n), t.columns.clone())
             }
         };
-        let scope = Scope::new(&columns);
+        let scope = Scope::new(&columns, params);
         let mut out_cols = Vec::new();
         let mut exprs: Vec<Expr> = Vec::new();
         for item in &sel.projection {
@@ -391,6 +510,12 @@ impl<D: BlockDevice> Database<D> {
             }
             None => None,
         };
+        let shutdown = scope.shutdown.get();
+        Ok(Plan { table: table_name, exprs, columns: out_cols, filter, shutdown })
+    }
+
+    fn query(&mut self, who: u64, q: &ast::Query, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
+        let Plan { table: table_name, exprs, columns: out_cols, filter, shutdown } = self.plan_select(who, q, Some(params))?;
         let input = match &table_name {
             Some(n) => self.store.scan_as(who, n)?,
             None => alloc::vec![Vec::new()],
@@ -412,7 +537,7 @@ impl<D: BlockDevice> Database<D> {
             rows.push(out);
         }
         let n = rows.len();
-        if scope.shutdown.get() {
+        if shutdown {
             self.shutdown_requested = true;
         }
         Ok(QueryResult { columns: Some(out_cols), rows, tag: format!("SELECT {n}") })
@@ -578,6 +703,30 @@ mod tests {
         d.end_session(&mut b);
         let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
         assert_eq!(rows(&mut d, "select x from t"), alloc::vec![alloc::vec![Some("2".into())], alloc::vec![Some("4".into())], alloc::vec![Some("5".into())]]);
+    }
+
+    #[test]
+    fn prepared_statements_infer_parameters_and_bind_values() {
+        let mut d = db();
+        one(&mut d, "create table t (a int, b text, c bigint)").unwrap();
+        let ins = d.prepare(1, "insert into t values ($1, $2, $3)", &[]).unwrap();
+        assert_eq!(ins.param_types, alloc::vec![SqlType::Int4, SqlType::Text, SqlType::Int8]);
+        assert!(ins.columns.is_none());
+        let mut s = SessionState::new(1);
+        let mut b = d.bind(&ins, alloc::vec![Value::Int(7), Value::Text("seven".into()), Value::Null]).unwrap();
+        assert!(matches!(d.step(&mut s, &mut b), Step::Result(Ok(_))));
+        let sel = d.prepare(1, "select b, a + $2 from t where a = $1", &[]).unwrap();
+        assert_eq!(sel.param_types, alloc::vec![SqlType::Int4, SqlType::Int4]);
+        assert_eq!(sel.columns.as_ref().unwrap()[0], ColumnInfo { name: "b".into(), ty: SqlType::Text });
+        let mut b = d.bind(&sel, alloc::vec![Value::Int(7), Value::Int(1)]).unwrap();
+        match d.step(&mut s, &mut b) {
+            Step::Result(Ok(q)) => assert_eq!(q.rows, alloc::vec![alloc::vec![Value::Text("seven".into()), Value::Int(8)]]),
+            other => panic!("{other:?}"),
+        }
+        assert!(d.bind(&sel, alloc::vec![]).is_err());
+        assert!(d.prepare(1, "select 1; select 2", &[]).is_err());
+        assert!(d.prepare(1, "", &[]).unwrap().is_empty());
+        assert_eq!(code(&mut d, "select $1"), "08P01");
     }
 
     #[test]
