@@ -8,8 +8,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use dbcore::{Batch, Database, DbError, SessionState, Step};
-use pgwire::{Auth, BackendKey, Event, FieldDesc, PgError, ScramSecret, Session, SessionConfig};
+use dbcore::{Batch, ColumnInfo, Database, DbError, Prepared, QueryResult, SessionState, SqlType, Step, Value};
+use pgwire::{Auth, BackendKey, Event, FieldDesc, Frontend, PgError, ScramSecret, Session, SessionConfig};
 use platform::{BlockDevice, Clock, Entropy};
 
 use crate::config::Config;
@@ -37,11 +37,27 @@ pub trait Transport {
     fn wait(&mut self, now_us: u64, max_us: u64);
 }
 
+/// Prepared statements and portals one connection may hold.
+const MAX_PREPARED: usize = 1000;
+
 struct Conn {
     session: Session,
     state: SessionState,
     /// The statements of a Query message still to run (waiting for the write transaction).
     batch: Option<Batch>,
+    statements: BTreeMap<String, Prepared>,
+    portals: BTreeMap<String, Portal>,
+    /// An Execute waiting for the write transaction: (portal, max_rows).
+    pending_execute: Option<(String, i32)>,
+}
+
+/// A bound statement: not run yet (`batch`), or run with rows left to send (`result`).
+struct Portal {
+    columns: Option<Vec<ColumnInfo>>,
+    formats: Vec<i16>,
+    empty: bool,
+    batch: Option<Batch>,
+    result: Option<(QueryResult, usize)>,
 }
 
 pub struct Server<D: BlockDevice, T: Transport> {
@@ -197,7 +213,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             log::debug!("connection {c:?} opened (pid {})", key.pid);
         }
         let state = SessionState::new(key.pid as u64);
-        self.conns.insert(c, Conn { session, state, batch: None });
+        self.conns.insert(c, Conn { session, state, batch: None, statements: BTreeMap::new(), portals: BTreeMap::new(), pending_execute: None });
     }
 
     /// Moves one connection forward; true if anything happened.
@@ -218,6 +234,9 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         if conn.batch.is_some() {
             busy |= drive(&mut self.db, conn);
         }
+        if let Some((portal, max_rows)) = conn.pending_execute.take() {
+            busy |= execute(&mut self.db, conn, &portal, max_rows);
+        }
         while let Some(ev) = conn.session.poll(&self.session_cfg) {
             busy = true;
             match ev {
@@ -225,6 +244,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                     self.stats.queries += 1;
                     answer(&mut self.db, conn, &sql);
                 }
+                Event::Extended(m) => extended(&mut self.db, conn, m),
                 Event::Cancel(key) => {
                     // Queries run to completion within one step, so there is never one in
                     // flight to cancel when the request is read.
@@ -294,6 +314,9 @@ fn drive<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn) -> bool {
         match db.step(&mut conn.state, batch) {
             Step::Result(r) => {
                 ran = true;
+                if let Ok(q) = &r {
+                    apply_effect(&mut conn.statements, q);
+                }
                 send_result(&mut conn.session, r);
             }
             Step::Blocked => return ran,
@@ -306,12 +329,23 @@ fn drive<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn) -> bool {
     }
 }
 
+/// Carries out a statement's session-level effect (DEALLOCATE).
+fn apply_effect(statements: &mut BTreeMap<String, Prepared>, q: &QueryResult) {
+    match &q.effect {
+        Some(dbcore::Effect::Deallocate(None)) => statements.clear(),
+        Some(dbcore::Effect::Deallocate(Some(n))) => {
+            statements.remove(n);
+        }
+        None => {}
+    }
+}
+
 fn send_result(session: &mut Session, r: Result<dbcore::QueryResult, DbError>) {
     match r {
         Ok(q) => {
             if let Some(cols) = &q.columns {
                 let fields: Vec<FieldDesc> =
-                    cols.iter().map(|c| FieldDesc { name: &c.name, type_oid: c.ty.pg_oid(), type_len: c.ty.pg_len() }).collect();
+                    cols.iter().map(|c| FieldDesc { name: &c.name, type_oid: c.ty.pg_oid(), type_len: c.ty.pg_len(), format: 0 }).collect();
                 session.send_row_description(&fields);
                 for row in &q.rows {
                     let texts: Vec<Option<String>> = row.iter().map(|v| v.to_text()).collect();
@@ -322,4 +356,219 @@ fn send_result(session: &mut Session, r: Result<dbcore::QueryResult, DbError>) {
         }
         Err(e) => session.send_error(&pg_error(&e)),
     }
+}
+
+/// The format of column or parameter `i` from a format-code list (none: text; one: all).
+fn format_of(formats: &[i16], i: usize) -> i16 {
+    match formats {
+        [] => 0,
+        [f] => *f,
+        fs => fs.get(i).copied().unwrap_or(0),
+    }
+}
+
+/// Parameter type OIDs a client may declare in Parse (0: let the server infer).
+fn declared_type(oid: u32) -> Result<Option<SqlType>, PgError> {
+    Ok(match oid {
+        0 => None,
+        21 | 23 => Some(SqlType::Int4),
+        20 => Some(SqlType::Int8),
+        16 => Some(SqlType::Bool),
+        25 | 1043 | 705 => Some(SqlType::Text),
+        other => return Err(PgError::error("0A000", format!("parameter type with OID {other} is not supported yet"))),
+    })
+}
+
+/// A bound parameter value, text or binary, checked into the parameter's type.
+fn decode_param(raw: Option<&[u8]>, format: i16, ty: SqlType) -> Result<Value, PgError> {
+    let Some(b) = raw else { return Ok(Value::Null) };
+    let bad = || PgError::error("22P03", format!("incorrect binary data format in bind parameter of type {}", ty.name()));
+    match format {
+        0 => {
+            let s = core::str::from_utf8(b).map_err(|_| PgError::error("22021", "invalid byte sequence for encoding \"UTF8\""))?;
+            dbcore::sql::expr::cast_value(Value::Text(String::from(s)), ty).map_err(|e| PgError::error(e.code.0, e.message))
+        }
+        1 => match ty {
+            SqlType::Int4 | SqlType::Int8 => {
+                let v = match b.len() {
+                    2 => i16::from_be_bytes([b[0], b[1]]) as i64,
+                    4 => i32::from_be_bytes([b[0], b[1], b[2], b[3]]) as i64,
+                    8 => i64::from_be_bytes(b.try_into().map_err(|_| bad())?),
+                    _ => return Err(bad()),
+                };
+                dbcore::sql::expr::cast_value(Value::Int(v), ty).map_err(|e| PgError::error(e.code.0, e.message))
+            }
+            SqlType::Bool if b.len() == 1 => Ok(Value::Bool(b[0] != 0)),
+            SqlType::Text => core::str::from_utf8(b).map(|s| Value::Text(String::from(s))).map_err(|_| bad()),
+            _ => Err(bad()),
+        },
+        f => Err(PgError::error("08P01", format!("unsupported format code: {f}"))),
+    }
+}
+
+/// A result value in text (0) or binary (1) format.
+fn encode_value(v: &Value, ty: SqlType, format: i16) -> Option<Vec<u8>> {
+    if format == 1 {
+        return match (v, ty) {
+            (Value::Null, _) => None,
+            (Value::Int(i), SqlType::Int4) => Some((*i as i32).to_be_bytes().to_vec()),
+            (Value::Int(i), _) => Some(i.to_be_bytes().to_vec()),
+            (Value::Bool(b), _) => Some(alloc::vec![*b as u8]),
+            (Value::Text(t), _) => Some(t.as_bytes().to_vec()),
+        };
+    }
+    v.to_text().map(String::into_bytes)
+}
+
+fn row_fields<'a>(cols: &'a [ColumnInfo], formats: &[i16]) -> Vec<FieldDesc<'a>> {
+    cols.iter()
+        .enumerate()
+        .map(|(i, c)| FieldDesc { name: &c.name, type_oid: c.ty.pg_oid(), type_len: c.ty.pg_len(), format: format_of(formats, i) })
+        .collect()
+}
+
+/// Handles one extended-protocol message.
+fn extended<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn, m: Frontend) {
+    // Ok(true): answered, the session may decode the next message; Ok(false): the message's
+    // handler already ended the exchange or is still waiting.
+    let r: Result<bool, PgError> = (|| match m {
+        Frontend::Parse { name, query, param_types } => {
+            if !name.is_empty() && conn.statements.contains_key(&name) {
+                return Err(PgError::error("42P05", format!("prepared statement \"{name}\" already exists")));
+            }
+            if conn.statements.len() >= MAX_PREPARED && !conn.statements.contains_key(&name) {
+                return Err(PgError::error("54000", format!("too many prepared statements (the limit is {MAX_PREPARED} per connection)")));
+            }
+            let declared = param_types.iter().map(|o| declared_type(*o)).collect::<Result<Vec<_>, _>>()?;
+            let p = db.prepare(conn.state.id, &query, &declared).map_err(|e| pg_error(&e))?;
+            conn.statements.insert(name, p);
+            conn.session.send_bare(b'1');
+            Ok(true)
+        }
+        Frontend::Bind { portal, statement, param_formats, params, result_formats } => {
+            let p = conn.statements.get(&statement).ok_or_else(|| PgError::error("26000", format!("prepared statement \"{statement}\" does not exist")))?;
+            if params.len() != p.param_types.len() {
+                return Err(PgError::error("08P01", format!("bind message supplies {} parameters, but prepared statement \"{statement}\" requires {}", params.len(), p.param_types.len())));
+            }
+            let mut values = Vec::with_capacity(params.len());
+            for (i, raw) in params.iter().enumerate() {
+                values.push(decode_param(raw.as_deref(), format_of(&param_formats, i), p.param_types[i])?);
+            }
+            if conn.portals.len() >= MAX_PREPARED && !conn.portals.contains_key(&portal) {
+                return Err(PgError::error("54000", format!("too many portals (the limit is {MAX_PREPARED} per connection)")));
+            }
+            let batch = db.bind(p, values).map_err(|e| pg_error(&e))?;
+            let columns = p.columns.clone();
+            conn.portals.insert(portal, Portal { columns, formats: result_formats, empty: p.is_empty(), batch: Some(batch), result: None });
+            conn.session.send_bare(b'2');
+            Ok(true)
+        }
+        Frontend::Describe { kind: b'S', name } => {
+            let p = conn.statements.get(&name).ok_or_else(|| PgError::error("26000", format!("prepared statement \"{name}\" does not exist")))?;
+            let oids: Vec<u32> = p.param_types.iter().map(|t| t.pg_oid()).collect();
+            conn.session.send_parameter_description(&oids);
+            match &p.columns {
+                Some(cols) => {
+                    let f = row_fields(cols, &[]);
+                    conn.session.send_row_description(&f);
+                }
+                None => conn.session.send_bare(b'n'),
+            }
+            Ok(true)
+        }
+        Frontend::Describe { name, .. } => {
+            let p = conn.portals.get(&name).ok_or_else(|| PgError::error("34000", format!("portal \"{name}\" does not exist")))?;
+            match &p.columns {
+                Some(cols) => {
+                    let f = row_fields(cols, &p.formats);
+                    conn.session.send_row_description(&f);
+                }
+                None => conn.session.send_bare(b'n'),
+            }
+            Ok(true)
+        }
+        Frontend::Execute { portal, max_rows } => {
+            execute(db, conn, &portal, max_rows);
+            Ok(false)
+        }
+        Frontend::Close { kind, name } => {
+            if kind == b'S' {
+                conn.statements.remove(&name);
+            } else {
+                conn.portals.remove(&name);
+            }
+            conn.session.send_bare(b'3');
+            Ok(true)
+        }
+        Frontend::Sync => {
+            conn.portals.remove("");
+            conn.session.send_ready(conn.state.status());
+            Ok(false)
+        }
+        _ => Ok(true), // Flush: every answer is sent as soon as it is written
+    })();
+    match r {
+        Ok(true) => conn.session.done(),
+        Ok(false) => {}
+        Err(e) => {
+            if conn.state.in_block {
+                conn.state.failed = true;
+            }
+            conn.session.send_error_extended(&e);
+        }
+    }
+}
+
+/// Runs (or continues) a portal: rows up to `max_rows` (0: all), then CommandComplete or
+/// PortalSuspended. If the statement must wait for the write transaction, it is retried on a
+/// later step. True if anything was sent.
+fn execute<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn, name: &str, max_rows: i32) -> bool {
+    let Some(p) = conn.portals.get_mut(name) else {
+        conn.session.send_error_extended(&PgError::error("34000", format!("portal \"{name}\" does not exist")));
+        return true;
+    };
+    if p.empty {
+        conn.session.send_empty_query();
+        conn.session.done();
+        return true;
+    }
+    if let Some(mut batch) = p.batch.take() {
+        match db.step(&mut conn.state, &mut batch) {
+            Step::Blocked => {
+                p.batch = Some(batch);
+                conn.pending_execute = Some((String::from(name), max_rows));
+                return false;
+            }
+            Step::Done => p.result = Some((QueryResult { columns: None, rows: Vec::new(), tag: String::new(), effect: None }, 0)),
+            Step::Result(Ok(q)) => {
+                apply_effect(&mut conn.statements, &q);
+                p.result = Some((q, 0));
+            }
+            Step::Result(Err(e)) => {
+                conn.portals.remove(name);
+                conn.session.send_error_extended(&pg_error(&e));
+                return true;
+            }
+        }
+    }
+    let Some((q, sent)) = p.result.as_mut() else {
+        conn.session.send_error_extended(&PgError::error("55000", format!("portal \"{name}\" cannot be run")));
+        return true;
+    };
+    let limit = if max_rows <= 0 { usize::MAX } else { max_rows as usize };
+    let cols: Vec<SqlType> = q.columns.iter().flatten().map(|c| c.ty).collect();
+    let end = q.rows.len().min(sent.saturating_add(limit));
+    for row in &q.rows[*sent..end] {
+        let vals: Vec<Option<Vec<u8>>> = row.iter().enumerate().map(|(i, v)| encode_value(v, cols.get(i).copied().unwrap_or(SqlType::Text), format_of(&p.formats, i))).collect();
+        conn.session.send_data_row(vals.iter().map(|v| v.as_deref()));
+    }
+    *sent = end;
+    if end < q.rows.len() {
+        conn.session.send_bare(b's');
+    } else {
+        let tag = q.tag.clone();
+        conn.session.send_command_complete(&tag);
+    }
+    conn.session.done();
+    true
 }

@@ -105,12 +105,12 @@ fn transactions_block_writers_and_report_status() {
 fn psycopg2_driver_works() {
     let dir = temp_dir("psycopg2");
     let s = hosted(&dir.join("kerndb.img"), &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/psycopg2_basic.py");
-    let out = std::process::Command::new("python3").arg(script).arg(s.port.to_string()).output().expect("python3");
-    assert!(
-        out.status.success(),
-        "psycopg2 test failed (cargo xtask test installs psycopg2-binary):\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_client("psycopg2_basic.py", s.port);
+}
+
+#[test]
+fn psycopg3_driver_works_over_the_extended_protocol() {
+    let dir = temp_dir("psycopg3");
+    let s = hosted(&dir.join("kerndb.img"), &[]);
+    python_client("psycopg3_basic.py", s.port);
 }

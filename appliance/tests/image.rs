@@ -149,3 +149,12 @@ fn image_is_a_small_pvh_elf() {
     assert!(pvh_note, "no XEN_ELFNOTE_PHYS32_ENTRY note");
     assert!(loadable < 4_000_000, "image is {loadable} bytes");
 }
+
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn python_drivers_against_the_image() {
+    let dir = temp_dir("image-drivers");
+    let s = boot(&new_disk(&dir, 16), "");
+    python_client("psycopg2_basic.py", s.port);
+    python_client("psycopg3_basic.py", s.port);
+}

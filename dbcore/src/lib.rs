@@ -14,7 +14,7 @@ pub mod sql;
 pub mod storage;
 pub mod value;
 
-pub use sql::{Batch, ColumnInfo, Database, Limits, Prepared, QueryResult, SessionState, Step};
+pub use sql::{Batch, ColumnInfo, Effect, Database, Limits, Prepared, QueryResult, SessionState, Step};
 
 pub use error::{DbError, SqlState};
 

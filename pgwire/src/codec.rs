@@ -50,6 +50,14 @@ pub enum Frontend {
     /// 'p': password, SASLInitialResponse or SASLResponse; which one depends on the state.
     Auth(Vec<u8>),
     Terminate,
+    Parse { name: String, query: String, param_types: Vec<u32> },
+    Bind { portal: String, statement: String, param_formats: Vec<i16>, params: Vec<Option<Vec<u8>>>, result_formats: Vec<i16> },
+    /// `kind` is b'S' (statement) or b'P' (portal).
+    Describe { kind: u8, name: String },
+    Execute { portal: String, max_rows: i32 },
+    Close { kind: u8, name: String },
+    Sync,
+    Flush,
     /// A message type kerndb does not handle (yet), with its type byte.
     Unknown(u8),
 }
@@ -136,9 +144,80 @@ pub fn decode_message(buf: &[u8], max_len: usize) -> Result<Option<(Frontend, us
         }
         b'p' => Frontend::Auth(body.to_vec()),
         b'X' => Frontend::Terminate,
+        b'P' | b'B' | b'D' | b'E' | b'C' | b'S' | b'H' => extended(ty, body).ok_or_else(|| {
+            PgError::fatal("08P01", alloc::format!("invalid message format ('{}' message)", ty as char))
+        })?,
         other => Frontend::Unknown(other),
     };
     Ok(Some((msg, total)))
+}
+
+/// A bounds-checked big-endian reader over a message body.
+struct Body<'a>(&'a [u8]);
+
+impl<'a> Body<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn string(&mut self) -> Option<String> {
+        let (s, rest) = cstr(self.0)?;
+        self.0 = rest;
+        Some(String::from(s))
+    }
+    /// A count, which must be non-negative.
+    fn count(&mut self) -> Option<usize> {
+        usize::try_from(self.i16()?).ok()
+    }
+}
+
+/// Decodes the extended-protocol messages; None for any malformation.
+fn extended(ty: u8, body: &[u8]) -> Option<Frontend> {
+    let mut b = Body(body);
+    let msg = match ty {
+        b'P' => {
+            let name = b.string()?;
+            let query = b.string()?;
+            let n = b.count()?;
+            let param_types = (0..n).map(|_| b.i32().map(|v| v as u32)).collect::<Option<Vec<_>>>()?;
+            Frontend::Parse { name, query, param_types }
+        }
+        b'B' => {
+            let portal = b.string()?;
+            let statement = b.string()?;
+            let nf = b.count()?;
+            let param_formats = (0..nf).map(|_| b.i16()).collect::<Option<Vec<_>>>()?;
+            let np = b.count()?;
+            let mut params = Vec::with_capacity(np.min(body.len()));
+            for _ in 0..np {
+                let len = b.i32()?;
+                params.push(if len < 0 { None } else { Some(b.take(len as usize)?.to_vec()) });
+            }
+            let nr = b.count()?;
+            let result_formats = (0..nr).map(|_| b.i16()).collect::<Option<Vec<_>>>()?;
+            Frontend::Bind { portal, statement, param_formats, params, result_formats }
+        }
+        b'D' => Frontend::Describe { kind: b.u8().filter(|k| matches!(k, b'S' | b'P'))?, name: b.string()? },
+        b'E' => Frontend::Execute { portal: b.string()?, max_rows: b.i32()? },
+        b'C' => Frontend::Close { kind: b.u8().filter(|k| matches!(k, b'S' | b'P'))?, name: b.string()? },
+        b'S' => Frontend::Sync,
+        b'H' => Frontend::Flush,
+        _ => return None,
+    };
+    b.0.is_empty().then_some(msg)
 }
 
 /// Writes backend messages into a byte buffer.
@@ -201,7 +280,7 @@ impl Out<'_> {
             self.i32(f.type_oid as i32);
             self.i16(f.type_len);
             self.i32(-1);
-            self.i16(0);
+            self.i16(f.format);
         }
         self.end(at);
     }
@@ -222,6 +301,20 @@ impl Out<'_> {
     pub fn command_complete(&mut self, tag: &str) {
         let at = self.begin(b'C');
         self.cstr(tag);
+        self.end(at);
+    }
+    /// A message with no body: ParseComplete '1', BindComplete '2', CloseComplete '3',
+    /// NoData 'n', PortalSuspended 's'.
+    pub fn bare(&mut self, ty: u8) {
+        let at = self.begin(ty);
+        self.end(at);
+    }
+    pub fn parameter_description(&mut self, oids: &[u32]) {
+        let at = self.begin(b't');
+        self.i16(oids.len() as i16);
+        for o in oids {
+            self.i32(*o as i32);
+        }
         self.end(at);
     }
     pub fn empty_query(&mut self) {
@@ -249,6 +342,8 @@ pub struct FieldDesc<'a> {
     pub name: &'a str,
     pub type_oid: u32,
     pub type_len: i16,
+    /// 0 text, 1 binary.
+    pub format: i16,
 }
 
 #[cfg(test)]
@@ -278,6 +373,28 @@ mod tests {
         assert!(decode_message(&[b'Q', 0, 0, 0, 2], 100).is_err());
         assert_eq!(decode_message(&[b'Q', 0, 1, 0, 0], 1 << 20).unwrap(), None);
         assert_eq!(decode_message(&[b'Q', 0x7f, 0, 0, 0], 1 << 20).unwrap_err().code, "54000");
+    }
+
+    #[test]
+    fn extended_messages_decode() {
+        let mut p = b"s1\0select $1\0".to_vec();
+        p.extend_from_slice(&1i16.to_be_bytes());
+        p.extend_from_slice(&23i32.to_be_bytes());
+        let mut m = alloc::vec![b'P'];
+        m.extend_from_slice(&((p.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(&p);
+        let (msg, n) = decode_message(&m, 1 << 16).unwrap().unwrap();
+        assert_eq!(n, m.len());
+        assert_eq!(msg, Frontend::Parse { name: "s1".into(), query: "select $1".into(), param_types: alloc::vec![23] });
+        // A Bind whose parameter length runs past the body is refused.
+        let mut bb = b"\0\0".to_vec();
+        bb.extend_from_slice(&0i16.to_be_bytes());
+        bb.extend_from_slice(&1i16.to_be_bytes());
+        bb.extend_from_slice(&100i32.to_be_bytes());
+        let mut m = alloc::vec![b'B'];
+        m.extend_from_slice(&((bb.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(&bb);
+        assert_eq!(decode_message(&m, 1 << 16).unwrap_err().code, "08P01");
     }
 
     proptest! {

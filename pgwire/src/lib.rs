@@ -15,6 +15,6 @@ pub mod codec;
 pub mod scram;
 pub mod session;
 
-pub use codec::{FieldDesc, PgError, Severity};
+pub use codec::{FieldDesc, Frontend, PgError, Severity};
 pub use scram::ScramSecret;
 pub use session::{Auth, BackendKey, Event, Session, SessionConfig};

@@ -3,7 +3,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::codec::{decode_message, decode_startup, FieldDesc, Frontend, Out, PgError, StartupPacket};
+use crate::codec::{decode_message, decode_startup, FieldDesc, Out, PgError, StartupPacket};
+pub use crate::codec::Frontend;
 use crate::scram::{ScramError, ScramSecret, ScramServer, MECHANISM};
 
 /// How clients prove who they are.
@@ -38,6 +39,10 @@ pub struct BackendKey {
 pub enum Event {
     /// A simple Query: run it, send its results, then [`Session::send_ready`].
     Query(String),
+    /// An extended-protocol message: answer it, then [`Session::done`] (or
+    /// [`Session::send_error_extended`] on failure). Sync is answered with
+    /// [`Session::send_ready`].
+    Extended(Frontend),
     /// A CancelRequest arrived on this (now closed) connection.
     Cancel(BackendKey),
 }
@@ -59,6 +64,8 @@ pub struct Session {
     server_nonce: String,
     /// Set once a query is being answered and until ReadyForQuery is sent.
     busy: bool,
+    /// After an error in an extended-protocol exchange, messages are skipped until Sync.
+    skip_to_sync: bool,
     pub user: String,
     pub application_name: String,
 }
@@ -77,6 +84,7 @@ impl Session {
             key,
             server_nonce,
             busy: false,
+            skip_to_sync: false,
             user: String::new(),
             application_name: String::new(),
         }
@@ -240,6 +248,22 @@ impl Session {
                 self.busy = true;
                 return Some(Event::Query(q));
             }
+            (State::Ready, Frontend::Sync) if self.skip_to_sync => {
+                self.skip_to_sync = false;
+                self.state = State::Ready;
+                self.busy = true;
+                return Some(Event::Extended(Frontend::Sync));
+            }
+            (State::Ready, Frontend::Parse { .. } | Frontend::Bind { .. } | Frontend::Describe { .. } | Frontend::Execute { .. } | Frontend::Close { .. } | Frontend::Flush)
+                if self.skip_to_sync =>
+            {
+                self.state = State::Ready;
+            }
+            (State::Ready, m @ (Frontend::Parse { .. } | Frontend::Bind { .. } | Frontend::Describe { .. } | Frontend::Execute { .. } | Frontend::Close { .. } | Frontend::Sync | Frontend::Flush)) => {
+                self.state = State::Ready;
+                self.busy = true;
+                return Some(Event::Extended(m));
+            }
             (State::Ready, Frontend::Unknown(t)) => {
                 let m = format!("invalid frontend message type {} ('{}')", t, (t as char).escape_default());
                 self.fatal(&PgError::fatal("08P01", m));
@@ -274,6 +298,28 @@ impl Session {
         o.backend_key(self.key.pid, self.key.secret);
         o.ready(b'I');
         self.state = State::Ready;
+    }
+
+    /// Finishes handling an extended-protocol message.
+    pub fn done(&mut self) {
+        self.busy = false;
+    }
+
+    /// Reports an error in an extended-protocol exchange: the rest up to Sync is skipped.
+    pub fn send_error_extended(&mut self, e: &PgError) {
+        Out(&mut self.output).error(e);
+        self.skip_to_sync = true;
+        self.busy = false;
+    }
+
+    /// A body-less message: ParseComplete b'1', BindComplete b'2', CloseComplete b'3',
+    /// NoData b'n', PortalSuspended b's'.
+    pub fn send_bare(&mut self, ty: u8) {
+        Out(&mut self.output).bare(ty);
+    }
+
+    pub fn send_parameter_description(&mut self, oids: &[u32]) {
+        Out(&mut self.output).parameter_description(oids);
     }
 
     pub fn send_row_description(&mut self, fields: &[FieldDesc]) {

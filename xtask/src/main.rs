@@ -162,6 +162,7 @@ fn test(root: &Path, args: &[String]) -> Result<(), String> {
     }
     ensure_tools(&[("qemu-system-x86_64", "qemu-system-x86"), ("psql", "postgresql-client"), ("python3", "python3")])?;
     ensure_python_module("psycopg2", "psycopg2-binary")?;
+    ensure_python_module("psycopg", "psycopg[binary]")?;
     println!("== unit, property and hosted-server tests");
     check(cargo().args(["test", "--workspace", "--release"]).status(), "cargo test")?;
     println!("== the image builds for x86_64-unknown-none and boots in QEMU");

@@ -452,3 +452,15 @@ pub fn concurrent_clients(port: u16) {
     }
     assert_eq!(a.rows("select who from conc").len(), 18);
 }
+
+/// Runs one of the Python driver scripts in tests/clients against `port`; it must succeed.
+pub fn python_client(script: &str, port: u16) {
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3").arg(&path).arg(port.to_string()).output().expect("python3");
+    assert!(
+        out.status.success(),
+        "{script} failed (cargo xtask test installs psycopg2-binary and psycopg[binary]):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -37,6 +37,15 @@ pub struct QueryResult {
     pub rows: Vec<Vec<Value>>,
     /// The command tag: `SELECT 3`, `INSERT 0 2`, `CREATE TABLE`.
     pub tag: String,
+    /// Something the protocol layer must do for the session.
+    pub effect: Option<Effect>,
+}
+
+/// Session-level effects of a statement that live outside the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// DEALLOCATE name (Some) or DEALLOCATE ALL (None): forget prepared statements.
+    Deallocate(Option<String>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -347,6 +356,12 @@ impl<D: BlockDevice> Database<D> {
             Statement::CreateTable(ct) => self.create_table(who, ct),
             Statement::Insert(ins) => self.insert(who, ins, params),
             Statement::Query(q) => self.query(who, q, params),
+            Statement::Deallocate { name, .. } => {
+                let all = name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all");
+                let mut r = tag(if all { "DEALLOCATE ALL" } else { "DEALLOCATE" });
+                r.effect = Some(Effect::Deallocate(if all { None } else { Some(ident_name(name)) }));
+                Ok(r)
+            }
             other => Err(err!(FEATURE_NOT_SUPPORTED, "statement is not supported yet: {}", first_words(&other.to_string()))),
         }
     }
@@ -540,12 +555,12 @@ impl<D: BlockDevice> Database<D> {
         if shutdown {
             self.shutdown_requested = true;
         }
-        Ok(QueryResult { columns: Some(out_cols), rows, tag: format!("SELECT {n}") })
+        Ok(QueryResult { columns: Some(out_cols), rows, tag: format!("SELECT {n}"), effect: None })
     }
 }
 
 fn tag(t: &str) -> QueryResult {
-    QueryResult { columns: None, rows: Vec::new(), tag: String::from(t) }
+    QueryResult { columns: None, rows: Vec::new(), tag: String::from(t), effect: None }
 }
 
 fn first_words(s: &str) -> String {
