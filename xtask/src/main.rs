@@ -139,7 +139,7 @@ fn run(root: &Path, args: &[String]) -> Result<(), String> {
             _ => return Err(format!("unknown flag {a}\n{USAGE}")),
         }
     }
-    ensure_tools(&[("qemu-system-x86_64", "qemu-system-x86")])?;
+    ensure_tools(&[("qemu-system-x86_64", "qemu-system-x86"), ("psql", "postgresql-client")])?;
     let image = if build { build_image(root)? } else { image_path(root) };
     qemu::ensure_disk(&opts.disk, 1 << 30).map_err(|e| format!("disk {}: {e}", opts.disk.display()))?;
     let user = opts.append.split_whitespace().find_map(|w| w.strip_prefix("user=")).unwrap_or("kerndb").to_string();
