@@ -84,6 +84,8 @@ pub struct ServerStats {
     pub accepted: u64,
     pub refused: u64,
     pub queries: u64,
+    /// Group-commit log flushes.
+    pub syncs: u64,
 }
 
 pub fn session_config(cfg: &Config, entropy: &mut dyn Entropy) -> SessionConfig {
@@ -186,8 +188,27 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         }
         let ids: Vec<T::Conn> = self.conns.keys().copied().collect();
         let mut buf = [0u8; READ_CHUNK];
-        for id in ids {
-            busy |= self.serve(id, &mut buf);
+        let mut gone = Vec::new();
+        for &id in &ids {
+            let (b, g) = self.serve_input(id, &mut buf);
+            busy |= b;
+            if g {
+                gone.push(id);
+            }
+        }
+        // Group commit: every commit of this pass shares one log flush, and no reply leaves
+        // before it (a reply may depend on a commit, its own or one it read).
+        if self.db.needs_sync() {
+            self.stats.syncs += 1;
+            if let Err(e) = self.db.sync() {
+                // The outcome of the waiting commits is unknown: close every connection
+                // rather than send an answer that may be wrong. The store now refuses writes.
+                log::error!("log flush failed, closing all connections: {}", e.message);
+                gone.extend(ids.iter().copied());
+            }
+        }
+        for &id in &ids {
+            busy |= self.serve_output(id, gone.contains(&id));
         }
         if busy {
             self.transport.poll(now_us);
@@ -216,9 +237,9 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         self.conns.insert(c, Conn { session, state, batch: None, statements: BTreeMap::new(), portals: BTreeMap::new(), pending_execute: None });
     }
 
-    /// Moves one connection forward; true if anything happened.
-    fn serve(&mut self, id: T::Conn, buf: &mut [u8]) -> bool {
-        let Some(conn) = self.conns.get_mut(&id) else { return false };
+    /// Reads from one connection and runs what it asked for; (anything happened, it is gone).
+    fn serve_input(&mut self, id: T::Conn, buf: &mut [u8]) -> (bool, bool) {
+        let Some(conn) = self.conns.get_mut(&id) else { return (false, false) };
         let mut busy = false;
         let mut gone = false;
         if conn.session.output().len() < OUTPUT_HIGH_WATER && !conn.session.is_closed() {
@@ -255,6 +276,14 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                 break;
             }
         }
+        (busy, gone)
+    }
+
+    /// Sends what one connection has queued and closes it if it is done; true if anything
+    /// happened.
+    fn serve_output(&mut self, id: T::Conn, mut gone: bool) -> bool {
+        let Some(conn) = self.conns.get_mut(&id) else { return false };
+        let mut busy = false;
         let out = conn.session.output();
         if !out.is_empty() && !gone {
             match self.transport.send(id, out) {
@@ -371,10 +400,17 @@ fn format_of(formats: &[i16], i: usize) -> i16 {
 fn declared_type(oid: u32) -> Result<Option<SqlType>, PgError> {
     Ok(match oid {
         0 => None,
-        21 | 23 => Some(SqlType::Int4),
+        21 => Some(SqlType::Int2),
+        23 => Some(SqlType::Int4),
         20 => Some(SqlType::Int8),
+        700 => Some(SqlType::Float4),
+        701 => Some(SqlType::Float8),
+        1700 => Some(SqlType::Numeric),
         16 => Some(SqlType::Bool),
-        25 | 1043 | 705 => Some(SqlType::Text),
+        25 | 705 => Some(SqlType::Text),
+        1043 => Some(SqlType::Varchar(0)),
+        1042 => Some(SqlType::Char(0)),
+        1114 | 1184 => Some(SqlType::Timestamp),
         other => return Err(PgError::error("0A000", format!("parameter type with OID {other} is not supported yet"))),
     })
 }
@@ -389,7 +425,7 @@ fn decode_param(raw: Option<&[u8]>, format: i16, ty: SqlType) -> Result<Value, P
             dbcore::sql::expr::cast_value(Value::Text(String::from(s)), ty).map_err(|e| PgError::error(e.code.0, e.message))
         }
         1 => match ty {
-            SqlType::Int4 | SqlType::Int8 => {
+            SqlType::Int2 | SqlType::Int4 | SqlType::Int8 => {
                 let v = match b.len() {
                     2 => i16::from_be_bytes([b[0], b[1]]) as i64,
                     4 => i32::from_be_bytes([b[0], b[1], b[2], b[3]]) as i64,
@@ -399,7 +435,10 @@ fn decode_param(raw: Option<&[u8]>, format: i16, ty: SqlType) -> Result<Value, P
                 dbcore::sql::expr::cast_value(Value::Int(v), ty).map_err(|e| PgError::error(e.code.0, e.message))
             }
             SqlType::Bool if b.len() == 1 => Ok(Value::Bool(b[0] != 0)),
-            SqlType::Text => core::str::from_utf8(b).map(|s| Value::Text(String::from(s))).map_err(|_| bad()),
+            SqlType::Float4 if b.len() == 4 => Ok(Value::Float(f32::from_be_bytes([b[0], b[1], b[2], b[3]]) as f64)),
+            SqlType::Float8 if b.len() == 8 => Ok(Value::Float(f64::from_be_bytes(b.try_into().map_err(|_| bad())?))),
+            SqlType::Timestamp if b.len() == 8 => Ok(Value::Timestamp(i64::from_be_bytes(b.try_into().map_err(|_| bad())?))),
+            t if t.is_text() => core::str::from_utf8(b).map(|s| Value::Text(String::from(s))).map_err(|_| bad()),
             _ => Err(bad()),
         },
         f => Err(PgError::error("08P01", format!("unsupported format code: {f}"))),
@@ -411,8 +450,12 @@ fn encode_value(v: &Value, ty: SqlType, format: i16) -> Option<Vec<u8>> {
     if format == 1 {
         return match (v, ty) {
             (Value::Null, _) => None,
+            (Value::Int(i), SqlType::Int2) => Some((*i as i16).to_be_bytes().to_vec()),
             (Value::Int(i), SqlType::Int4) => Some((*i as i32).to_be_bytes().to_vec()),
             (Value::Int(i), _) => Some(i.to_be_bytes().to_vec()),
+            (Value::Float(f), SqlType::Float4) => Some((*f as f32).to_be_bytes().to_vec()),
+            (Value::Float(f), _) => Some(f.to_be_bytes().to_vec()),
+            (Value::Timestamp(t), _) => Some(t.to_be_bytes().to_vec()),
             (Value::Bool(b), _) => Some(alloc::vec![*b as u8]),
             (Value::Text(t), _) => Some(t.as_bytes().to_vec()),
         };

@@ -52,7 +52,7 @@ fn connection_limit_gives_53300() {
 fn foreign_disk_is_refused_and_left_alone() {
     let dir = temp_dir("foreign");
     let disk = dir.join("not-kerndb.img");
-    let content: Vec<u8> = b"precious data that is not a database\n".repeat(1000);
+    let content: Vec<u8> = b"precious data that is not a database\n".repeat(20000);
     std::fs::write(&disk, &content).unwrap();
     let mut p = std::process::Command::new(env!("CARGO_BIN_EXE_kerndb"));
     p.args(["serve", "--disk"]).arg(&disk).args(["--listen", &format!("127.0.0.1:{}", free_port())]);

@@ -30,6 +30,26 @@ impl SqlState {
     pub const LOCK_NOT_AVAILABLE: SqlState = SqlState("55P03");
     pub const INVALID_COLUMN_DEFINITION: SqlState = SqlState("42611");
     pub const TOO_MANY_COLUMNS: SqlState = SqlState("54011");
+    pub const INVALID_DATETIME: SqlState = SqlState("22007");
+    pub const CANNOT_COERCE: SqlState = SqlState("42846");
+    pub const STRING_DATA_RIGHT_TRUNCATION: SqlState = SqlState("22001");
+    pub const CARDINALITY_VIOLATION: SqlState = SqlState("21000");
+    pub const SUBSTRING_ERROR: SqlState = SqlState("22011");
+    pub const INVALID_ARGUMENT_FOR_POWER: SqlState = SqlState("2201F");
+    pub const INVALID_ARGUMENT_FOR_LOG: SqlState = SqlState("2201E");
+    pub const UNIQUE_VIOLATION: SqlState = SqlState("23505");
+    pub const GROUPING_ERROR: SqlState = SqlState("42803");
+    pub const SERIALIZATION_FAILURE: SqlState = SqlState("40001");
+    pub const UNDEFINED_OBJECT: SqlState = SqlState("42704");
+    pub const DUPLICATE_OBJECT: SqlState = SqlState("42710");
+    pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
+    pub const AMBIGUOUS_COLUMN: SqlState = SqlState("42702");
+    pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
+    pub const DEPENDENT_OBJECTS: SqlState = SqlState("2BP01");
+    pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
+    pub const INVALID_ROW_COUNT: SqlState = SqlState("2201W");
+    pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");
+    pub const OUT_OF_MEMORY: SqlState = SqlState("53200");
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

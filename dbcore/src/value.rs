@@ -1,88 +1,315 @@
-//! SQL types and values, and their encoding inside heap items (docs/storage-format.md).
+//! SQL types and values: their order, their text forms, and their encodings in rows and in
+//! index keys (docs/storage-format.md and docs/sql.md).
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cmp::Ordering;
 use core::fmt::Write;
 
-use crate::error::DbError;
 use crate::err;
+use crate::error::DbError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SqlType {
+    Int2,
     Int4,
     Int8,
+    Float4,
+    Float8,
+    /// NUMERIC/DECIMAL. Held as a double for now (not yet exact; see docs/sql.md).
+    Numeric,
     Text,
+    /// VARCHAR(n); 0 = no limit.
+    Varchar(u32),
+    /// CHAR(n), blank-padded.
+    Char(u32),
     Bool,
+    Timestamp,
 }
 
 impl SqlType {
-    /// The type byte stored in the catalog.
-    pub fn code(self) -> u8 {
+    /// The type code stored in the catalog (with the length in the next u32).
+    pub fn code(self) -> (u8, u32) {
         match self {
-            SqlType::Int4 => 1,
-            SqlType::Int8 => 2,
-            SqlType::Text => 3,
-            SqlType::Bool => 4,
+            SqlType::Int2 => (5, 0),
+            SqlType::Int4 => (1, 0),
+            SqlType::Int8 => (2, 0),
+            SqlType::Text => (3, 0),
+            SqlType::Bool => (4, 0),
+            SqlType::Float4 => (6, 0),
+            SqlType::Float8 => (7, 0),
+            SqlType::Numeric => (8, 0),
+            SqlType::Varchar(n) => (9, n),
+            SqlType::Char(n) => (10, n),
+            SqlType::Timestamp => (11, 0),
         }
     }
-    pub fn from_code(c: u8) -> Option<SqlType> {
+    pub fn from_code(c: u8, n: u32) -> Option<SqlType> {
         Some(match c {
             1 => SqlType::Int4,
             2 => SqlType::Int8,
             3 => SqlType::Text,
             4 => SqlType::Bool,
+            5 => SqlType::Int2,
+            6 => SqlType::Float4,
+            7 => SqlType::Float8,
+            8 => SqlType::Numeric,
+            9 => SqlType::Varchar(n),
+            10 => SqlType::Char(n),
+            11 => SqlType::Timestamp,
             _ => return None,
         })
     }
     /// PostgreSQL's type OID.
     pub fn pg_oid(self) -> u32 {
         match self {
+            SqlType::Int2 => 21,
             SqlType::Int4 => 23,
             SqlType::Int8 => 20,
+            SqlType::Float4 => 700,
+            SqlType::Float8 => 701,
+            SqlType::Numeric => 1700,
             SqlType::Text => 25,
+            SqlType::Varchar(_) => 1043,
+            SqlType::Char(_) => 1042,
             SqlType::Bool => 16,
+            SqlType::Timestamp => 1114,
         }
     }
     /// PostgreSQL's typlen (-1 for variable length).
     pub fn pg_len(self) -> i16 {
         match self {
-            SqlType::Int4 => 4,
-            SqlType::Int8 => 8,
-            SqlType::Text => -1,
+            SqlType::Int2 => 2,
+            SqlType::Int4 | SqlType::Float4 => 4,
+            SqlType::Int8 | SqlType::Float8 | SqlType::Timestamp => 8,
             SqlType::Bool => 1,
+            _ => -1,
         }
     }
     pub fn name(self) -> &'static str {
         match self {
+            SqlType::Int2 => "smallint",
             SqlType::Int4 => "integer",
             SqlType::Int8 => "bigint",
+            SqlType::Float4 => "real",
+            SqlType::Float8 => "double precision",
+            SqlType::Numeric => "numeric",
             SqlType::Text => "text",
+            SqlType::Varchar(_) => "character varying",
+            SqlType::Char(_) => "character",
             SqlType::Bool => "boolean",
+            SqlType::Timestamp => "timestamp without time zone",
         }
+    }
+    pub fn is_int(self) -> bool {
+        matches!(self, SqlType::Int2 | SqlType::Int4 | SqlType::Int8)
+    }
+    pub fn is_float(self) -> bool {
+        matches!(self, SqlType::Float4 | SqlType::Float8 | SqlType::Numeric)
+    }
+    pub fn is_numeric(self) -> bool {
+        self.is_int() || self.is_float()
+    }
+    pub fn is_text(self) -> bool {
+        matches!(self, SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_))
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// A value. Integers of every width are `Int`, floating and numeric values `Float`,
+/// timestamps microseconds since 2000-01-01 (PostgreSQL's epoch).
+#[derive(Debug, Clone)]
 pub enum Value {
     Null,
     Bool(bool),
     Int(i64),
+    Float(f64),
     Text(String),
+    Timestamp(i64),
 }
 
 impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
     /// PostgreSQL's text output format; None for NULL.
     pub fn to_text(&self) -> Option<String> {
+        let mut s = String::new();
         match self {
-            Value::Null => None,
-            Value::Bool(b) => Some(String::from(if *b { "t" } else { "f" })),
+            Value::Null => return None,
+            Value::Bool(b) => s.push_str(if *b { "t" } else { "f" }),
             Value::Int(i) => {
-                let mut s = String::new();
                 let _ = write!(s, "{i}");
-                Some(s)
             }
-            Value::Text(t) => Some(t.clone()),
+            Value::Float(f) => s = format_float(*f),
+            Value::Text(t) => s.push_str(t),
+            Value::Timestamp(us) => s = format_timestamp(*us),
+        }
+        Some(s)
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Value::Bool(_) => 1,
+            Value::Int(_) | Value::Float(_) => 2,
+            Value::Text(_) => 3,
+            Value::Timestamp(_) => 4,
+            Value::Null => 9,
         }
     }
+}
+
+/// Total order used by ORDER BY, DISTINCT, GROUP BY and indexes: numbers compare by value
+/// across integer and float, NULL sorts after everything (PostgreSQL's default).
+impl Ord for Value {
+    fn cmp(&self, other: &Value) -> Ordering {
+        match (self, other) {
+            (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+            (Value::Int(a), Value::Int(b)) => a.cmp(b),
+            (Value::Float(a), Value::Float(b)) => a.total_cmp(b),
+            (Value::Int(a), Value::Float(b)) => (*a as f64).total_cmp(b).then(Ordering::Equal),
+            (Value::Float(a), Value::Int(b)) => a.total_cmp(&(*b as f64)),
+            (Value::Text(a), Value::Text(b)) => a.cmp(b),
+            (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
+            (a, b) => a.rank().cmp(&b.rank()),
+        }
+    }
+}
+
+impl PartialOrd for Value {
+    fn partial_cmp(&self, other: &Value) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Value {}
+
+/// float8 output as PostgreSQL 15 prints it: shortest exact digits, exponent outside
+/// 1e-4 ..= 1e15.
+pub fn format_float(f: f64) -> String {
+    let mut s = String::new();
+    if f.is_nan() {
+        return String::from("NaN");
+    }
+    if f.is_infinite() {
+        return String::from(if f > 0.0 { "Infinity" } else { "-Infinity" });
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-4..1e15).contains(&a) {
+        let _ = write!(s, "{f:e}");
+        // Rust writes 1e20 and 1.5e-7; PostgreSQL writes 1e+20 and 1.5e-07.
+        if let Some(pos) = s.find('e') {
+            let (m, e) = s.split_at(pos);
+            let e = &e[1..];
+            let (sign, digits) = if let Some(d) = e.strip_prefix('-') { ('-', d) } else { ('+', e) };
+            let mut out = String::from(m);
+            out.push('e');
+            out.push(sign);
+            if digits.len() < 2 {
+                out.push('0');
+            }
+            out.push_str(digits);
+            return out;
+        }
+        return s;
+    }
+    let _ = write!(s, "{f}");
+    if s == "-0" {
+        s = String::from("-0");
+    }
+    s
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// Days from 2000-01-01 to y-m-d (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468 - 10_957
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468 + 10_957;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn format_timestamp(us: i64) -> String {
+    let days = us.div_euclid(DAY_US);
+    let rem = us.rem_euclid(DAY_US);
+    let (y, m, d) = civil_from_days(days);
+    let secs = rem / 1_000_000;
+    let frac = rem % 1_000_000;
+    let mut s = String::new();
+    let _ = write!(s, "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    if frac != 0 {
+        let mut f = alloc::format!("{frac:06}");
+        while f.ends_with('0') {
+            f.pop();
+        }
+        s.push('.');
+        s.push_str(&f);
+    }
+    s
+}
+
+/// Parses `YYYY-MM-DD[ HH:MM:SS[.ffffff]]` (a `T` separator and a trailing zone are accepted;
+/// the zone is ignored, as for timestamp without time zone).
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, time) = match s.find([' ', 'T']) {
+        Some(i) => (&s[..i], s[i + 1..].trim()),
+        None => (s, ""),
+    };
+    let mut dp = date.splitn(3, '-');
+    let y: i64 = dp.next()?.parse().ok()?;
+    let m: i64 = dp.next()?.parse().ok()?;
+    let d: i64 = dp.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1..=9999).contains(&y) {
+        return None;
+    }
+    let mut us = days_from_civil(y, m, d) * DAY_US;
+    if !time.is_empty() {
+        let t = time.trim_end_matches(|c: char| c.is_ascii_alphabetic()).split(['+', 'Z']).next()?;
+        let t = match t.rfind('-') {
+            Some(i) if i > 0 => &t[..i],
+            _ => t,
+        };
+        let mut tp = t.splitn(3, ':');
+        let h: i64 = tp.next()?.trim().parse().ok()?;
+        let mi: i64 = tp.next().unwrap_or("0").parse().ok()?;
+        let sec = tp.next().unwrap_or("0");
+        let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
+        let sec: i64 = whole.parse().ok()?;
+        if h > 24 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let mut f = String::from(frac);
+        f.truncate(6);
+        while f.len() < 6 {
+            f.push('0');
+        }
+        let frac: i64 = f.parse().ok()?;
+        us += ((h * 60 + mi) * 60 + sec) * 1_000_000 + frac;
+    }
+    Some(us)
 }
 
 const TAG_NULL: u8 = 0;
@@ -90,6 +317,8 @@ const TAG_INT: u8 = 1;
 const TAG_FALSE: u8 = 2;
 const TAG_TRUE: u8 = 3;
 const TAG_TEXT: u8 = 4;
+const TAG_FLOAT: u8 = 5;
+const TAG_TS: u8 = 6;
 
 /// Appends the encoding of one row.
 pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
@@ -101,6 +330,14 @@ pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
             Value::Int(i) => {
                 out.push(TAG_INT);
                 out.extend_from_slice(&i.to_le_bytes());
+            }
+            Value::Float(f) => {
+                out.push(TAG_FLOAT);
+                out.extend_from_slice(&f.to_bits().to_le_bytes());
+            }
+            Value::Timestamp(t) => {
+                out.push(TAG_TS);
+                out.extend_from_slice(&t.to_le_bytes());
             }
             Value::Bool(false) => out.push(TAG_FALSE),
             Value::Bool(true) => out.push(TAG_TRUE),
@@ -149,14 +386,18 @@ impl<'a> Reader<'a> {
         let n = self.u16()? as usize;
         core::str::from_utf8(self.take(n)?).ok()
     }
+    pub fn str32(&mut self) -> Option<&'a str> {
+        let n = self.u32()? as usize;
+        core::str::from_utf8(self.take(n)?).ok()
+    }
     pub fn is_empty(&self) -> bool {
         self.pos == self.bytes.len()
     }
 }
 
-/// Decodes one row item read from page `page`; any malformation is corruption.
-pub fn decode_row(bytes: &[u8], page: u64) -> Result<Vec<Value>, DbError> {
-    let bad = || err!(DATA_CORRUPTED, "malformed row in page {page}");
+/// Decodes one row read from a table; any malformation is corruption.
+pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>, DbError> {
+    let bad = || err!(DATA_CORRUPTED, "malformed row");
     let mut r = Reader::new(bytes);
     let n = r.u16().ok_or_else(bad)? as usize;
     let mut row = Vec::with_capacity(n.min(bytes.len()));
@@ -164,13 +405,11 @@ pub fn decode_row(bytes: &[u8], page: u64) -> Result<Vec<Value>, DbError> {
         let v = match r.u8().ok_or_else(bad)? {
             TAG_NULL => Value::Null,
             TAG_INT => Value::Int(r.u64().ok_or_else(bad)? as i64),
+            TAG_FLOAT => Value::Float(f64::from_bits(r.u64().ok_or_else(bad)?)),
+            TAG_TS => Value::Timestamp(r.u64().ok_or_else(bad)? as i64),
             TAG_FALSE => Value::Bool(false),
             TAG_TRUE => Value::Bool(true),
-            TAG_TEXT => {
-                let len = r.u32().ok_or_else(bad)? as usize;
-                let s = core::str::from_utf8(r.take(len).ok_or_else(bad)?).map_err(|_| bad())?;
-                Value::Text(String::from(s))
-            }
+            TAG_TEXT => Value::Text(String::from(r.str32().ok_or_else(bad)?)),
             _ => return Err(bad()),
         };
         row.push(v);
@@ -179,6 +418,45 @@ pub fn decode_row(bytes: &[u8], page: u64) -> Result<Vec<Value>, DbError> {
         return Err(bad());
     }
     Ok(row)
+}
+
+/// Appends an order-preserving encoding of `v` to an index key: comparing encoded keys
+/// bytewise orders them as [`Value`]'s `Ord` does (for values of one column type).
+pub fn encode_key(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.push(0xF0),
+        Value::Bool(b) => {
+            out.push(0x10);
+            out.push(*b as u8);
+        }
+        Value::Int(i) => {
+            out.push(0x20);
+            out.extend_from_slice(&((*i as u64) ^ (1 << 63)).to_be_bytes());
+        }
+        Value::Float(f) => {
+            out.push(0x21);
+            let b = f.to_bits();
+            out.extend_from_slice(&(b ^ float_flip(b)).to_be_bytes());
+        }
+        Value::Text(s) => {
+            out.push(0x30);
+            for &b in s.as_bytes() {
+                out.push(b);
+                if b == 0 {
+                    out.push(0xFF);
+                }
+            }
+            out.extend_from_slice(&[0, 0]);
+        }
+        Value::Timestamp(t) => {
+            out.push(0x40);
+            out.extend_from_slice(&((*t as u64) ^ (1 << 63)).to_be_bytes());
+        }
+    }
+}
+
+fn float_flip(bits: u64) -> u64 {
+    if bits & (1 << 63) != 0 { u64::MAX } else { 1 << 63 }
 }
 
 #[cfg(test)]
@@ -191,6 +469,7 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::Int),
+            (-1e12f64..1e12).prop_map(Value::Float),
             ".{0,40}".prop_map(Value::Text),
         ]
     }
@@ -200,12 +479,44 @@ mod tests {
         fn rows_roundtrip(row in proptest::collection::vec(value(), 0..20)) {
             let mut b = Vec::new();
             encode_row(&row, &mut b);
-            prop_assert_eq!(decode_row(&b, 7).unwrap(), row);
+            prop_assert_eq!(decode_row(&b).unwrap(), row);
         }
 
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let _ = decode_row(&bytes, 7);
+            let _ = decode_row(&bytes);
         }
+
+        #[test]
+        fn keys_order_like_values(a in value(), b in value()) {
+            let same_kind = core::mem::discriminant(&a) == core::mem::discriminant(&b) || a.is_null() || b.is_null();
+            prop_assume!(same_kind);
+            let (mut ka, mut kb) = (Vec::new(), Vec::new());
+            encode_key(&a, &mut ka);
+            encode_key(&b, &mut kb);
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+        }
+
+        #[test]
+        fn integer_keys_order(a in any::<i64>(), b in any::<i64>()) {
+            let (mut ka, mut kb) = (Vec::new(), Vec::new());
+            encode_key(&Value::Int(a), &mut ka);
+            encode_key(&Value::Int(b), &mut kb);
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+        }
+    }
+
+    #[test]
+    fn floats_and_timestamps_print_like_postgres() {
+        assert_eq!(format_float(0.1), "0.1");
+        assert_eq!(format_float(3.0), "3");
+        assert_eq!(format_float(1e20), "1e+20");
+        assert_eq!(format_float(1.5e-7), "1.5e-07");
+        assert_eq!(format_float(-2.5), "-2.5");
+        let t = parse_timestamp("2024-02-29 13:45:01.5").unwrap();
+        assert_eq!(format_timestamp(t), "2024-02-29 13:45:01.5");
+        assert_eq!(format_timestamp(0), "2000-01-01 00:00:00");
+        assert_eq!(parse_timestamp("1999-12-31").map(format_timestamp).as_deref(), Some("1999-12-31 00:00:00"));
+        assert!(parse_timestamp("2024-13-01").is_none());
     }
 }

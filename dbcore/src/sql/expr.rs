@@ -1,16 +1,17 @@
-//! Scalar expressions: sqlparser's AST is compiled into [`Expr`], with columns resolved and
-//! types checked, then evaluated per row with PostgreSQL's semantics (three-valued logic,
-//! integer overflow is 22003, division by zero is 22012).
+//! Compiled scalar expressions and their evaluation with PostgreSQL's semantics: three-valued
+//! logic, integer overflow is 22003, division by zero is 22012, casts as PostgreSQL does them.
 use alloc::boxed::Box;
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use sqlparser::ast;
-
 use crate::err;
 use crate::error::DbError;
-use crate::storage::Column;
-use crate::value::{SqlType, Value};
+use crate::value::{format_float, parse_timestamp, SqlType, Value};
+
+use super::plan::SubPlan;
+
+pub type Row = Vec<Value>;
 
 /// A compiled expression's static type. `Unknown` is a quoted literal whose type is decided
 /// by context, as in PostgreSQL; `Null` is the bare NULL literal.
@@ -19,6 +20,15 @@ pub enum Ty {
     Known(SqlType),
     Unknown,
     Null,
+}
+
+impl Ty {
+    pub fn sql(self) -> SqlType {
+        match self {
+            Ty::Known(t) => t,
+            _ => SqlType::Text,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,370 +49,490 @@ pub enum BinOp {
     Or,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    Abs,
+    Coalesce,
+    Nullif,
+    Lower,
+    Upper,
+    Length,
+    Substr,
+    Round,
+    Trunc,
+    Floor,
+    Ceil,
+    Sqrt,
+    Power,
+    Mod,
+    Sign,
+    Trim,
+    Ltrim,
+    Rtrim,
+    Replace,
+    Greatest,
+    Least,
+    Now,
+    Random,
+    Version,
+    Concat,
+    Position,
+    Left,
+    Right,
+    Repeat,
+    Reverse,
+    Exp,
+    Ln,
+}
+
 #[derive(Debug, Clone)]
 pub enum Expr {
     Const(Value),
     /// `$n` (0-based) while describing; never evaluated.
     Param(usize),
     Column(usize),
+    /// A column of an enclosing query's row: (levels up, 0 = the nearest; index).
+    Outer(usize, usize),
     Neg(Box<Expr>, SqlType),
     Not(Box<Expr>),
     IsNull(Box<Expr>, bool),
-    Binary(BinOp, Box<Expr>, Box<Expr>, Ty),
+    /// Operator, operands, the operand type arithmetic and comparison run in.
+    Binary(BinOp, Box<Expr>, Box<Expr>, SqlType),
+    Cast(Box<Expr>, SqlType),
+    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    InList(Box<Expr>, Vec<Expr>, bool),
+    Between(Box<Expr>, Box<Expr>, Box<Expr>, bool),
+    Like(Box<Expr>, Box<Expr>, bool, bool),
+    Func(Func, Vec<Expr>, SqlType),
+    Subquery(Rc<SubPlan>),
+    Exists(Rc<SubPlan>, bool),
+    InSubquery(Box<Expr>, Rc<SubPlan>, bool),
+    IsDistinct(Box<Expr>, Box<Expr>, bool),
 }
 
-/// Lower-cases unquoted identifiers, as PostgreSQL does.
-pub fn ident_name(id: &ast::Ident) -> String {
-    match id.quote_style {
-        Some(_) => id.value.clone(),
-        None => id.value.to_lowercase(),
-    }
+/// What evaluation needs from the executor: subqueries, enclosing rows, the clock.
+pub trait Env {
+    fn subquery(&mut self, sp: &SubPlan, row: &[Value]) -> Result<Rc<Vec<Row>>, DbError>;
+    fn outer(&self, depth: usize, idx: usize) -> Value;
+    fn now(&self) -> i64;
+    fn random(&mut self) -> f64;
 }
 
-pub struct Scope<'a> {
-    pub columns: &'a [Column],
-    /// Values bound to `$1`, `$2`, ... (extended protocol), already of their parameter types;
-    /// None while only describing a statement, when `$n` compiles to [`Expr::Param`].
-    pub params: Option<&'a [(Value, SqlType)]>,
-    /// Set when the statement calls `kerndb_shutdown()`.
-    pub shutdown: core::cell::Cell<bool>,
-}
-
-impl<'a> Scope<'a> {
-    pub fn new(columns: &'a [Column], params: Option<&'a [(Value, SqlType)]>) -> Self {
-        Scope { columns, params, shutdown: core::cell::Cell::new(false) }
-    }
-}
-
-/// Most parameters one statement may have (the protocol's own limit).
-pub const MAX_PARAMS: usize = 65535;
-
-fn placeholder(p: &str, scope: &Scope) -> Result<(Expr, Ty), DbError> {
-    let n: usize = p.strip_prefix('$').and_then(|d| d.parse().ok()).filter(|n| (1..=MAX_PARAMS).contains(n)).ok_or_else(|| err!(SYNTAX_ERROR, "invalid parameter {p}"))?;
-    match scope.params {
-        None => Ok((Expr::Param(n - 1), Ty::Unknown)),
-        Some(vals) => match vals.get(n - 1) {
-            Some((v, ty)) => Ok((Expr::Const(v.clone()), Ty::Known(*ty))),
-            None => Err(err!(PROTOCOL_VIOLATION, "there is no parameter ${n}")),
-        },
-    }
-}
-
-/// The type each `$n` gets from where it is used (for ParameterDescription); `declared` types
-/// win. Parameters used nowhere informative are text, as an unknown literal would be.
-pub fn infer_params(e: &Expr, types: &mut Vec<Option<SqlType>>) {
-    let set = |i: usize, t: SqlType, types: &mut Vec<Option<SqlType>>| {
-        if types.len() <= i {
-            types.resize(i + 1, None);
-        }
-        types[i].get_or_insert(t);
-    };
-    match e {
-        Expr::Param(_) | Expr::Const(_) | Expr::Column(_) => {}
-        Expr::Neg(x, ty) => {
-            if let Expr::Param(i) = **x {
-                set(i, *ty, types);
-            }
-            infer_params(x, types);
-        }
-        Expr::Not(x) => {
-            if let Expr::Param(i) = **x {
-                set(i, SqlType::Bool, types);
-            }
-            infer_params(x, types);
-        }
-        Expr::IsNull(x, _) => infer_params(x, types),
-        Expr::Binary(op, l, r, ty) => {
-            let operand = match op {
-                BinOp::And | BinOp::Or => Some(SqlType::Bool),
-                BinOp::Concat => Some(SqlType::Text),
-                _ => match ty {
-                    Ty::Known(t) => Some(*t),
-                    _ => None,
-                },
-            };
-            for side in [l, r] {
-                if let (Expr::Param(i), Some(t)) = (&**side, operand) {
-                    set(*i, t, types);
-                }
-                infer_params(side, types);
-            }
-        }
-    }
-}
-
-pub fn compile(e: &ast::Expr, scope: &Scope) -> Result<(Expr, Ty), DbError> {
-    use ast::Expr as E;
-    Ok(match e {
-        E::Value(v) => match &v.value {
-            ast::Value::Placeholder(p) => placeholder(p, scope)?,
-            other => literal(other)?,
-        },
-        E::Identifier(id) => column(&ident_name(id), scope)?,
-        E::CompoundIdentifier(parts) if parts.len() == 2 => column(&ident_name(&parts[1]), scope)?,
-        E::Nested(inner) => compile(inner, scope)?,
-        E::UnaryOp { op, expr } => {
-            let (x, t) = compile(expr, scope)?;
-            match op {
-                ast::UnaryOperator::Minus => {
-                    // Fold negative literals so that -2147483648 is an integer.
-                    if let (Expr::Const(Value::Int(i)), _) = (&x, t) {
-                        let n = i.checked_neg().ok_or_else(|| err!(NUMERIC_OUT_OF_RANGE, "bigint out of range"))?;
-                        return Ok(int_const(n));
-                    }
-                    let ty = numeric_operand(t, "-")?;
-                    (Expr::Neg(Box::new(x), ty), Ty::Known(ty))
-                }
-                ast::UnaryOperator::Plus => {
-                    numeric_operand(t, "+")?;
-                    (x, t)
-                }
-                ast::UnaryOperator::Not => {
-                    let x = coerce_to(x, t, SqlType::Bool, "argument of NOT")?;
-                    (Expr::Not(Box::new(x)), Ty::Known(SqlType::Bool))
-                }
-                other => return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {other}")),
-            }
-        }
-        E::IsNull(x) | E::IsNotNull(x) => {
-            let (x, _) = compile(x, scope)?;
-            (Expr::IsNull(Box::new(x), matches!(e, E::IsNull(_))), Ty::Known(SqlType::Bool))
-        }
-        E::BinaryOp { left, op, right } => {
-            let op = match op {
-                ast::BinaryOperator::Plus => BinOp::Add,
-                ast::BinaryOperator::Minus => BinOp::Sub,
-                ast::BinaryOperator::Multiply => BinOp::Mul,
-                ast::BinaryOperator::Divide => BinOp::Div,
-                ast::BinaryOperator::Modulo => BinOp::Mod,
-                ast::BinaryOperator::StringConcat => BinOp::Concat,
-                ast::BinaryOperator::Eq => BinOp::Eq,
-                ast::BinaryOperator::NotEq => BinOp::Ne,
-                ast::BinaryOperator::Lt => BinOp::Lt,
-                ast::BinaryOperator::LtEq => BinOp::Le,
-                ast::BinaryOperator::Gt => BinOp::Gt,
-                ast::BinaryOperator::GtEq => BinOp::Ge,
-                ast::BinaryOperator::And => BinOp::And,
-                ast::BinaryOperator::Or => BinOp::Or,
-                other => return Err(err!(FEATURE_NOT_SUPPORTED, "operator {other} is not supported yet")),
-            };
-            let (l, lt) = compile(left, scope)?;
-            let (r, rt) = compile(right, scope)?;
-            binary(op, l, lt, r, rt)?
-        }
-        E::Function(f) => function(f, scope)?,
-        other => return Err(err!(FEATURE_NOT_SUPPORTED, "expression is not supported yet: {other}")),
-    })
-}
-
-fn function(f: &ast::Function, scope: &Scope) -> Result<(Expr, Ty), DbError> {
-    let name = f.name.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default();
-    let no_args = match &f.args {
-        ast::FunctionArguments::None => true,
-        ast::FunctionArguments::List(l) => l.args.is_empty(),
-        ast::FunctionArguments::Subquery(_) => false,
-    };
-    match name.as_str() {
-        "version" if no_args => Ok((
-            Expr::Const(Value::Text(alloc::format!("PostgreSQL 15.0 (kerndb {}) on x86_64", env!("CARGO_PKG_VERSION")))),
-            Ty::Known(SqlType::Text),
-        )),
-        // Flushes the disk and powers the machine off (ends the process in hosted mode) once
-        // the answer is sent.
-        "kerndb_shutdown" if no_args => {
-            scope.shutdown.set(true);
-            Ok((Expr::Const(Value::Bool(true)), Ty::Known(SqlType::Bool)))
-        }
-        _ => Err(err!(UNDEFINED_FUNCTION, "function {}() does not exist", name)),
-    }
-}
-
-fn int_const(n: i64) -> (Expr, Ty) {
-    let ty = if i32::try_from(n).is_ok() { SqlType::Int4 } else { SqlType::Int8 };
-    (Expr::Const(Value::Int(n)), Ty::Known(ty))
-}
-
-fn literal(v: &ast::Value) -> Result<(Expr, Ty), DbError> {
-    Ok(match v {
-        ast::Value::Number(s, _) => match s.parse::<i64>() {
-            Ok(n) => int_const(n),
-            Err(_) if s.bytes().all(|b| b.is_ascii_digit()) => return Err(err!(NUMERIC_OUT_OF_RANGE, "value \"{s}\" is out of range for type bigint")),
-            Err(_) => return Err(err!(FEATURE_NOT_SUPPORTED, "numeric literal {s} is not supported yet (only integers)")),
-        },
-        ast::Value::SingleQuotedString(s) => (Expr::Const(Value::Text(s.clone())), Ty::Unknown),
-        ast::Value::Boolean(b) => (Expr::Const(Value::Bool(*b)), Ty::Known(SqlType::Bool)),
-        ast::Value::Null => (Expr::Const(Value::Null), Ty::Null),
-        other => return Err(err!(FEATURE_NOT_SUPPORTED, "literal {other} is not supported yet")),
-    })
-}
-
-fn column(name: &str, scope: &Scope) -> Result<(Expr, Ty), DbError> {
-    let i = scope.columns.iter().position(|c| c.name == name).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{name}\" does not exist"))?;
-    Ok((Expr::Column(i), Ty::Known(scope.columns[i].ty)))
-}
-
-fn numeric_operand(t: Ty, op: &str) -> Result<SqlType, DbError> {
-    match t {
-        Ty::Known(ty @ (SqlType::Int4 | SqlType::Int8)) => Ok(ty),
-        Ty::Null | Ty::Unknown => Ok(SqlType::Int4),
-        Ty::Known(ty) => Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {op} {}", ty.name())),
-    }
-}
-
-/// Converts a value to `want` as PostgreSQL's assignment and literal coercions do.
+/// Converts a value to `want` as PostgreSQL's casts do.
 pub fn cast_value(v: Value, want: SqlType) -> Result<Value, DbError> {
+    use SqlType as T;
     Ok(match (v, want) {
         (Value::Null, _) => Value::Null,
-        (Value::Int(i), SqlType::Int4) => {
-            i32::try_from(i).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "integer out of range"))?;
-            Value::Int(i)
+        (Value::Int(i), t) if t.is_int() => check_int(Some(i), t)?,
+        (Value::Int(i), t) if t.is_float() => Value::Float(i as f64),
+        (Value::Float(f), t) if t.is_float() => Value::Float(if t == T::Float4 { f as f32 as f64 } else { f }),
+        (Value::Float(f), t) if t.is_int() => {
+            if !f.is_finite() {
+                return Err(err!(NUMERIC_OUT_OF_RANGE, "{} out of range", t.name()));
+            }
+            // Round half away from zero (numeric) / to even (float); PostgreSQL's float8->int
+            // uses rint, numeric->int rounds half away from zero.
+            let r = f.round_ties_even();
+            if r < -9.3e18 || r > 9.3e18 {
+                return Err(err!(NUMERIC_OUT_OF_RANGE, "{} out of range", t.name()));
+            }
+            check_int(Some(r as i64), t)?
         }
-        (Value::Int(i), SqlType::Int8) => Value::Int(i),
-        (v @ (Value::Int(_) | Value::Bool(_)), SqlType::Text) => Value::Text(match v {
-            Value::Bool(b) => String::from(if b { "true" } else { "false" }),
-            other => other.to_text().unwrap_or_default(),
-        }),
-        (Value::Bool(b), SqlType::Bool) => Value::Bool(b),
-        (Value::Text(s), SqlType::Text) => Value::Text(s),
-        (Value::Text(s), SqlType::Int4 | SqlType::Int8) => {
-            let t = s.trim();
-            let n: i64 = t.parse().map_err(|_| err!(INVALID_TEXT_REPRESENTATION, "invalid input syntax for type {}: \"{s}\"", want.name()))?;
-            return cast_value(Value::Int(n), want)
-                .map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "value \"{s}\" is out of range for type {}", want.name()));
+        (Value::Bool(b), t) if t.is_int() => Value::Int(b as i64),
+        (Value::Int(i), T::Bool) => Value::Bool(i != 0),
+        (v, t) if t.is_text() => {
+            let s = match v {
+                Value::Bool(b) => String::from(if b { "true" } else { "false" }),
+                other => other.to_text().unwrap_or_default(),
+            };
+            fit_text(s, t)?
         }
-        (Value::Text(s), SqlType::Bool) => match s.trim().to_ascii_lowercase().as_str() {
+        (Value::Bool(b), T::Bool) => Value::Bool(b),
+        (Value::Timestamp(t), T::Timestamp) => Value::Timestamp(t),
+        (Value::Text(s), t) if t.is_int() => {
+            let n: i64 = s.trim().parse().map_err(|_| err!(INVALID_TEXT_REPRESENTATION, "invalid input syntax for type {}: \"{s}\"", t.name()))?;
+            check_int(Some(n), t).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "value \"{s}\" is out of range for type {}", t.name()))?
+        }
+        (Value::Text(s), t) if t.is_float() => {
+            let f = parse_float(&s).ok_or_else(|| err!(INVALID_TEXT_REPRESENTATION, "invalid input syntax for type {}: \"{s}\"", t.name()))?;
+            Value::Float(if t == T::Float4 { f as f32 as f64 } else { f })
+        }
+        (Value::Text(s), T::Bool) => match s.trim().to_ascii_lowercase().as_str() {
             "t" | "true" | "y" | "yes" | "on" | "1" => Value::Bool(true),
             "f" | "false" | "n" | "no" | "off" | "0" => Value::Bool(false),
             _ => return Err(err!(INVALID_TEXT_REPRESENTATION, "invalid input syntax for type boolean: \"{s}\"")),
         },
-        (v, want) => {
-            return Err(err!(DATATYPE_MISMATCH, "cannot convert {} to {}", value_type_name(&v), want.name()));
-        }
+        (Value::Text(s), T::Timestamp) => match s.trim().to_ascii_lowercase().as_str() {
+            _ => Value::Timestamp(parse_timestamp(&s).ok_or_else(|| err!(INVALID_DATETIME, "invalid input syntax for type timestamp: \"{s}\""))?),
+        },
+        (v, want) => return Err(err!(CANNOT_COERCE, "cannot cast type {} to {}", value_type_name(&v), want.name())),
     })
 }
 
-fn value_type_name(v: &Value) -> &'static str {
+fn parse_float(s: &str) -> Option<f64> {
+    let t = s.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "nan" => Some(f64::NAN),
+        "infinity" | "inf" | "+infinity" => Some(f64::INFINITY),
+        "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => t.parse().ok(),
+    }
+}
+
+/// VARCHAR(n) refuses longer strings (22001); CHAR(n) pads with blanks.
+fn fit_text(s: String, t: SqlType) -> Result<Value, DbError> {
+    match t {
+        SqlType::Varchar(n) if n > 0 && s.chars().count() > n as usize => {
+            let trimmed = s.trim_end_matches(' ');
+            if trimmed.chars().count() <= n as usize {
+                return Ok(Value::Text(trimmed.chars().take(n as usize).collect()));
+            }
+            Err(err!(STRING_DATA_RIGHT_TRUNCATION, "value too long for type character varying({n})"))
+        }
+        SqlType::Char(n) if n > 0 => {
+            let len = s.chars().count();
+            if len > n as usize {
+                let trimmed = s.trim_end_matches(' ');
+                if trimmed.chars().count() > n as usize {
+                    return Err(err!(STRING_DATA_RIGHT_TRUNCATION, "value too long for type character({n})"));
+                }
+                return Ok(Value::Text(trimmed.chars().chain(core::iter::repeat(' ')).take(n as usize).collect()));
+            }
+            let mut s = s;
+            s.extend(core::iter::repeat_n(' ', n as usize - len));
+            Ok(Value::Text(s))
+        }
+        _ => Ok(Value::Text(s)),
+    }
+}
+
+pub fn value_type_name(v: &Value) -> &'static str {
     match v {
-        Value::Null => "null",
+        Value::Null => "unknown",
         Value::Bool(_) => "boolean",
         Value::Int(_) => "integer",
+        Value::Float(_) => "double precision",
         Value::Text(_) => "text",
+        Value::Timestamp(_) => "timestamp without time zone",
     }
 }
 
-/// Gives an expression of type `t` the type `want` where PostgreSQL would do so implicitly
-/// (unknown literals, NULL); anything else is a type error naming `what`.
-fn coerce_to(x: Expr, t: Ty, want: SqlType, what: &str) -> Result<Expr, DbError> {
-    match t {
-        Ty::Known(ty) if ty == want => Ok(x),
-        Ty::Known(SqlType::Int4) if want == SqlType::Int8 => Ok(x),
-        Ty::Null => Ok(x),
-        Ty::Unknown => match x {
-            Expr::Const(v) => Ok(Expr::Const(cast_value(v, want)?)),
-            other => Ok(other),
-        },
-        Ty::Known(ty) => Err(err!(DATATYPE_MISMATCH, "{what} must be type {}, not type {}", want.name(), ty.name())),
-    }
-}
-
-fn binary(op: BinOp, l: Expr, lt: Ty, r: Expr, rt: Ty) -> Result<(Expr, Ty), DbError> {
-    use BinOp::*;
-    let bx = |l, r, ty| Expr::Binary(op, Box::new(l), Box::new(r), ty);
-    match op {
-        And | Or => {
-            let name = if op == And { "argument of AND" } else { "argument of OR" };
-            let l = coerce_to(l, lt, SqlType::Bool, name)?;
-            let r = coerce_to(r, rt, SqlType::Bool, name)?;
-            Ok((bx(l, r, Ty::Known(SqlType::Bool)), Ty::Known(SqlType::Bool)))
-        }
-        Concat => Ok((bx(l, r, Ty::Known(SqlType::Text)), Ty::Known(SqlType::Text))),
-        Add | Sub | Mul | Div | Mod => {
-            let a = numeric_operand(lt, "arithmetic")?;
-            let b = numeric_operand(rt, "arithmetic")?;
-            let ty = if a == SqlType::Int8 || b == SqlType::Int8 { SqlType::Int8 } else { SqlType::Int4 };
-            let l = coerce_to(l, lt, ty, "operand")?;
-            let r = coerce_to(r, rt, ty, "operand")?;
-            Ok((bx(l, r, Ty::Known(ty)), Ty::Known(ty)))
-        }
-        Eq | Ne | Lt | Le | Gt | Ge => {
-            // The operand type: the known side decides; two unknowns compare as text.
-            let common = match (lt, rt) {
-                (Ty::Known(a), Ty::Known(b)) if a == b => a,
-                (Ty::Known(SqlType::Int4 | SqlType::Int8), Ty::Known(SqlType::Int4 | SqlType::Int8)) => SqlType::Int8,
-                (Ty::Known(a), Ty::Known(b)) => {
-                    return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {} {}", a.name(), op_symbol(op), b.name()));
-                }
-                (Ty::Known(a), _) | (_, Ty::Known(a)) => a,
-                _ => SqlType::Text,
-            };
-            let l = coerce_to(l, lt, common, "operand")?;
-            let r = coerce_to(r, rt, common, "operand")?;
-            Ok((bx(l, r, Ty::Known(common)), Ty::Known(SqlType::Bool)))
-        }
-    }
-}
-
-fn op_symbol(op: BinOp) -> &'static str {
-    match op {
-        BinOp::Eq => "=",
-        BinOp::Ne => "<>",
-        BinOp::Lt => "<",
-        BinOp::Le => "<=",
-        BinOp::Gt => ">",
-        BinOp::Ge => ">=",
-        _ => "?",
-    }
-}
-
-fn check_int(n: Option<i64>, ty: SqlType) -> Result<Value, DbError> {
+pub fn check_int(n: Option<i64>, ty: SqlType) -> Result<Value, DbError> {
     match (n, ty) {
+        (Some(n), SqlType::Int2) if i16::try_from(n).is_ok() => Ok(Value::Int(n)),
         (Some(n), SqlType::Int4) if i32::try_from(n).is_ok() => Ok(Value::Int(n)),
         (Some(n), SqlType::Int8) => Ok(Value::Int(n)),
+        (_, SqlType::Int2) => Err(err!(NUMERIC_OUT_OF_RANGE, "smallint out of range")),
         (_, SqlType::Int4) => Err(err!(NUMERIC_OUT_OF_RANGE, "integer out of range")),
         _ => Err(err!(NUMERIC_OUT_OF_RANGE, "bigint out of range")),
     }
 }
 
+fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+fn truth(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        _ => None,
+    }
+}
+
 impl Expr {
-    pub fn eval(&self, row: &[Value]) -> Result<Value, DbError> {
+    pub fn eval(&self, row: &[Value], env: &mut dyn Env) -> Result<Value, DbError> {
         Ok(match self {
             Expr::Const(v) => v.clone(),
             Expr::Param(_) => Value::Null,
             Expr::Column(i) => row.get(*i).cloned().unwrap_or(Value::Null),
-            Expr::Neg(x, ty) => match x.eval(row)? {
+            Expr::Outer(d, i) => env.outer(*d, *i),
+            Expr::Neg(x, ty) => match x.eval(row, env)? {
                 Value::Int(i) => check_int(i.checked_neg(), *ty)?,
+                Value::Float(f) => Value::Float(-f),
                 _ => Value::Null,
             },
-            Expr::Not(x) => match x.eval(row)? {
+            Expr::Not(x) => match x.eval(row, env)? {
                 Value::Bool(b) => Value::Bool(!b),
                 _ => Value::Null,
             },
-            Expr::IsNull(x, want_null) => Value::Bool((x.eval(row)? == Value::Null) == *want_null),
+            Expr::IsNull(x, want_null) => Value::Bool(x.eval(row, env)?.is_null() == *want_null),
+            Expr::IsDistinct(a, b, negated) => {
+                let (a, b) = (a.eval(row, env)?, b.eval(row, env)?);
+                let distinct = match (a.is_null(), b.is_null()) {
+                    (true, true) => false,
+                    (true, false) | (false, true) => true,
+                    _ => a != b,
+                };
+                Value::Bool(distinct != *negated)
+            }
             Expr::Binary(op, l, r, ty) => {
-                let a = l.eval(row)?;
-                // AND/OR short-circuit on a decisive left operand, as three-valued logic allows.
+                let a = l.eval(row, env)?;
                 match (op, &a) {
                     (BinOp::And, Value::Bool(false)) => return Ok(Value::Bool(false)),
                     (BinOp::Or, Value::Bool(true)) => return Ok(Value::Bool(true)),
                     _ => {}
                 }
-                let b = r.eval(row)?;
+                let b = r.eval(row, env)?;
                 eval_binary(*op, a, b, *ty)?
+            }
+            Expr::Cast(x, t) => cast_value(x.eval(row, env)?, *t)?,
+            Expr::Case { operand, whens, otherwise } => {
+                let base = match operand {
+                    Some(o) => Some(o.eval(row, env)?),
+                    None => None,
+                };
+                for (w, then) in whens {
+                    let hit = match &base {
+                        Some(b) => {
+                            let v = w.eval(row, env)?;
+                            !b.is_null() && !v.is_null() && *b == v
+                        }
+                        None => truth(&w.eval(row, env)?) == Some(true),
+                    };
+                    if hit {
+                        return then.eval(row, env);
+                    }
+                }
+                match otherwise {
+                    Some(e) => e.eval(row, env)?,
+                    None => Value::Null,
+                }
+            }
+            Expr::InList(x, list, negated) => {
+                let v = x.eval(row, env)?;
+                if v.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut saw_null = false;
+                for e in list {
+                    let w = e.eval(row, env)?;
+                    if w.is_null() {
+                        saw_null = true;
+                    } else if w == v {
+                        return Ok(Value::Bool(!negated));
+                    }
+                }
+                if saw_null { Value::Null } else { Value::Bool(*negated) }
+            }
+            Expr::InSubquery(x, sp, negated) => {
+                let v = x.eval(row, env)?;
+                let rows = env.subquery(sp, row)?;
+                if rows.is_empty() {
+                    return Ok(Value::Bool(*negated));
+                }
+                if v.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut saw_null = false;
+                for r in rows.iter() {
+                    let w = r.first().cloned().unwrap_or(Value::Null);
+                    if w.is_null() {
+                        saw_null = true;
+                    } else if w == v {
+                        return Ok(Value::Bool(!negated));
+                    }
+                }
+                if saw_null { Value::Null } else { Value::Bool(*negated) }
+            }
+            Expr::Exists(sp, negated) => Value::Bool(env.subquery(sp, row)?.is_empty() == *negated),
+            Expr::Subquery(sp) => {
+                let rows = env.subquery(sp, row)?;
+                if rows.len() > 1 {
+                    return Err(err!(CARDINALITY_VIOLATION, "more than one row returned by a subquery used as an expression"));
+                }
+                rows.first().and_then(|r| r.first().cloned()).unwrap_or(Value::Null)
+            }
+            Expr::Between(x, lo, hi, negated) => {
+                let (v, l, h) = (x.eval(row, env)?, lo.eval(row, env)?, hi.eval(row, env)?);
+                let ge = if v.is_null() || l.is_null() { None } else { Some(v >= l) };
+                let le = if v.is_null() || h.is_null() { None } else { Some(v <= h) };
+                let r = match (ge, le) {
+                    (Some(false), _) | (_, Some(false)) => Some(false),
+                    (Some(true), Some(true)) => Some(true),
+                    _ => None,
+                };
+                match r {
+                    Some(b) => Value::Bool(b != *negated),
+                    None => Value::Null,
+                }
+            }
+            Expr::Like(x, p, negated, ci) => {
+                let (v, p) = (x.eval(row, env)?, p.eval(row, env)?);
+                match (v, p) {
+                    (Value::Text(s), Value::Text(p)) => {
+                        let m = if *ci { like(&s.to_lowercase(), &p.to_lowercase()) } else { like(&s, &p) };
+                        Value::Bool(m != *negated)
+                    }
+                    _ => Value::Null,
+                }
+            }
+            Expr::Func(f, args, ty) => {
+                let mut vals = Vec::with_capacity(args.len());
+                if *f == Func::Coalesce {
+                    for a in args {
+                        let v = a.eval(row, env)?;
+                        if !v.is_null() {
+                            return cast_value(v, *ty).or(Ok(Value::Null));
+                        }
+                    }
+                    return Ok(Value::Null);
+                }
+                for a in args {
+                    vals.push(a.eval(row, env)?);
+                }
+                call(*f, vals, *ty, env)?
             }
         })
     }
 
     /// Evaluates a WHERE condition: only TRUE keeps the row.
-    pub fn is_true(&self, row: &[Value]) -> Result<bool, DbError> {
-        Ok(self.eval(row)? == Value::Bool(true))
+    pub fn is_true(&self, row: &[Value], env: &mut dyn Env) -> Result<bool, DbError> {
+        Ok(truth(&self.eval(row, env)?) == Some(true))
+    }
+
+    /// The expression does not depend on the row (no columns, no subqueries).
+    pub fn is_constant(&self) -> bool {
+        match self {
+            Expr::Const(_) | Expr::Param(_) => true,
+            Expr::Column(_) | Expr::Outer(..) | Expr::Subquery(_) | Expr::Exists(..) | Expr::InSubquery(..) => false,
+            Expr::Neg(x, _) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::Cast(x, _) => x.is_constant(),
+            Expr::Binary(_, a, b, _) | Expr::Like(a, b, _, _) | Expr::IsDistinct(a, b, _) => a.is_constant() && b.is_constant(),
+            Expr::Between(a, b, c, _) => a.is_constant() && b.is_constant() && c.is_constant(),
+            Expr::InList(x, l, _) => x.is_constant() && l.iter().all(|e| e.is_constant()),
+            Expr::Func(f, args, _) => !matches!(f, Func::Random | Func::Now) && args.iter().all(|e| e.is_constant()),
+            Expr::Case { operand, whens, otherwise } => {
+                operand.as_ref().is_none_or(|o| o.is_constant()) && whens.iter().all(|(a, b)| a.is_constant() && b.is_constant()) && otherwise.as_ref().is_none_or(|o| o.is_constant())
+            }
+        }
+    }
+
+    /// Calls `f` on every column index this expression reads from its own row.
+    pub fn columns(&self, f: &mut dyn FnMut(usize)) {
+        match self {
+            Expr::Column(i) => f(*i),
+            Expr::Const(_) | Expr::Param(_) | Expr::Outer(..) | Expr::Exists(..) => {}
+            // A subquery may read the row (correlated): count it as reading every column.
+            Expr::Subquery(sp) => {
+                if sp.correlated {
+                    f(usize::MAX)
+                }
+            }
+            Expr::InSubquery(x, sp, _) => {
+                x.columns(f);
+                if sp.correlated {
+                    f(usize::MAX)
+                }
+            }
+            Expr::Neg(x, _) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::Cast(x, _) => x.columns(f),
+            Expr::Binary(_, a, b, _) | Expr::Like(a, b, _, _) | Expr::IsDistinct(a, b, _) => {
+                a.columns(f);
+                b.columns(f);
+            }
+            Expr::Between(a, b, c, _) => {
+                a.columns(f);
+                b.columns(f);
+                c.columns(f);
+            }
+            Expr::InList(x, l, _) => {
+                x.columns(f);
+                l.iter().for_each(|e| e.columns(f));
+            }
+            Expr::Func(_, args, _) => args.iter().for_each(|e| e.columns(f)),
+            Expr::Case { operand, whens, otherwise } => {
+                if let Some(o) = operand {
+                    o.columns(f);
+                }
+                for (a, b) in whens {
+                    a.columns(f);
+                    b.columns(f);
+                }
+                if let Some(o) = otherwise {
+                    o.columns(f);
+                }
+            }
+        }
+        if let Expr::Exists(sp, _) = self {
+            if sp.correlated {
+                f(usize::MAX)
+            }
+        }
+    }
+
+    /// Renumbers column references (after a join reorders its inputs).
+    pub fn shift_columns(&mut self, map: &dyn Fn(usize) -> usize) {
+        match self {
+            Expr::Column(i) => *i = map(*i),
+            Expr::Const(_) | Expr::Param(_) | Expr::Outer(..) | Expr::Subquery(_) | Expr::Exists(..) => {}
+            Expr::InSubquery(x, _, _) | Expr::Neg(x, _) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::Cast(x, _) => x.shift_columns(map),
+            Expr::Binary(_, a, b, _) | Expr::Like(a, b, _, _) | Expr::IsDistinct(a, b, _) => {
+                a.shift_columns(map);
+                b.shift_columns(map);
+            }
+            Expr::Between(a, b, c, _) => {
+                a.shift_columns(map);
+                b.shift_columns(map);
+                c.shift_columns(map);
+            }
+            Expr::InList(x, l, _) => {
+                x.shift_columns(map);
+                l.iter_mut().for_each(|e| e.shift_columns(map));
+            }
+            Expr::Func(_, args, _) => args.iter_mut().for_each(|e| e.shift_columns(map)),
+            Expr::Case { operand, whens, otherwise } => {
+                if let Some(o) = operand {
+                    o.shift_columns(map);
+                }
+                for (a, b) in whens {
+                    a.shift_columns(map);
+                    b.shift_columns(map);
+                }
+                if let Some(o) = otherwise {
+                    o.shift_columns(map);
+                }
+            }
+        }
     }
 }
 
-fn eval_binary(op: BinOp, a: Value, b: Value, ty: Ty) -> Result<Value, DbError> {
+/// SQL LIKE with `%` and `_` (backslash escapes the next character).
+fn like(s: &str, p: &str) -> bool {
+    let s: Vec<char> = s.chars().collect();
+    let p: Vec<char> = p.chars().collect();
+    // Iterative matcher with backtracking on the last %.
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        if j < p.len() && p[j] == '\\' && j + 1 < p.len() && p[j + 1] == s[i] {
+            i += 1;
+            j += 2;
+        } else if j < p.len() && (p[j] == '_' || (p[j] == s[i] && p[j] != '%' && p[j] != '\\')) {
+            i += 1;
+            j += 1;
+        } else if j < p.len() && p[j] == '%' {
+            star = Some((j, i));
+            j += 1;
+        } else if let Some((sj, si)) = star {
+            j = sj + 1;
+            i = si + 1;
+            star = Some((sj, si + 1));
+        } else {
+            return false;
+        }
+    }
+    while j < p.len() && p[j] == '%' {
+        j += 1;
+    }
+    j == p.len()
+}
+
+pub fn eval_binary(op: BinOp, a: Value, b: Value, ty: SqlType) -> Result<Value, DbError> {
     use BinOp::*;
-    if let (And | Or, x, y) = (op, &a, &b) {
-        let x = match x { Value::Bool(v) => Some(*v), _ => None };
-        let y = match y { Value::Bool(v) => Some(*v), _ => None };
+    if let And | Or = op {
+        let (x, y) = (truth(&a), truth(&b));
         return Ok(match (op, x, y) {
             (And, Some(false), _) | (And, _, Some(false)) => Value::Bool(false),
             (And, Some(true), Some(true)) => Value::Bool(true),
@@ -411,7 +541,7 @@ fn eval_binary(op: BinOp, a: Value, b: Value, ty: Ty) -> Result<Value, DbError> 
             _ => Value::Null,
         });
     }
-    if a == Value::Null || b == Value::Null {
+    if a.is_null() || b.is_null() {
         return Ok(Value::Null);
     }
     if op == Concat {
@@ -419,35 +549,241 @@ fn eval_binary(op: BinOp, a: Value, b: Value, ty: Ty) -> Result<Value, DbError> 
         s.push_str(&b.to_text().unwrap_or_default());
         return Ok(Value::Text(s));
     }
-    let num_ty = match ty {
-        Ty::Known(t) => t,
-        _ => SqlType::Int8,
+    match op {
+        Eq => return Ok(Value::Bool(cmp_as(&a, &b, ty)? == core::cmp::Ordering::Equal)),
+        Ne => return Ok(Value::Bool(cmp_as(&a, &b, ty)? != core::cmp::Ordering::Equal)),
+        Lt => return Ok(Value::Bool(cmp_as(&a, &b, ty)? == core::cmp::Ordering::Less)),
+        Le => return Ok(Value::Bool(cmp_as(&a, &b, ty)? != core::cmp::Ordering::Greater)),
+        Gt => return Ok(Value::Bool(cmp_as(&a, &b, ty)? == core::cmp::Ordering::Greater)),
+        Ge => return Ok(Value::Bool(cmp_as(&a, &b, ty)? != core::cmp::Ordering::Less)),
+        _ => {}
+    }
+    if ty.is_int() {
+        if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+            let (x, y) = (*x, *y);
+            return match op {
+                Add => check_int(x.checked_add(y), ty),
+                Sub => check_int(x.checked_sub(y), ty),
+                Mul => check_int(x.checked_mul(y), ty),
+                Div | Mod if y == 0 => Err(err!(DIVISION_BY_ZERO, "division by zero")),
+                Div => check_int(x.checked_div(y), ty),
+                Mod => check_int(Some(x.wrapping_rem(y)), ty),
+                _ => Err(err!(INTERNAL_ERROR, "operator {op:?} on integers")),
+            };
+        }
+    }
+    if ty == SqlType::Timestamp {
+        return Err(err!(FEATURE_NOT_SUPPORTED, "timestamp arithmetic is not supported yet"));
+    }
+    let (Some(x), Some(y)) = (as_f64(&a), as_f64(&b)) else {
+        return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {op:?} {}", value_type_name(&a), value_type_name(&b)));
     };
-    match (op, a, b) {
-        (Add, Value::Int(x), Value::Int(y)) => check_int(x.checked_add(y), num_ty),
-        (Sub, Value::Int(x), Value::Int(y)) => check_int(x.checked_sub(y), num_ty),
-        (Mul, Value::Int(x), Value::Int(y)) => check_int(x.checked_mul(y), num_ty),
-        (Div | Mod, Value::Int(_), Value::Int(0)) => Err(err!(DIVISION_BY_ZERO, "division by zero")),
-        (Div, Value::Int(x), Value::Int(y)) => check_int(x.checked_div(y), num_ty),
-        (Mod, Value::Int(x), Value::Int(y)) => check_int(Some(x.wrapping_rem(y)), num_ty),
-        (Eq, a, b) => Ok(Value::Bool(a == b)),
-        (Ne, a, b) => Ok(Value::Bool(a != b)),
-        (Lt, a, b) => Ok(Value::Bool(a < b)),
-        (Le, a, b) => Ok(Value::Bool(a <= b)),
-        (Gt, a, b) => Ok(Value::Bool(a > b)),
-        (Ge, a, b) => Ok(Value::Bool(a >= b)),
-        (op, a, b) => Err(err!(INTERNAL_ERROR, "operator {op:?} applied to {a:?} and {b:?} after type checking")),
+    let r = match op {
+        Add => x + y,
+        Sub => x - y,
+        Mul => x * y,
+        Div | Mod if y == 0.0 => return Err(err!(DIVISION_BY_ZERO, "division by zero")),
+        Div => x / y,
+        Mod => x % y,
+        _ => return Err(err!(INTERNAL_ERROR, "operator {op:?} on numbers")),
+    };
+    if !r.is_finite() && x.is_finite() && y.is_finite() {
+        return Err(err!(NUMERIC_OUT_OF_RANGE, "value out of range: overflow"));
+    }
+    Ok(Value::Float(r))
+}
+
+/// Compares two non-null values as type `ty` (numbers across int/float).
+fn cmp_as(a: &Value, b: &Value, ty: SqlType) -> Result<core::cmp::Ordering, DbError> {
+    if let (SqlType::Char(_), Value::Text(x), Value::Text(y)) = (ty, a, b) {
+        return Ok(x.trim_end_matches(' ').cmp(y.trim_end_matches(' ')));
+    }
+    Ok(a.cmp(b))
+}
+
+fn text_arg(v: &Value) -> Option<String> {
+    v.to_text()
+}
+
+fn int_arg(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::Float(f) => Some(*f as i64),
+        _ => None,
     }
 }
 
-/// The static type of a compiled expression, for result columns.
-pub fn result_type(t: Ty) -> SqlType {
-    match t {
-        Ty::Known(t) => t,
-        Ty::Unknown | Ty::Null => SqlType::Text,
+fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value, DbError> {
+    use Func as F;
+    if !matches!(f, F::Nullif | F::Concat | F::Greatest | F::Least | F::Now | F::Random | F::Version) && a.iter().any(|v| v.is_null()) {
+        return Ok(Value::Null);
     }
+    let num = |v: &Value| as_f64(v).unwrap_or(0.0);
+    let float = |x: f64| -> Result<Value, DbError> {
+        if ty.is_int() { cast_value(Value::Float(x), ty) } else { Ok(Value::Float(x)) }
+    };
+    Ok(match f {
+        F::Abs => match &a[0] {
+            Value::Int(i) => check_int(i.checked_abs(), ty)?,
+            v => Value::Float(num(v).abs()),
+        },
+        F::Sign => match &a[0] {
+            Value::Int(i) => Value::Int(i.signum()),
+            v => Value::Float(if num(v) > 0.0 { 1.0 } else if num(v) < 0.0 { -1.0 } else { 0.0 }),
+        },
+        F::Coalesce => a.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null),
+        F::Nullif => {
+            if !a[0].is_null() && !a[1].is_null() && a[0] == a[1] {
+                Value::Null
+            } else {
+                a[0].clone()
+            }
+        }
+        F::Lower => Value::Text(text_arg(&a[0]).unwrap_or_default().to_lowercase()),
+        F::Upper => Value::Text(text_arg(&a[0]).unwrap_or_default().to_uppercase()),
+        F::Length => Value::Int(text_arg(&a[0]).unwrap_or_default().chars().count() as i64),
+        F::Reverse => Value::Text(text_arg(&a[0]).unwrap_or_default().chars().rev().collect()),
+        F::Repeat => Value::Text(text_arg(&a[0]).unwrap_or_default().repeat(int_arg(&a[1]).unwrap_or(0).clamp(0, 1 << 20) as usize)),
+        F::Substr => {
+            let s: Vec<char> = text_arg(&a[0]).unwrap_or_default().chars().collect();
+            let start = int_arg(&a[1]).unwrap_or(1);
+            let len = a.get(2).and_then(int_arg);
+            if let Some(l) = len {
+                if l < 0 {
+                    return Err(err!(SUBSTRING_ERROR, "negative substring length not allowed"));
+                }
+            }
+            let end = len.map(|l| start.saturating_add(l)).unwrap_or(i64::MAX);
+            let from = start.max(1);
+            let to = end.min(s.len() as i64 + 1);
+            if to <= from {
+                Value::Text(String::new())
+            } else {
+                Value::Text(s[(from - 1) as usize..(to - 1) as usize].iter().collect())
+            }
+        }
+        F::Left | F::Right => {
+            let s: Vec<char> = text_arg(&a[0]).unwrap_or_default().chars().collect();
+            let n = int_arg(&a[1]).unwrap_or(0);
+            let len = s.len() as i64;
+            let k = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
+            Value::Text(if f == F::Left { s[..k].iter().collect() } else { s[s.len() - k..].iter().collect() })
+        }
+        F::Position => {
+            let (needle, hay) = (text_arg(&a[0]).unwrap_or_default(), text_arg(&a[1]).unwrap_or_default());
+            Value::Int(hay.find(&needle).map(|b| hay[..b].chars().count() as i64 + 1).unwrap_or(0))
+        }
+        F::Trim | F::Ltrim | F::Rtrim => {
+            let s = text_arg(&a[0]).unwrap_or_default();
+            let set: Vec<char> = a.get(1).and_then(text_arg).unwrap_or_else(|| String::from(" ")).chars().collect();
+            let t = match f {
+                F::Trim => s.trim_matches(|c| set.contains(&c)),
+                F::Ltrim => s.trim_start_matches(|c| set.contains(&c)),
+                _ => s.trim_end_matches(|c| set.contains(&c)),
+            };
+            Value::Text(String::from(t))
+        }
+        F::Replace => {
+            let (s, from, to) = (text_arg(&a[0]).unwrap_or_default(), text_arg(&a[1]).unwrap_or_default(), text_arg(&a[2]).unwrap_or_default());
+            Value::Text(if from.is_empty() { s } else { s.replace(&from, &to) })
+        }
+        F::Concat => Value::Text(a.iter().filter_map(|v| v.to_text()).collect()),
+        F::Round | F::Trunc => {
+            let x = num(&a[0]);
+            let d = a.get(1).and_then(int_arg).unwrap_or(0).clamp(-20, 20) as i32;
+            let m = libm_pow10(d);
+            let r = if f == F::Round { round_half_away(x * m) / m } else { (x * m).trunc() / m };
+            match &a[0] {
+                Value::Int(i) if d >= 0 => Value::Int(*i),
+                _ => Value::Float(r),
+            }
+        }
+        F::Floor => match &a[0] {
+            Value::Int(i) => Value::Int(*i),
+            v => float(num(v).floor())?,
+        },
+        F::Ceil => match &a[0] {
+            Value::Int(i) => Value::Int(*i),
+            v => float(num(v).ceil())?,
+        },
+        F::Sqrt => {
+            let x = num(&a[0]);
+            if x < 0.0 {
+                return Err(err!(INVALID_ARGUMENT_FOR_POWER, "cannot take square root of a negative number"));
+            }
+            Value::Float(x.sqrt())
+        }
+        F::Exp => Value::Float(num(&a[0]).exp()),
+        F::Ln => {
+            let x = num(&a[0]);
+            if x <= 0.0 {
+                return Err(err!(INVALID_ARGUMENT_FOR_LOG, "cannot take logarithm of {}", if x == 0.0 { "zero" } else { "a negative number" }));
+            }
+            Value::Float(x.ln())
+        }
+        F::Power => Value::Float(num(&a[0]).powf(num(&a[1]))),
+        F::Mod => eval_binary(BinOp::Mod, a[0].clone(), a[1].clone(), ty)?,
+        F::Greatest | F::Least => {
+            let mut best: Option<Value> = None;
+            for v in a.into_iter().filter(|v| !v.is_null()) {
+                best = Some(match best {
+                    None => v,
+                    Some(b) => {
+                        if (f == F::Greatest) == (v > b) { v } else { b }
+                    }
+                });
+            }
+            match best {
+                Some(v) => cast_value(v, ty)?,
+                None => Value::Null,
+            }
+        }
+        F::Now => Value::Timestamp(env.now()),
+        F::Random => Value::Float(env.random()),
+        F::Version => Value::Text(alloc::format!("PostgreSQL 15.0 (kerndb {}) on x86_64", env!("CARGO_PKG_VERSION"))),
+    })
 }
 
-pub fn no_columns() -> Vec<Column> {
-    Vec::new()
+fn round_half_away(x: f64) -> f64 {
+    if x >= 0.0 { (x + 0.5).floor() } else { -((-x + 0.5).floor()) }
+}
+
+fn libm_pow10(d: i32) -> f64 {
+    let mut m = 1.0;
+    for _ in 0..d.unsigned_abs() {
+        m *= 10.0;
+    }
+    if d < 0 { 1.0 / m } else { m }
+}
+
+/// The text of a float result, for callers outside (kept here so every float prints alike).
+pub fn float_text(f: f64) -> String {
+    format_float(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_matches_postgres() {
+        assert!(like("hello", "h%o"));
+        assert!(like("hello", "_ello"));
+        assert!(!like("hello", "h_o"));
+        assert!(like("", "%"));
+        assert!(like("a%b", "a\\%b"));
+        assert!(!like("axb", "a\\%b"));
+        assert!(like("abcabc", "%abc"));
+    }
+
+    #[test]
+    fn casts_follow_postgres() {
+        assert_eq!(cast_value(Value::Float(2.5), SqlType::Int4).unwrap(), Value::Int(2));
+        assert_eq!(cast_value(Value::Float(3.5), SqlType::Int4).unwrap(), Value::Int(4));
+        assert_eq!(cast_value(Value::Text(" 12 ".into()), SqlType::Int4).unwrap(), Value::Int(12));
+        assert_eq!(cast_value(Value::Int(70000), SqlType::Int2).unwrap_err().code.0, "22003");
+        assert_eq!(cast_value(Value::Text("abc".into()), SqlType::Varchar(2)).unwrap_err().code.0, "22001");
+        assert_eq!(cast_value(Value::Text("ab".into()), SqlType::Char(4)).unwrap(), Value::Text("ab  ".into()));
+        assert_eq!(cast_value(Value::Text("x".into()), SqlType::Float8).unwrap_err().code.0, "22P02");
+    }
 }

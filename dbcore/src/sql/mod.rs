@@ -1,11 +1,15 @@
-//! SQL: statements parsed by `sqlparser` (PostgreSQL dialect), checked against the catalog and
-//! executed on the store. Each statement commits on its own (autocommit).
+//! SQL: statements parsed by `sqlparser` (PostgreSQL dialect), planned against the catalog
+//! ([`plan`]) and executed on the storage engine. Sessions, transactions and DDL/DML live here.
+pub mod catalog;
 pub mod expr;
+pub mod plan;
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::ops::Bound;
 
 use platform::BlockDevice;
 use sqlparser::ast::{self, Statement};
@@ -14,9 +18,11 @@ use sqlparser::parser::{Parser, ParserError};
 
 use crate::err;
 use crate::error::DbError;
-use crate::storage::{Column, Store};
-use crate::value::{SqlType, Value};
-use expr::{cast_value, compile, ident_name, result_type, Expr, Scope};
+use crate::storage::{ReadAt, Snapshot, Store, StoreConfig, CATALOG_TREE};
+use crate::value::{encode_key, encode_row, SqlType, Value};
+use catalog::{Catalog, ColumnDef, IndexDef, TableDef, ViewDef};
+use expr::{cast_value, Expr, Row};
+use plan::{ident_name, object_name, type_of, ColInfo, Exec, Planner, Scope};
 
 /// PostgreSQL's limit on columns per table.
 pub const MAX_COLUMNS: usize = 1600;
@@ -52,18 +58,20 @@ pub enum Effect {
 pub struct Limits {
     /// Longest statement text accepted, in bytes.
     pub max_statement_bytes: usize,
-    /// Most rows one SELECT may return (the result is held in memory until sent).
+    /// Most rows one query step may produce (results and intermediate sets are in memory).
     pub max_result_rows: usize,
+    /// Buffer pool size.
+    pub cache_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_statement_bytes: 1 << 20, max_result_rows: 1_000_000 }
+        Limits { max_statement_bytes: 1 << 20, max_result_rows: 1_000_000, cache_bytes: 64 << 20 }
     }
 }
 
 /// One client session's transaction state, kept by the server per connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SessionState {
     /// Distinguishes this session's write transaction from others'.
     pub id: u64,
@@ -72,12 +80,15 @@ pub struct SessionState {
     /// An error happened inside the block: only ROLLBACK (or COMMIT, which rolls back) is
     /// accepted until the block ends.
     pub failed: bool,
+    /// The snapshot a block reads from until it writes.
+    snapshot: Option<Snapshot>,
+    /// SET parameters.
+    pub settings: BTreeMap<String, String>,
 }
 
 impl SessionState {
     pub fn new(id: u64) -> SessionState {
-        assert!(id != crate::storage::store::AUTOCOMMIT, "id reserved for the store's own one-statement transactions");
-        SessionState { id, in_block: false, failed: false }
+        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new() }
     }
 
     /// ReadyForQuery's transaction status: I idle, T in a block, E in a failed block.
@@ -119,38 +130,6 @@ impl Prepared {
     }
 }
 
-/// The highest `$n` in a statement's text.
-fn count_params(sql: &str) -> usize {
-    let b = sql.as_bytes();
-    let mut max = 0;
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'$' {
-            let start = i + 1;
-            let mut j = start;
-            while j < b.len() && b[j].is_ascii_digit() {
-                j += 1;
-            }
-            if let Ok(n) = core::str::from_utf8(&b[start..j]).unwrap_or("").parse::<usize>() {
-                max = max.max(n.min(expr::MAX_PARAMS));
-            }
-            i = j;
-        } else {
-            i += 1;
-        }
-    }
-    max
-}
-
-/// A SELECT compiled against the catalog: what to scan, filter and compute.
-struct Plan {
-    table: Option<String>,
-    exprs: Vec<Expr>,
-    columns: Vec<ColumnInfo>,
-    filter: Option<Expr>,
-    shutdown: bool,
-}
-
 /// What one step of a batch did.
 #[derive(Debug)]
 pub enum Step {
@@ -167,11 +146,35 @@ pub struct Database<D: BlockDevice> {
     store: Store<D>,
     limits: Limits,
     shutdown_requested: bool,
+    /// The catalog of the last commit, by commit number.
+    cat_cache: Option<(u64, Rc<Catalog>)>,
+    /// The write transaction's catalog after its DDL.
+    txn_cat: Option<Rc<Catalog>>,
+    /// Next row id per table tree, within the write transaction.
+    next_rowid: BTreeMap<u32, u64>,
+    /// Microseconds since 2000-01-01, set by the host before each statement (`now()`).
+    pub clock_us: i64,
+}
+
+fn writes(s: &Statement) -> bool {
+    matches!(
+        s,
+        Statement::CreateTable(_)
+            | Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_)
+            | Statement::Drop { .. }
+            | Statement::CreateIndex(_)
+            | Statement::CreateView(_)
+            | Statement::Truncate(_)
+            | Statement::AlterTable { .. }
+    )
 }
 
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
-        Ok(Database { store: Store::open(dev)?, limits, shutdown_requested: false })
+        let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0 })
     }
 
     pub fn store(&self) -> &Store<D> {
@@ -187,10 +190,19 @@ impl<D: BlockDevice> Database<D> {
         self.shutdown_requested
     }
 
-    /// Makes everything durable before the machine stops. Every commit already flushed, so
-    /// this is one more flush, for devices that cache.
+    /// Makes everything durable before the machine stops: log flush and checkpoint.
     pub fn shutdown(&mut self) -> Result<(), DbError> {
-        self.store.flush()
+        self.store.shutdown()
+    }
+
+    /// Are there commits waiting for [`Database::sync`]?
+    pub fn needs_sync(&self) -> bool {
+        self.store.needs_sync()
+    }
+
+    /// Group commit: makes every commit so far durable with one log flush.
+    pub fn sync(&mut self) -> Result<(), DbError> {
+        self.store.sync()
     }
 
     /// Parses the text of a Query message into a batch.
@@ -201,6 +213,44 @@ impl<D: BlockDevice> Database<D> {
         Ok(Batch { stmts: parse(sql)?.into(), params: Vec::new() })
     }
 
+    fn catalog_at(&mut self, at: ReadAt) -> Result<Rc<Catalog>, DbError> {
+        match at {
+            ReadAt::Txn => {
+                if let Some(c) = &self.txn_cat {
+                    return Ok(c.clone());
+                }
+                self.committed_catalog()
+            }
+            ReadAt::Snapshot(s) => {
+                if let Some((seq, c)) = &self.cat_cache {
+                    if *seq == s.seq() {
+                        return Ok(c.clone());
+                    }
+                }
+                let c = Rc::new(Catalog::load(&mut self.store, at)?);
+                if s.seq() == self.store.seq() {
+                    self.cat_cache = Some((s.seq(), c.clone()));
+                }
+                Ok(c)
+            }
+        }
+    }
+
+    fn committed_catalog(&mut self) -> Result<Rc<Catalog>, DbError> {
+        let seq = self.store.seq();
+        if let Some((s, c)) = &self.cat_cache {
+            if *s == seq {
+                return Ok(c.clone());
+            }
+        }
+        let snap = self.store.snapshot();
+        let c = Catalog::load(&mut self.store, ReadAt::Snapshot(&snap));
+        self.store.release(snap);
+        let c = Rc::new(c?);
+        self.cat_cache = Some((seq, c.clone()));
+        Ok(c)
+    }
+
     /// Parses one statement for the extended protocol and works out its parameter types
     /// (`declared`, else from context, else text) and result columns, without running it.
     pub fn prepare(&mut self, who: u64, sql: &str, declared: &[Option<SqlType>]) -> Result<Prepared, DbError> {
@@ -209,24 +259,41 @@ impl<D: BlockDevice> Database<D> {
             return Err(err!(SYNTAX_ERROR, "cannot insert multiple commands into a prepared statement"));
         }
         let stmt = b.stmts.pop_front();
-        let mut types: Vec<Option<SqlType>> = declared.to_vec();
+        let cat = if self.store.writer() == Some(who) { self.catalog_at(ReadAt::Txn)? } else { self.committed_catalog()? };
+        let planner = Planner::new(&cat, None);
+        *planner.param_types.borrow_mut() = declared.to_vec();
         let mut columns = None;
-        match &stmt {
-            Some(Statement::Query(q)) => {
-                let plan = self.plan_select(who, q, None)?;
-                for x in plan.exprs.iter().chain(plan.filter.iter()) {
-                    expr::infer_params(x, &mut types);
-                }
-                columns = Some(plan.columns);
-            }
-            Some(Statement::Insert(ins)) => self.infer_insert_params(who, ins, &mut types)?,
-            _ => {}
-        }
-        let mut max = types.len();
         if let Some(s) = &stmt {
-            max = max.max(count_params(&s.to_string()));
+            match s {
+                Statement::Query(q) => columns = Some(planner.query(q, None)?.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect()),
+                Statement::Insert(ins) => {
+                    describe_insert(&planner, &cat, ins)?;
+                }
+                Statement::Update(ast::Update { table, assignments, selection, .. }) => {
+                    let t = table_of(&cat, &table.relation)?;
+                    let scope = Scope::new(table_cols(t), None);
+                    for a in assignments {
+                        let (ci, _) = assignment_target(t, a)?;
+                        planner.compile_as(&a.value, &scope, t.columns[ci].ty, "SET")?;
+                    }
+                    if let Some(w) = selection {
+                        planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?;
+                    }
+                }
+                Statement::Delete(d) => {
+                    let t = delete_table(&cat, d)?;
+                    let scope = Scope::new(table_cols(t), None);
+                    if let Some(w) = &d.selection {
+                        planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?;
+                    }
+                }
+                _ => {}
+            }
         }
-        types.resize(max, None);
+        let mut types = planner.param_types.borrow().clone();
+        if let Some(s) = &stmt {
+            types.resize(types.len().max(count_params(&s.to_string())), None);
+        }
         let param_types = types.into_iter().map(|t| t.unwrap_or(SqlType::Text)).collect();
         Ok(Prepared { stmt, param_types, columns })
     }
@@ -239,35 +306,28 @@ impl<D: BlockDevice> Database<D> {
         Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect() })
     }
 
-    fn infer_insert_params(&self, who: u64, ins: &ast::Insert, types: &mut Vec<Option<SqlType>>) -> Result<(), DbError> {
-        let ast::TableObject::TableName(n) = &ins.table else { return Ok(()) };
-        let name = table_name(n)?;
-        let table = self.store.visible_table(who, &name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
-        let targets: Vec<usize> = if ins.columns.is_empty() {
-            (0..table.columns.len()).collect()
-        } else {
-            ins.columns
-                .iter()
-                .filter_map(|c| c.0.last().and_then(|p| p.as_ident()).map(ident_name))
-                .filter_map(|c| table.columns.iter().position(|x| x.name == c))
-                .collect()
-        };
-        let Some(ast::SetExpr::Values(v)) = ins.source.as_deref().map(|q| q.body.as_ref()) else { return Ok(()) };
-        let no_cols = expr::no_columns();
-        let scope = Scope::new(&no_cols, None);
-        for r in &v.rows {
-            for (e, &ti) in r.content.iter().zip(&targets) {
-                let (x, _) = compile(e, &scope)?;
-                if let Expr::Param(i) = x {
-                    if types.len() <= i {
-                        types.resize(i + 1, None);
+    fn end_txn(&mut self, s: &mut SessionState, commit: bool) -> Result<(), DbError> {
+        let mut r = Ok(());
+        if self.store.writer() == Some(s.id) {
+            if commit {
+                match self.store.commit() {
+                    Ok(seq) => {
+                        if let Some(c) = self.txn_cat.take() {
+                            self.cat_cache = Some((seq, c));
+                        }
                     }
-                    types[i].get_or_insert(table.columns[ti].ty);
+                    Err(e) => r = Err(e),
                 }
-                expr::infer_params(&x, types);
+            } else {
+                self.store.rollback(s.id);
+                self.next_rowid.clear();
             }
+            self.txn_cat = None;
         }
-        Ok(())
+        if let Some(snap) = s.snapshot.take() {
+            self.store.release(snap);
+        }
+        r
     }
 
     /// Runs the next statement of `b` for session `s`. Outside BEGIN ... COMMIT each statement
@@ -276,45 +336,73 @@ impl<D: BlockDevice> Database<D> {
         let Some(stmt) = b.stmts.pop_front() else { return Step::Done };
         let r = match &stmt {
             Statement::StartTransaction { .. } if !s.failed => {
-                // Inside a block already: PostgreSQL warns and carries on.
                 s.in_block = true;
                 Ok(tag("BEGIN"))
             }
             Statement::Commit { .. } if s.failed => {
-                self.store.rollback(s.id);
+                let _ = self.end_txn(s, false);
                 (s.in_block, s.failed) = (false, false);
                 Ok(tag("ROLLBACK"))
             }
             Statement::Commit { .. } => {
                 s.in_block = false;
-                self.store.commit(s.id).map(|_| tag("COMMIT"))
+                self.end_txn(s, true).map(|_| tag("COMMIT"))
             }
             Statement::Rollback { .. } => {
-                self.store.rollback(s.id);
+                let _ = self.end_txn(s, false);
                 (s.in_block, s.failed) = (false, false);
                 Ok(tag("ROLLBACK"))
             }
             _ if s.failed => Err(err!(IN_FAILED_TRANSACTION, "current transaction is aborted, commands ignored until end of transaction block")),
-            _ => {
-                let writes = matches!(stmt, Statement::CreateTable(_) | Statement::Insert(_));
-                match if writes { self.store.begin(s.id) } else { Ok(true) } {
+            _ if writes(&stmt) => {
+                if self.store.writer() != Some(s.id) {
+                    if let Some(snap) = &s.snapshot {
+                        if snap.seq() != self.store.seq() {
+                            let e = err!(SERIALIZATION_FAILURE, "could not serialize access due to concurrent update");
+                            return self.finish(s, b, Err(e));
+                        }
+                    }
+                }
+                match self.store.begin(s.id) {
                     Ok(false) => {
                         b.stmts.push_front(stmt);
                         return Step::Blocked;
                     }
                     Err(e) => Err(e),
-                    Ok(true) => match self.statement(s.id, &stmt, &b.params) {
-                        Ok(q) if writes && !s.in_block => self.store.commit(s.id).map(|_| q),
+                    Ok(true) => match self.statement(s, ReadAt::Txn, &stmt, &b.params) {
+                        Ok(q) if !s.in_block => self.end_txn(s, true).map(|_| q),
                         other => other,
                     },
                 }
             }
+            _ => {
+                if self.store.writer() == Some(s.id) {
+                    self.statement(s, ReadAt::Txn, &stmt, &b.params)
+                } else if s.in_block {
+                    if s.snapshot.is_none() {
+                        s.snapshot = Some(self.store.snapshot());
+                    }
+                    let snap = s.snapshot.take().expect("just set");
+                    let r = self.statement(s, ReadAt::Snapshot(&snap), &stmt, &b.params);
+                    s.snapshot = Some(snap);
+                    r
+                } else {
+                    let snap = self.store.snapshot();
+                    let r = self.statement(s, ReadAt::Snapshot(&snap), &stmt, &b.params);
+                    self.store.release(snap);
+                    r
+                }
+            }
         };
+        self.finish(s, b, r)
+    }
+
+    fn finish(&mut self, s: &mut SessionState, b: &mut Batch, r: Result<QueryResult, DbError>) -> Step {
         if r.is_err() {
             if s.in_block {
                 s.failed = true;
             } else {
-                self.store.rollback(s.id);
+                let _ = self.end_txn(s, false);
             }
             b.stmts.clear();
         }
@@ -323,13 +411,13 @@ impl<D: BlockDevice> Database<D> {
 
     /// The session has gone: its open transaction, if any, is rolled back.
     pub fn end_session(&mut self, s: &mut SessionState) {
-        self.store.rollback(s.id);
+        let _ = self.end_txn(s, false);
         (s.in_block, s.failed) = (false, false);
     }
 
     /// Runs every statement of `sql` in order as one session that ends with the call, and
-    /// stops at the first error, which is the last element. An empty string (or only
-    /// comments) gives no results.
+    /// stops at the first error, which is the last element. Commits are synced before it
+    /// returns. An empty string (or only comments) gives no results.
     pub fn execute(&mut self, sql: &str) -> Vec<Result<QueryResult, DbError>> {
         let mut s = SessionState::new(0);
         let mut b = match self.batch(sql) {
@@ -348,215 +436,789 @@ impl<D: BlockDevice> Database<D> {
             }
         }
         self.end_session(&mut s);
+        if let Err(e) = self.sync() {
+            out.push(Err(e));
+        }
         out
     }
 
-    fn statement(&mut self, who: u64, s: &Statement, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
-        match s {
-            Statement::CreateTable(ct) => self.create_table(who, ct),
-            Statement::Insert(ins) => self.insert(who, ins, params),
-            Statement::Query(q) => self.query(who, q, params),
+    fn statement(&mut self, s: &mut SessionState, at: ReadAt, st: &Statement, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
+        let cat = self.catalog_at(at)?;
+        match st {
+            Statement::Query(q) => {
+                let planner = Planner::new(&cat, Some(params));
+                let p = planner.query(q, None)?;
+                if planner.shutdown.get() {
+                    self.shutdown_requested = true;
+                }
+                let rows = self.exec(at).run(&p.node)?;
+                let n = rows.len();
+                Ok(QueryResult { columns: Some(p.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect()), rows, tag: format!("SELECT {n}"), effect: None })
+            }
+            Statement::Explain { statement, .. } => {
+                let Statement::Query(q) = statement.as_ref() else { return Err(err!(FEATURE_NOT_SUPPORTED, "EXPLAIN supports queries only")) };
+                let planner = Planner::new(&cat, Some(params));
+                let p = planner.query(q, None)?;
+                let mut lines = Vec::new();
+                plan::explain(&p.node, 0, &mut lines);
+                let n = lines.len();
+                Ok(QueryResult {
+                    columns: Some(alloc::vec![ColumnInfo { name: String::from("QUERY PLAN"), ty: SqlType::Text }]),
+                    rows: lines.into_iter().map(|l| alloc::vec![Value::Text(l)]).collect(),
+                    tag: format!("EXPLAIN {n}"),
+                    effect: None,
+                })
+            }
+            Statement::CreateTable(ct) => self.create_table(&cat, ct),
+            Statement::Insert(ins) => self.insert(&cat, ins, params),
+            Statement::Update(ast::Update { table, assignments, from, selection, returning, .. }) => {
+                if from.is_some() || returning.is_some() {
+                    return Err(err!(FEATURE_NOT_SUPPORTED, "UPDATE ... FROM and RETURNING are not supported yet"));
+                }
+                self.update(&cat, &table.relation, assignments, selection.as_ref(), params)
+            }
+            Statement::Delete(d) => self.delete(&cat, d, params),
+            Statement::Drop { object_type, if_exists, names, .. } => self.drop(&cat, *object_type, *if_exists, names),
+            Statement::CreateIndex(ci) => self.create_index(&cat, ci),
+            Statement::CreateView(ast::CreateView { name, columns, query, or_replace, .. }) => {
+                let n = object_name(name)?;
+                if cat.relation_exists(&n) && !*or_replace {
+                    return Err(err!(DUPLICATE_TABLE, "relation \"{n}\" already exists"));
+                }
+                let planner = Planner::new(&cat, None);
+                let p = planner.query(query, None)?;
+                let cols: Vec<String> = columns.iter().map(|c| ident_name(&c.name)).collect();
+                if cols.len() > p.cols.len() {
+                    return Err(err!(SYNTAX_ERROR, "CREATE VIEW specifies more column names than columns"));
+                }
+                let v = ViewDef { name: n.clone(), sql: query.to_string(), columns: cols };
+                self.store.put(CATALOG_TREE, &Catalog::view_key(&n), &Catalog::encode_view(&v))?;
+                let mut c = (*cat).clone();
+                c.views.insert(n, v);
+                self.txn_cat = Some(Rc::new(c));
+                Ok(tag("CREATE VIEW"))
+            }
+            Statement::Truncate(ast::Truncate { table_names, .. }) => {
+                for t in table_names {
+                    let n = object_name(&t.name)?;
+                    let def = cat.tables.get(&n).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist"))?;
+                    self.store.clear_tree(def.tree)?;
+                    for i in cat.indexes_of(&n) {
+                        self.store.clear_tree(i.tree)?;
+                    }
+                    self.next_rowid.remove(&def.tree);
+                }
+                Ok(tag("TRUNCATE TABLE"))
+            }
+            Statement::AlterTable(at) => self.alter_table(&cat, at),
             Statement::Deallocate { name, .. } => {
                 let all = name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all");
                 let mut r = tag(if all { "DEALLOCATE ALL" } else { "DEALLOCATE" });
                 r.effect = Some(Effect::Deallocate(if all { None } else { Some(ident_name(name)) }));
                 Ok(r)
             }
+            Statement::Set(set) => {
+                if let ast::Set::SingleAssignment { variable, values, .. } = set {
+                    let name = variable.to_string().to_lowercase();
+                    let v = values.iter().map(|v| match v {
+                        ast::Expr::Value(x) => match &x.value {
+                            ast::Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        other => other.to_string(),
+                    }).collect::<Vec<_>>().join(", ");
+                    s.settings.insert(name, v);
+                }
+                Ok(tag("SET"))
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable.iter().map(ident_name).collect::<Vec<_>>().join(" ");
+                let v = s.settings.get(&name).cloned().or_else(|| default_setting(&name).map(String::from)).ok_or_else(|| err!(UNDEFINED_OBJECT, "unrecognized configuration parameter \"{name}\""))?;
+                Ok(QueryResult { columns: Some(alloc::vec![ColumnInfo { name, ty: SqlType::Text }]), rows: alloc::vec![alloc::vec![Value::Text(v)]], tag: String::from("SHOW"), effect: None })
+            }
+            Statement::Analyze { .. } | Statement::Vacuum(_) => Ok(tag(if matches!(st, Statement::Analyze { .. }) { "ANALYZE" } else { "VACUUM" })),
             other => Err(err!(FEATURE_NOT_SUPPORTED, "statement is not supported yet: {}", first_words(&other.to_string()))),
         }
     }
 
-    fn create_table(&mut self, who: u64, ct: &ast::CreateTable) -> Result<QueryResult, DbError> {
-        let name = table_name(&ct.name)?;
-        if ct.query.is_some() || ct.like.is_some() || ct.temporary || !ct.constraints.is_empty() {
-            return Err(err!(FEATURE_NOT_SUPPORTED, "only CREATE TABLE name (column type [NOT NULL], ...) is supported yet"));
+    fn exec<'a>(&'a mut self, at: ReadAt<'a>) -> Exec<'a, D> {
+        let seed = self.store.seq() ^ self.clock_us as u64;
+        Exec::new(&mut self.store, at, self.clock_us, seed, self.limits.max_result_rows)
+    }
+
+    fn set_catalog(&mut self, c: Catalog) {
+        self.txn_cat = Some(Rc::new(c));
+    }
+
+    fn create_table(&mut self, cat: &Catalog, ct: &ast::CreateTable) -> Result<QueryResult, DbError> {
+        let name = object_name(&ct.name)?;
+        if ct.query.is_some() || ct.like.is_some() {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "CREATE TABLE AS and LIKE are not supported yet"));
         }
-        if self.store.visible_table(who, &name).is_some() && ct.if_not_exists {
-            return Ok(tag("CREATE TABLE"));
+        if cat.relation_exists(&name) {
+            if ct.if_not_exists {
+                return Ok(tag("CREATE TABLE"));
+            }
+            return Err(err!(DUPLICATE_TABLE, "relation \"{name}\" already exists"));
         }
         if ct.columns.len() > MAX_COLUMNS {
             return Err(err!(TOO_MANY_COLUMNS, "tables can have at most {MAX_COLUMNS} columns"));
         }
-        let mut cols: Vec<Column> = Vec::new();
+        let mut cols: Vec<ColumnDef> = Vec::new();
+        let mut pk: Option<Vec<usize>> = None;
+        let mut uniques: Vec<Vec<usize>> = Vec::new();
         for c in &ct.columns {
             let cname = ident_name(&c.name);
             if cols.iter().any(|x| x.name == cname) {
                 return Err(err!(DUPLICATE_COLUMN, "column \"{cname}\" specified more than once"));
             }
-            let ty = match &c.data_type {
-                ast::DataType::Int(None) | ast::DataType::Integer(None) | ast::DataType::Int4(None) => SqlType::Int4,
-                ast::DataType::BigInt(None) | ast::DataType::Int8(None) => SqlType::Int8,
-                ast::DataType::Text => SqlType::Text,
-                ast::DataType::Bool | ast::DataType::Boolean => SqlType::Bool,
-                other => return Err(err!(FEATURE_NOT_SUPPORTED, "type {other} is not supported yet (INTEGER, BIGINT, TEXT, BOOLEAN are)")),
-            };
-            let mut not_null = false;
+            let ty = type_of(&c.data_type)?;
+            let mut col = ColumnDef { name: cname, ty, not_null: false, default: None };
             for o in &c.options {
-                match o.option {
-                    ast::ColumnOption::NotNull => not_null = true,
-                    ast::ColumnOption::Null => not_null = false,
-                    ref other => return Err(err!(FEATURE_NOT_SUPPORTED, "column option {other} is not supported yet")),
+                match &o.option {
+                    ast::ColumnOption::NotNull => col.not_null = true,
+                    ast::ColumnOption::Null => col.not_null = false,
+                    ast::ColumnOption::Default(e) => col.default = Some(e.to_string()),
+                    ast::ColumnOption::PrimaryKey(_) => {
+                        if pk.is_some() {
+                            return Err(err!(INVALID_TABLE_DEFINITION, "multiple primary keys for table \"{name}\" are not allowed"));
+                        }
+                        col.not_null = true;
+                        pk = Some(alloc::vec![cols.len()]);
+                    }
+                    ast::ColumnOption::Unique(_) => uniques.push(alloc::vec![cols.len()]),
+                    other => return Err(err!(FEATURE_NOT_SUPPORTED, "column option {other} is not supported yet")),
                 }
             }
-            cols.push(Column { name: cname, ty, not_null });
+            cols.push(col);
         }
-        self.store.txn_create_table(who, &name, cols)?;
+        let col_index = |cols: &[ColumnDef], cs: &[ast::IndexColumn]| -> Result<Vec<usize>, DbError> {
+            cs.iter()
+                .map(|c| {
+                    let n = match &c.column.expr {
+                        ast::Expr::Identifier(id) => ident_name(id),
+                        other => other.to_string(),
+                    };
+                    cols.iter().position(|x| x.name == n).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{n}\" named in key does not exist"))
+                })
+                .collect()
+        };
+        for k in &ct.constraints {
+            match k {
+                ast::TableConstraint::PrimaryKey(p) => {
+                    if pk.is_some() {
+                        return Err(err!(INVALID_TABLE_DEFINITION, "multiple primary keys for table \"{name}\" are not allowed"));
+                    }
+                    let ix = col_index(&cols, &p.columns)?;
+                    for &i in &ix {
+                        cols[i].not_null = true;
+                    }
+                    pk = Some(ix);
+                }
+                ast::TableConstraint::Unique(u) => uniques.push(col_index(&cols, &u.columns)?),
+                other => return Err(err!(FEATURE_NOT_SUPPORTED, "table constraint {other} is not supported yet")),
+            }
+        }
+        let tree = self.store.create_tree()?;
+        let t = TableDef { name: name.clone(), tree, columns: cols };
+        self.store.put(CATALOG_TREE, &Catalog::table_key(&name), &Catalog::encode_table(&t))?;
+        let mut c = cat.clone();
+        c.tables.insert(name.clone(), t);
+        if let Some(ix) = pk {
+            add_index(&mut self.store, &mut c, format!("{name}_pkey"), &name, ix, true, true)?;
+        }
+        for u in uniques {
+            let cn = u.iter().map(|&i| c.tables[&name].columns[i].name.clone()).collect::<Vec<_>>().join("_");
+            add_index(&mut self.store, &mut c, format!("{name}_{cn}_key"), &name, u, true, false)?;
+        }
+        self.set_catalog(c);
         Ok(tag("CREATE TABLE"))
     }
 
-    fn insert(&mut self, who: u64, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
-        let name = match &ins.table {
-            ast::TableObject::TableName(n) => table_name(n)?,
-            _ => return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT into a table function is not supported")),
-        };
-        if ins.returning.is_some() || ins.on.is_some() {
-            return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT ... RETURNING and ON CONFLICT are not supported yet"));
+    fn create_index(&mut self, cat: &Catalog, ci: &ast::CreateIndex) -> Result<QueryResult, DbError> {
+        let table = object_name(&ci.table_name)?;
+        let t = cat.tables.get(&table).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?;
+        let mut cols = Vec::new();
+        for c in &ci.columns {
+            let n = match &c.column.expr {
+                ast::Expr::Identifier(id) => ident_name(id),
+                other => return Err(err!(FEATURE_NOT_SUPPORTED, "index on expression {other} is not supported yet")),
+            };
+            cols.push(t.columns.iter().position(|x| x.name == n).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{n}\" does not exist"))?);
         }
-        let table = self.store.visible_table(who, &name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
-        // Target column of each VALUES position.
-        let targets: Vec<usize> = if ins.columns.is_empty() {
-            (0..table.columns.len()).collect()
-        } else {
-            let mut t = Vec::new();
-            for c in &ins.columns {
-                let cname = c.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default();
-                let i = table.columns.iter().position(|x| x.name == cname).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{cname}\" of relation \"{name}\" does not exist"))?;
-                if t.contains(&i) {
-                    return Err(err!(DUPLICATE_COLUMN, "column \"{cname}\" specified more than once"));
-                }
-                t.push(i);
-            }
-            t
+        let name = match &ci.name {
+            Some(n) => object_name(n)?,
+            None => format!("{table}_{}_idx", cols.iter().map(|&i| t.columns[i].name.clone()).collect::<Vec<_>>().join("_")),
         };
-        let values = match ins.source.as_deref().map(|q| q.body.as_ref()) {
-            Some(ast::SetExpr::Values(v)) => v,
-            _ => return Err(err!(FEATURE_NOT_SUPPORTED, "only INSERT ... VALUES is supported yet")),
-        };
-        let no_cols = expr::no_columns();
-        let scope = Scope::new(&no_cols, Some(params));
-        let mut rows = Vec::with_capacity(values.rows.len());
-        for r in &values.rows {
-            if r.content.len() > targets.len() {
-                return Err(err!(SYNTAX_ERROR, "INSERT has more expressions than target columns"));
+        if cat.relation_exists(&name) {
+            if ci.if_not_exists {
+                return Ok(tag("CREATE INDEX"));
             }
-            let mut row = alloc::vec![Value::Null; table.columns.len()];
-            for (e, &ti) in r.content.iter().zip(&targets) {
-                let (x, _) = compile(e, &scope)?;
-                let col = &table.columns[ti];
-                row[ti] = cast_value(x.eval(&[])?, col.ty).map_err(|e| {
-                    if e.code == crate::SqlState::DATATYPE_MISMATCH {
-                        err!(DATATYPE_MISMATCH, "column \"{}\" is of type {} but expression is of another type", col.name, col.ty.name())
-                    } else {
-                        e
-                    }
-                })?;
-            }
-            for (c, v) in table.columns.iter().zip(&row) {
-                if c.not_null && *v == Value::Null {
-                    return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{name}\" violates not-null constraint", c.name));
-                }
-            }
-            rows.push(row);
+            return Err(err!(DUPLICATE_TABLE, "relation \"{name}\" already exists"));
         }
-        self.store.txn_insert(who, &name, &rows)?;
-        Ok(tag(&format!("INSERT 0 {}", rows.len())))
+        let mut c = cat.clone();
+        add_index(&mut self.store, &mut c, name, &table, cols, ci.unique, false)?;
+        self.set_catalog(c);
+        Ok(tag("CREATE INDEX"))
     }
 
-    fn plan_select(&self, who: u64, q: &ast::Query, params: Option<&[(Value, SqlType)]>) -> Result<Plan, DbError> {
-        if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || !q.locks.is_empty() {
-            return Err(err!(FEATURE_NOT_SUPPORTED, "WITH, ORDER BY, LIMIT and FOR UPDATE are not supported yet"));
-        }
-        let sel = match q.body.as_ref() {
-            ast::SetExpr::Select(s) => s,
-            _ => return Err(err!(FEATURE_NOT_SUPPORTED, "only plain SELECT is supported yet")),
-        };
-        let grouped = !matches!(&sel.group_by, ast::GroupByExpr::Expressions(e, _) if e.is_empty());
-        if sel.distinct.is_some() || grouped || sel.having.is_some() || sel.from.len() > 1 {
-            return Err(err!(FEATURE_NOT_SUPPORTED, "DISTINCT, GROUP BY, HAVING and joins are not supported yet"));
-        }
-        let (table_name, columns): (Option<String>, Vec<Column>) = match sel.from.first() {
-            None => (None, Vec::new()),
-            Some(twj) => {
-                if !twj.joins.is_empty() {
-                    return Err(err!(FEATURE_NOT_SUPPORTED, "joins are not supported yet"));
+    fn alter_table(&mut self, cat: &Catalog, at: &ast::AlterTable) -> Result<QueryResult, DbError> {
+        let name = object_name(&at.name)?;
+        let mut c = cat.clone();
+        for op in &at.operations {
+            let t = c.tables.get(&name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?.clone();
+            match op {
+                ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::PrimaryKey(p), .. } => {
+                    if c.indexes_of(&name).any(|i| i.primary) {
+                        return Err(err!(INVALID_TABLE_DEFINITION, "multiple primary keys for table \"{name}\" are not allowed"));
+                    }
+                    let mut ix = Vec::new();
+                    for col in &p.columns {
+                        let n = match &col.column.expr {
+                            ast::Expr::Identifier(id) => ident_name(id),
+                            other => other.to_string(),
+                        };
+                        ix.push(t.columns.iter().position(|x| x.name == n).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{n}\" of relation \"{name}\" does not exist"))?);
+                    }
+                    let rows = self.table_rows(&t)?;
+                    for (_, r) in &rows {
+                        for &i in &ix {
+                            if r[i].is_null() {
+                                return Err(err!(NOT_NULL_VIOLATION, "column \"{}\" of relation \"{name}\" contains null values", t.columns[i].name));
+                            }
+                        }
+                    }
+                    let mut t2 = t.clone();
+                    for &i in &ix {
+                        t2.columns[i].not_null = true;
+                    }
+                    self.store.put(CATALOG_TREE, &Catalog::table_key(&name), &Catalog::encode_table(&t2))?;
+                    c.tables.insert(name.clone(), t2);
+                    add_index(&mut self.store, &mut c, format!("{name}_pkey"), &name, ix, true, true)?;
                 }
-                let n = match &twj.relation {
-                    ast::TableFactor::Table { name, .. } => table_name(name)?,
-                    _ => return Err(err!(FEATURE_NOT_SUPPORTED, "only table names are supported in FROM yet")),
-                };
-                let t = self.store.visible_table(who, &n).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist"))?;
-                (Some(n), t.columns.clone())
+                ast::AlterTableOperation::AddColumn { column_def, if_not_exists, .. } => {
+                    let cname = ident_name(&column_def.name);
+                    if t.columns.iter().any(|x| x.name == cname) {
+                        if *if_not_exists {
+                            continue;
+                        }
+                        return Err(err!(DUPLICATE_COLUMN, "column \"{cname}\" of relation \"{name}\" already exists"));
+                    }
+                    let ty = type_of(&column_def.data_type)?;
+                    let mut col = ColumnDef { name: cname, ty, not_null: false, default: None };
+                    for o in &column_def.options {
+                        match &o.option {
+                            ast::ColumnOption::NotNull => col.not_null = true,
+                            ast::ColumnOption::Null => {}
+                            ast::ColumnOption::Default(e) => col.default = Some(e.to_string()),
+                            other => return Err(err!(FEATURE_NOT_SUPPORTED, "column option {other} in ADD COLUMN is not supported yet")),
+                        }
+                    }
+                    let fill = match &col.default {
+                        Some(d) => self.eval_default(&c, d, ty)?,
+                        None => Value::Null,
+                    };
+                    let rows = self.table_rows(&t)?;
+                    if col.not_null && fill.is_null() && !rows.is_empty() {
+                        return Err(err!(NOT_NULL_VIOLATION, "column \"{}\" of relation \"{name}\" contains null values", col.name));
+                    }
+                    for (id, mut r) in rows {
+                        r.push(fill.clone());
+                        let mut buf = Vec::new();
+                        encode_row(&r, &mut buf);
+                        self.store.put(t.tree, &id, &buf)?;
+                    }
+                    let mut t2 = t.clone();
+                    t2.columns.push(col);
+                    self.store.put(CATALOG_TREE, &Catalog::table_key(&name), &Catalog::encode_table(&t2))?;
+                    c.tables.insert(name.clone(), t2);
+                }
+                other => return Err(err!(FEATURE_NOT_SUPPORTED, "ALTER TABLE {other} is not supported yet")),
             }
-        };
-        let scope = Scope::new(&columns, params);
-        let mut out_cols = Vec::new();
-        let mut exprs: Vec<Expr> = Vec::new();
-        for item in &sel.projection {
+        }
+        self.set_catalog(c);
+        Ok(tag("ALTER TABLE"))
+    }
+
+    /// Every row of a table with its row id key (inside the write transaction).
+    fn table_rows(&mut self, t: &TableDef) -> Result<Vec<(Vec<u8>, Row)>, DbError> {
+        let mut raw = Vec::new();
+        let limit = self.limits.max_result_rows;
+        self.store.scan(ReadAt::Txn, t.tree, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
+            raw.push((k.to_vec(), v));
+            if raw.len() > limit {
+                return Err(err!(PROGRAM_LIMIT_EXCEEDED, "table has more than {limit} rows, the limit for one statement"));
+            }
+            Ok(true)
+        })?;
+        raw.into_iter().map(|(k, v)| Ok((k, crate::value::decode_row(&v)?))).collect()
+    }
+
+    fn drop(&mut self, cat: &Catalog, kind: ast::ObjectType, if_exists: bool, names: &[ast::ObjectName]) -> Result<QueryResult, DbError> {
+        let mut c = cat.clone();
+        for n in names {
+            let name = object_name(n)?;
+            match kind {
+                ast::ObjectType::Table => {
+                    let Some(t) = c.tables.remove(&name) else {
+                        if if_exists {
+                            continue;
+                        }
+                        return Err(err!(UNDEFINED_TABLE, "table \"{name}\" does not exist"));
+                    };
+                    self.store.drop_tree(t.tree)?;
+                    self.store.delete(CATALOG_TREE, &Catalog::table_key(&name))?;
+                    let idx: Vec<IndexDef> = c.indexes_of(&name).cloned().collect();
+                    for i in idx {
+                        self.store.drop_tree(i.tree)?;
+                        self.store.delete(CATALOG_TREE, &Catalog::index_key(&i.name))?;
+                        c.indexes.remove(&i.name);
+                    }
+                    self.next_rowid.remove(&t.tree);
+                }
+                ast::ObjectType::Index => {
+                    let Some(i) = c.indexes.remove(&name) else {
+                        if if_exists {
+                            continue;
+                        }
+                        return Err(err!(UNDEFINED_OBJECT, "index \"{name}\" does not exist"));
+                    };
+                    self.store.drop_tree(i.tree)?;
+                    self.store.delete(CATALOG_TREE, &Catalog::index_key(&name))?;
+                }
+                ast::ObjectType::View => {
+                    if c.views.remove(&name).is_none() {
+                        if if_exists {
+                            continue;
+                        }
+                        return Err(err!(UNDEFINED_TABLE, "view \"{name}\" does not exist"));
+                    }
+                    self.store.delete(CATALOG_TREE, &Catalog::view_key(&name))?;
+                }
+                other => return Err(err!(FEATURE_NOT_SUPPORTED, "DROP {other} is not supported")),
+            }
+        }
+        self.set_catalog(c);
+        Ok(tag(match kind {
+            ast::ObjectType::Table => "DROP TABLE",
+            ast::ObjectType::Index => "DROP INDEX",
+            _ => "DROP VIEW",
+        }))
+    }
+
+    fn eval_default(&mut self, cat: &Catalog, text: &str, ty: SqlType) -> Result<Value, DbError> {
+        let e = parse_expr(text)?;
+        let planner = Planner::new(cat, Some(&[]));
+        let x = planner.compile_as(&e, &Scope::new(Vec::new(), None), ty, "default")?;
+        let v = x.eval(&[], &mut self.exec(ReadAt::Txn))?;
+        cast_value(v, ty)
+    }
+
+    fn insert(&mut self, cat: &Catalog, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
+        let ast::TableObject::TableName(n) = &ins.table else { return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT into a table function is not supported")) };
+        let name = object_name(n)?;
+        if ins.on.is_some() {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "ON CONFLICT is not supported yet"));
+        }
+        let t = cat.tables.get(&name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?.clone();
+        let targets = insert_targets(&t, ins)?;
+        let planner = Planner::new(cat, Some(params));
+        let source = ins.source.as_deref().ok_or_else(|| err!(FEATURE_NOT_SUPPORTED, "INSERT ... DEFAULT VALUES is not supported yet"))?;
+        // Rows of values for the target columns.
+        let mut input: Vec<Row> = Vec::new();
+        match source.body.as_ref() {
+            ast::SetExpr::Values(v) if source.order_by.is_none() && source.limit_clause.is_none() => {
+                let scope = Scope::new(Vec::new(), None);
+                for r in &v.rows {
+                    if r.content.len() > targets.len() {
+                        return Err(err!(SYNTAX_ERROR, "INSERT has more expressions than target columns"));
+                    }
+                    let mut row = Vec::with_capacity(r.content.len());
+                    for (e, &ti) in r.content.iter().zip(&targets) {
+                        let x = planner.compile_as(e, &scope, t.columns[ti].ty, "column").map_err(|e| type_err(e, &t.columns[ti]))?;
+                        row.push(x.eval(&[], &mut self.exec(ReadAt::Txn))?);
+                    }
+                    input.push(row);
+                }
+            }
+            _ => {
+                let p = planner.query(source, None)?;
+                if p.cols.len() > targets.len() {
+                    return Err(err!(SYNTAX_ERROR, "INSERT has more expressions than target columns"));
+                }
+                input = self.exec(ReadAt::Txn).run(&p.node)?;
+            }
+        }
+        let mut defaults: Vec<Option<Value>> = alloc::vec![None; t.columns.len()];
+        let mut inserted = Vec::new();
+        for r in input {
+            let mut row = alloc::vec![Value::Null; t.columns.len()];
+            let mut given = alloc::vec![false; t.columns.len()];
+            for (v, &ti) in r.into_iter().zip(&targets) {
+                row[ti] = cast_value(v, t.columns[ti].ty).map_err(|e| type_err(e, &t.columns[ti]))?;
+                given[ti] = true;
+            }
+            for (i, c) in t.columns.iter().enumerate() {
+                if !given[i] {
+                    if let Some(d) = &c.default {
+                        if defaults[i].is_none() {
+                            defaults[i] = Some(self.eval_default(cat, d, c.ty)?);
+                        }
+                        row[i] = defaults[i].clone().unwrap_or(Value::Null);
+                    }
+                }
+            }
+            self.insert_row(cat, &t, row.clone())?;
+            inserted.push(row);
+        }
+        let n = inserted.len();
+        match &ins.returning {
+            Some(items) => self.returning(cat, &t, items, inserted, format!("INSERT 0 {n}"), params),
+            None => Ok(tag(&format!("INSERT 0 {n}"))),
+        }
+    }
+
+    fn returning(&mut self, cat: &Catalog, t: &TableDef, items: &[ast::SelectItem], rows: Vec<Row>, tagtext: String, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
+        let planner = Planner::new(cat, Some(params));
+        let scope = Scope::new(table_cols(t), None);
+        let mut exprs = Vec::new();
+        let mut cols = Vec::new();
+        for item in items {
             match item {
                 ast::SelectItem::Wildcard(_) => {
-                    if table_name.is_none() {
-                        return Err(err!(SYNTAX_ERROR, "SELECT * with no tables specified is not valid"));
-                    }
-                    for (i, c) in columns.iter().enumerate() {
-                        out_cols.push(ColumnInfo { name: c.name.clone(), ty: c.ty });
+                    for (i, c) in t.columns.iter().enumerate() {
                         exprs.push(Expr::Column(i));
+                        cols.push(ColumnInfo { name: c.name.clone(), ty: c.ty });
                     }
                 }
                 ast::SelectItem::UnnamedExpr(e) => {
-                    let (x, t) = compile(e, &scope)?;
-                    out_cols.push(ColumnInfo { name: default_name(e), ty: result_type(t) });
+                    let (x, ty) = planner.compile(e, &scope)?;
                     exprs.push(x);
+                    cols.push(ColumnInfo { name: match e {
+                        ast::Expr::Identifier(id) => ident_name(id),
+                        _ => String::from("?column?"),
+                    }, ty: ty.sql() });
                 }
-                ast::SelectItem::ExprWithAlias { expr: e, alias } => {
-                    let (x, t) = compile(e, &scope)?;
-                    out_cols.push(ColumnInfo { name: ident_name(alias), ty: result_type(t) });
+                ast::SelectItem::ExprWithAlias { expr, alias } => {
+                    let (x, ty) = planner.compile(expr, &scope)?;
                     exprs.push(x);
+                    cols.push(ColumnInfo { name: ident_name(alias), ty: ty.sql() });
                 }
-                _ => return Err(err!(FEATURE_NOT_SUPPORTED, "this select list item is not supported yet")),
+                _ => return Err(err!(FEATURE_NOT_SUPPORTED, "this RETURNING item is not supported")),
             }
         }
-        let filter = match &sel.selection {
-            Some(w) => {
-                let (x, t) = compile(w, &scope)?;
-                if !matches!(t, expr::Ty::Known(SqlType::Bool) | expr::Ty::Null | expr::Ty::Unknown) {
-                    return Err(err!(DATATYPE_MISMATCH, "argument of WHERE must be type boolean, not type {}", result_type(t).name()));
-                }
-                Some(x)
+        let mut out = Vec::new();
+        let mut ex = self.exec(ReadAt::Txn);
+        for r in rows {
+            let mut o = Vec::new();
+            for e in &exprs {
+                o.push(e.eval(&r, &mut ex)?);
             }
-            None => None,
-        };
-        let shutdown = scope.shutdown.get();
-        Ok(Plan { table: table_name, exprs, columns: out_cols, filter, shutdown })
+            out.push(o);
+        }
+        Ok(QueryResult { columns: Some(cols), rows: out, tag: tagtext, effect: None })
     }
 
-    fn query(&mut self, who: u64, q: &ast::Query, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
-        let Plan { table: table_name, exprs, columns: out_cols, filter, shutdown } = self.plan_select(who, q, Some(params))?;
-        let input = match &table_name {
-            Some(n) => self.store.scan_as(who, n)?,
-            None => alloc::vec![Vec::new()],
+    fn next_id(&mut self, t: &TableDef) -> Result<u64, DbError> {
+        let id = match self.next_rowid.get(&t.tree) {
+            Some(&n) => n,
+            None => match self.store.last_key(ReadAt::Txn, t.tree)? {
+                Some(k) if k.len() == 8 => u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8])) + 1,
+                _ => 1,
+            },
         };
-        let mut rows = Vec::new();
-        for r in input {
-            if let Some(f) = &filter {
-                if !f.is_true(&r)? {
-                    continue;
+        self.next_rowid.insert(t.tree, id + 1);
+        Ok(id)
+    }
+
+    fn index_key(i: &IndexDef, row: &[Value], id: &[u8]) -> Vec<u8> {
+        let mut k = Vec::new();
+        for &c in &i.columns {
+            encode_key(&row[c], &mut k);
+        }
+        k.extend_from_slice(id);
+        k
+    }
+
+    fn check_unique(&mut self, i: &IndexDef, row: &[Value], id: &[u8]) -> Result<(), DbError> {
+        if !i.unique || i.columns.iter().any(|&c| row[c].is_null()) {
+            return Ok(());
+        }
+        let mut prefix = Vec::new();
+        for &c in &i.columns {
+            encode_key(&row[c], &mut prefix);
+        }
+        let mut end = prefix.clone();
+        end.extend_from_slice(&[0xFF; 10]);
+        let mut clash = false;
+        self.store.scan(ReadAt::Txn, i.tree, Bound::Included(&prefix[..]), Bound::Included(&end[..]), &mut |k, _| {
+            if k.len() == prefix.len() + 8 && &k[prefix.len()..] != id {
+                clash = true;
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
+        if clash {
+            return Err(err!(UNIQUE_VIOLATION, "duplicate key value violates unique constraint \"{}\"", i.name));
+        }
+        Ok(())
+    }
+
+    fn insert_row(&mut self, cat: &Catalog, t: &TableDef, row: Row) -> Result<(), DbError> {
+        for (c, v) in t.columns.iter().zip(&row) {
+            if c.not_null && v.is_null() {
+                return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, t.name));
+            }
+        }
+        let id = self.next_id(t)?.to_be_bytes();
+        for i in cat.indexes_of(&t.name) {
+            self.check_unique(i, &row, &id)?;
+            self.store.put(i.tree, &Self::index_key(i, &row, &id), &[])?;
+        }
+        let mut buf = Vec::new();
+        encode_row(&row, &mut buf);
+        self.store.put(t.tree, &id, &buf)?;
+        Ok(())
+    }
+
+    fn update(&mut self, cat: &Catalog, rel: &ast::TableFactor, assignments: &[ast::Assignment], selection: Option<&ast::Expr>, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
+        let t = table_of(cat, rel)?.clone();
+        let planner = Planner::new(cat, Some(params));
+        let scope = Scope::new(table_cols(&t), None);
+        let mut sets = Vec::new();
+        for a in assignments {
+            let (ci, _) = assignment_target(&t, a)?;
+            let x = planner.compile_as(&a.value, &scope, t.columns[ci].ty, "column").map_err(|e| type_err(e, &t.columns[ci]))?;
+            sets.push((ci, x));
+        }
+        let cond = match selection {
+            Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
+            None => None,
+        };
+        let node = planner.table_rows(&t, cond);
+        let rows = self.exec(ReadAt::Txn).run(&node)?;
+        let n = rows.len();
+        let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
+        for mut old in rows {
+            let id = match old.pop() {
+                Some(Value::Int(i)) => (i as u64).to_be_bytes(),
+                _ => return Err(err!(INTERNAL_ERROR, "row without id")),
+            };
+            let mut new = old.clone();
+            {
+                let mut ex = self.exec(ReadAt::Txn);
+                for (ci, x) in &sets {
+                    new[*ci] = cast_value(x.eval(&old, &mut ex)?, t.columns[*ci].ty).map_err(|e| type_err(e, &t.columns[*ci]))?;
                 }
             }
-            if rows.len() >= self.limits.max_result_rows {
-                return Err(err!(PROGRAM_LIMIT_EXCEEDED, "the result has more than {} rows, the limit for one query", self.limits.max_result_rows));
+            for (c, v) in t.columns.iter().zip(&new) {
+                if c.not_null && v.is_null() {
+                    return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, t.name));
+                }
             }
-            let mut out = Vec::with_capacity(exprs.len());
-            for x in &exprs {
-                out.push(x.eval(&r)?);
+            for i in &idx {
+                if i.columns.iter().any(|&c| old[c] != new[c] || old[c].is_null() != new[c].is_null()) {
+                    self.store.delete(i.tree, &Self::index_key(i, &old, &id))?;
+                    self.check_unique(i, &new, &id)?;
+                    self.store.put(i.tree, &Self::index_key(i, &new, &id), &[])?;
+                }
             }
-            rows.push(out);
+            let mut buf = Vec::new();
+            encode_row(&new, &mut buf);
+            self.store.put(t.tree, &id, &buf)?;
         }
-        let n = rows.len();
-        if shutdown {
-            self.shutdown_requested = true;
-        }
-        Ok(QueryResult { columns: Some(out_cols), rows, tag: format!("SELECT {n}"), effect: None })
+        Ok(tag(&format!("UPDATE {n}")))
     }
+
+    fn delete(&mut self, cat: &Catalog, d: &ast::Delete, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
+        let t = delete_table(cat, d)?.clone();
+        let planner = Planner::new(cat, Some(params));
+        let scope = Scope::new(table_cols(&t), None);
+        let cond = match &d.selection {
+            Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
+            None => None,
+        };
+        let node = planner.table_rows(&t, cond);
+        let rows = self.exec(ReadAt::Txn).run(&node)?;
+        let n = rows.len();
+        let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
+        let mut deleted = Vec::new();
+        for mut old in rows {
+            let id = match old.pop() {
+                Some(Value::Int(i)) => (i as u64).to_be_bytes(),
+                _ => return Err(err!(INTERNAL_ERROR, "row without id")),
+            };
+            for i in &idx {
+                self.store.delete(i.tree, &Self::index_key(i, &old, &id))?;
+            }
+            self.store.delete(t.tree, &id)?;
+            deleted.push(old);
+        }
+        match &d.returning {
+            Some(items) => self.returning(cat, &t, items, deleted, format!("DELETE {n}"), params),
+            None => Ok(tag(&format!("DELETE {n}"))),
+        }
+    }
+}
+
+fn default_setting(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "server_version" => "15.0",
+        "server_encoding" | "client_encoding" => "UTF8",
+        "datestyle" => "ISO, MDY",
+        "timezone" => "UTC",
+        "standard_conforming_strings" => "on",
+        "search_path" => "\"$user\", public",
+        "application_name" => "",
+        "extra_float_digits" => "1",
+        "integer_datetimes" => "on",
+        "transaction_isolation" | "transaction isolation level" => "serializable",
+        "default_transaction_isolation" => "serializable",
+        "max_identifier_length" => "63",
+        "is_superuser" => "on",
+        _ => return None,
+    })
+}
+
+/// Creates an index tree, fills it from the table's rows and records it in the catalog.
+fn add_index<D: BlockDevice>(store: &mut Store<D>, c: &mut Catalog, name: String, table: &str, cols: Vec<usize>, unique: bool, primary: bool) -> Result<(), DbError> {
+    if c.relation_exists(&name) {
+        return Err(err!(DUPLICATE_TABLE, "relation \"{name}\" already exists"));
+    }
+    let t = c.tables.get(table).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?.clone();
+    let tree = store.create_tree()?;
+    let def = IndexDef { name: name.clone(), table: String::from(table), tree, columns: cols, unique, primary };
+    let mut rows = Vec::new();
+    store.scan(ReadAt::Txn, t.tree, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
+        rows.push((k.to_vec(), v));
+        Ok(true)
+    })?;
+    for (id, v) in rows {
+        let row = crate::value::decode_row(&v)?;
+        let mut prefix = Vec::new();
+        for &ci in &def.columns {
+            encode_key(&row[ci], &mut prefix);
+        }
+        if unique && !def.columns.iter().any(|&ci| row[ci].is_null()) {
+            let mut end = prefix.clone();
+            end.extend_from_slice(&[0xFF; 10]);
+            let mut clash = false;
+            store.scan(ReadAt::Txn, tree, Bound::Included(&prefix[..]), Bound::Included(&end[..]), &mut |k, _| {
+                clash |= k.len() == prefix.len() + 8;
+                Ok(!clash)
+            })?;
+            if clash {
+                return Err(err!(UNIQUE_VIOLATION, "could not create unique index \"{name}\": key is duplicated"));
+            }
+        }
+        prefix.extend_from_slice(&id);
+        store.put(tree, &prefix, &[])?;
+    }
+    store.put(CATALOG_TREE, &Catalog::index_key(&name), &Catalog::encode_index(&def))?;
+    c.indexes.insert(name, def);
+    Ok(())
+}
+
+fn type_err(e: DbError, c: &ColumnDef) -> DbError {
+    if e.code == crate::SqlState::DATATYPE_MISMATCH || e.code == crate::SqlState::CANNOT_COERCE {
+        err!(DATATYPE_MISMATCH, "column \"{}\" is of type {} but expression is of another type", c.name, c.ty.name())
+    } else {
+        e
+    }
+}
+
+fn table_cols(t: &TableDef) -> Vec<ColInfo> {
+    t.columns.iter().map(|c| ColInfo { table: Some(t.name.clone()), name: c.name.clone(), ty: c.ty }).collect()
+}
+
+fn table_of<'a>(cat: &'a Catalog, rel: &ast::TableFactor) -> Result<&'a TableDef, DbError> {
+    match rel {
+        ast::TableFactor::Table { name, .. } => {
+            let n = object_name(name)?;
+            cat.tables.get(&n).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist"))
+        }
+        _ => Err(err!(FEATURE_NOT_SUPPORTED, "only plain tables can be updated")),
+    }
+}
+
+fn delete_table<'a>(cat: &'a Catalog, d: &ast::Delete) -> Result<&'a TableDef, DbError> {
+    let from = match &d.from {
+        ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
+    };
+    if from.len() != 1 || d.using.is_some() || !from[0].joins.is_empty() {
+        return Err(err!(FEATURE_NOT_SUPPORTED, "DELETE from several tables is not supported"));
+    }
+    table_of(cat, &from[0].relation)
+}
+
+fn assignment_target(t: &TableDef, a: &ast::Assignment) -> Result<(usize, String), DbError> {
+    let name = match &a.target {
+        ast::AssignmentTarget::ColumnName(n) => n.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default(),
+        _ => return Err(err!(FEATURE_NOT_SUPPORTED, "tuple assignment is not supported")),
+    };
+    let i = t.columns.iter().position(|c| c.name == name).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{name}\" of relation \"{}\" does not exist", t.name))?;
+    Ok((i, name))
+}
+
+fn insert_targets(t: &TableDef, ins: &ast::Insert) -> Result<Vec<usize>, DbError> {
+    if ins.columns.is_empty() {
+        return Ok((0..t.columns.len()).collect());
+    }
+    let mut out = Vec::new();
+    for c in &ins.columns {
+        let cname = c.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default();
+        let i = t.columns.iter().position(|x| x.name == cname).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{cname}\" of relation \"{}\" does not exist", t.name))?;
+        if out.contains(&i) {
+            return Err(err!(DUPLICATE_COLUMN, "column \"{cname}\" specified more than once"));
+        }
+        out.push(i);
+    }
+    Ok(out)
+}
+
+fn describe_insert(planner: &Planner, cat: &Catalog, ins: &ast::Insert) -> Result<(), DbError> {
+    let ast::TableObject::TableName(n) = &ins.table else { return Ok(()) };
+    let name = object_name(n)?;
+    let t = cat.tables.get(&name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
+    let targets = insert_targets(t, ins)?;
+    let Some(source) = ins.source.as_deref() else { return Ok(()) };
+    match source.body.as_ref() {
+        ast::SetExpr::Values(v) => {
+            let scope = Scope::new(Vec::new(), None);
+            for r in &v.rows {
+                for (e, &ti) in r.content.iter().zip(&targets) {
+                    planner.compile_as(e, &scope, t.columns[ti].ty, "column")?;
+                }
+            }
+        }
+        _ => {
+            planner.query(source, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// The highest `$n` in a statement's text.
+fn count_params(sql: &str) -> usize {
+    let b = sql.as_bytes();
+    let mut max = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let start = i + 1;
+            let mut j = start;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if let Ok(n) = core::str::from_utf8(&b[start..j]).unwrap_or("").parse::<usize>() {
+                max = max.max(n.min(plan::MAX_PARAMS));
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    max
 }
 
 fn tag(t: &str) -> QueryResult {
@@ -567,189 +1229,29 @@ fn first_words(s: &str) -> String {
     s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-fn default_name(e: &ast::Expr) -> String {
+fn parser_error(e: ParserError) -> DbError {
     match e {
-        ast::Expr::Identifier(id) => ident_name(id),
-        ast::Expr::CompoundIdentifier(p) => p.last().map(ident_name).unwrap_or_default(),
-        ast::Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default(),
-        ast::Expr::Nested(inner) => default_name(inner),
-        _ => String::from("?column?"),
-    }
-}
-
-fn table_name(n: &ast::ObjectName) -> Result<String, DbError> {
-    let parts: Vec<&ast::Ident> = n.0.iter().filter_map(|p| p.as_ident()).collect();
-    match parts.as_slice() {
-        [t] => Ok(ident_name(t)),
-        [s, t] if ident_name(s) == "public" => Ok(ident_name(t)),
-        _ => Err(err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist")),
+        ParserError::RecursionLimitExceeded => err!(PROGRAM_LIMIT_EXCEEDED, "statement is nested too deeply"),
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => err!(SYNTAX_ERROR, "syntax error: {m}"),
     }
 }
 
 fn parse(sql: &str) -> Result<Vec<Statement>, DbError> {
     let dialect = PostgreSqlDialect {};
-    Parser::new(&dialect)
-        .with_recursion_limit(PARSER_DEPTH)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| match e {
-            ParserError::RecursionLimitExceeded => err!(PROGRAM_LIMIT_EXCEEDED, "statement is nested too deeply"),
-            ParserError::TokenizerError(m) | ParserError::ParserError(m) => err!(SYNTAX_ERROR, "syntax error: {m}"),
-        })
+    Parser::new(&dialect).with_recursion_limit(PARSER_DEPTH).try_with_sql(sql).and_then(|mut p| p.parse_statements()).map_err(parser_error)
+}
+
+pub(crate) fn parse_one_query(sql: &str) -> Result<ast::Query, DbError> {
+    match parse(sql)?.pop() {
+        Some(Statement::Query(q)) => Ok(*q),
+        _ => Err(err!(DATA_CORRUPTED, "stored view is not a query")),
+    }
+}
+
+fn parse_expr(sql: &str) -> Result<ast::Expr, DbError> {
+    let dialect = PostgreSqlDialect {};
+    Parser::new(&dialect).with_recursion_limit(PARSER_DEPTH).try_with_sql(sql).and_then(|mut p| p.parse_expr()).map_err(parser_error)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use drivers_raw::mem::MemDisk;
-
-    fn db() -> Database<MemDisk> {
-        Database::open(MemDisk::new(1 << 20), Limits::default()).unwrap()
-    }
-
-    fn one(db: &mut Database<MemDisk>, sql: &str) -> Result<QueryResult, DbError> {
-        let mut r = db.execute(sql);
-        assert_eq!(r.len(), 1, "{sql}");
-        r.pop().unwrap()
-    }
-
-    fn rows(db: &mut Database<MemDisk>, sql: &str) -> Vec<Vec<Option<String>>> {
-        one(db, sql).unwrap().rows.iter().map(|r| r.iter().map(|v| v.to_text()).collect()).collect()
-    }
-
-    fn code(db: &mut Database<MemDisk>, sql: &str) -> &'static str {
-        one(db, sql).err().unwrap_or_else(|| panic!("{sql} should fail")).code.0
-    }
-
-    #[test]
-    fn create_insert_select_where() {
-        let mut d = db();
-        assert_eq!(one(&mut d, "CREATE TABLE Users (id INTEGER NOT NULL, name TEXT, big BIGINT, ok BOOLEAN)").unwrap().tag, "CREATE TABLE");
-        assert_eq!(one(&mut d, "insert into users values (1, 'ann', 10000000000, true), (2, 'bob', null, false)").unwrap().tag, "INSERT 0 2");
-        assert_eq!(one(&mut d, "insert into users (name, id) values ('cy', '3')").unwrap().tag, "INSERT 0 1");
-        let r = one(&mut d, "select name, id from users where id = 2").unwrap();
-        assert_eq!(r.columns.unwrap(), alloc::vec![ColumnInfo { name: "name".into(), ty: SqlType::Text }, ColumnInfo { name: "id".into(), ty: SqlType::Int4 }]);
-        assert_eq!(r.rows, alloc::vec![alloc::vec![Value::Text("bob".into()), Value::Int(2)]]);
-        assert_eq!(r.tag, "SELECT 1");
-        assert_eq!(rows(&mut d, "select * from users where name = 'ann'"), alloc::vec![alloc::vec![Some("1".into()), Some("ann".into()), Some("10000000000".into()), Some("t".into())]]);
-        assert_eq!(rows(&mut d, "select id from users where ok = false or big is null").len(), 2);
-        assert_eq!(rows(&mut d, "select id from users where big = 1").len(), 0);
-    }
-
-    #[test]
-    fn errors_carry_sqlstates() {
-        let mut d = db();
-        one(&mut d, "create table t (a int not null, b text)").unwrap();
-        assert_eq!(code(&mut d, "create table t (a int)"), "42P07");
-        assert_eq!(code(&mut d, "selec 1"), "42601");
-        assert_eq!(code(&mut d, "select * from nope"), "42P01");
-        assert_eq!(code(&mut d, "select c from t"), "42703");
-        assert_eq!(code(&mut d, "insert into t values (null, 'x')"), "23502");
-        assert_eq!(code(&mut d, "insert into t values (2147483648, 'x')"), "22003");
-        assert_eq!(code(&mut d, "insert into t values ('abc', 'x')"), "22P02");
-        assert_eq!(code(&mut d, "select 2147483647 + 1"), "22003");
-        assert_eq!(code(&mut d, "select 1 / 0"), "22012");
-        assert_eq!(code(&mut d, "select * from t where a = 'x'"), "22P02");
-        assert_eq!(code(&mut d, "select * from t where b = 1"), "42883");
-        assert_eq!(code(&mut d, "create table u (a float)"), "0A000");
-        // Nothing was stored by the failures.
-        assert!(rows(&mut d, "select * from t").is_empty());
-    }
-
-    #[test]
-    fn expressions_follow_postgres() {
-        let mut d = db();
-        assert_eq!(rows(&mut d, "select 7 / 2, -7 / 2, 7 % 3, 2 + 3 * 4, - -5"), alloc::vec![alloc::vec![Some("3".into()), Some("-3".into()), Some("1".into()), Some("14".into()), Some("5".into())]]);
-        assert_eq!(rows(&mut d, "select null = null, null and false, null or true, not null"), alloc::vec![alloc::vec![None, Some("f".into()), Some("t".into()), None]]);
-        assert_eq!(rows(&mut d, "select 3000000000 + 1, -2147483648"), alloc::vec![alloc::vec![Some("3000000001".into()), Some("-2147483648".into())]]);
-        assert_eq!(rows(&mut d, "select 'a' || 'b'"), alloc::vec![alloc::vec![Some("ab".into())]]);
-    }
-
-    #[test]
-    fn several_statements_stop_at_the_first_error() {
-        let mut d = db();
-        let r = d.execute("create table t (a int); insert into t values (1); select * from nope; insert into t values (2)");
-        assert_eq!(r.len(), 3);
-        assert!(r[2].is_err());
-        assert_eq!(rows(&mut d, "select a from t"), alloc::vec![alloc::vec![Some("1".into())]]);
-        assert!(d.execute("  -- nothing\n").is_empty());
-    }
-
-    fn run(d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str) -> Result<QueryResult, DbError> {
-        let mut b = d.batch(sql)?;
-        match d.step(s, &mut b) {
-            Step::Result(r) => r,
-            other => panic!("{sql}: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn transactions_commit_roll_back_and_isolate() {
-        let mut d = db();
-        let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
-        run(&mut d, &mut a, "create table t (x int)").unwrap();
-        run(&mut d, &mut a, "begin").unwrap();
-        assert_eq!(a.status(), b'T');
-        run(&mut d, &mut a, "insert into t values (1)").unwrap();
-        // a sees its own row, b does not, and b's write waits for a.
-        assert_eq!(run(&mut d, &mut a, "select x from t").unwrap().rows.len(), 1);
-        assert_eq!(run(&mut d, &mut b, "select x from t").unwrap().rows.len(), 0);
-        let mut bw = d.batch("insert into t values (2)").unwrap();
-        assert!(matches!(d.step(&mut b, &mut bw), Step::Blocked));
-        run(&mut d, &mut a, "rollback").unwrap();
-        assert!(matches!(d.step(&mut b, &mut bw), Step::Result(Ok(_))));
-        assert_eq!(rows(&mut d, "select x from t"), alloc::vec![alloc::vec![Some("2".into())]]);
-        // An error inside a block aborts it until ROLLBACK; COMMIT then rolls back.
-        run(&mut d, &mut a, "begin").unwrap();
-        run(&mut d, &mut a, "insert into t values (3)").unwrap();
-        assert!(run(&mut d, &mut a, "select nope from t").is_err());
-        assert_eq!(a.status(), b'E');
-        assert_eq!(run(&mut d, &mut a, "select 1").unwrap_err().code.0, "25P02");
-        assert_eq!(run(&mut d, &mut a, "commit").unwrap().tag, "ROLLBACK");
-        assert_eq!(a.status(), b'I');
-        run(&mut d, &mut a, "begin").unwrap();
-        run(&mut d, &mut a, "insert into t values (4)").unwrap();
-        run(&mut d, &mut a, "insert into t values (5)").unwrap();
-        assert_eq!(run(&mut d, &mut a, "commit").unwrap().tag, "COMMIT");
-        assert_eq!(rows(&mut d, "select x from t").len(), 3);
-        // A session that goes away mid-transaction loses its writes and frees the lock.
-        run(&mut d, &mut b, "begin").unwrap();
-        run(&mut d, &mut b, "insert into t values (6)").unwrap();
-        d.end_session(&mut b);
-        let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
-        assert_eq!(rows(&mut d, "select x from t"), alloc::vec![alloc::vec![Some("2".into())], alloc::vec![Some("4".into())], alloc::vec![Some("5".into())]]);
-    }
-
-    #[test]
-    fn prepared_statements_infer_parameters_and_bind_values() {
-        let mut d = db();
-        one(&mut d, "create table t (a int, b text, c bigint)").unwrap();
-        let ins = d.prepare(1, "insert into t values ($1, $2, $3)", &[]).unwrap();
-        assert_eq!(ins.param_types, alloc::vec![SqlType::Int4, SqlType::Text, SqlType::Int8]);
-        assert!(ins.columns.is_none());
-        let mut s = SessionState::new(1);
-        let mut b = d.bind(&ins, alloc::vec![Value::Int(7), Value::Text("seven".into()), Value::Null]).unwrap();
-        assert!(matches!(d.step(&mut s, &mut b), Step::Result(Ok(_))));
-        let sel = d.prepare(1, "select b, a + $2 from t where a = $1", &[]).unwrap();
-        assert_eq!(sel.param_types, alloc::vec![SqlType::Int4, SqlType::Int4]);
-        assert_eq!(sel.columns.as_ref().unwrap()[0], ColumnInfo { name: "b".into(), ty: SqlType::Text });
-        let mut b = d.bind(&sel, alloc::vec![Value::Int(7), Value::Int(1)]).unwrap();
-        match d.step(&mut s, &mut b) {
-            Step::Result(Ok(q)) => assert_eq!(q.rows, alloc::vec![alloc::vec![Value::Text("seven".into()), Value::Int(8)]]),
-            other => panic!("{other:?}"),
-        }
-        assert!(d.bind(&sel, alloc::vec![]).is_err());
-        assert!(d.prepare(1, "select 1; select 2", &[]).is_err());
-        assert!(d.prepare(1, "", &[]).unwrap().is_empty());
-        assert_eq!(code(&mut d, "select $1"), "08P01");
-    }
-
-    #[test]
-    fn data_survives_reopen() {
-        let mut d = db();
-        one(&mut d, "create table t (a bigint, b text)").unwrap();
-        one(&mut d, "insert into t values (1, 'one'), (2, 'two')").unwrap();
-        let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
-        assert_eq!(rows(&mut d, "select b from t where a = 2"), alloc::vec![alloc::vec![Some("two".into())]]);
-    }
-}
+mod tests;

@@ -1,669 +1,1437 @@
-//! The copy-on-write store: superblock pair, catalog chain, heap chains, free pages.
-//!
-//! Commit protocol and recovery are described in docs/storage-format.md. In short: new and
-//! changed pages go to pages no durable state references, then a flush, then the superblock
-//! of the next generation into the other slot, then a flush. Open picks the valid superblock
-//! with the higher generation.
+//! The storage engine: copy-on-write B+trees in a bounded buffer pool, a logical write-ahead log
+//! with group commit, checkpoints and recovery. The format and the protocols are written down in
+//! docs/storage-format.md; this file follows it.
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::ops::Bound;
 
 use platform::{BlockDevice, IoError};
 
-use super::page::{self, new_page, Kind, PageBuf, PageId, MAX_ITEM, PAGE_SIZE};
+use super::node::{leaf_sizes, split_point, Node, Val, MAX_INLINE, MAX_KEY, OVERFLOW_CHUNK};
+use super::page::{new_page, seal, verify, Kind, PageId, HEADER, PAGE_SIZE, PAYLOAD};
 use crate::err;
 use crate::error::DbError;
-use crate::value::{decode_row, encode_row, Reader, SqlType, Value};
+use crate::value::Reader;
 
 const MAGIC: &[u8; 16] = b"kerndb-superblk\0";
-pub const FORMAT_VERSION: u32 = 1;
-/// Pages 0 and 1 hold the superblock pair.
-const FIRST_DATA_PAGE: PageId = 2;
-/// Pages kept in the read cache (4 MiB).
-const CACHE_PAGES: usize = 1024;
+pub const FORMAT_VERSION: u32 = 2;
+/// The SQL catalog's tree, created with every database.
+pub const CATALOG_TREE: u32 = 1;
+/// Log page payload header: epoch, index, used, padding.
+const LOG_HEADER: usize = 16;
+const LOG_BYTES: usize = PAYLOAD - LOG_HEADER;
+const DIR_ENTRY: usize = 20;
+/// Owner of the transactions that recovery replays.
+const RECOVERY: u64 = u64::MAX - 1;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    pub name: String,
-    pub ty: SqlType,
-    pub not_null: bool,
+const REC_PUT: u8 = 1;
+const REC_DEL: u8 = 2;
+const REC_CREATE: u8 = 3;
+const REC_DROP: u8 = 4;
+const REC_COMMIT: u8 = 5;
+
+#[derive(Debug, Clone, Copy)]
+pub struct StoreConfig {
+    /// Most bytes of decoded pages the buffer pool holds.
+    pub cache_bytes: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableMeta {
-    pub id: u32,
-    pub name: String,
-    pub columns: Vec<Column>,
-    /// Newest page of the heap chain, 0 when the table is empty.
-    pub head: PageId,
-    pub rows: u64,
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { cache_bytes: 64 << 20 }
+    }
 }
 
-/// The owner id of one-statement transactions run by [`Store::create_table`] and
-/// [`Store::insert`].
-pub const AUTOCOMMIT: u64 = u64::MAX;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeInfo {
+    pub root: PageId,
+    pub entries: u64,
+}
 
-/// The one open write transaction: its view of the tables, the pages it allocated (freed again
-/// on rollback) and the committed pages it replaced (freed on commit).
-struct Txn {
-    owner: u64,
-    tables: Vec<TableMeta>,
-    allocated: Vec<PageId>,
-    freed: Vec<PageId>,
+/// The roots of one committed transaction. Pages it can see are not reused while it is held;
+/// give it back with [`Store::release`].
+#[derive(Debug)]
+pub struct Snapshot {
+    seq: u64,
+    roots: BTreeMap<u32, TreeInfo>,
+}
+
+impl Snapshot {
+    /// The committed transaction this snapshot shows.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// Whose view a read uses.
+#[derive(Clone, Copy)]
+pub enum ReadAt<'a> {
+    Snapshot(&'a Snapshot),
+    /// The open write transaction's own view.
+    Txn,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StoreStats {
+    pub commits: u64,
+    /// Log flushes (each may carry several commits).
+    pub log_flushes: u64,
+    pub log_bytes: u64,
+    pub checkpoints: u64,
+    pub page_reads: u64,
+    pub page_writes: u64,
+    pub pool_hits: u64,
+    pub pool_misses: u64,
+    pub pool_bytes: u64,
+    pub pool_limit: u64,
+    pub pages_in_use: u64,
+    pub device_pages: u64,
+}
+
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: u64) -> Bits {
+        Bits(alloc::vec![0; n.div_ceil(64) as usize])
+    }
+    fn get(&self, i: u64) -> bool {
+        self.0.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+    fn set(&mut self, i: u64) {
+        if let Some(w) = self.0.get_mut((i / 64) as usize) {
+            *w |= 1 << (i % 64);
+        }
+    }
+    fn clear(&mut self, i: u64) {
+        if let Some(w) = self.0.get_mut((i / 64) as usize) {
+            *w &= !(1 << (i % 64));
+        }
+    }
+    fn count(&self) -> u64 {
+        self.0.iter().map(|w| w.count_ones() as u64).sum()
+    }
+    /// First clear bit in `from..to`.
+    fn next_clear(&self, from: u64, to: u64) -> Option<u64> {
+        let mut i = from;
+        while i < to {
+            let w = self.0[(i / 64) as usize];
+            if w == u64::MAX {
+                i = (i / 64 + 1) * 64;
+                continue;
+            }
+            if w & (1 << (i % 64)) == 0 {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
+impl Clone for Bits {
+    fn clone(&self) -> Bits {
+        Bits(self.0.clone())
+    }
+}
+
+struct Frame {
+    node: Node,
+    dirty: bool,
+    tick: u64,
+    cost: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Superblock {
-    generation: u64,
-    catalog_head: PageId,
-    high_water: PageId,
-    device_pages: u64,
+struct Layout {
+    pages: u64,
+    wal_pages: u64,
+    bitmap_pages: u64,
+}
+
+impl Layout {
+    fn for_device(pages: u64) -> Layout {
+        let wal_pages = (pages / 8).clamp(16, 4096);
+        let bitmap_pages = pages.div_ceil(PAYLOAD as u64 * 8);
+        Layout { pages, wal_pages, bitmap_pages }
+    }
+    fn wal_start(&self) -> u64 {
+        2
+    }
+    fn bitmap_start(&self, copy: u8) -> u64 {
+        2 + self.wal_pages + copy as u64 * self.bitmap_pages
+    }
+    fn data_start(&self) -> u64 {
+        2 + self.wal_pages + 2 * self.bitmap_pages
+    }
+}
+
+struct Txn {
+    owner: u64,
+    roots: BTreeMap<u32, TreeInfo>,
+    next_tree: u32,
+    /// Pages this transaction allocated: changed in place, freed at once, dropped on rollback.
+    owned: BTreeSet<PageId>,
+    /// Committed pages this transaction replaced or dropped: freed when it commits.
+    freed: Vec<PageId>,
+    log: Vec<u8>,
+    /// Too big for the log: commits by checkpoint.
+    unlogged: bool,
+}
+
+enum Descend {
+    Leaf,
+    Child(usize, PageId, bool),
 }
 
 pub struct Store<D: BlockDevice> {
     dev: D,
-    device_pages: u64,
-    generation: u64,
-    high_water: PageId,
-    catalog_pages: Vec<PageId>,
-    tables: Vec<TableMeta>,
-    free: BTreeSet<PageId>,
+    layout: Layout,
+    checkpoint_no: u64,
+    bitmap_copy: u8,
+    wal_epoch: u64,
+    /// Next log page to write.
+    wal_next: u64,
+    /// Committed records not yet written to the log.
+    wal_buf: Vec<u8>,
+    seq: u64,
+    next_tree: u32,
+    roots: BTreeMap<u32, TreeInfo>,
+    dir_pages: Vec<PageId>,
+    /// Pages in use for anything.
+    used: Bits,
+    /// Pages of the committed state.
+    committed: Bits,
+    /// Pages of the durable checkpoint.
+    durable: Bits,
+    /// Pages freed by commit `seq`, waiting for snapshots and the next checkpoint.
+    pending: Vec<(u64, PageId)>,
+    alloc_cursor: u64,
+    /// Open snapshots: commit number -> how many.
+    snapshots: BTreeMap<u64, usize>,
     txn: Option<Txn>,
-    cache: BTreeMap<PageId, PageBuf>,
+    frames: BTreeMap<PageId, Frame>,
+    lru: BTreeMap<u64, PageId>,
+    tick: u64,
+    pool_bytes: usize,
+    cfg: StoreConfig,
+    replaying: bool,
     /// Set after a failed write or flush: the store no longer knows what is on the disk and
     /// refuses writes until it is reopened.
     poisoned: Option<String>,
     pub stats: StoreStats,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StoreStats {
-    pub commits: u64,
-    pub flushes: u64,
-    pub page_reads: u64,
-    pub page_writes: u64,
-    pub cache_hits: u64,
-}
-
-fn io(e: IoError, what: &str, id: PageId) -> DbError {
-    err!(IO_ERROR, "could not {what} block {id}: {e}")
+fn corrupt(id: PageId, what: &str) -> DbError {
+    err!(DATA_CORRUPTED, "invalid page in block {id}: {what}")
 }
 
 impl<D: BlockDevice> Store<D> {
-    /// Opens the store on `dev`, formatting it if both superblock slots are zero.
-    pub fn open(mut dev: D) -> Result<Store<D>, DbError> {
-        let device_pages = dev.len() / PAGE_SIZE as u64;
-        if device_pages < 8 {
-            return Err(err!(IO_ERROR, "the disk is too small: {} bytes (kerndb needs at least {})", dev.len(), 8 * PAGE_SIZE));
+    /// Opens the store on `dev`: formats an all-zero device, refuses one that holds something
+    /// else, and recovers from the log otherwise.
+    pub fn open(dev: D, cfg: StoreConfig) -> Result<Store<D>, DbError> {
+        let pages = dev.len() / PAGE_SIZE as u64;
+        let layout = Layout::for_device(pages);
+        if pages < layout.data_start() + 8 {
+            return Err(err!(IO_ERROR, "the disk is too small: {} bytes (kerndb needs at least {})", dev.len(), (layout.data_start() + 8) * PAGE_SIZE as u64));
         }
-        let mut slots = [new_page(), new_page()];
-        for (i, s) in slots.iter_mut().enumerate() {
-            dev.read(i as u64 * PAGE_SIZE as u64, &mut s[..]).map_err(|e| io(e, "read", i as u64))?;
-        }
-        let parsed: Vec<Option<Superblock>> =
-            slots.iter().enumerate().map(|(i, s)| parse_superblock(i as u64, s)).collect();
-        let best = parsed.iter().flatten().max_by_key(|s| s.generation).copied();
-        let mut store = Store {
+        let mut s = Store {
             dev,
-            device_pages,
-            generation: 0,
-            high_water: FIRST_DATA_PAGE,
-            catalog_pages: Vec::new(),
-            tables: Vec::new(),
-            free: BTreeSet::new(),
+            layout,
+            checkpoint_no: 0,
+            bitmap_copy: 1,
+            wal_epoch: 0,
+            wal_next: 0,
+            wal_buf: Vec::new(),
+            seq: 0,
+            next_tree: CATALOG_TREE + 1,
+            roots: BTreeMap::new(),
+            dir_pages: Vec::new(),
+            used: Bits::new(pages),
+            committed: Bits::new(pages),
+            durable: Bits::new(pages),
+            pending: Vec::new(),
+            alloc_cursor: 0,
+            snapshots: BTreeMap::new(),
             txn: None,
-            cache: BTreeMap::new(),
+            frames: BTreeMap::new(),
+            lru: BTreeMap::new(),
+            tick: 0,
+            pool_bytes: 0,
+            cfg,
+            replaying: false,
             poisoned: None,
             stats: StoreStats::default(),
         };
-        match best {
-            Some(sb) => store.load(sb)?,
-            None if slots.iter().all(|s| s.iter().all(|&b| b == 0)) => {
-                log::info!("empty disk: formatting {} pages of {} bytes", device_pages, PAGE_SIZE);
-                store.write_superblock(0, 0)?;
-                store.write_superblock(1, 0)?;
-            }
-            None if slots.iter().any(|s| &s[24..40] == MAGIC) => {
-                return Err(err!(DATA_CORRUPTED, "the disk is a kerndb disk but neither superblock (blocks 0 and 1) verifies"));
-            }
-            None => {
-                return Err(err!(IO_ERROR, "the disk holds something that is not a kerndb database; refusing to overwrite it (zero its first 8 KiB to format it)"));
-            }
+        let mut slots = [new_page(), new_page()];
+        for (i, p) in slots.iter_mut().enumerate() {
+            s.dev.read(i as u64 * PAGE_SIZE as u64, &mut p[..]).map_err(|e| io(e, "read", i as u64))?;
         }
-        Ok(store)
+        let parsed: Vec<Option<Superblock>> = slots.iter().enumerate().map(|(i, p)| Superblock::parse(i as u64, p)).collect();
+        let best = parsed.iter().flatten().max_by_key(|sb| sb.checkpoint_no).copied();
+        match best {
+            None if slots.iter().all(|p| p.iter().all(|&b| b == 0)) => {
+                s.format()?;
+            }
+            None if slots.iter().any(|p| &p[HEADER..HEADER + 16] == MAGIC) => {
+                return Err(err!(DATA_CORRUPTED, "both superblocks (blocks 0 and 1) are damaged"));
+            }
+            None => return Err(err!(IO_ERROR, "the disk is not a kerndb database and is not empty; refusing to overwrite it")),
+            Some(sb) => s.load_superblock(sb)?,
+        }
+        Ok(s)
     }
 
-    fn load(&mut self, sb: Superblock) -> Result<(), DbError> {
-        if sb.high_water > self.device_pages {
-            return Err(err!(DATA_CORRUPTED, "superblock high-water mark {} is beyond the device ({} pages)", sb.high_water, self.device_pages));
+    fn system_pages(&mut self) {
+        for p in 0..self.layout.data_start() {
+            self.used.set(p);
         }
-        self.generation = sb.generation;
-        self.high_water = sb.high_water;
-        let mut reachable = BTreeSet::new();
-        let mut tables = Vec::new();
-        let mut cat_pages = Vec::new();
-        for (id, items) in self.read_chain(sb.catalog_head, Kind::Catalog)? {
-            cat_pages.push(id);
-            for item in items {
-                tables.push(decode_table(&item, id)?);
-            }
+        self.alloc_cursor = self.layout.data_start();
+    }
+
+    fn format(&mut self) -> Result<(), DbError> {
+        self.system_pages();
+        self.roots.insert(CATALOG_TREE, TreeInfo { root: 0, entries: 0 });
+        self.checkpoint()
+    }
+
+    fn load_superblock(&mut self, sb: Superblock) -> Result<(), DbError> {
+        if sb.pages > self.layout.pages || sb.wal_pages < 16 || sb.bitmap_pages != sb.pages.div_ceil(PAYLOAD as u64 * 8) || 2 + sb.wal_pages + 2 * sb.bitmap_pages + 8 > sb.pages {
+            return Err(err!(DATA_CORRUPTED, "superblock describes an impossible layout ({} pages, log {}, bitmap {})", sb.pages, sb.wal_pages, sb.bitmap_pages));
         }
-        reachable.extend(cat_pages.iter().copied());
-        for t in &tables {
-            // A chain that cannot be walked leaves us unable to tell which pages are free: keep
-            // serving reads of the rest, but refuse writes.
-            match self.chain_pages(t.head, Kind::Heap) {
-                Ok(pages) => reachable.extend(pages),
-                Err(e) => {
-                    log::error!("table {}: {}; the database is read-only until repaired", t.name, e.message);
-                    self.poisoned = Some(e.message);
+        self.layout = Layout { pages: sb.pages, wal_pages: sb.wal_pages, bitmap_pages: sb.bitmap_pages };
+        let n = sb.pages;
+        self.used = Bits::new(n);
+        self.committed = Bits::new(n);
+        self.durable = Bits::new(n);
+        self.checkpoint_no = sb.checkpoint_no;
+        self.bitmap_copy = sb.bitmap_copy;
+        self.wal_epoch = sb.wal_epoch;
+        self.seq = sb.seq;
+        self.next_tree = sb.next_tree;
+        // Bitmap.
+        let start = self.layout.bitmap_start(sb.bitmap_copy);
+        let mut bits = Bits::new(n);
+        let mut page = new_page();
+        for i in 0..self.layout.bitmap_pages {
+            let id = start + i;
+            self.read_page(id, &mut page)?;
+            verify(id, &page, &[Kind::Bitmap])?;
+            for (j, byte) in page[HEADER..].iter().enumerate() {
+                for b in 0..8 {
+                    let p = (i * PAYLOAD as u64 + j as u64) * 8 + b;
+                    if byte & (1 << b) != 0 && p < n {
+                        bits.set(p);
+                    }
                 }
             }
         }
-        self.free = (FIRST_DATA_PAGE..self.high_water).filter(|p| !reachable.contains(p)).collect();
-        self.catalog_pages = cat_pages;
-        self.tables = tables;
-        log::info!(
-            "opened disk: generation {}, {} tables, {} pages in use, {} free below the high-water mark",
-            self.generation,
-            self.tables.len(),
-            reachable.len(),
-            self.free.len()
-        );
+        self.committed = bits.clone();
+        self.durable = bits.clone();
+        self.used = bits;
+        self.system_pages();
+        // Directory.
+        let mut next = sb.dir_first;
+        let mut guard = 0;
+        while next != 0 {
+            guard += 1;
+            if next >= n || guard > n {
+                return Err(corrupt(next, "directory chain leaves the device"));
+            }
+            let id = next;
+            self.read_page(id, &mut page)?;
+            let (_, link) = verify(id, &page, &[Kind::Directory])?;
+            let mut r = Reader::new(&page[HEADER..]);
+            let count = r.u16().ok_or_else(|| corrupt(id, "malformed directory"))?;
+            for _ in 0..count {
+                let tree = r.u32().ok_or_else(|| corrupt(id, "malformed directory"))?;
+                let root = r.u64().ok_or_else(|| corrupt(id, "malformed directory"))?;
+                let entries = r.u64().ok_or_else(|| corrupt(id, "malformed directory"))?;
+                if root >= n || (root != 0 && !self.committed.get(root)) {
+                    return Err(corrupt(id, "directory names a page that is not in use"));
+                }
+                self.roots.insert(tree, TreeInfo { root, entries });
+            }
+            self.dir_pages.push(id);
+            next = link;
+        }
+        if !self.roots.contains_key(&CATALOG_TREE) {
+            return Err(err!(DATA_CORRUPTED, "the directory has no catalog tree"));
+        }
+        self.recover()
+    }
+
+    /// Reads the log and replays every transaction whose commit record is there.
+    fn recover(&mut self) -> Result<(), DbError> {
+        let mut bytes = Vec::new();
+        let mut valid_pages = 0;
+        let mut page = new_page();
+        for i in 0..self.layout.wal_pages {
+            let id = self.layout.wal_start() + i;
+            self.read_page(id, &mut page)?;
+            if verify(id, &page, &[Kind::Log]).is_err() {
+                break;
+            }
+            let mut r = Reader::new(&page[HEADER..]);
+            let (epoch, index, used) = (r.u64().unwrap_or(0), r.u32().unwrap_or(0), r.u16().unwrap_or(0) as usize);
+            if epoch != self.wal_epoch || index as u64 != i || used > LOG_BYTES {
+                break;
+            }
+            bytes.extend_from_slice(&page[HEADER + LOG_HEADER..HEADER + LOG_HEADER + used]);
+            valid_pages += 1;
+        }
+        if valid_pages == 0 {
+            return Ok(());
+        }
+        log::info!("recovery: {} log pages, {} bytes", valid_pages, bytes.len());
+        self.replaying = true;
+        let r = self.replay(&bytes);
+        self.replaying = false;
+        let replayed = r?;
+        log::info!("recovery: replayed {replayed} transactions");
+        self.wal_next = valid_pages;
+        self.checkpoint()
+    }
+
+    fn replay(&mut self, bytes: &[u8]) -> Result<u64, DbError> {
+        let mut r = Reader::new(bytes);
+        let mut txns = 0;
+        let bad = || err!(DATA_CORRUPTED, "malformed record in the write-ahead log");
+        loop {
+            let Some(kind) = r.u8() else { break };
+            let Some(len) = r.u32() else { break };
+            let Some(body) = r.take(len as usize) else { break };
+            if self.txn.is_none() {
+                self.begin(RECOVERY)?;
+            }
+            let mut b = Reader::new(body);
+            match kind {
+                REC_PUT => {
+                    let tree = b.u32().ok_or_else(bad)?;
+                    let kl = b.u16().ok_or_else(bad)? as usize;
+                    let key = b.take(kl).ok_or_else(bad)?;
+                    let val = b.take(body.len().checked_sub(6 + kl).ok_or_else(bad)?).ok_or_else(bad)?;
+                    self.put(tree, key, val)?;
+                }
+                REC_DEL => {
+                    let tree = b.u32().ok_or_else(bad)?;
+                    let key = b.take(body.len().checked_sub(4).ok_or_else(bad)?).ok_or_else(bad)?;
+                    self.delete(tree, key)?;
+                }
+                REC_CREATE => {
+                    let tree = b.u32().ok_or_else(bad)?;
+                    let t = self.txn.as_mut().ok_or_else(bad)?;
+                    t.roots.insert(tree, TreeInfo { root: 0, entries: 0 });
+                    t.next_tree = t.next_tree.max(tree + 1);
+                }
+                REC_DROP => {
+                    let tree = b.u32().ok_or_else(bad)?;
+                    self.drop_tree(tree)?;
+                }
+                REC_COMMIT => {
+                    self.commit()?;
+                    txns += 1;
+                }
+                _ => return Err(bad()),
+            }
+        }
+        self.rollback(RECOVERY);
+        Ok(txns)
+    }
+
+    // ---- page I/O and the buffer pool ----
+
+    fn read_page(&mut self, id: PageId, buf: &mut [u8; PAGE_SIZE]) -> Result<(), DbError> {
+        self.stats.page_reads += 1;
+        self.dev.read(id * PAGE_SIZE as u64, &mut buf[..]).map_err(|e| io(e, "read", id))
+    }
+
+    fn write_raw(&mut self, id: PageId, buf: &[u8]) -> Result<(), DbError> {
+        self.stats.page_writes += (buf.len() / PAGE_SIZE) as u64;
+        match self.dev.write(id * PAGE_SIZE as u64, buf) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison(io(e, "write", id))),
+        }
+    }
+
+    fn flush_dev(&mut self) -> Result<(), DbError> {
+        match self.dev.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison(err!(IO_ERROR, "could not flush the disk: {e}"))),
+        }
+    }
+
+    fn poison(&mut self, e: DbError) -> DbError {
+        if self.poisoned.is_none() {
+            log::error!("storage poisoned: {e}");
+            self.poisoned = Some(e.message.clone());
+        }
+        e
+    }
+
+    fn check_writable(&self) -> Result<(), DbError> {
+        match &self.poisoned {
+            Some(m) => Err(err!(READ_ONLY, "the database refuses writes after an I/O failure ({m}); restart it")),
+            None => Ok(()),
+        }
+    }
+
+    fn touch(&mut self, p: PageId) {
+        self.tick += 1;
+        let t = self.tick;
+        if let Some(f) = self.frames.get_mut(&p) {
+            self.lru.remove(&f.tick);
+            f.tick = t;
+            self.lru.insert(t, p);
+        }
+    }
+
+    /// Loads page `p` into the pool if it is not there.
+    fn load(&mut self, p: PageId) -> Result<(), DbError> {
+        if self.frames.contains_key(&p) {
+            self.stats.pool_hits += 1;
+            self.touch(p);
+            return Ok(());
+        }
+        self.stats.pool_misses += 1;
+        if p < self.layout.data_start() || p >= self.layout.pages {
+            return Err(corrupt(p, "a tree points outside the data pages"));
+        }
+        let mut buf = new_page();
+        self.read_page(p, &mut buf)?;
+        let (kind, link) = verify(p, &buf, &[Kind::Leaf, Kind::Interior, Kind::Overflow])?;
+        let node = Node::decode(p, kind, link, &buf)?;
+        self.install(p, node, false)
+    }
+
+    fn install(&mut self, p: PageId, node: Node, dirty: bool) -> Result<(), DbError> {
+        let cost = node.footprint();
+        self.make_room(cost)?;
+        self.tick += 1;
+        if let Some(old) = self.frames.insert(p, Frame { node, dirty, tick: self.tick, cost }) {
+            self.lru.remove(&old.tick);
+            self.pool_bytes -= old.cost;
+        }
+        self.lru.insert(self.tick, p);
+        self.pool_bytes += cost;
         Ok(())
     }
 
-    pub fn tables(&self) -> &[TableMeta] {
-        &self.tables
+    fn make_room(&mut self, need: usize) -> Result<(), DbError> {
+        while self.pool_bytes + need > self.cfg.cache_bytes {
+            let Some((&t, &p)) = self.lru.iter().next() else { break };
+            let dirty = self.frames.get(&p).is_some_and(|f| f.dirty);
+            if dirty {
+                self.write_frame(p)?;
+            }
+            self.lru.remove(&t);
+            if let Some(f) = self.frames.remove(&p) {
+                self.pool_bytes -= f.cost;
+            }
+        }
+        Ok(())
     }
 
-    pub fn table(&self, name: &str) -> Option<&TableMeta> {
-        self.tables.iter().find(|t| t.name == name)
+    fn write_frame(&mut self, p: PageId) -> Result<(), DbError> {
+        let mut buf = new_page();
+        let Some(f) = self.frames.get(&p) else { return Ok(()) };
+        let link = f.node.encode(&mut buf);
+        seal(p, &mut buf, f.node.kind(), link);
+        self.write_raw(p, &buf[..])?;
+        if let Some(f) = self.frames.get_mut(&p) {
+            f.dirty = false;
+        }
+        Ok(())
     }
 
-    pub fn generation(&self) -> u64 {
-        self.generation
+    fn drop_frame(&mut self, p: PageId) {
+        if let Some(f) = self.frames.remove(&p) {
+            self.lru.remove(&f.tick);
+            self.pool_bytes -= f.cost;
+        }
     }
 
-    /// Pages the device holds, and pages in use (below the high-water mark and not free).
+    fn with_node<R>(&mut self, p: PageId, f: impl FnOnce(&Node) -> R) -> Result<R, DbError> {
+        self.load(p)?;
+        let fr = self.frames.get(&p).ok_or_else(|| err!(INTERNAL_ERROR, "page {p} vanished from the pool"))?;
+        Ok(f(&fr.node))
+    }
+
+    fn mutate<R>(&mut self, p: PageId, f: impl FnOnce(&mut Node) -> R) -> Result<R, DbError> {
+        self.load(p)?;
+        let fr = self.frames.get_mut(&p).ok_or_else(|| err!(INTERNAL_ERROR, "page {p} vanished from the pool"))?;
+        let r = f(&mut fr.node);
+        fr.dirty = true;
+        let cost = fr.node.footprint();
+        self.pool_bytes = self.pool_bytes + cost - fr.cost;
+        fr.cost = cost;
+        Ok(r)
+    }
+
+    // ---- allocation ----
+
+    fn alloc(&mut self) -> Result<PageId, DbError> {
+        let (start, end) = (self.layout.data_start(), self.layout.pages);
+        let from = self.alloc_cursor.clamp(start, end);
+        let p = match self.used.next_clear(from, end).or_else(|| self.used.next_clear(start, from)) {
+            Some(p) => p,
+            None => {
+                self.reclaim();
+                self.used.next_clear(start, end).ok_or_else(|| err!(DISK_FULL, "could not extend the database: the disk is full ({} pages of {} bytes)", self.layout.pages, PAGE_SIZE))?
+            }
+        };
+        self.used.set(p);
+        self.alloc_cursor = p + 1;
+        if let Some(t) = &mut self.txn {
+            t.owned.insert(p);
+        }
+        Ok(p)
+    }
+
+    /// Gives back a page the open transaction no longer uses.
+    fn free_page(&mut self, p: PageId) {
+        let Some(t) = &mut self.txn else { return };
+        if t.owned.remove(&p) {
+            self.used.clear(p);
+            self.drop_frame(p);
+        } else {
+            t.freed.push(p);
+        }
+    }
+
+    /// Frees pending pages that no snapshot and no durable checkpoint can see any more.
+    fn reclaim(&mut self) {
+        let oldest = self.snapshots.keys().next().copied().unwrap_or(u64::MAX);
+        let mut keep = Vec::new();
+        for (s, p) in core::mem::take(&mut self.pending) {
+            if s <= oldest && !self.durable.get(p) {
+                self.used.clear(p);
+                self.drop_frame(p);
+            } else {
+                keep.push((s, p));
+            }
+        }
+        self.pending = keep;
+    }
+
+    // ---- transactions ----
+
+    /// Starts `owner`'s write transaction. `Ok(false)`: another owner holds it.
+    pub fn begin(&mut self, owner: u64) -> Result<bool, DbError> {
+        if let Some(t) = &self.txn {
+            return Ok(t.owner == owner);
+        }
+        self.check_writable()?;
+        self.txn = Some(Txn {
+            owner,
+            roots: self.roots.clone(),
+            next_tree: self.next_tree,
+            owned: BTreeSet::new(),
+            freed: Vec::new(),
+            log: Vec::new(),
+            unlogged: false,
+        });
+        Ok(true)
+    }
+
+    /// Who holds the write transaction.
+    pub fn writer(&self) -> Option<u64> {
+        self.txn.as_ref().map(|t| t.owner)
+    }
+
+    /// The last committed transaction's number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn txn(&mut self) -> Result<&mut Txn, DbError> {
+        self.txn.as_mut().ok_or_else(|| err!(INTERNAL_ERROR, "write outside a transaction"))
+    }
+
+    fn log(&mut self, kind: u8, parts: &[&[u8]]) {
+        if self.replaying {
+            return;
+        }
+        let cap = self.layout.wal_pages as usize * LOG_BYTES / 4;
+        let Some(t) = &mut self.txn else { return };
+        if t.unlogged {
+            return;
+        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        t.log.push(kind);
+        t.log.extend_from_slice(&(len as u32).to_le_bytes());
+        for p in parts {
+            t.log.extend_from_slice(p);
+        }
+        if t.log.len() > cap {
+            t.unlogged = true;
+            t.log = Vec::new();
+        }
+    }
+
+    /// Makes the open transaction's changes the committed state. Its log records are buffered;
+    /// they are durable after the next [`Store::sync`]. Returns the commit number.
+    pub fn commit(&mut self) -> Result<u64, DbError> {
+        let Some(t) = self.txn.take() else { return Ok(self.seq) };
+        self.seq += 1;
+        let seq = self.seq;
+        for &p in &t.owned {
+            self.committed.set(p);
+        }
+        for &p in &t.freed {
+            self.committed.clear(p);
+            self.pending.push((seq, p));
+        }
+        self.roots = t.roots;
+        self.next_tree = t.next_tree;
+        self.stats.commits += 1;
+        if t.unlogged {
+            self.checkpoint()?;
+        } else if !self.replaying {
+            self.wal_buf.extend_from_slice(&t.log);
+            self.wal_buf.push(REC_COMMIT);
+            self.wal_buf.extend_from_slice(&8u32.to_le_bytes());
+            self.wal_buf.extend_from_slice(&seq.to_le_bytes());
+        }
+        self.reclaim();
+        Ok(seq)
+    }
+
+    /// Forgets `owner`'s open transaction, if it holds one.
+    pub fn rollback(&mut self, owner: u64) {
+        if self.txn.as_ref().is_none_or(|t| t.owner != owner) {
+            return;
+        }
+        if let Some(t) = self.txn.take() {
+            for p in t.owned {
+                self.used.clear(p);
+                self.drop_frame(p);
+            }
+        }
+    }
+
+    /// Did a commit happen since `owner`'s transaction (or snapshot `base`) began?
+    pub fn changed_since(&self, base: u64) -> bool {
+        self.seq != base
+    }
+
+    /// Are there commits whose log records have not been flushed?
+    pub fn needs_sync(&self) -> bool {
+        !self.wal_buf.is_empty()
+    }
+
+    /// Group commit: writes the buffered log records to fresh log pages and flushes once.
+    pub fn sync(&mut self) -> Result<(), DbError> {
+        if self.wal_buf.is_empty() {
+            return Ok(());
+        }
+        self.check_writable()?;
+        let n = self.wal_buf.len().div_ceil(LOG_BYTES) as u64;
+        if self.wal_next + n > self.layout.wal_pages {
+            return self.checkpoint();
+        }
+        let mut out = alloc::vec![0u8; n as usize * PAGE_SIZE];
+        for (i, chunk) in self.wal_buf.chunks(LOG_BYTES).enumerate() {
+            let index = self.wal_next + i as u64;
+            let id = self.layout.wal_start() + index;
+            let page: &mut [u8; PAGE_SIZE] = (&mut out[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]).try_into().expect("page-sized slice");
+            page[HEADER..HEADER + 8].copy_from_slice(&self.wal_epoch.to_le_bytes());
+            page[HEADER + 8..HEADER + 12].copy_from_slice(&(index as u32).to_le_bytes());
+            page[HEADER + 12..HEADER + 14].copy_from_slice(&(chunk.len() as u16).to_le_bytes());
+            page[HEADER + LOG_HEADER..HEADER + LOG_HEADER + chunk.len()].copy_from_slice(chunk);
+            seal(id, page, Kind::Log, 0);
+        }
+        self.write_raw(self.layout.wal_start() + self.wal_next, &out)?;
+        self.flush_dev()?;
+        self.stats.log_flushes += 1;
+        self.stats.log_bytes += self.wal_buf.len() as u64;
+        self.wal_next += n;
+        self.wal_buf.clear();
+        if self.wal_next * 2 > self.layout.wal_pages {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the committed state in place and starts a new log (docs/storage-format.md).
+    pub fn checkpoint(&mut self) -> Result<(), DbError> {
+        self.check_writable()?;
+        // 1. The directory, as a new chain.
+        let entries: Vec<(u32, TreeInfo)> = self.roots.iter().map(|(&k, &v)| (k, v)).collect();
+        let per = (PAYLOAD - 2) / DIR_ENTRY;
+        let npages = entries.len().div_ceil(per).max(1);
+        let mut chain = Vec::with_capacity(npages);
+        for _ in 0..npages {
+            let start = self.layout.data_start();
+            let p = match self.used.next_clear(start, self.layout.pages) {
+                Some(p) => p,
+                None => return Err(err!(DISK_FULL, "the disk is full: no page for the directory")),
+            };
+            self.used.set(p);
+            self.committed.set(p);
+            chain.push(p);
+        }
+        for p in core::mem::replace(&mut self.dir_pages, chain.clone()) {
+            self.committed.clear(p);
+            self.pending.push((self.seq, p));
+        }
+        for (i, part) in entries.chunks(per.max(1)).chain(core::iter::once(&[][..])).take(npages).enumerate() {
+            let mut buf = new_page();
+            buf[HEADER..HEADER + 2].copy_from_slice(&(part.len() as u16).to_le_bytes());
+            for (j, (tree, info)) in part.iter().enumerate() {
+                let at = HEADER + 2 + j * DIR_ENTRY;
+                buf[at..at + 4].copy_from_slice(&tree.to_le_bytes());
+                buf[at + 4..at + 12].copy_from_slice(&info.root.to_le_bytes());
+                buf[at + 12..at + 20].copy_from_slice(&info.entries.to_le_bytes());
+            }
+            let link = chain.get(i + 1).copied().unwrap_or(0);
+            seal(chain[i], &mut buf, Kind::Directory, link);
+            self.write_raw(chain[i], &buf[..])?;
+        }
+        // 2. Dirty pages.
+        let dirty: Vec<PageId> = self.frames.iter().filter(|(_, f)| f.dirty).map(|(&p, _)| p).collect();
+        for p in dirty {
+            self.write_frame(p)?;
+        }
+        // 3. The bitmap, into the other copy.
+        let copy = 1 - self.bitmap_copy;
+        let start = self.layout.bitmap_start(copy);
+        let mut data = alloc::vec![0u8; self.layout.bitmap_pages as usize * PAGE_SIZE];
+        for i in 0..self.layout.bitmap_pages {
+            let page: &mut [u8; PAGE_SIZE] = (&mut data[i as usize * PAGE_SIZE..(i as usize + 1) * PAGE_SIZE]).try_into().expect("page-sized slice");
+            for j in 0..PAYLOAD {
+                let mut byte = 0u8;
+                for b in 0..8 {
+                    let p = (i * PAYLOAD as u64 + j as u64) * 8 + b;
+                    if p < self.layout.pages && self.committed.get(p) && p >= self.layout.data_start() {
+                        byte |= 1 << b;
+                    }
+                }
+                page[HEADER + j] = byte;
+            }
+            seal(start + i, page, Kind::Bitmap, 0);
+        }
+        self.write_raw(start, &data)?;
+        // 4. Flush.
+        self.flush_dev()?;
+        // 5. The superblock, then flush.
+        let sb = Superblock {
+            checkpoint_no: self.checkpoint_no + 1,
+            pages: self.layout.pages,
+            wal_pages: self.layout.wal_pages,
+            bitmap_pages: self.layout.bitmap_pages,
+            seq: self.seq,
+            wal_epoch: self.wal_epoch + 1,
+            bitmap_copy: copy,
+            next_tree: self.next_tree,
+            dir_first: chain[0],
+        };
+        let slot = sb.checkpoint_no % 2;
+        let buf = sb.encode(slot);
+        self.write_raw(slot, &buf[..])?;
+        self.flush_dev()?;
+        self.checkpoint_no = sb.checkpoint_no;
+        self.wal_epoch = sb.wal_epoch;
+        self.bitmap_copy = copy;
+        self.wal_next = 0;
+        self.wal_buf.clear();
+        self.durable = self.committed.clone();
+        self.stats.checkpoints += 1;
+        self.reclaim();
+        Ok(())
+    }
+
+    // ---- snapshots and reads ----
+
+    pub fn snapshot(&mut self) -> Snapshot {
+        *self.snapshots.entry(self.seq).or_insert(0) += 1;
+        Snapshot { seq: self.seq, roots: self.roots.clone() }
+    }
+
+    pub fn release(&mut self, s: Snapshot) {
+        if let Some(n) = self.snapshots.get_mut(&s.seq) {
+            *n -= 1;
+            if *n == 0 {
+                self.snapshots.remove(&s.seq);
+            }
+        }
+        self.reclaim();
+    }
+
+    fn root(&self, at: ReadAt, tree: u32) -> Result<TreeInfo, DbError> {
+        let roots = match at {
+            ReadAt::Snapshot(s) => &s.roots,
+            ReadAt::Txn => &self.txn.as_ref().ok_or_else(|| err!(INTERNAL_ERROR, "no open transaction"))?.roots,
+        };
+        roots.get(&tree).copied().ok_or_else(|| err!(INTERNAL_ERROR, "tree {tree} does not exist"))
+    }
+
+    pub fn tree_info(&self, at: ReadAt, tree: u32) -> Option<TreeInfo> {
+        self.root(at, tree).ok()
+    }
+
+    pub fn get(&mut self, at: ReadAt, tree: u32, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+        let info = self.root(at, tree)?;
+        match self.find(info.root, key)? {
+            Some(v) => Ok(Some(self.read_val(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn find(&mut self, root: PageId, key: &[u8]) -> Result<Option<Val>, DbError> {
+        let mut p = root;
+        let mut depth = 0;
+        while p != 0 {
+            depth += 1;
+            if depth > 64 {
+                return Err(corrupt(p, "tree too deep (a cycle?)"));
+            }
+            let next = self.with_node(p, |n| match n {
+                Node::Interior { keys, children } => Ok(Err(children[keys.partition_point(|k| k.as_slice() <= key)])),
+                Node::Leaf { keys, vals } => Ok(Ok(keys.binary_search_by(|k| k.as_slice().cmp(key)).ok().map(|i| vals[i].clone()))),
+                Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
+            })??;
+            match next {
+                Ok(v) => return Ok(v),
+                Err(c) => p = c,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest key of a tree.
+    pub fn last_key(&mut self, at: ReadAt, tree: u32) -> Result<Option<Vec<u8>>, DbError> {
+        let mut p = self.root(at, tree)?.root;
+        let mut depth = 0;
+        while p != 0 {
+            depth += 1;
+            if depth > 64 {
+                return Err(corrupt(p, "tree too deep (a cycle?)"));
+            }
+            let next = self.with_node(p, |n| match n {
+                Node::Interior { children, .. } => Ok(Err(children[children.len() - 1])),
+                Node::Leaf { keys, .. } => Ok(Ok(keys.last().cloned())),
+                Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
+            })??;
+            match next {
+                Ok(k) => return Ok(k),
+                Err(c) => p = c,
+            }
+        }
+        Ok(None)
+    }
+
+    fn read_val(&mut self, v: &Val) -> Result<Vec<u8>, DbError> {
+        match v {
+            Val::Inline(b) => Ok(b.clone()),
+            Val::Overflow { len, first } => {
+                let len = *len as usize;
+                let mut out = Vec::with_capacity(len);
+                let mut p = *first;
+                while out.len() < len {
+                    if p == 0 {
+                        return Err(err!(DATA_CORRUPTED, "overflow chain ends early ({} of {len} bytes)", out.len()));
+                    }
+                    let next = self.with_node(p, |n| match n {
+                        Node::Overflow { data, next } => {
+                            out.extend_from_slice(data);
+                            Ok(*next)
+                        }
+                        _ => Err(corrupt(p, "expected an overflow page")),
+                    })??;
+                    p = next;
+                }
+                if out.len() != len {
+                    return Err(err!(DATA_CORRUPTED, "overflow chain longer than its value"));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Calls `visit(key, value)` for the keys in `lo..hi`, in order, until it returns false.
+    pub fn scan(&mut self, at: ReadAt, tree: u32, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], Vec<u8>) -> Result<bool, DbError>) -> Result<(), DbError> {
+        let root = self.root(at, tree)?.root;
+        if root != 0 {
+            self.scan_rec(root, lo, hi, visit, 0)?;
+        }
+        Ok(())
+    }
+
+    fn scan_rec(&mut self, p: PageId, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], Vec<u8>) -> Result<bool, DbError>, depth: usize) -> Result<bool, DbError> {
+        if depth > 64 {
+            return Err(corrupt(p, "tree too deep (a cycle?)"));
+        }
+        enum Got {
+            Kids(Vec<PageId>),
+            Entries(Vec<(Vec<u8>, Val)>, bool),
+        }
+        let got = self.with_node(p, |n| match n {
+            Node::Interior { keys, children } => {
+                let start = match lo {
+                    Bound::Unbounded => 0,
+                    Bound::Included(k) | Bound::Excluded(k) => keys.partition_point(|x| x.as_slice() <= k),
+                };
+                let end = match hi {
+                    Bound::Unbounded => children.len() - 1,
+                    Bound::Included(k) => keys.partition_point(|x| x.as_slice() <= k),
+                    Bound::Excluded(k) => keys.partition_point(|x| x.as_slice() < k),
+                };
+                Ok(Got::Kids(children[start..=end.max(start)].to_vec()))
+            }
+            Node::Leaf { keys, vals } => {
+                let mut out = Vec::new();
+                let mut past_end = false;
+                for (k, v) in keys.iter().zip(vals) {
+                    let k = k.as_slice();
+                    let after_lo = match lo {
+                        Bound::Unbounded => true,
+                        Bound::Included(l) => k >= l,
+                        Bound::Excluded(l) => k > l,
+                    };
+                    let before_hi = match hi {
+                        Bound::Unbounded => true,
+                        Bound::Included(h) => k <= h,
+                        Bound::Excluded(h) => k < h,
+                    };
+                    if !before_hi {
+                        past_end = true;
+                        break;
+                    }
+                    if after_lo {
+                        out.push((k.to_vec(), v.clone()));
+                    }
+                }
+                Ok(Got::Entries(out, past_end))
+            }
+            Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
+        })??;
+        match got {
+            Got::Kids(kids) => {
+                for c in kids {
+                    if !self.scan_rec(c, lo, hi, visit, depth + 1)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Got::Entries(es, past_end) => {
+                for (k, v) in es {
+                    let v = self.read_val(&v)?;
+                    if !visit(&k, v)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(!past_end)
+            }
+        }
+    }
+
+    // ---- writes (inside the open transaction) ----
+
+    pub fn create_tree(&mut self) -> Result<u32, DbError> {
+        let t = self.txn()?;
+        let id = t.next_tree;
+        t.next_tree = t.next_tree.checked_add(1).ok_or_else(|| err!(PROGRAM_LIMIT_EXCEEDED, "out of tree ids"))?;
+        t.roots.insert(id, TreeInfo { root: 0, entries: 0 });
+        self.log(REC_CREATE, &[&id.to_le_bytes()]);
+        Ok(id)
+    }
+
+    pub fn drop_tree(&mut self, tree: u32) -> Result<(), DbError> {
+        let info = self.root(ReadAt::Txn, tree)?;
+        if info.root != 0 {
+            self.free_subtree(info.root, 0)?;
+        }
+        self.txn()?.roots.remove(&tree);
+        self.log(REC_DROP, &[&tree.to_le_bytes()]);
+        Ok(())
+    }
+
+    fn free_subtree(&mut self, p: PageId, depth: usize) -> Result<(), DbError> {
+        if depth > 64 {
+            return Err(corrupt(p, "tree too deep (a cycle?)"));
+        }
+        let (kids, vals) = self.with_node(p, |n| match n {
+            Node::Interior { children, .. } => (children.clone(), Vec::new()),
+            Node::Leaf { vals, .. } => (Vec::new(), vals.iter().filter(|v| matches!(v, Val::Overflow { .. })).cloned().collect()),
+            Node::Overflow { .. } => (Vec::new(), Vec::new()),
+        })?;
+        for c in kids {
+            self.free_subtree(c, depth + 1)?;
+        }
+        for v in vals {
+            self.free_val(&v)?;
+        }
+        self.free_page(p);
+        Ok(())
+    }
+
+    /// Removes every entry of a tree (TRUNCATE).
+    pub fn clear_tree(&mut self, tree: u32) -> Result<(), DbError> {
+        let info = self.root(ReadAt::Txn, tree)?;
+        if info.root != 0 {
+            self.free_subtree(info.root, 0)?;
+        }
+        self.txn()?.roots.insert(tree, TreeInfo { root: 0, entries: 0 });
+        // Logged as drop + create of the same id.
+        self.log(REC_DROP, &[&tree.to_le_bytes()]);
+        self.log(REC_CREATE, &[&tree.to_le_bytes()]);
+        Ok(())
+    }
+
+    fn free_val(&mut self, v: &Val) -> Result<(), DbError> {
+        if let Val::Overflow { first, len } = v {
+            let mut p = *first;
+            let mut n = 0;
+            while p != 0 && n <= *len as usize / OVERFLOW_CHUNK + 1 {
+                let next = self.with_node(p, |n| match n {
+                    Node::Overflow { next, .. } => Ok(*next),
+                    _ => Err(corrupt(p, "expected an overflow page")),
+                })??;
+                self.free_page(p);
+                p = next;
+                n += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_overflow(&mut self, bytes: &[u8]) -> Result<PageId, DbError> {
+        let mut next = 0;
+        let chunks: Vec<&[u8]> = bytes.chunks(OVERFLOW_CHUNK).collect();
+        for c in chunks.into_iter().rev() {
+            let p = self.alloc()?;
+            self.install(p, Node::Overflow { data: c.to_vec(), next }, true)?;
+            next = p;
+        }
+        Ok(next)
+    }
+
+    /// Copy-on-write: the page to change instead of `p`.
+    fn writable(&mut self, p: PageId) -> Result<PageId, DbError> {
+        if self.txn()?.owned.contains(&p) {
+            return Ok(p);
+        }
+        let node = self.with_node(p, |n| n.clone())?;
+        let q = self.alloc()?;
+        self.install(q, node, true)?;
+        self.free_page(p);
+        Ok(q)
+    }
+
+    /// Inserts or replaces. Returns true if the key was there before.
+    pub fn put(&mut self, tree: u32, key: &[u8], val: &[u8]) -> Result<bool, DbError> {
+        if key.len() > MAX_KEY {
+            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "index row size {} exceeds the maximum {MAX_KEY}", key.len()));
+        }
+        if val.len() > u32::MAX as usize / 2 {
+            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "row is too big: {} bytes", val.len()));
+        }
+        let info = self.root(ReadAt::Txn, tree)?;
+        let v = if val.len() > MAX_INLINE { Val::Overflow { len: val.len() as u32, first: self.write_overflow(val)? } } else { Val::Inline(val.to_vec()) };
+        let (root, replaced) = if info.root == 0 {
+            let p = self.alloc()?;
+            self.install(p, Node::Leaf { keys: alloc::vec![key.to_vec()], vals: alloc::vec![v] }, true)?;
+            (p, false)
+        } else {
+            let (p, split, old, _) = self.put_rec(info.root, key, v, 0)?;
+            let root = match split {
+                Some((sep, right)) => {
+                    let r = self.alloc()?;
+                    self.install(r, Node::Interior { keys: alloc::vec![sep], children: alloc::vec![p, right] }, true)?;
+                    r
+                }
+                None => p,
+            };
+            let replaced = match old {
+                Some(o) => {
+                    self.free_val(&o)?;
+                    true
+                }
+                None => false,
+            };
+            (root, replaced)
+        };
+        let entries = info.entries + u64::from(!replaced);
+        self.txn()?.roots.insert(tree, TreeInfo { root, entries });
+        self.log(REC_PUT, &[&tree.to_le_bytes(), &(key.len() as u16).to_le_bytes(), key, val]);
+        Ok(replaced)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn put_rec(&mut self, p: PageId, key: &[u8], val: Val, depth: usize) -> Result<(PageId, Option<(Vec<u8>, PageId)>, Option<Val>, bool), DbError> {
+        if depth > 64 {
+            return Err(corrupt(p, "tree too deep (a cycle?)"));
+        }
+        let p = self.writable(p)?;
+        let step = self.descend(p, key)?;
+        match step {
+            Descend::Child(i, c, rightmost) => {
+                let (c2, split, old, append) = self.put_rec(c, key, val, depth + 1)?;
+                self.mutate(p, |n| {
+                    if let Node::Interior { keys, children } = n {
+                        children[i] = c2;
+                        if let Some((s, r)) = split {
+                            keys.insert(i, s);
+                            children.insert(i + 1, r);
+                        }
+                    }
+                })?;
+                let append = append && rightmost;
+                let split = self.split_if_needed(p, append)?;
+                Ok((p, split, old, append))
+            }
+            Descend::Leaf => {
+                let (old, append) = self.mutate(p, |n| match n {
+                    Node::Leaf { keys, vals } => match keys.binary_search_by(|k| k.as_slice().cmp(key)) {
+                        Ok(i) => (Some(core::mem::replace(&mut vals[i], val)), false),
+                        Err(i) => {
+                            keys.insert(i, key.to_vec());
+                            vals.insert(i, val);
+                            (None, i + 1 == keys.len())
+                        }
+                    },
+                    _ => (None, false),
+                })?;
+                let split = self.split_if_needed(p, append)?;
+                Ok((p, split, old, append))
+            }
+        }
+    }
+
+    fn descend(&mut self, p: PageId, key: &[u8]) -> Result<Descend, DbError> {
+        self.with_node(p, |n| match n {
+            Node::Interior { keys, children } => {
+                let i = keys.partition_point(|k| k.as_slice() <= key);
+                Ok(Descend::Child(i, children[i], i + 1 == children.len()))
+            }
+            Node::Leaf { .. } => Ok(Descend::Leaf),
+            Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
+        })?
+    }
+
+    fn split_if_needed(&mut self, p: PageId, append: bool) -> Result<Option<(Vec<u8>, PageId)>, DbError> {
+        if self.with_node(p, |n| n.size())? <= PAYLOAD {
+            return Ok(None);
+        }
+        let r = self.alloc()?;
+        let (sep, right) = self.mutate(p, |n| match n {
+            Node::Leaf { keys, vals } => {
+                let m = split_point(&leaf_sizes(keys, vals), 2, append);
+                let rk = keys.split_off(m);
+                let rv = vals.split_off(m);
+                (rk[0].clone(), Node::Leaf { keys: rk, vals: rv })
+            }
+            Node::Interior { keys, children } => {
+                let sizes: Vec<usize> = keys.iter().map(|k| 2 + k.len() + 8).collect();
+                let m = split_point(&sizes, 10, append).min(keys.len() - 2);
+                let rk = keys.split_off(m + 1);
+                let sep = keys.pop().expect("split point inside the keys");
+                let rc = children.split_off(m + 1);
+                (sep, Node::Interior { keys: rk, children: rc })
+            }
+            Node::Overflow { .. } => unreachable!("overflow pages never grow"),
+        })?;
+        self.install(r, right, true)?;
+        Ok(Some((sep, r)))
+    }
+
+    /// Deletes a key. Returns true if it was there.
+    pub fn delete(&mut self, tree: u32, key: &[u8]) -> Result<bool, DbError> {
+        let info = self.root(ReadAt::Txn, tree)?;
+        if self.find(info.root, key)?.is_none() {
+            return Ok(false);
+        }
+        let (root, old) = self.del_rec(info.root, key, 0)?;
+        self.free_val(&old)?;
+        self.txn()?.roots.insert(tree, TreeInfo { root: root.unwrap_or(0), entries: info.entries.saturating_sub(1) });
+        self.log(REC_DEL, &[&tree.to_le_bytes(), key]);
+        Ok(true)
+    }
+
+    /// Deletes `key`, which is present. Returns the page that replaces `p` (None: it became
+    /// empty and was freed) and the old value.
+    fn del_rec(&mut self, p: PageId, key: &[u8], depth: usize) -> Result<(Option<PageId>, Val), DbError> {
+        if depth > 64 {
+            return Err(corrupt(p, "tree too deep (a cycle?)"));
+        }
+        let p = self.writable(p)?;
+        match self.descend(p, key)? {
+            Descend::Child(i, c, _) => {
+                let (c2, old) = self.del_rec(c, key, depth + 1)?;
+                let only = self.mutate(p, |n| {
+                    let Node::Interior { keys, children } = n else { return None };
+                    match c2 {
+                        Some(c2) => children[i] = c2,
+                        None => {
+                            children.remove(i);
+                            keys.remove(i.saturating_sub(1));
+                        }
+                    }
+                    if children.len() == 1 { Some(children[0]) } else { None }
+                })?;
+                if let Some(child) = only {
+                    self.free_page(p);
+                    return Ok((Some(child), old));
+                }
+                Ok((Some(p), old))
+            }
+            Descend::Leaf => {
+                let (old, empty) = self.mutate(p, |n| {
+                    let Node::Leaf { keys, vals } = n else { return (None, false) };
+                    match keys.binary_search_by(|k| k.as_slice().cmp(key)) {
+                        Ok(i) => {
+                            keys.remove(i);
+                            (Some(vals.remove(i)), keys.is_empty())
+                        }
+                        Err(_) => (None, false),
+                    }
+                })?;
+                let old = old.ok_or_else(|| err!(INTERNAL_ERROR, "key vanished during delete"))?;
+                if empty {
+                    self.free_page(p);
+                    return Ok((None, old));
+                }
+                Ok((Some(p), old))
+            }
+        }
+    }
+
+    // ---- the rest ----
+
+    pub fn stats(&self) -> StoreStats {
+        let mut s = self.stats;
+        s.pool_bytes = self.pool_bytes as u64;
+        s.pool_limit = self.cfg.cache_bytes as u64;
+        s.pages_in_use = self.used.count();
+        s.device_pages = self.layout.pages;
+        s
+    }
+
+    /// Pages in use and pages on the device.
     pub fn usage(&self) -> (u64, u64) {
-        (self.device_pages, self.high_water - FIRST_DATA_PAGE - self.free.len() as u64)
+        (self.used.count(), self.layout.pages)
     }
 
     pub fn into_device(self) -> D {
         self.dev
     }
 
-    /// Flushes the device.
-    pub fn flush(&mut self) -> Result<(), DbError> {
-        self.dev.flush().map_err(|e| io(e, "flush", 0))?;
-        self.stats.flushes += 1;
-        Ok(())
-    }
-
     pub fn device_mut(&mut self) -> &mut D {
         &mut self.dev
     }
 
-    fn check_writable(&self) -> Result<(), DbError> {
-        match &self.poisoned {
-            Some(why) => Err(err!(READ_ONLY, "the database refuses writes until restarted, after an earlier failure: {why}")),
-            None => Ok(()),
+    /// Syncs the log and checkpoints, for a clean stop.
+    pub fn shutdown(&mut self) -> Result<(), DbError> {
+        if self.poisoned.is_some() {
+            return self.check_writable();
         }
+        self.sync()?;
+        self.checkpoint()
     }
 
-    /// The writer, if a write transaction is open.
-    pub fn writer(&self) -> Option<u64> {
-        self.txn.as_ref().map(|t| t.owner)
-    }
-
-    /// The tables as `who` sees them: its own open transaction's state, or the committed one.
-    pub fn visible_tables(&self, who: u64) -> &[TableMeta] {
-        match &self.txn {
-            Some(t) if t.owner == who => &t.tables,
-            _ => &self.tables,
+    /// Reads every page reachable from the committed state and checks it (for tests and
+    /// `kerndb check`): returns the number of pages checked.
+    pub fn verify_all(&mut self) -> Result<u64, DbError> {
+        let roots: Vec<PageId> = self.roots.values().map(|i| i.root).filter(|&r| r != 0).collect();
+        let mut seen = BTreeSet::new();
+        for r in roots {
+            self.verify_rec(r, &mut seen, 0)?;
         }
+        Ok(seen.len() as u64)
     }
 
-    pub fn visible_table(&self, who: u64, name: &str) -> Option<&TableMeta> {
-        self.visible_tables(who).iter().find(|t| t.name == name)
-    }
-
-    /// Opens (or keeps) the one write transaction for `who`. Ok(false): another writer holds it.
-    pub fn begin(&mut self, who: u64) -> Result<bool, DbError> {
-        self.check_writable()?;
-        match &self.txn {
-            Some(t) => Ok(t.owner == who),
-            None => {
-                self.txn = Some(Txn { owner: who, tables: self.tables.clone(), allocated: Vec::new(), freed: Vec::new() });
-                Ok(true)
-            }
+    fn verify_rec(&mut self, p: PageId, seen: &mut BTreeSet<PageId>, depth: usize) -> Result<(), DbError> {
+        if depth > 64 || !seen.insert(p) {
+            return Err(corrupt(p, "page reached twice"));
         }
-    }
-
-    fn txn_of(&mut self, who: u64) -> &mut Txn {
-        match &mut self.txn {
-            Some(t) if t.owner == who => t,
-            _ => panic!("writer {who} does not hold the write transaction; callers begin() first"),
+        if !self.committed.get(p) {
+            return Err(corrupt(p, "reachable page not marked in use"));
         }
-    }
-
-    /// Adds a table inside `who`'s write transaction.
-    pub fn txn_create_table(&mut self, who: u64, name: &str, columns: Vec<Column>) -> Result<(), DbError> {
-        self.check_writable()?;
-        let txn = self.txn_of(who);
-        if txn.tables.iter().any(|t| t.name == name) {
-            return Err(err!(DUPLICATE_TABLE, "relation \"{name}\" already exists"));
+        let (kids, vals) = self.with_node(p, |n| match n {
+            Node::Interior { children, .. } => (children.clone(), Vec::new()),
+            Node::Leaf { vals, .. } => (Vec::new(), vals.clone()),
+            Node::Overflow { .. } => (Vec::new(), Vec::new()),
+        })?;
+        for c in kids {
+            self.verify_rec(c, seen, depth + 1)?;
         }
-        let id = txn.tables.iter().map(|t| t.id).max().unwrap_or(0) + 1;
-        let meta = TableMeta { id, name: String::from(name), columns, head: 0, rows: 0 };
-        let mut item = Vec::new();
-        encode_table(&meta, &mut item);
-        if item.len() > MAX_ITEM {
-            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "table definition of \"{name}\" is too large ({} bytes; the limit is {MAX_ITEM})", item.len()));
-        }
-        txn.tables.push(meta);
-        Ok(())
-    }
-
-    /// Appends rows (already checked against the table's columns) inside `who`'s write
-    /// transaction. The pages are written now, to places no committed state references.
-    pub fn txn_insert(&mut self, who: u64, table: &str, rows: &[Vec<Value>]) -> Result<(), DbError> {
-        self.check_writable()?;
-        let mut encoded = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut b = Vec::new();
-            encode_row(row, &mut b);
-            if b.len() > MAX_ITEM {
-                return Err(err!(PROGRAM_LIMIT_EXCEEDED, "row is too big: {} bytes, maximum size is {MAX_ITEM}", b.len()));
-            }
-            encoded.push(b);
-        }
-        let txn = self.txn_of(who);
-        let idx = txn.tables.iter().position(|t| t.name == table).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?;
-        let head = txn.tables[idx].head;
-        let mut items: Vec<Vec<u8>> = Vec::new();
-        let mut link = 0;
-        if head != 0 {
-            // Copy the newest page forward with the new rows appended: committed pages are
-            // never written in place.
-            let buf = self.read_page(head)?;
-            let p = page::parse_items(head, &buf, Kind::Heap)?;
-            link = p.link;
-            items.extend(p.items.iter().map(|i| i.to_vec()));
-        }
-        items.extend(encoded);
-        let new_head = self.write_chain(&items, Kind::Heap, link)?;
-        let txn = self.txn_of(who);
-        if head != 0 {
-            txn.freed.push(head);
-        }
-        let t = &mut txn.tables[idx];
-        t.head = new_head;
-        t.rows += rows.len() as u64;
-        Ok(())
-    }
-
-    /// Creates a table and commits (a one-statement transaction).
-    pub fn create_table(&mut self, name: &str, columns: Vec<Column>) -> Result<(), DbError> {
-        self.autocommit(|s| s.txn_create_table(AUTOCOMMIT, name, columns))
-    }
-
-    /// Appends rows and commits (a one-statement transaction).
-    pub fn insert(&mut self, table: &str, rows: &[Vec<Value>]) -> Result<(), DbError> {
-        self.autocommit(|s| s.txn_insert(AUTOCOMMIT, table, rows))
-    }
-
-    fn autocommit(&mut self, op: impl FnOnce(&mut Self) -> Result<(), DbError>) -> Result<(), DbError> {
-        if !self.begin(AUTOCOMMIT)? {
-            return Err(err!(LOCK_NOT_AVAILABLE, "another transaction is writing"));
-        }
-        match op(self) {
-            Ok(()) => self.commit(AUTOCOMMIT),
-            Err(e) => {
-                self.rollback(AUTOCOMMIT);
-                Err(e)
-            }
-        }
-    }
-
-    /// Abandons `who`'s write transaction, if it holds one: its pages become free again.
-    pub fn rollback(&mut self, who: u64) {
-        if self.writer() == Some(who) {
-            let t = self.txn.take().expect("writer checked");
-            self.free.extend(t.allocated);
-        }
-    }
-
-    /// Every row of a table, oldest first.
-    pub fn scan(&mut self, table: &str) -> Result<Vec<Vec<Value>>, DbError> {
-        self.scan_as(AUTOCOMMIT, table)
-    }
-
-    /// Every row of a table as `who` sees it, oldest first.
-    pub fn scan_as(&mut self, who: u64, table: &str) -> Result<Vec<Vec<Value>>, DbError> {
-        let t = self.visible_table(who, table).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?;
-        let mut rows = Vec::with_capacity(t.rows.min(1 << 20) as usize);
-        for (id, items) in self.read_chain(t.head, Kind::Heap)? {
-            for item in items {
-                rows.push(decode_row(&item, id)?);
-            }
-        }
-        Ok(rows)
-    }
-
-    /// Writes `items` as a new chain segment on top of `link`; returns its newest page.
-    /// Allocated pages come from the free set or the high-water mark.
-    fn write_chain(&mut self, items: &[Vec<u8>], kind: Kind, mut link: PageId) -> Result<PageId, DbError> {
-        let refs: Vec<&[u8]> = items.iter().map(|i| i.as_slice()).collect();
-        for mut p in page::pack_items(&refs) {
-            let id = self.allocate()?;
-            page::seal(id, &mut p, kind, link);
-            self.write_page(id, p)?;
-            link = id;
-        }
-        Ok(link)
-    }
-
-    fn allocate(&mut self) -> Result<PageId, DbError> {
-        let p = match self.free.pop_first() {
-            Some(p) => p,
-            None if self.high_water >= self.device_pages => {
-                return Err(err!(DISK_FULL, "could not extend the database: the disk is full ({} pages of {PAGE_SIZE} bytes)", self.device_pages));
-            }
-            None => {
-                self.high_water += 1;
-                self.high_water - 1
-            }
-        };
-        if let Some(t) = &mut self.txn {
-            t.allocated.push(p);
-        }
-        Ok(p)
-    }
-
-    /// Commits `who`'s write transaction, if it holds one: writes the catalog, flushes, writes
-    /// the next superblock, flushes. Then the new state is current and the pages only the old
-    /// state used are free. A failure poisons the store.
-    pub fn commit(&mut self, who: u64) -> Result<(), DbError> {
-        if self.writer() != Some(who) {
-            return Ok(());
-        }
-        let items: Vec<Vec<u8>> = self
-            .txn_of(who)
-            .tables
-            .iter()
-            .map(|t| {
-                let mut b = Vec::new();
-                encode_table(t, &mut b);
-                b
-            })
-            .collect();
-        let result: Result<PageId, DbError> = (|| {
-            let head = if items.is_empty() { 0 } else { self.write_chain(&items, Kind::Catalog, 0)? };
-            self.dev.flush().map_err(|e| io(e, "flush before committing", head))?;
-            self.stats.flushes += 1;
-            self.write_superblock(self.generation + 1, head)?;
-            Ok(head)
-        })();
-        let txn = self.txn.take().expect("writer checked");
-        match result {
-            Ok(head) => {
-                self.generation += 1;
-                self.free.extend(self.catalog_pages.drain(..));
-                self.catalog_pages = self.chain_pages(head, Kind::Catalog).unwrap_or_default();
-                self.free.extend(txn.freed);
-                self.tables = txn.tables;
-                self.stats.commits += 1;
-                Ok(())
-            }
-            Err(e) => {
-                log::error!("commit failed: {}; refusing writes until restart", e.message);
-                self.poisoned = Some(e.message.clone());
-                Err(e)
-            }
-        }
-    }
-
-    fn write_superblock(&mut self, generation: u64, catalog_head: PageId) -> Result<(), DbError> {
-        let slot = generation % 2;
-        let mut p = new_page();
-        p[24..40].copy_from_slice(MAGIC);
-        p[40..44].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        p[44..48].copy_from_slice(&(PAGE_SIZE as u32).to_le_bytes());
-        p[48..56].copy_from_slice(&generation.to_le_bytes());
-        p[56..64].copy_from_slice(&catalog_head.to_le_bytes());
-        p[64..72].copy_from_slice(&self.high_water.to_le_bytes());
-        p[72..80].copy_from_slice(&self.device_pages.to_le_bytes());
-        page::seal(slot, &mut p, Kind::Superblock, 0);
-        self.dev.write(slot * PAGE_SIZE as u64, &p[..]).map_err(|e| io(e, "write superblock", slot))?;
-        self.stats.page_writes += 1;
-        self.dev.flush().map_err(|e| io(e, "flush superblock", slot))?;
-        self.stats.flushes += 1;
-        Ok(())
-    }
-
-    fn write_page(&mut self, id: PageId, p: PageBuf) -> Result<(), DbError> {
-        assert!(id >= FIRST_DATA_PAGE && id < self.device_pages, "page {id} outside the data area");
-        self.dev.write(id * PAGE_SIZE as u64, &p[..]).map_err(|e| io(e, "write", id))?;
-        self.stats.page_writes += 1;
-        self.cache_put(id, p);
-        Ok(())
-    }
-
-    fn cache_put(&mut self, id: PageId, p: PageBuf) {
-        if self.cache.len() >= CACHE_PAGES && !self.cache.contains_key(&id) {
-            self.cache.pop_first();
-        }
-        self.cache.insert(id, p);
-    }
-
-    fn read_page(&mut self, id: PageId) -> Result<PageBuf, DbError> {
-        if let Some(p) = self.cache.get(&id) {
-            self.stats.cache_hits += 1;
-            return Ok(p.clone());
-        }
-        if id < FIRST_DATA_PAGE || id >= self.high_water {
-            return Err(err!(DATA_CORRUPTED, "a link points at block {id}, outside the pages in use"));
-        }
-        let mut p = new_page();
-        self.dev.read(id * PAGE_SIZE as u64, &mut p[..]).map_err(|e| io(e, "read", id))?;
-        self.stats.page_reads += 1;
-        if page::checksum_ok(id, &p) {
-            self.cache_put(id, p.clone());
-        }
-        Ok(p)
-    }
-
-    /// The pages of a chain, newest first, verified.
-    fn chain_pages(&mut self, head: PageId, kind: Kind) -> Result<Vec<PageId>, DbError> {
-        Ok(self.read_chain(head, kind)?.into_iter().map(|(id, _)| id).collect())
-    }
-
-    /// Reads a chain and returns (page, items) oldest first.
-    fn read_chain(&mut self, head: PageId, kind: Kind) -> Result<Vec<(PageId, Vec<Vec<u8>>)>, DbError> {
-        let mut out = Vec::new();
-        let mut id = head;
-        while id != 0 {
-            if out.len() as u64 > self.high_water {
-                return Err(err!(DATA_CORRUPTED, "the chain starting at block {head} loops"));
-            }
-            let buf = self.read_page(id)?;
-            let p = page::parse_items(id, &buf, kind)?;
-            out.push((id, p.items.iter().map(|i| i.to_vec()).collect()));
-            id = p.link;
-        }
-        out.reverse();
-        Ok(out)
-    }
-}
-
-fn parse_superblock(slot: u64, p: &[u8; PAGE_SIZE]) -> Option<Superblock> {
-    if !page::checksum_ok(slot, p) || p[4] != Kind::Superblock as u8 || &p[24..40] != MAGIC {
-        return None;
-    }
-    let mut r = Reader::new(&p[40..80]);
-    let version = r.u32()?;
-    let page_size = r.u32()?;
-    if version != FORMAT_VERSION || page_size as usize != PAGE_SIZE {
-        log::error!("superblock {slot}: format version {version}, page size {page_size}; this build reads version {FORMAT_VERSION}");
-        return None;
-    }
-    Some(Superblock { generation: r.u64()?, catalog_head: r.u64()?, high_water: r.u64()?, device_pages: r.u64()? })
-        .filter(|s| s.device_pages > 0)
-}
-
-fn put_str16(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn encode_table(t: &TableMeta, out: &mut Vec<u8>) {
-    out.extend_from_slice(&t.id.to_le_bytes());
-    put_str16(out, &t.name);
-    out.extend_from_slice(&(t.columns.len() as u16).to_le_bytes());
-    for c in &t.columns {
-        put_str16(out, &c.name);
-        out.push(c.ty.code() | if c.not_null { 0x80 } else { 0 });
-    }
-    out.extend_from_slice(&t.head.to_le_bytes());
-    out.extend_from_slice(&t.rows.to_le_bytes());
-}
-
-fn decode_table(b: &[u8], page: PageId) -> Result<TableMeta, DbError> {
-    let bad = || err!(DATA_CORRUPTED, "malformed catalog entry in block {page}");
-    let mut r = Reader::new(b);
-    let id = r.u32().ok_or_else(bad)?;
-    let name = String::from(r.str16().ok_or_else(bad)?);
-    let n = r.u16().ok_or_else(bad)?;
-    let mut columns = Vec::new();
-    for _ in 0..n {
-        let cname = String::from(r.str16().ok_or_else(bad)?);
-        let code = r.u8().ok_or_else(bad)?;
-        let ty = SqlType::from_code(code & 0x7f).ok_or_else(bad)?;
-        columns.push(Column { name: cname, ty, not_null: code & 0x80 != 0 });
-    }
-    let head = r.u64().ok_or_else(bad)?;
-    let rows = r.u64().ok_or_else(bad)?;
-    if !r.is_empty() {
-        return Err(bad());
-    }
-    Ok(TableMeta { id, name, columns, head, rows })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use drivers_raw::mem::MemDisk;
-    use drivers_raw::sim::{SimDisk, SimRng};
-
-    fn cols() -> Vec<Column> {
-        alloc::vec![
-            Column { name: "id".into(), ty: SqlType::Int4, not_null: true },
-            Column { name: "name".into(), ty: SqlType::Text, not_null: false },
-        ]
-    }
-
-    fn row(i: i64) -> Vec<Value> {
-        alloc::vec![Value::Int(i), Value::Text(alloc::format!("row {i}"))]
-    }
-
-    #[test]
-    fn rows_survive_reopen_and_pages_are_reused() {
-        let mut s = Store::open(MemDisk::new(1 << 20)).unwrap();
-        s.create_table("t", cols()).unwrap();
-        for i in 0..200 {
-            s.insert("t", &[row(i)]).unwrap();
-        }
-        let (_, used) = s.usage();
-        let mut s = Store::open(s.into_device()).unwrap();
-        let rows = s.scan("t").unwrap();
-        assert_eq!(rows.len(), 200);
-        assert_eq!(rows[199], row(199));
-        assert_eq!(s.table("t").unwrap().rows, 200);
-        // Copy-on-write frees the old copy of each page: 200 single-row commits must not use
-        // 200 pages.
-        assert!(used < 10, "{used} pages in use");
-    }
-
-    #[test]
-    fn foreign_disk_is_refused_and_corrupt_superblocks_are_reported() {
-        let mut d = MemDisk::new(1 << 16);
-        d.bytes_mut()[..4].copy_from_slice(b"\x7fELF");
-        let e = Store::open(d).err().unwrap();
-        assert!(e.message.contains("not a kerndb database"), "{e}");
-
-        let s = Store::open(MemDisk::new(1 << 16)).unwrap();
-        let mut d = s.into_device();
-        d.bytes_mut()[100] ^= 1;
-        d.bytes_mut()[4096 + 100] ^= 1;
-        let e = Store::open(d).err().unwrap();
-        assert_eq!(e.code, crate::SqlState::DATA_CORRUPTED);
-    }
-
-    #[test]
-    fn flipped_bit_in_a_heap_page_is_an_error_naming_the_page() {
-        let mut s = Store::open(MemDisk::new(1 << 16)).unwrap();
-        s.create_table("t", cols()).unwrap();
-        s.insert("t", &[row(1), row(2)]).unwrap();
-        let head = s.table("t").unwrap().head;
-        let mut d = s.into_device();
-        d.bytes_mut()[head as usize * PAGE_SIZE + 200] ^= 4;
-        let mut s = Store::open(d).unwrap();
-        let e = s.scan("t").err().unwrap();
-        assert_eq!(e.code, crate::SqlState::DATA_CORRUPTED);
-        assert!(e.message.contains(&alloc::format!("block {head}")), "{e}");
-        // A store that cannot account for its pages refuses writes.
-        assert_eq!(s.insert("t", &[row(3)]).err().unwrap().code, crate::SqlState::READ_ONLY);
-    }
-
-    #[test]
-    fn disk_full_is_a_clear_error() {
-        let mut s = Store::open(MemDisk::new(8 * PAGE_SIZE)).unwrap();
-        s.create_table("t", cols()).unwrap();
-        let big = Value::Text("x".repeat(3000));
-        let mut last = Ok(());
-        for i in 0..10 {
-            last = s.insert("t", &[alloc::vec![Value::Int(i), big.clone()]]);
-            if last.is_err() {
-                break;
-            }
-        }
-        assert_eq!(last.err().unwrap().code, crate::SqlState::DISK_FULL);
-    }
-
-    #[test]
-    fn failed_flush_poisons_the_store() {
-        let mut s = Store::open(SimDisk::new(1 << 16)).unwrap();
-        s.create_table("t", cols()).unwrap();
-        s.device_mut().fail_after(2);
-        assert_eq!(s.insert("t", &[row(1)]).err().unwrap().code, crate::SqlState::IO_ERROR);
-        assert_eq!(s.insert("t", &[row(1)]).err().unwrap().code, crate::SqlState::READ_ONLY);
-    }
-
-    /// Power cut at a random device operation of a workload: after recovery every
-    /// acknowledged commit is there, plus at most the one in flight, and nothing else.
-    #[test]
-    fn crashes_lose_nothing_acknowledged() {
-        for seed in 0..500u64 {
-            let mut rng = SimRng::new(seed);
-            let mut s = Store::open(SimDisk::new(1 << 18)).unwrap();
-            s.create_table("t", cols()).unwrap();
-            s.device_mut().fail_after(rng.below(120));
-            let mut acked = 0;
-            for i in 0..40 {
-                if s.insert("t", &[row(i)]).is_err() {
-                    break;
+        for v in vals {
+            if let Val::Overflow { first, len } = v {
+                let mut q = first;
+                let mut n = 0;
+                while q != 0 {
+                    if !seen.insert(q) || n > len as usize / OVERFLOW_CHUNK + 1 {
+                        return Err(corrupt(q, "overflow page reached twice"));
+                    }
+                    q = self.with_node(q, |n| if let Node::Overflow { next, .. } = n { *next } else { 0 })?;
+                    n += 1;
                 }
-                acked += 1;
-            }
-            let crashed = s.into_device().crash(&mut rng);
-            let mut r = Store::open(crashed).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-            let rows = r.scan("t").unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-            assert!(rows.len() == acked || rows.len() == acked + 1, "seed {seed}: {} rows, {acked} acked", rows.len());
-            for (i, r) in rows.iter().enumerate() {
-                assert_eq!(*r, row(i as i64), "seed {seed}");
             }
         }
+        Ok(())
+    }
+}
+
+fn io(e: IoError, what: &str, id: PageId) -> DbError {
+    err!(IO_ERROR, "could not {what} block {id}: {e}")
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Superblock {
+    checkpoint_no: u64,
+    pages: u64,
+    wal_pages: u64,
+    bitmap_pages: u64,
+    seq: u64,
+    wal_epoch: u64,
+    bitmap_copy: u8,
+    next_tree: u32,
+    dir_first: PageId,
+}
+
+impl Superblock {
+    fn parse(id: PageId, page: &[u8; PAGE_SIZE]) -> Option<Superblock> {
+        verify(id, page, &[Kind::Superblock]).ok()?;
+        let mut r = Reader::new(&page[HEADER..]);
+        if r.take(16)? != MAGIC || r.u32()? != FORMAT_VERSION || r.u32()? != PAGE_SIZE as u32 {
+            return None;
+        }
+        let sb = Superblock {
+            checkpoint_no: r.u64()?,
+            pages: r.u64()?,
+            wal_pages: r.u32()? as u64,
+            bitmap_pages: r.u32()? as u64,
+            seq: r.u64()?,
+            wal_epoch: r.u64()?,
+            bitmap_copy: r.u8()?,
+            next_tree: r.u32()?,
+            dir_first: r.u64()?,
+        };
+        if sb.bitmap_copy > 1 || sb.checkpoint_no % 2 != id {
+            return None;
+        }
+        Some(sb)
+    }
+
+    fn encode(&self, id: PageId) -> alloc::boxed::Box<[u8; PAGE_SIZE]> {
+        let mut p = new_page();
+        let mut o = Vec::new();
+        o.extend_from_slice(MAGIC);
+        o.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        o.extend_from_slice(&(PAGE_SIZE as u32).to_le_bytes());
+        o.extend_from_slice(&self.checkpoint_no.to_le_bytes());
+        o.extend_from_slice(&self.pages.to_le_bytes());
+        o.extend_from_slice(&(self.wal_pages as u32).to_le_bytes());
+        o.extend_from_slice(&(self.bitmap_pages as u32).to_le_bytes());
+        o.extend_from_slice(&self.seq.to_le_bytes());
+        o.extend_from_slice(&self.wal_epoch.to_le_bytes());
+        o.push(self.bitmap_copy);
+        o.extend_from_slice(&self.next_tree.to_le_bytes());
+        o.extend_from_slice(&self.dir_first.to_le_bytes());
+        p[HEADER..HEADER + o.len()].copy_from_slice(&o);
+        seal(id, &mut p, Kind::Superblock, 0);
+        p
     }
 }

@@ -1,0 +1,2252 @@
+//! Queries: sqlparser's AST is compiled against the catalog into a tree of plan nodes (with
+//! expressions resolved and typed), which the executor runs over a snapshot or the open write
+//! transaction. Plans materialise each node's rows; every result is bounded by
+//! `Limits::max_result_rows` and the work memory limit.
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+use core::ops::Bound;
+
+use platform::BlockDevice;
+use sqlparser::ast;
+
+use super::catalog::{Catalog, TableDef};
+use super::expr::{cast_value, BinOp, Env, Expr, Func, Row, Ty};
+use crate::err;
+use crate::error::DbError;
+use crate::storage::{ReadAt, Store};
+use crate::value::{decode_row, encode_key, SqlType, Value};
+
+/// Lower-cases unquoted identifiers, as PostgreSQL does.
+pub fn ident_name(id: &ast::Ident) -> String {
+    match id.quote_style {
+        Some(_) => id.value.clone(),
+        None => id.value.to_lowercase(),
+    }
+}
+
+/// Most parameters one statement may have (the protocol's own limit).
+pub const MAX_PARAMS: usize = 65535;
+/// Deepest nesting of subqueries and views.
+const MAX_DEPTH: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColInfo {
+    pub table: Option<String>,
+    pub name: String,
+    pub ty: SqlType,
+}
+
+#[derive(Debug)]
+pub struct SubPlan {
+    pub plan: Node,
+    pub correlated: bool,
+    pub id: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetKind {
+    Union,
+    Intersect,
+    Except,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+#[derive(Debug)]
+pub struct Agg {
+    pub func: AggFunc,
+    pub arg: Option<Expr>,
+    pub distinct: bool,
+    pub ty: SqlType,
+}
+
+#[derive(Debug)]
+pub struct SortKey {
+    pub expr: Expr,
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+/// How a scan finds its rows.
+#[derive(Debug)]
+pub enum Access {
+    Full,
+    /// Index lookup: equal values for the first `eq.len()` index columns, then an optional
+    /// range on the next one. The scan's filter still checks every row.
+    Index { tree: u32, col_types: Vec<SqlType>, eq: Vec<Expr>, lo: Option<(Expr, bool)>, hi: Option<(Expr, bool)>, name: String },
+}
+
+#[derive(Debug)]
+pub enum Node {
+    /// One row with no columns (SELECT without FROM).
+    One,
+    Scan { table: String, tree: u32, access: Access, filter: Option<Expr>, rowid: bool },
+    Values(Vec<Vec<Expr>>),
+    Filter(Box<Node>, Expr),
+    Project(Box<Node>, Vec<Expr>),
+    Join { left: Box<Node>, right: Box<Node>, kind: JoinKind, on: Option<Expr>, right_width: usize, hash: Option<(Vec<Expr>, Vec<Expr>)> },
+    Aggregate { input: Box<Node>, group: Vec<Expr>, aggs: Vec<Agg> },
+    Sort(Box<Node>, Vec<SortKey>),
+    Distinct(Box<Node>),
+    Limit(Box<Node>, Option<Expr>, Option<Expr>),
+    SetOp(SetKind, bool, Box<Node>, Box<Node>),
+    /// Keeps the first n columns (drops ORDER BY helpers).
+    Truncate(Box<Node>, usize),
+    GenerateSeries(Expr, Expr, Option<Expr>),
+}
+
+/// A compiled query: its plan and its output columns.
+pub struct Planned {
+    pub node: Node,
+    pub cols: Vec<ColInfo>,
+}
+
+// ---------------------------------------------------------------- scopes
+
+pub struct Grouping<'a> {
+    keys: Vec<String>,
+    key_exprs: Vec<Expr>,
+    key_types: Vec<SqlType>,
+    inner: &'a Scope<'a>,
+    aggs: RefCell<Vec<(String, Agg)>>,
+}
+
+pub struct Scope<'a> {
+    pub cols: Vec<ColInfo>,
+    pub parent: Option<&'a Scope<'a>>,
+    grouping: Option<&'a Grouping<'a>>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(cols: Vec<ColInfo>, parent: Option<&'a Scope<'a>>) -> Self {
+        Scope { cols, parent, grouping: None }
+    }
+
+    fn find(&self, table: Option<&str>, name: &str) -> Result<Option<(usize, SqlType)>, DbError> {
+        let mut hit = None;
+        for (i, c) in self.cols.iter().enumerate() {
+            if c.name == name && (table.is_none() || c.table.as_deref() == table) {
+                if hit.is_some() {
+                    return Err(err!(AMBIGUOUS_COLUMN, "column reference \"{name}\" is ambiguous"));
+                }
+                hit = Some((i, c.ty));
+            }
+        }
+        Ok(hit)
+    }
+}
+
+// ---------------------------------------------------------------- the planner
+
+pub struct Planner<'a> {
+    pub cat: &'a Catalog,
+    /// Values bound to `$1`, `$2`, ...; None while only describing a statement.
+    pub params: Option<&'a [(Value, SqlType)]>,
+    /// Types found for `$n` while describing.
+    pub param_types: RefCell<Vec<Option<SqlType>>>,
+    next_sub: Cell<usize>,
+    depth: Cell<usize>,
+    /// Per subquery being compiled: does it read an enclosing row?
+    corr: RefCell<Vec<bool>>,
+    pub shutdown: Cell<bool>,
+}
+
+fn no_table(name: &str) -> DbError {
+    err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist")
+}
+
+pub fn object_name(n: &ast::ObjectName) -> Result<String, DbError> {
+    let parts: Vec<&ast::Ident> = n.0.iter().filter_map(|p| p.as_ident()).collect();
+    match parts.as_slice() {
+        [t] => Ok(ident_name(t)),
+        [s, t] if matches!(ident_name(s).as_str(), "public" | "pg_catalog") => Ok(ident_name(t)),
+        _ => Err(no_table(&n.to_string())),
+    }
+}
+
+fn int_const(n: i64) -> (Expr, Ty) {
+    let ty = if i32::try_from(n).is_ok() { SqlType::Int4 } else { SqlType::Int8 };
+    (Expr::Const(Value::Int(n)), Ty::Known(ty))
+}
+
+/// Gives an expression of type `t` the type `want` where PostgreSQL would do so implicitly
+/// (unknown literals, NULL, integer widening, integer to float).
+fn coerce(x: Expr, t: Ty, want: SqlType, what: &str) -> Result<Expr, DbError> {
+    match t {
+        Ty::Known(ty) if ty == want => Ok(x),
+        Ty::Known(ty) if ty.is_int() && want.is_numeric() => Ok(x),
+        Ty::Known(ty) if ty.is_float() && want.is_float() => Ok(x),
+        Ty::Known(ty) if ty.is_text() && want.is_text() => Ok(x),
+        Ty::Null => Ok(x),
+        Ty::Unknown => match x {
+            Expr::Const(v) => Ok(Expr::Const(cast_value(v, want)?)),
+            other => Ok(Expr::Cast(Box::new(other), want)),
+        },
+        Ty::Known(ty) => Err(err!(DATATYPE_MISMATCH, "{what} must be type {}, not type {}", want.name(), ty.name())),
+    }
+}
+
+/// The type two operands of a comparison or arithmetic meet in.
+fn common_type(a: Ty, b: Ty, op: &str) -> Result<SqlType, DbError> {
+    Ok(match (a, b) {
+        (Ty::Known(x), Ty::Known(y)) if x == y => x,
+        (Ty::Known(x), Ty::Known(y)) if x.is_int() && y.is_int() => {
+            if x == SqlType::Int8 || y == SqlType::Int8 {
+                SqlType::Int8
+            } else {
+                SqlType::Int4
+            }
+        }
+        (Ty::Known(x), Ty::Known(y)) if x.is_numeric() && y.is_numeric() => {
+            if x == SqlType::Numeric && !y.is_float() || y == SqlType::Numeric && !x.is_float() || x == SqlType::Numeric && y == SqlType::Numeric {
+                SqlType::Numeric
+            } else {
+                SqlType::Float8
+            }
+        }
+        (Ty::Known(x), Ty::Known(y)) if x.is_text() && y.is_text() => SqlType::Text,
+        (Ty::Known(x), Ty::Known(y)) => return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {op} {}", x.name(), y.name())),
+        (Ty::Known(x), _) | (_, Ty::Known(x)) => x,
+        _ => SqlType::Text,
+    })
+}
+
+fn agg_func(name: &str) -> Option<AggFunc> {
+    Some(match name {
+        "count" => AggFunc::Count,
+        "sum" => AggFunc::Sum,
+        "avg" => AggFunc::Avg,
+        "min" => AggFunc::Min,
+        "max" => AggFunc::Max,
+        _ => return None,
+    })
+}
+
+fn func_name(f: &ast::Function) -> String {
+    f.name.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default()
+}
+
+fn func_args(f: &ast::Function) -> Result<(Vec<&ast::Expr>, bool, bool), DbError> {
+    match &f.args {
+        ast::FunctionArguments::None => Ok((Vec::new(), false, false)),
+        ast::FunctionArguments::Subquery(_) => Err(err!(FEATURE_NOT_SUPPORTED, "subquery as function argument is not supported")),
+        ast::FunctionArguments::List(l) => {
+            let distinct = matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+            let mut out = Vec::new();
+            let mut star = false;
+            for a in &l.args {
+                match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => out.push(e),
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
+                    _ => return Err(err!(FEATURE_NOT_SUPPORTED, "this function argument form is not supported")),
+                }
+            }
+            Ok((out, distinct, star))
+        }
+    }
+}
+
+fn is_aggregate(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Function(f) => agg_func(&func_name(f)).is_some() && f.over.is_none(),
+        _ => false,
+    }
+}
+
+/// Does the expression contain an aggregate call (not inside a subquery)?
+fn has_aggregate(e: &ast::Expr) -> bool {
+    use ast::Expr as E;
+    match e {
+        E::Function(f) => {
+            if is_aggregate(e) {
+                return true;
+            }
+            func_args(f).map(|(a, _, _)| a.iter().any(|x| has_aggregate(x))).unwrap_or(false)
+        }
+        E::BinaryOp { left, right, .. } => has_aggregate(left) || has_aggregate(right),
+        E::UnaryOp { expr, .. } | E::Nested(expr) | E::IsNull(expr) | E::IsNotNull(expr) | E::Cast { expr, .. } => has_aggregate(expr),
+        E::IsTrue(x) | E::IsFalse(x) | E::IsNotTrue(x) | E::IsNotFalse(x) => has_aggregate(x),
+        E::Between { expr, low, high, .. } => has_aggregate(expr) || has_aggregate(low) || has_aggregate(high),
+        E::InList { expr, list, .. } => has_aggregate(expr) || list.iter().any(has_aggregate),
+        E::InSubquery { expr, .. } => has_aggregate(expr),
+        E::Case { operand, conditions, else_result, .. } => {
+            operand.as_deref().is_some_and(has_aggregate) || conditions.iter().any(|c| has_aggregate(&c.condition) || has_aggregate(&c.result)) || else_result.as_deref().is_some_and(has_aggregate)
+        }
+        E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => has_aggregate(a) || has_aggregate(b),
+        E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => has_aggregate(expr) || has_aggregate(pattern),
+        _ => false,
+    }
+}
+
+fn default_name(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Identifier(id) => ident_name(id),
+        ast::Expr::CompoundIdentifier(p) => p.last().map(ident_name).unwrap_or_default(),
+        ast::Expr::Function(f) => func_name(f),
+        ast::Expr::Nested(inner) => default_name(inner),
+        ast::Expr::Cast { expr, data_type, .. } => match &**expr {
+            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => default_name(expr),
+            _ => type_of(data_type).map(|t| String::from(match t {
+                SqlType::Int4 => "int4",
+                SqlType::Int8 => "int8",
+                SqlType::Int2 => "int2",
+                SqlType::Float8 => "float8",
+                SqlType::Float4 => "float4",
+                SqlType::Bool => "bool",
+                SqlType::Varchar(_) => "varchar",
+                SqlType::Char(_) => "bpchar",
+                SqlType::Timestamp => "timestamp",
+                _ => t.name(),
+            })).unwrap_or_else(|_| String::from("?column?")),
+        },
+        ast::Expr::Case { .. } => String::from("case"),
+        ast::Expr::Exists { .. } => String::from("exists"),
+        ast::Expr::Subquery(q) => match q.body.as_ref() {
+            ast::SetExpr::Select(s) => match s.projection.first() {
+                Some(ast::SelectItem::UnnamedExpr(e)) => default_name(e),
+                Some(ast::SelectItem::ExprWithAlias { alias, .. }) => ident_name(alias),
+                _ => String::from("?column?"),
+            },
+            _ => String::from("?column?"),
+        },
+        _ => String::from("?column?"),
+    }
+}
+
+/// The SQL type named by a type in DDL or CAST.
+pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
+    use ast::DataType as D;
+    let len = |l: &Option<ast::CharacterLength>| match l {
+        Some(ast::CharacterLength::IntegerLength { length, .. }) => (*length).min(10 << 20) as u32,
+        _ => 0,
+    };
+    Ok(match t {
+        D::SmallInt(_) | D::Int2(_) => SqlType::Int2,
+        D::Int(_) | D::Integer(_) | D::Int4(_) | D::MediumInt(_) => SqlType::Int4,
+        D::BigInt(_) | D::Int8(_) => SqlType::Int8,
+        D::Real | D::Float4 => SqlType::Float4,
+        D::Double(_) | D::DoublePrecision | D::Float8 | D::Float(_) => SqlType::Float8,
+        D::Numeric(_) | D::Decimal(_) | D::Dec(_) => SqlType::Numeric,
+        D::Text | D::String(_) => SqlType::Text,
+        D::Varchar(l) | D::CharacterVarying(l) | D::CharVarying(l) | D::Nvarchar(l) => SqlType::Varchar(len(l)),
+        D::Char(l) | D::Character(l) => SqlType::Char(match l {
+            None => 1,
+            some => len(some),
+        }),
+        D::Bool | D::Boolean => SqlType::Bool,
+        D::Timestamp(_, _) | D::Datetime(_) => SqlType::Timestamp,
+        D::Custom(n, _) => match object_name(n)?.as_str() {
+            "int2" => SqlType::Int2,
+            "int4" | "serial" => SqlType::Int4,
+            "int8" | "bigserial" => SqlType::Int8,
+            "float4" => SqlType::Float4,
+            "float8" => SqlType::Float8,
+            "bpchar" => SqlType::Char(0),
+            "bool" => SqlType::Bool,
+            "string" => SqlType::Text,
+            other => return Err(err!(UNDEFINED_OBJECT, "type \"{other}\" does not exist")),
+        },
+        other => return Err(err!(FEATURE_NOT_SUPPORTED, "type {other} is not supported yet")),
+    })
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(cat: &'a Catalog, params: Option<&'a [(Value, SqlType)]>) -> Self {
+        Planner { cat, params, param_types: RefCell::new(Vec::new()), next_sub: Cell::new(0), depth: Cell::new(0), corr: RefCell::new(Vec::new()), shutdown: Cell::new(false) }
+    }
+
+    fn placeholder(&self, p: &str) -> Result<(Expr, Ty), DbError> {
+        let n: usize = p.strip_prefix('$').and_then(|d| d.parse().ok()).filter(|n| (1..=MAX_PARAMS).contains(n)).ok_or_else(|| err!(SYNTAX_ERROR, "invalid parameter {p}"))?;
+        match self.params {
+            None => {
+                let mut t = self.param_types.borrow_mut();
+                if t.len() < n {
+                    t.resize(n, None);
+                }
+                Ok((Expr::Param(n - 1), match t[n - 1] {
+                    Some(ty) => Ty::Known(ty),
+                    None => Ty::Unknown,
+                }))
+            }
+            Some(vals) => match vals.get(n - 1) {
+                Some((v, ty)) => Ok((Expr::Const(v.clone()), Ty::Known(*ty))),
+                None => Err(err!(PROTOCOL_VIOLATION, "there is no parameter ${n}")),
+            },
+        }
+    }
+
+    /// Records the type a `$n` gets from where it is used.
+    fn note_param(&self, x: &Expr, ty: SqlType) {
+        if let Expr::Param(i) = x {
+            let mut t = self.param_types.borrow_mut();
+            if t.len() <= *i {
+                t.resize(*i + 1, None);
+            }
+            t[*i].get_or_insert(ty);
+        }
+    }
+
+    /// Compiles `e` and gives it type `want` (unknown literals and parameters take it).
+    pub fn compile_as(&self, e: &ast::Expr, scope: &Scope, want: SqlType, what: &str) -> Result<Expr, DbError> {
+        let (x, t) = self.compile(e, scope)?;
+        self.note_param(&x, want);
+        if let Expr::Param(_) = x {
+            return Ok(x);
+        }
+        coerce(x, t, want, what)
+    }
+
+    pub fn compile(&self, e: &ast::Expr, scope: &Scope) -> Result<(Expr, Ty), DbError> {
+        if let Some(g) = scope.grouping {
+            return self.compile_grouped(e, scope, g);
+        }
+        self.compile_plain(e, scope)
+    }
+
+    fn compile_grouped(&self, e: &ast::Expr, scope: &Scope, g: &Grouping) -> Result<(Expr, Ty), DbError> {
+        let text = e.to_string();
+        if let Some(i) = g.keys.iter().position(|k| *k == text) {
+            return Ok((Expr::Column(i), Ty::Known(g.key_types[i])));
+        }
+        if is_aggregate(e) {
+            let ast::Expr::Function(f) = e else { unreachable!("is_aggregate matched a function") };
+            let name = func_name(f);
+            let (args, distinct, star) = func_args(f)?;
+            let func = agg_func(&name).ok_or_else(|| err!(UNDEFINED_FUNCTION, "function {name} does not exist"))?;
+            let (func, arg, ty) = match (func, star, args.as_slice()) {
+                (AggFunc::Count, true, []) => (AggFunc::CountStar, None, SqlType::Int8),
+                (f, false, [a]) => {
+                    let (x, t) = self.compile_plain(a, g.inner)?;
+                    if has_aggregate(a) {
+                        return Err(err!(GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                    }
+                    let at = t.sql();
+                    let ty = match f {
+                        AggFunc::Count => SqlType::Int8,
+                        AggFunc::Sum if at.is_int() => SqlType::Int8,
+                        AggFunc::Avg if at.is_int() => SqlType::Numeric,
+                        AggFunc::Sum | AggFunc::Avg if at.is_numeric() => if at == SqlType::Float4 { SqlType::Float8 } else { at },
+                        AggFunc::Sum | AggFunc::Avg if t == Ty::Null || t == Ty::Unknown => SqlType::Numeric,
+                        AggFunc::Sum | AggFunc::Avg => return Err(err!(UNDEFINED_FUNCTION, "function {name}({}) does not exist", at.name())),
+                        _ => at,
+                    };
+                    (f, Some(x), ty)
+                }
+                _ => return Err(err!(UNDEFINED_FUNCTION, "function {name} with these arguments does not exist")),
+            };
+            let mut aggs = g.aggs.borrow_mut();
+            let j = match aggs.iter().position(|(k, _)| *k == text) {
+                Some(j) => j,
+                None => {
+                    aggs.push((text, Agg { func, arg, distinct, ty }));
+                    aggs.len() - 1
+                }
+            };
+            return Ok((Expr::Column(g.keys.len() + j), Ty::Known(ty)));
+        }
+        match e {
+            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => {
+                let (x, t) = self.compile_plain(e, g.inner)?;
+                if let Expr::Column(c) = x {
+                    if let Some(i) = g.key_exprs.iter().position(|k| matches!(k, Expr::Column(kc) if *kc == c)) {
+                        return Ok((Expr::Column(i), Ty::Known(g.key_types[i])));
+                    }
+                    return Err(err!(GROUPING_ERROR, "column \"{}\" must appear in the GROUP BY clause or be used in an aggregate function", e));
+                }
+                Ok((x, t))
+            }
+            _ => self.compile_plain(e, scope),
+        }
+    }
+
+    fn column(&self, table: Option<&str>, name: &str, scope: &Scope) -> Result<(Expr, Ty), DbError> {
+        let mut s = Some(scope);
+        let mut depth = 0usize;
+        while let Some(sc) = s {
+            let cols = match sc.grouping {
+                Some(g) if depth > 0 => &g.inner.cols,
+                _ => &sc.cols,
+            };
+            let probe = Scope::new(Vec::new(), None);
+            let _ = probe;
+            let mut hit = None;
+            for (i, c) in cols.iter().enumerate() {
+                if c.name == name && (table.is_none() || c.table.as_deref() == table) {
+                    if hit.is_some() {
+                        return Err(err!(AMBIGUOUS_COLUMN, "column reference \"{name}\" is ambiguous"));
+                    }
+                    hit = Some((i, c.ty));
+                }
+            }
+            if let Some((i, ty)) = hit {
+                if depth == 0 {
+                    return Ok((Expr::Column(i), Ty::Known(ty)));
+                }
+                // Every subquery between here and the query that owns the column reads an
+                // enclosing row.
+                let mut c = self.corr.borrow_mut();
+                let n = c.len();
+                for flag in &mut c[n.saturating_sub(depth)..] {
+                    *flag = true;
+                }
+                return Ok((Expr::Outer(depth - 1, i), Ty::Known(ty)));
+            }
+            depth += 1;
+            s = sc.parent;
+        }
+        Err(match table {
+            Some(t) => {
+                if scope.cols.iter().any(|c| c.table.as_deref() == Some(t)) {
+                    err!(UNDEFINED_COLUMN, "column {t}.{name} does not exist")
+                } else {
+                    err!(UNDEFINED_TABLE, "missing FROM-clause entry for table \"{t}\"")
+                }
+            }
+            None => err!(UNDEFINED_COLUMN, "column \"{name}\" does not exist"),
+        })
+    }
+
+    fn compile_plain(&self, e: &ast::Expr, scope: &Scope) -> Result<(Expr, Ty), DbError> {
+        use ast::Expr as E;
+        Ok(match e {
+            E::Value(v) => match &v.value {
+                ast::Value::Placeholder(p) => self.placeholder(p)?,
+                other => literal(other)?,
+            },
+            E::Identifier(id) => self.column(None, &ident_name(id), scope)?,
+            E::CompoundIdentifier(parts) => match parts.as_slice() {
+                [t, c] => self.column(Some(&ident_name(t)), &ident_name(c), scope)?,
+                [_, t, c] => self.column(Some(&ident_name(t)), &ident_name(c), scope)?,
+                _ => return Err(err!(SYNTAX_ERROR, "improper qualified name: {e}")),
+            },
+            E::Nested(inner) => self.compile(inner, scope)?,
+            E::UnaryOp { op, expr } => {
+                let (x, t) = self.compile(expr, scope)?;
+                match op {
+                    ast::UnaryOperator::Minus => {
+                        match &x {
+                            Expr::Const(Value::Int(i)) => {
+                                let n = i.checked_neg().ok_or_else(|| err!(NUMERIC_OUT_OF_RANGE, "bigint out of range"))?;
+                                return Ok(int_const(n));
+                            }
+                            Expr::Const(Value::Float(f)) => return Ok((Expr::Const(Value::Float(-f)), t)),
+                            _ => {}
+                        }
+                        let ty = self.numeric_operand(&x, t, "-")?;
+                        (Expr::Neg(Box::new(x), ty), Ty::Known(ty))
+                    }
+                    ast::UnaryOperator::Plus => {
+                        let ty = self.numeric_operand(&x, t, "+")?;
+                        (x, Ty::Known(ty))
+                    }
+                    ast::UnaryOperator::Not => {
+                        self.note_param(&x, SqlType::Bool);
+                        let x = coerce(x, t, SqlType::Bool, "argument of NOT")?;
+                        (Expr::Not(Box::new(x)), Ty::Known(SqlType::Bool))
+                    }
+                    other => return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {other}")),
+                }
+            }
+            E::IsNull(x) | E::IsNotNull(x) => {
+                let (x, _) = self.compile(x, scope)?;
+                (Expr::IsNull(Box::new(x), matches!(e, E::IsNull(_))), Ty::Known(SqlType::Bool))
+            }
+            E::IsTrue(x) | E::IsNotTrue(x) | E::IsFalse(x) | E::IsNotFalse(x) => {
+                let x = self.compile_as(x, scope, SqlType::Bool, "argument of IS TRUE")?;
+                let want = matches!(e, E::IsTrue(_) | E::IsNotTrue(_));
+                let negated = matches!(e, E::IsNotTrue(_) | E::IsNotFalse(_));
+                (Expr::IsDistinct(Box::new(x), Box::new(Expr::Const(Value::Bool(want))), !negated), Ty::Known(SqlType::Bool))
+            }
+            E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
+                let (l, lt) = self.compile(a, scope)?;
+                let (r, rt) = self.compile(b, scope)?;
+                let ty = common_type(lt, rt, "IS DISTINCT FROM")?;
+                let l = coerce(l, lt, ty, "operand")?;
+                let r = coerce(r, rt, ty, "operand")?;
+                (Expr::IsDistinct(Box::new(l), Box::new(r), matches!(e, E::IsNotDistinctFrom(..))), Ty::Known(SqlType::Bool))
+            }
+            E::BinaryOp { left, op, right } => {
+                let op = match op {
+                    ast::BinaryOperator::Plus => BinOp::Add,
+                    ast::BinaryOperator::Minus => BinOp::Sub,
+                    ast::BinaryOperator::Multiply => BinOp::Mul,
+                    ast::BinaryOperator::Divide => BinOp::Div,
+                    ast::BinaryOperator::Modulo => BinOp::Mod,
+                    ast::BinaryOperator::StringConcat => BinOp::Concat,
+                    ast::BinaryOperator::Eq => BinOp::Eq,
+                    ast::BinaryOperator::NotEq => BinOp::Ne,
+                    ast::BinaryOperator::Lt => BinOp::Lt,
+                    ast::BinaryOperator::LtEq => BinOp::Le,
+                    ast::BinaryOperator::Gt => BinOp::Gt,
+                    ast::BinaryOperator::GtEq => BinOp::Ge,
+                    ast::BinaryOperator::And => BinOp::And,
+                    ast::BinaryOperator::Or => BinOp::Or,
+                    other => return Err(err!(FEATURE_NOT_SUPPORTED, "operator {other} is not supported yet")),
+                };
+                let (l, lt) = self.compile(left, scope)?;
+                let (r, rt) = self.compile(right, scope)?;
+                self.binary(op, l, lt, r, rt)?
+            }
+            E::Between { expr, negated, low, high } => {
+                let (x, xt) = self.compile(expr, scope)?;
+                let (lo, lot) = self.compile(low, scope)?;
+                let (hi, hit) = self.compile(high, scope)?;
+                let ty = common_type(common_type(xt, lot, "BETWEEN")?.into_ty(), hit, "BETWEEN")?;
+                for x in [&x, &lo, &hi] {
+                    self.note_param(x, ty);
+                }
+                let x = coerce(x, xt, ty, "operand")?;
+                let lo = coerce(lo, lot, ty, "operand")?;
+                let hi = coerce(hi, hit, ty, "operand")?;
+                (Expr::Between(Box::new(x), Box::new(lo), Box::new(hi), *negated), Ty::Known(SqlType::Bool))
+            }
+            E::InList { expr, list, negated } => {
+                let (x, xt) = self.compile(expr, scope)?;
+                let mut items = Vec::new();
+                let mut ty = xt;
+                for i in list {
+                    let (y, yt) = self.compile(i, scope)?;
+                    ty = common_type(ty, yt, "IN")?.into_ty();
+                    items.push((y, yt));
+                }
+                let want = ty.sql();
+                self.note_param(&x, want);
+                let x = coerce(x, xt, want, "operand")?;
+                let items = items.into_iter().map(|(y, yt)| {
+                    self.note_param(&y, want);
+                    coerce(y, yt, want, "operand")
+                }).collect::<Result<Vec<_>, _>>()?;
+                (Expr::InList(Box::new(x), items, *negated), Ty::Known(SqlType::Bool))
+            }
+            E::InSubquery { expr, subquery, negated } => {
+                let (x, xt) = self.compile(expr, scope)?;
+                let sp = self.subplan(subquery, scope)?;
+                let (sp, st) = sp;
+                let ty = common_type(xt, st.first().map(|c| Ty::Known(c.ty)).unwrap_or(Ty::Null), "IN")?;
+                let x = coerce(x, xt, ty, "operand")?;
+                if st.len() != 1 {
+                    return Err(err!(SYNTAX_ERROR, "subquery has too many columns"));
+                }
+                (Expr::InSubquery(Box::new(x), sp, *negated), Ty::Known(SqlType::Bool))
+            }
+            E::Exists { subquery, negated } => {
+                let (sp, _) = self.subplan(subquery, scope)?;
+                (Expr::Exists(sp, *negated), Ty::Known(SqlType::Bool))
+            }
+            E::Subquery(q) => {
+                let (sp, cols) = self.subplan(q, scope)?;
+                if cols.len() != 1 {
+                    return Err(err!(SYNTAX_ERROR, "subquery must return only one column"));
+                }
+                (Expr::Subquery(sp), Ty::Known(cols[0].ty))
+            }
+            E::Case { operand, conditions, else_result, .. } => {
+                let op = match operand {
+                    Some(o) => Some(self.compile(o, scope)?),
+                    None => None,
+                };
+                let mut whens = Vec::new();
+                let mut rty = Ty::Null;
+                let mut results = Vec::new();
+                for c in conditions {
+                    let w = match &op {
+                        Some((_, ot)) => {
+                            let (w, wt) = self.compile(&c.condition, scope)?;
+                            let ty = common_type(*ot, wt, "=")?;
+                            coerce(w, wt, ty, "CASE operand")?
+                        }
+                        None => self.compile_as(&c.condition, scope, SqlType::Bool, "argument of CASE/WHEN")?,
+                    };
+                    let (r, rt) = self.compile(&c.result, scope)?;
+                    rty = merge_result_type(rty, rt)?;
+                    whens.push(w);
+                    results.push((r, rt));
+                }
+                let otherwise = match else_result {
+                    Some(x) => {
+                        let (r, rt) = self.compile(x, scope)?;
+                        rty = merge_result_type(rty, rt)?;
+                        Some((r, rt))
+                    }
+                    None => None,
+                };
+                let want = rty.sql();
+                let whens = whens.into_iter().zip(results).map(|(w, (r, rt))| Ok((w, coerce_result(r, rt, want)?))).collect::<Result<Vec<_>, DbError>>()?;
+                let otherwise = match otherwise {
+                    Some((r, rt)) => Some(Box::new(coerce_result(r, rt, want)?)),
+                    None => None,
+                };
+                let operand = match op {
+                    Some((o, ot)) => Some(Box::new(coerce(o, ot, ot.sql(), "CASE operand")?)),
+                    None => None,
+                };
+                (Expr::Case { operand, whens, otherwise }, if rty == Ty::Null { Ty::Null } else { Ty::Known(want) })
+            }
+            E::Cast { expr, data_type, .. } => {
+                let ty = type_of(data_type)?;
+                let (x, _) = self.compile(expr, scope)?;
+                self.note_param(&x, ty);
+                match x {
+                    Expr::Const(v) => (Expr::Const(cast_value(v, ty)?), Ty::Known(ty)),
+                    x => (Expr::Cast(Box::new(x), ty), Ty::Known(ty)),
+                }
+            }
+            E::Like { negated, expr, pattern, escape_char: None, .. } | E::ILike { negated, expr, pattern, escape_char: None, .. } => {
+                let x = self.compile_as(expr, scope, SqlType::Text, "argument of LIKE")?;
+                let p = self.compile_as(pattern, scope, SqlType::Text, "argument of LIKE")?;
+                (Expr::Like(Box::new(x), Box::new(p), *negated, matches!(e, E::ILike { .. })), Ty::Known(SqlType::Bool))
+            }
+            E::Function(f) => self.function(f, scope)?,
+            E::TypedString(ts) => {
+                let ty = type_of(&ts.data_type)?;
+                let s = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (Expr::Const(cast_value(Value::Text(s), ty)?), Ty::Known(ty))
+            }
+            E::Substring { expr, substring_from, substring_for, .. } => {
+                let mut args = alloc::vec![self.compile_as(expr, scope, SqlType::Text, "substring")?];
+                args.push(match substring_from {
+                    Some(f) => self.compile_as(f, scope, SqlType::Int8, "substring")?,
+                    None => Expr::Const(Value::Int(1)),
+                });
+                if let Some(l) = substring_for {
+                    args.push(self.compile_as(l, scope, SqlType::Int8, "substring")?);
+                }
+                (Expr::Func(Func::Substr, args, SqlType::Text), Ty::Known(SqlType::Text))
+            }
+            E::Trim { expr, trim_where, trim_what, .. } => {
+                let mut args = alloc::vec![self.compile_as(expr, scope, SqlType::Text, "trim")?];
+                if let Some(w) = trim_what {
+                    args.push(self.compile_as(w, scope, SqlType::Text, "trim")?);
+                }
+                let f = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => Func::Ltrim,
+                    Some(ast::TrimWhereField::Trailing) => Func::Rtrim,
+                    _ => Func::Trim,
+                };
+                (Expr::Func(f, args, SqlType::Text), Ty::Known(SqlType::Text))
+            }
+            E::Position { expr, r#in } => {
+                let a = self.compile_as(expr, scope, SqlType::Text, "position")?;
+                let b = self.compile_as(r#in, scope, SqlType::Text, "position")?;
+                (Expr::Func(Func::Position, alloc::vec![a, b], SqlType::Int4), Ty::Known(SqlType::Int4))
+            }
+            E::Ceil { expr, .. } | E::Floor { expr, .. } => {
+                let (x, t) = self.compile(expr, scope)?;
+                let ty = self.numeric_operand(&x, t, "ceil")?;
+                let ty = if ty.is_int() { SqlType::Float8 } else { ty };
+                (Expr::Func(if matches!(e, E::Ceil { .. }) { Func::Ceil } else { Func::Floor }, alloc::vec![x], ty), Ty::Known(ty))
+            }
+            other => return Err(err!(FEATURE_NOT_SUPPORTED, "expression is not supported yet: {other}")),
+        })
+    }
+
+    fn numeric_operand(&self, x: &Expr, t: Ty, op: &str) -> Result<SqlType, DbError> {
+        match t {
+            Ty::Known(ty) if ty.is_numeric() => Ok(ty),
+            Ty::Null | Ty::Unknown => {
+                self.note_param(x, SqlType::Int4);
+                Ok(SqlType::Int4)
+            }
+            Ty::Known(ty) => Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {op} {}", ty.name())),
+        }
+    }
+
+    fn binary(&self, op: BinOp, l: Expr, lt: Ty, r: Expr, rt: Ty) -> Result<(Expr, Ty), DbError> {
+        use BinOp::*;
+        let bx = |l, r, ty| Expr::Binary(op, Box::new(l), Box::new(r), ty);
+        match op {
+            And | Or => {
+                let name = if op == And { "argument of AND" } else { "argument of OR" };
+                self.note_param(&l, SqlType::Bool);
+                self.note_param(&r, SqlType::Bool);
+                let l = coerce(l, lt, SqlType::Bool, name)?;
+                let r = coerce(r, rt, SqlType::Bool, name)?;
+                Ok((bx(l, r, SqlType::Bool), Ty::Known(SqlType::Bool)))
+            }
+            Concat => {
+                self.note_param(&l, SqlType::Text);
+                self.note_param(&r, SqlType::Text);
+                Ok((bx(l, r, SqlType::Text), Ty::Known(SqlType::Text)))
+            }
+            Add | Sub | Mul | Div | Mod => {
+                let lt2 = if lt == Ty::Unknown || lt == Ty::Null { rt } else { lt };
+                let rt2 = if rt == Ty::Unknown || rt == Ty::Null { lt } else { rt };
+                let a = self.numeric_operand(&l, lt2, "arithmetic")?;
+                let b = self.numeric_operand(&r, rt2, "arithmetic")?;
+                let ty = common_type(Ty::Known(a), Ty::Known(b), "arithmetic")?;
+                let ty = if ty == SqlType::Float4 { SqlType::Float8 } else if ty == SqlType::Int2 { SqlType::Int4 } else { ty };
+                self.note_param(&l, ty);
+                self.note_param(&r, ty);
+                let l = coerce(l, lt, ty, "operand")?;
+                let r = coerce(r, rt, ty, "operand")?;
+                Ok((bx(l, r, ty), Ty::Known(ty)))
+            }
+            Eq | Ne | Lt | Le | Gt | Ge => {
+                let common = common_type(lt, rt, op_symbol(op))?;
+                self.note_param(&l, common);
+                self.note_param(&r, common);
+                let l = coerce(l, lt, common, "operand")?;
+                let r = coerce(r, rt, common, "operand")?;
+                Ok((bx(l, r, common), Ty::Known(SqlType::Bool)))
+            }
+        }
+    }
+
+    fn function(&self, f: &ast::Function, scope: &Scope) -> Result<(Expr, Ty), DbError> {
+        let name = func_name(f);
+        if agg_func(&name).is_some() {
+            return Err(err!(GROUPING_ERROR, "aggregate functions are not allowed here"));
+        }
+        let (args, _, _) = func_args(f)?;
+        let mut compiled = Vec::new();
+        for a in &args {
+            compiled.push(self.compile(a, scope)?);
+        }
+        let n = compiled.len();
+        let text1 = |c: Vec<(Expr, Ty)>, f: Func, ty: SqlType| -> Result<(Expr, Ty), DbError> {
+            let mut out = Vec::new();
+            for (i, (x, t)) in c.into_iter().enumerate() {
+                let want = if i == 0 { SqlType::Text } else { SqlType::Int8 };
+                self.note_param(&x, want);
+                out.push(match t {
+                    Ty::Known(k) if i == 0 && !k.is_text() => Expr::Cast(Box::new(x), SqlType::Text),
+                    _ => coerce(x, t, want, "argument")?,
+                });
+            }
+            Ok((Expr::Func(f, out, ty), Ty::Known(ty)))
+        };
+        let numeric1 = |c: Vec<(Expr, Ty)>, f: Func, float_result: bool| -> Result<(Expr, Ty), DbError> {
+            let (x, t) = c.into_iter().next().expect("arity checked");
+            let ty = self.numeric_operand(&x, t, &name)?;
+            let ty = if float_result { SqlType::Float8 } else { ty };
+            Ok((Expr::Func(f, alloc::vec![x], ty), Ty::Known(ty)))
+        };
+        let many_same = |c: Vec<(Expr, Ty)>, f: Func| -> Result<(Expr, Ty), DbError> {
+            let mut ty = Ty::Null;
+            for (_, t) in &c {
+                ty = merge_result_type(ty, *t)?;
+            }
+            let want = ty.sql();
+            let args = c.into_iter().map(|(x, t)| coerce_result(x, t, want)).collect::<Result<Vec<_>, _>>()?;
+            Ok((Expr::Func(f, args, want), if ty == Ty::Null { Ty::Null } else { Ty::Known(want) }))
+        };
+        Ok(match (name.as_str(), n) {
+            ("version", 0) => (Expr::Func(Func::Version, Vec::new(), SqlType::Text), Ty::Known(SqlType::Text)),
+            // Flushes the disk and powers the machine off (ends the process in hosted mode) once
+            // the answer is sent.
+            ("kerndb_shutdown", 0) => {
+                self.shutdown.set(true);
+                (Expr::Const(Value::Bool(true)), Ty::Known(SqlType::Bool))
+            }
+            ("now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" | "statement_timestamp" | "clock_timestamp", 0) => (Expr::Func(Func::Now, Vec::new(), SqlType::Timestamp), Ty::Known(SqlType::Timestamp)),
+            ("random", 0) => (Expr::Func(Func::Random, Vec::new(), SqlType::Float8), Ty::Known(SqlType::Float8)),
+            ("abs", 1) => numeric1(compiled, Func::Abs, false)?,
+            ("sign", 1) => numeric1(compiled, Func::Sign, false)?,
+            ("sqrt", 1) => numeric1(compiled, Func::Sqrt, true)?,
+            ("exp", 1) => numeric1(compiled, Func::Exp, true)?,
+            ("ln", 1) => numeric1(compiled, Func::Ln, true)?,
+            ("floor", 1) => numeric1(compiled, Func::Floor, false)?,
+            ("ceil" | "ceiling", 1) => numeric1(compiled, Func::Ceil, false)?,
+            ("round" | "trunc", 1 | 2) => {
+                let mut it = compiled.into_iter();
+                let (x, t) = it.next().expect("arity checked");
+                let ty = self.numeric_operand(&x, t, &name)?;
+                let mut args = alloc::vec![x];
+                if let Some((d, dt)) = it.next() {
+                    args.push(coerce(d, dt, SqlType::Int4, "argument")?);
+                }
+                let f = if name == "round" { Func::Round } else { Func::Trunc };
+                let ty = if ty.is_int() && args.len() == 1 { SqlType::Float8 } else { ty };
+                (Expr::Func(f, args, ty), Ty::Known(ty))
+            }
+            ("power" | "pow", 2) => {
+                let args = compiled.into_iter().map(|(x, t)| coerce(x, t, SqlType::Float8, "argument")).collect::<Result<Vec<_>, _>>()?;
+                (Expr::Func(Func::Power, args, SqlType::Float8), Ty::Known(SqlType::Float8))
+            }
+            ("mod", 2) => {
+                let mut it = compiled.into_iter();
+                let (a, at) = it.next().expect("arity checked");
+                let (b, bt) = it.next().expect("arity checked");
+                let (x, t) = self.binary(BinOp::Mod, a, at, b, bt)?;
+                (x, t)
+            }
+            ("coalesce", _) if n > 0 => many_same(compiled, Func::Coalesce)?,
+            ("greatest", _) if n > 0 => many_same(compiled, Func::Greatest)?,
+            ("least", _) if n > 0 => many_same(compiled, Func::Least)?,
+            ("nullif", 2) => {
+                let mut it = compiled.into_iter();
+                let (a, at) = it.next().expect("arity checked");
+                let (b, bt) = it.next().expect("arity checked");
+                let ty = common_type(at, bt, "=")?;
+                let a = coerce(a, at, ty, "argument")?;
+                let b = coerce(b, bt, ty, "argument")?;
+                (Expr::Func(Func::Nullif, alloc::vec![a, b], ty), if at == Ty::Null { Ty::Null } else { Ty::Known(ty) })
+            }
+            ("lower", 1) => text1(compiled, Func::Lower, SqlType::Text)?,
+            ("upper", 1) => text1(compiled, Func::Upper, SqlType::Text)?,
+            ("length" | "char_length" | "character_length", 1) => text1(compiled, Func::Length, SqlType::Int4)?,
+            ("reverse", 1) => text1(compiled, Func::Reverse, SqlType::Text)?,
+            ("repeat", 2) => text1(compiled, Func::Repeat, SqlType::Text)?,
+            ("substr" | "substring", 2 | 3) => text1(compiled, Func::Substr, SqlType::Text)?,
+            ("left", 2) => text1(compiled, Func::Left, SqlType::Text)?,
+            ("right", 2) => text1(compiled, Func::Right, SqlType::Text)?,
+            ("btrim" | "trim", 1 | 2) | ("ltrim", 1 | 2) | ("rtrim", 1 | 2) => {
+                let f = match name.as_str() {
+                    "ltrim" => Func::Ltrim,
+                    "rtrim" => Func::Rtrim,
+                    _ => Func::Trim,
+                };
+                let args = compiled.into_iter().map(|(x, t)| coerce(x, t, SqlType::Text, "argument")).collect::<Result<Vec<_>, _>>()?;
+                (Expr::Func(f, args, SqlType::Text), Ty::Known(SqlType::Text))
+            }
+            ("replace", 3) => {
+                let args = compiled.into_iter().map(|(x, t)| coerce(x, t, SqlType::Text, "argument")).collect::<Result<Vec<_>, _>>()?;
+                (Expr::Func(Func::Replace, args, SqlType::Text), Ty::Known(SqlType::Text))
+            }
+            ("concat", _) => (Expr::Func(Func::Concat, compiled.into_iter().map(|(x, _)| x).collect(), SqlType::Text), Ty::Known(SqlType::Text)),
+            _ => return Err(err!(UNDEFINED_FUNCTION, "function {name}() with {n} arguments does not exist")),
+        })
+    }
+
+    fn subplan(&self, q: &ast::Query, scope: &Scope) -> Result<(Rc<SubPlan>, Vec<ColInfo>), DbError> {
+        self.corr.borrow_mut().push(false);
+        let p = self.query(q, Some(scope));
+        let correlated = self.corr.borrow_mut().pop().unwrap_or(true);
+        let p = p?;
+        let id = self.next_sub.get();
+        self.next_sub.set(id + 1);
+        Ok((Rc::new(SubPlan { plan: p.node, correlated, id }), p.cols))
+    }
+
+    // ------------------------------------------------------------ queries
+
+    /// Plans a query. `outer` is the scope of an enclosing query (for correlated subqueries).
+    pub fn query(&self, q: &ast::Query, outer: Option<&Scope>) -> Result<Planned, DbError> {
+        let d = self.depth.get();
+        if d >= MAX_DEPTH {
+            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "subqueries and views are nested too deeply"));
+        }
+        self.depth.set(d + 1);
+        let r = self.query_inner(q, outer);
+        self.depth.set(d);
+        r
+    }
+
+    fn query_inner(&self, q: &ast::Query, outer: Option<&Scope>) -> Result<Planned, DbError> {
+        if q.with.is_some() || q.fetch.is_some() || !q.locks.is_empty() {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "WITH, FETCH and FOR UPDATE are not supported yet"));
+        }
+        let order: Vec<&ast::OrderByExpr> = match &q.order_by {
+            Some(ob) => match &ob.kind {
+                ast::OrderByKind::Expressions(v) => v.iter().collect(),
+                ast::OrderByKind::All(_) => return Err(err!(FEATURE_NOT_SUPPORTED, "ORDER BY ALL is not supported")),
+            },
+            None => Vec::new(),
+        };
+        let (limit, offset) = match &q.limit_clause {
+            None => (None, None),
+            Some(ast::LimitClause::LimitOffset { limit, offset, .. }) => (limit.as_ref(), offset.as_ref().map(|o| &o.value)),
+            Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => (Some(limit), Some(offset)),
+        };
+        let mut planned = match q.body.as_ref() {
+            ast::SetExpr::Select(sel) => self.select(sel, &order, outer)?,
+            body => {
+                let p = self.set_expr(body, outer)?;
+                if order.is_empty() {
+                    p
+                } else {
+                    let scope = Scope::new(p.cols.clone(), outer);
+                    let keys = self.order_keys_output(&order, &p.cols, &scope)?;
+                    Planned { node: Node::Sort(Box::new(p.node), keys), cols: p.cols }
+                }
+            }
+        };
+        if limit.is_some() || offset.is_some() {
+            let empty = Scope::new(Vec::new(), None);
+            let l = match limit {
+                Some(e) => Some(self.compile_as(e, &empty, SqlType::Int8, "argument of LIMIT")?),
+                None => None,
+            };
+            let o = match offset {
+                Some(e) => Some(self.compile_as(e, &empty, SqlType::Int8, "argument of OFFSET")?),
+                None => None,
+            };
+            planned.node = Node::Limit(Box::new(planned.node), l, o);
+        }
+        Ok(planned)
+    }
+
+    fn set_expr(&self, body: &ast::SetExpr, outer: Option<&Scope>) -> Result<Planned, DbError> {
+        match body {
+            ast::SetExpr::Select(sel) => self.select(sel, &[], outer),
+            ast::SetExpr::Query(q) => self.query(q, outer),
+            ast::SetExpr::Values(v) => self.values(v, outer),
+            ast::SetExpr::SetOperation { op, set_quantifier, left, right } => {
+                let l = self.set_expr(left, outer)?;
+                let r = self.set_expr(right, outer)?;
+                if l.cols.len() != r.cols.len() {
+                    return Err(err!(SYNTAX_ERROR, "each {op} query must have the same number of columns"));
+                }
+                let mut cols = l.cols.clone();
+                let mut rnode = r.node;
+                let mut lnode = l.node;
+                let mut lcasts = Vec::new();
+                let mut rcasts = Vec::new();
+                for (i, (a, b)) in l.cols.iter().zip(&r.cols).enumerate() {
+                    let ty = common_type(Ty::Known(a.ty), Ty::Known(b.ty), "UNION").map_err(|_| err!(DATATYPE_MISMATCH, "{op} types {} and {} cannot be matched", a.ty.name(), b.ty.name()))?;
+                    cols[i].ty = ty;
+                    cols[i].table = None;
+                    lcasts.push(if a.ty == ty { Expr::Column(i) } else { Expr::Cast(Box::new(Expr::Column(i)), ty) });
+                    rcasts.push(if b.ty == ty { Expr::Column(i) } else { Expr::Cast(Box::new(Expr::Column(i)), ty) });
+                }
+                if lcasts.iter().any(|e| matches!(e, Expr::Cast(..))) {
+                    lnode = Node::Project(Box::new(lnode), lcasts);
+                }
+                if rcasts.iter().any(|e| matches!(e, Expr::Cast(..))) {
+                    rnode = Node::Project(Box::new(rnode), rcasts);
+                }
+                let kind = match op {
+                    ast::SetOperator::Union => SetKind::Union,
+                    ast::SetOperator::Intersect => SetKind::Intersect,
+                    ast::SetOperator::Except | ast::SetOperator::Minus => SetKind::Except,
+                };
+                let all = matches!(set_quantifier, ast::SetQuantifier::All);
+                Ok(Planned { node: Node::SetOp(kind, all, Box::new(lnode), Box::new(rnode)), cols })
+            }
+            other => Err(err!(FEATURE_NOT_SUPPORTED, "query form is not supported yet: {other}")),
+        }
+    }
+
+    fn values(&self, v: &ast::Values, outer: Option<&Scope>) -> Result<Planned, DbError> {
+        let scope = Scope::new(Vec::new(), outer);
+        let mut rows = Vec::new();
+        let mut types: Vec<Ty> = Vec::new();
+        for r in &v.rows {
+            let mut row = Vec::new();
+            for (i, e) in r.content.iter().enumerate() {
+                let (x, t) = self.compile(e, &scope)?;
+                if types.len() <= i {
+                    types.push(t);
+                } else {
+                    types[i] = merge_result_type(types[i], t)?;
+                }
+                row.push((x, t));
+            }
+            if !rows.is_empty() && row.len() != types.len() {
+                return Err(err!(SYNTAX_ERROR, "VALUES lists must all be the same length"));
+            }
+            rows.push(row);
+        }
+        let want: Vec<SqlType> = types.iter().map(|t| t.sql()).collect();
+        let rows = rows
+            .into_iter()
+            .map(|r| r.into_iter().enumerate().map(|(i, (x, t))| coerce_result(x, t, want[i])).collect::<Result<Vec<_>, _>>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let cols = want.iter().enumerate().map(|(i, &ty)| ColInfo { table: None, name: alloc::format!("column{}", i + 1), ty }).collect();
+        Ok(Planned { node: Node::Values(rows), cols })
+    }
+
+    /// One FROM item: a table, a view, a subquery, or generate_series.
+    fn from_item(&self, f: &ast::TableFactor, outer: Option<&Scope>) -> Result<(Node, Vec<ColInfo>, Option<(String, u32, usize)>), DbError> {
+        match f {
+            ast::TableFactor::Table { name, alias, args, .. } => {
+                let n = object_name(name)?;
+                let alias_name = alias.as_ref().map(|a| ident_name(&a.name));
+                if let Some(args) = args {
+                    if n == "generate_series" {
+                        let scope = Scope::new(Vec::new(), outer);
+                        let mut xs = Vec::new();
+                        for a in &args.args {
+                            match a {
+                                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => xs.push(self.compile_as(e, &scope, SqlType::Int8, "generate_series")?),
+                                _ => return Err(err!(FEATURE_NOT_SUPPORTED, "generate_series argument form")),
+                            }
+                        }
+                        if !(2..=3).contains(&xs.len()) {
+                            return Err(err!(UNDEFINED_FUNCTION, "function generate_series with {} arguments does not exist", xs.len()));
+                        }
+                        let step = if xs.len() == 3 { xs.pop() } else { None };
+                        let hi = xs.pop().expect("two arguments");
+                        let lo = xs.pop().expect("two arguments");
+                        let an = alias_name.unwrap_or_else(|| String::from("generate_series"));
+                        let col = alias.as_ref().and_then(|a| a.columns.first()).map(|c| ident_name(&c.name)).unwrap_or_else(|| an.clone());
+                        return Ok((Node::GenerateSeries(lo, hi, step), alloc::vec![ColInfo { table: Some(an), name: col, ty: SqlType::Int8 }], None));
+                    }
+                    return Err(err!(UNDEFINED_FUNCTION, "function {n} does not exist"));
+                }
+                if let Some(t) = self.cat.tables.get(&n) {
+                    let label = alias_name.unwrap_or_else(|| n.clone());
+                    let renames: Vec<String> = alias.as_ref().map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect()).unwrap_or_default();
+                    let cols = t
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| ColInfo { table: Some(label.clone()), name: renames.get(i).cloned().unwrap_or_else(|| c.name.clone()), ty: c.ty })
+                        .collect();
+                    return Ok((Node::Scan { table: n.clone(), tree: t.tree, access: Access::Full, filter: None, rowid: false }, cols, Some((n, t.tree, t.columns.len()))));
+                }
+                if let Some(v) = self.cat.views.get(&n) {
+                    let q = super::parse_one_query(&v.sql)?;
+                    let p = self.query(&q, None)?;
+                    let label = alias_name.unwrap_or_else(|| n.clone());
+                    let cols = p.cols.iter().enumerate().map(|(i, c)| ColInfo { table: Some(label.clone()), name: v.columns.get(i).cloned().unwrap_or_else(|| c.name.clone()), ty: c.ty }).collect();
+                    return Ok((p.node, cols, None));
+                }
+                Err(no_table(&n))
+            }
+            ast::TableFactor::Derived { subquery, alias, .. } => {
+                let p = self.query(subquery, outer)?;
+                let label = alias.as_ref().map(|a| ident_name(&a.name));
+                let renames: Vec<String> = alias.as_ref().map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect()).unwrap_or_default();
+                let cols = p.cols.iter().enumerate().map(|(i, c)| ColInfo { table: label.clone(), name: renames.get(i).cloned().unwrap_or_else(|| c.name.clone()), ty: c.ty }).collect();
+                Ok((p.node, cols, None))
+            }
+            ast::TableFactor::NestedJoin { table_with_joins, alias } => {
+                let (node, mut cols) = self.from_joined(table_with_joins, outer, &mut Vec::new())?;
+                if let Some(a) = alias {
+                    let l = ident_name(&a.name);
+                    for c in &mut cols {
+                        c.table = Some(l.clone());
+                    }
+                }
+                Ok((node, cols, None))
+            }
+            other => Err(err!(FEATURE_NOT_SUPPORTED, "FROM item is not supported yet: {other}")),
+        }
+    }
+
+    /// A FROM item with its JOINs, left to right. Returns the node and its columns; `conjuncts`
+    /// are WHERE conditions (compiled later) – unused here, joins keep their ON conditions.
+    fn from_joined(&self, twj: &ast::TableWithJoins, outer: Option<&Scope>, _conjuncts: &mut Vec<Expr>) -> Result<(Node, Vec<ColInfo>), DbError> {
+        let (mut node, mut cols, _) = self.from_item(&twj.relation, outer)?;
+        for j in &twj.joins {
+            let (rnode, rcols, _) = self.from_item(&j.relation, outer)?;
+            let (kind, constraint) = match &j.join_operator {
+                ast::JoinOperator::Join(c) | ast::JoinOperator::Inner(c) => (JoinKind::Inner, Some(c)),
+                ast::JoinOperator::CrossJoin(_) => (JoinKind::Inner, None),
+                ast::JoinOperator::Left(c) | ast::JoinOperator::LeftOuter(c) => (JoinKind::Left, Some(c)),
+                other => return Err(err!(FEATURE_NOT_SUPPORTED, "join type is not supported yet: {other:?}")),
+            };
+            let lw = cols.len();
+            let rw = rcols.len();
+            let mut all = cols.clone();
+            all.extend(rcols.iter().cloned());
+            let scope = Scope::new(all.clone(), outer);
+            let on = match constraint {
+                Some(ast::JoinConstraint::On(e)) => Some(self.compile_as(e, &scope, SqlType::Bool, "argument of JOIN/ON")?),
+                Some(ast::JoinConstraint::Using(names)) => {
+                    let mut conds: Option<Expr> = None;
+                    for n in names {
+                        let name = n.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default();
+                        let li = cols.iter().position(|c| c.name == name).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{name}\" specified in USING clause does not exist in left table"))?;
+                        let ri = rcols.iter().position(|c| c.name == name).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{name}\" specified in USING clause does not exist in right table"))?;
+                        let ty = common_type(Ty::Known(cols[li].ty), Ty::Known(rcols[ri].ty), "=")?;
+                        let c = Expr::Binary(BinOp::Eq, Box::new(Expr::Column(li)), Box::new(Expr::Column(lw + ri)), ty);
+                        conds = Some(match conds {
+                            None => c,
+                            Some(p) => Expr::Binary(BinOp::And, Box::new(p), Box::new(c), SqlType::Bool),
+                        });
+                    }
+                    conds
+                }
+                Some(ast::JoinConstraint::Natural) => return Err(err!(FEATURE_NOT_SUPPORTED, "NATURAL JOIN is not supported yet")),
+                Some(ast::JoinConstraint::None) | None => None,
+            };
+            let (hash, on) = split_hash_keys(on, lw, rw);
+            node = Node::Join { left: Box::new(node), right: Box::new(rnode), kind, on, right_width: rw, hash };
+            cols = all;
+        }
+        Ok((node, cols))
+    }
+
+    fn select(&self, sel: &ast::Select, order: &[&ast::OrderByExpr], outer: Option<&Scope>) -> Result<Planned, DbError> {
+        if sel.top.is_some() || sel.into.is_some() || !sel.lateral_views.is_empty() {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "this SELECT form is not supported"));
+        }
+        // FROM: each comma item with its joins, then the items joined left to right with the
+        // WHERE conjuncts pushed to the first join that has their columns.
+        let mut items = Vec::new();
+        for twj in &sel.from {
+            let single = twj.joins.is_empty();
+            if single {
+                let (n, c, t) = self.from_item(&twj.relation, outer)?;
+                items.push((n, c, t));
+            } else {
+                let (n, c) = self.from_joined(twj, outer, &mut Vec::new())?;
+                items.push((n, c, None));
+            }
+        }
+        let mut all_cols: Vec<ColInfo> = Vec::new();
+        let mut offsets = Vec::new();
+        for (_, c, _) in &items {
+            offsets.push(all_cols.len());
+            all_cols.extend(c.iter().cloned());
+        }
+        let from_scope = Scope::new(all_cols.clone(), outer);
+        // WHERE, split into conjuncts.
+        let mut conjuncts: Vec<Expr> = Vec::new();
+        if let Some(w) = &sel.selection {
+            if has_aggregate(w) {
+                return Err(err!(GROUPING_ERROR, "aggregate functions are not allowed in WHERE"));
+            }
+            let x = self.compile_as(w, &from_scope, SqlType::Bool, "argument of WHERE")?;
+            split_and(x, &mut conjuncts);
+        }
+        let mut node = if items.is_empty() {
+            Node::One
+        } else {
+            let mut pending: Vec<Option<Expr>> = conjuncts.into_iter().map(Some).collect();
+            let mut width = 0;
+            let mut cur: Option<Node> = None;
+            let n_items = items.len();
+            for (k, (mut n, c, table)) in items.into_iter().enumerate() {
+                let (lo, hi) = (offsets[k], offsets[k] + c.len());
+                // Conjuncts on this item alone go into its scan.
+                let mut local = Vec::new();
+                for p in pending.iter_mut() {
+                    if let Some(x) = p {
+                        if reads_only(x, lo, hi) {
+                            let mut y = p.take().expect("checked");
+                            y.shift_columns(&|i| i - lo);
+                            local.push(y);
+                        }
+                    }
+                }
+                if !local.is_empty() {
+                    n = self.attach_filter(n, local, table.as_ref().map(|t| t.0.as_str()));
+                }
+                cur = Some(match cur {
+                    None => n,
+                    Some(left) => {
+                        // Conjuncts that become checkable with this item join it.
+                        let mut on = Vec::new();
+                        for p in pending.iter_mut() {
+                            if let Some(x) = p {
+                                if reads_only(x, 0, hi) {
+                                    on.push(p.take().expect("checked"));
+                                }
+                            }
+                        }
+                        let on = join_and(on);
+                        let (hash, on) = split_hash_keys(on, lo, hi - lo);
+                        Node::Join { left: Box::new(left), right: Box::new(n), kind: JoinKind::Inner, on, right_width: hi - lo, hash }
+                    }
+                });
+                width = hi;
+                let _ = n_items;
+            }
+            let _ = width;
+            let mut node = cur.expect("at least one FROM item");
+            let rest: Vec<Expr> = pending.into_iter().flatten().collect();
+            if let Some(f) = join_and(rest) {
+                node = Node::Filter(Box::new(node), f);
+            }
+            node
+        };
+        // Grouping and aggregates.
+        let group_exprs: Vec<&ast::Expr> = match &sel.group_by {
+            ast::GroupByExpr::Expressions(e, _) => e.iter().collect(),
+            ast::GroupByExpr::All(_) => return Err(err!(FEATURE_NOT_SUPPORTED, "GROUP BY ALL is not supported")),
+        };
+        let select_exprs: Vec<&ast::Expr> = sel
+            .projection
+            .iter()
+            .filter_map(|i| match i {
+                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+                _ => None,
+            })
+            .collect();
+        let grouped = !group_exprs.is_empty() || sel.having.is_some() || select_exprs.iter().any(|e| has_aggregate(e)) || order.iter().any(|o| has_aggregate(&o.expr));
+        let mut group_holder = None;
+        if grouped {
+            // GROUP BY 1 and GROUP BY alias refer to select items.
+            let mut keys_ast: Vec<ast::Expr> = Vec::new();
+            for g in &group_exprs {
+                let resolved = match g {
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::Number(n, _) => {
+                            let k: usize = n.parse().map_err(|_| err!(SYNTAX_ERROR, "non-integer constant in GROUP BY"))?;
+                            select_exprs.get(k.wrapping_sub(1)).map(|e| (*e).clone()).ok_or_else(|| err!(UNDEFINED_COLUMN, "GROUP BY position {k} is not in select list"))?
+                        }
+                        _ => (*g).clone(),
+                    },
+                    ast::Expr::Identifier(id) if from_scope.find(None, &ident_name(id))?.is_none() => {
+                        let name = ident_name(id);
+                        sel.projection
+                            .iter()
+                            .find_map(|i| match i {
+                                ast::SelectItem::ExprWithAlias { expr, alias } if ident_name(alias) == name => Some(expr.clone()),
+                                _ => None,
+                            })
+                            .unwrap_or_else(|| (*g).clone())
+                    }
+                    _ => (*g).clone(),
+                };
+                keys_ast.push(resolved);
+            }
+            let mut key_exprs = Vec::new();
+            let mut key_types = Vec::new();
+            for k in &keys_ast {
+                if has_aggregate(k) {
+                    return Err(err!(GROUPING_ERROR, "aggregate functions are not allowed in GROUP BY"));
+                }
+                let (x, t) = self.compile(k, &from_scope)?;
+                key_exprs.push(x);
+                key_types.push(t.sql());
+            }
+            group_holder = Some(Grouping { keys: keys_ast.iter().map(|k| k.to_string()).collect(), key_exprs, key_types, inner: &from_scope, aggs: RefCell::new(Vec::new()) });
+        }
+        let mut out_scope = Scope::new(all_cols.clone(), outer);
+        if let Some(g) = &group_holder {
+            out_scope.grouping = Some(g);
+            out_scope.cols = Vec::new();
+        }
+        let scope = &out_scope;
+        // Select list.
+        let mut exprs = Vec::new();
+        let mut cols = Vec::new();
+        for item in &sel.projection {
+            match item {
+                ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
+                    if grouped {
+                        return Err(err!(GROUPING_ERROR, "SELECT * is not allowed with GROUP BY or aggregates"));
+                    }
+                    let qual = match item {
+                        ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(n), _) => Some(object_name(n)?),
+                        _ => None,
+                    };
+                    if all_cols.is_empty() {
+                        return Err(err!(SYNTAX_ERROR, "SELECT * with no tables specified is not valid"));
+                    }
+                    let mut any = false;
+                    for (i, c) in all_cols.iter().enumerate() {
+                        if qual.is_none() || c.table == qual {
+                            exprs.push(Expr::Column(i));
+                            cols.push(c.clone());
+                            any = true;
+                        }
+                    }
+                    if !any {
+                        return Err(err!(UNDEFINED_TABLE, "missing FROM-clause entry for table \"{}\"", qual.unwrap_or_default()));
+                    }
+                }
+                ast::SelectItem::UnnamedExpr(e) => {
+                    let (x, t) = self.compile(e, scope)?;
+                    cols.push(ColInfo { table: None, name: default_name(e), ty: t.sql() });
+                    exprs.push(x);
+                }
+                ast::SelectItem::ExprWithAlias { expr: e, alias } => {
+                    let (x, t) = self.compile(e, scope)?;
+                    cols.push(ColInfo { table: None, name: ident_name(alias), ty: t.sql() });
+                    exprs.push(x);
+                }
+                other => return Err(err!(FEATURE_NOT_SUPPORTED, "select item is not supported: {other}")),
+            }
+        }
+        let visible = exprs.len();
+        let having = match &sel.having {
+            Some(h) => Some(self.compile_as(h, scope, SqlType::Bool, "argument of HAVING")?),
+            None => None,
+        };
+        // ORDER BY: output positions and aliases, else expressions added as hidden columns.
+        let mut keys = Vec::new();
+        for o in order {
+            let expr = self.order_target(&o.expr, sel, &cols, visible, scope, &mut exprs)?;
+            let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+            keys.push(SortKey { expr, desc, nulls_first: o.options.nulls_first.unwrap_or(desc) });
+        }
+        if let Some(g) = &group_holder {
+            let aggs = g.aggs.take().into_iter().map(|(_, a)| a).collect();
+            node = Node::Aggregate { input: Box::new(node), group: g.key_exprs.clone(), aggs };
+            if let Some(h) = having {
+                node = Node::Filter(Box::new(node), h);
+            }
+        }
+        node = Node::Project(Box::new(node), exprs);
+        let distinct = match &sel.distinct {
+            None | Some(ast::Distinct::All) => false,
+            Some(ast::Distinct::Distinct) => true,
+            Some(ast::Distinct::On(_)) => return Err(err!(FEATURE_NOT_SUPPORTED, "DISTINCT ON is not supported yet")),
+        };
+        if distinct {
+            if cols.len() < visible || keys.iter().any(|k| matches!(k.expr, Expr::Column(i) if i >= visible)) {
+                return Err(err!(INVALID_COLUMN_REFERENCE, "for SELECT DISTINCT, ORDER BY expressions must appear in select list"));
+            }
+            node = Node::Distinct(Box::new(node));
+        }
+        if !keys.is_empty() {
+            node = Node::Sort(Box::new(node), keys);
+        }
+        if distinct || true {
+            node = truncate_if(node, visible);
+        }
+        Ok(Planned { node, cols })
+    }
+
+    fn order_target(&self, e: &ast::Expr, _sel: &ast::Select, cols: &[ColInfo], visible: usize, scope: &Scope, exprs: &mut Vec<Expr>) -> Result<Expr, DbError> {
+        if let ast::Expr::Value(v) = e {
+            if let ast::Value::Number(n, _) = &v.value {
+                let k: usize = n.parse().map_err(|_| err!(SYNTAX_ERROR, "non-integer constant in ORDER BY"))?;
+                if k == 0 || k > visible {
+                    return Err(err!(INVALID_COLUMN_REFERENCE, "ORDER BY position {k} is not in select list"));
+                }
+                return Ok(Expr::Column(k - 1));
+            }
+        }
+        if let ast::Expr::Identifier(id) = e {
+            let name = ident_name(id);
+            let hits: Vec<usize> = cols[..visible].iter().enumerate().filter(|(_, c)| c.name == name).map(|(i, _)| i).collect();
+            if hits.len() == 1 {
+                return Ok(Expr::Column(hits[0]));
+            }
+        }
+        let (x, _) = self.compile(e, scope)?;
+        // The same expression as a select item: sort on it.
+        if let Some(i) = exprs[..visible].iter().position(|y| alloc::format!("{y:?}") == alloc::format!("{x:?}")) {
+            return Ok(Expr::Column(i));
+        }
+        exprs.push(x);
+        Ok(Expr::Column(exprs.len() - 1))
+    }
+
+    fn order_keys_output(&self, order: &[&ast::OrderByExpr], cols: &[ColInfo], scope: &Scope) -> Result<Vec<SortKey>, DbError> {
+        let mut keys = Vec::new();
+        for o in order {
+            let expr = match &o.expr {
+                ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                    let ast::Value::Number(n, _) = &v.value else { unreachable!("matched") };
+                    let k: usize = n.parse().map_err(|_| err!(SYNTAX_ERROR, "non-integer constant in ORDER BY"))?;
+                    if k == 0 || k > cols.len() {
+                        return Err(err!(INVALID_COLUMN_REFERENCE, "ORDER BY position {k} is not in select list"));
+                    }
+                    Expr::Column(k - 1)
+                }
+                other => self.compile(other, scope)?.0,
+            };
+            let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+            keys.push(SortKey { expr, desc, nulls_first: o.options.nulls_first.unwrap_or(desc) });
+        }
+        Ok(keys)
+    }
+
+    /// Puts `conds` (over the item's own columns) into a scan as its filter, choosing an
+    /// index when one fits; other items get a Filter node.
+    fn attach_filter(&self, n: Node, conds: Vec<Expr>, table: Option<&str>) -> Node {
+        match (n, table) {
+            (Node::Scan { table: tn, tree, access: Access::Full, filter: None, rowid }, Some(t)) => {
+                let access = self.choose_index(t, &conds);
+                Node::Scan { table: tn, tree, access, filter: join_and(conds), rowid }
+            }
+            (n, _) => match join_and(conds) {
+                Some(f) => Node::Filter(Box::new(n), f),
+                None => n,
+            },
+        }
+    }
+
+    /// Picks the index whose leading columns the conditions pin best (equalities first, then
+    /// one range).
+    pub fn choose_index(&self, table: &str, conds: &[Expr]) -> Access {
+        let Some(tdef) = self.cat.tables.get(table) else { return Access::Full };
+        let mut best: Option<(usize, Access)> = None;
+        for idx in self.cat.indexes_of(table) {
+            let mut eq = Vec::new();
+            let mut lo = None;
+            let mut hi = None;
+            for &c in &idx.columns {
+                if let Some(v) = conds.iter().find_map(|x| const_eq(x, c)) {
+                    eq.push(v);
+                    continue;
+                }
+                for x in conds {
+                    if let Some((op, v)) = const_cmp(x, c) {
+                        match op {
+                            BinOp::Gt if lo.is_none() => lo = Some((v, false)),
+                            BinOp::Ge if lo.is_none() => lo = Some((v, true)),
+                            BinOp::Lt if hi.is_none() => hi = Some((v, false)),
+                            BinOp::Le if hi.is_none() => hi = Some((v, true)),
+                            _ => {}
+                        }
+                    }
+                    if let Expr::Between(x, l, h, false) = x {
+                        if matches!(**x, Expr::Column(i) if i == c) && l.is_constant() && h.is_constant() {
+                            lo.get_or_insert(((**l).clone(), true));
+                            hi.get_or_insert(((**h).clone(), true));
+                        }
+                    }
+                }
+                break;
+            }
+            let score = eq.len() * 4 + usize::from(lo.is_some()) + usize::from(hi.is_some()) + usize::from(idx.unique && eq.len() == idx.columns.len()) * 8;
+            if score == 0 {
+                continue;
+            }
+            if best.as_ref().is_none_or(|(s, _)| score > *s) {
+                let col_types = idx.columns.iter().map(|&c| tdef.columns[c].ty).collect();
+                best = Some((score, Access::Index { tree: idx.tree, col_types, eq, lo, hi, name: idx.name.clone() }));
+            }
+        }
+        best.map(|(_, a)| a).unwrap_or(Access::Full)
+    }
+
+    /// A plan that reads `t` with its row ids, filtered by `cond` (UPDATE and DELETE).
+    pub fn table_rows(&self, t: &TableDef, cond: Option<Expr>) -> Node {
+        let mut conds = Vec::new();
+        if let Some(c) = cond {
+            split_and(c, &mut conds);
+        }
+        let access = self.choose_index(&t.name, &conds);
+        Node::Scan { table: t.name.clone(), tree: t.tree, access, filter: join_and(conds), rowid: true }
+    }
+}
+
+fn truncate_if(node: Node, visible: usize) -> Node {
+    match &node {
+        Node::Sort(inner, _) | Node::Distinct(inner) => {
+            if let Node::Project(_, e) = inner.as_ref() {
+                if e.len() > visible {
+                    return Node::Truncate(Box::new(node), visible);
+                }
+            }
+            if let Node::Distinct(i2) = inner.as_ref() {
+                if let Node::Project(_, e) = i2.as_ref() {
+                    if e.len() > visible {
+                        return Node::Truncate(Box::new(node), visible);
+                    }
+                }
+            }
+            node
+        }
+        _ => node,
+    }
+}
+
+trait IntoTy {
+    fn into_ty(self) -> Ty;
+}
+
+impl IntoTy for SqlType {
+    fn into_ty(self) -> Ty {
+        Ty::Known(self)
+    }
+}
+
+fn merge_result_type(a: Ty, b: Ty) -> Result<Ty, DbError> {
+    Ok(match (a, b) {
+        (Ty::Null, x) | (x, Ty::Null) => x,
+        (Ty::Unknown, Ty::Unknown) => Ty::Unknown,
+        (Ty::Unknown, x) | (x, Ty::Unknown) => x,
+        (Ty::Known(x), Ty::Known(y)) => Ty::Known(common_type(Ty::Known(x), Ty::Known(y), "CASE").map_err(|_| err!(DATATYPE_MISMATCH, "types {} and {} cannot be matched", x.name(), y.name()))?),
+    })
+}
+
+fn coerce_result(x: Expr, t: Ty, want: SqlType) -> Result<Expr, DbError> {
+    match t {
+        Ty::Known(ty) if ty == want => Ok(x),
+        Ty::Known(ty) if ty.is_int() && want.is_float() => Ok(Expr::Cast(Box::new(x), want)),
+        _ => coerce(x, t, want, "result"),
+    }
+}
+
+fn literal(v: &ast::Value) -> Result<(Expr, Ty), DbError> {
+    Ok(match v {
+        ast::Value::Number(s, _) => match s.parse::<i64>() {
+            Ok(n) => int_const(n),
+            Err(_) => match s.parse::<f64>() {
+                Ok(f) => (Expr::Const(Value::Float(f)), Ty::Known(SqlType::Numeric)),
+                Err(_) => return Err(err!(INVALID_TEXT_REPRESENTATION, "invalid number {s}")),
+            },
+        },
+        ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => (Expr::Const(Value::Text(s.clone())), Ty::Unknown),
+        ast::Value::Boolean(b) => (Expr::Const(Value::Bool(*b)), Ty::Known(SqlType::Bool)),
+        ast::Value::Null => (Expr::Const(Value::Null), Ty::Null),
+        other => return Err(err!(FEATURE_NOT_SUPPORTED, "literal {other} is not supported yet")),
+    })
+}
+
+fn op_symbol(op: BinOp) -> &'static str {
+    match op {
+        BinOp::Eq => "=",
+        BinOp::Ne => "<>",
+        BinOp::Lt => "<",
+        BinOp::Le => "<=",
+        BinOp::Gt => ">",
+        BinOp::Ge => ">=",
+        _ => "?",
+    }
+}
+
+pub fn split_and(x: Expr, out: &mut Vec<Expr>) {
+    match x {
+        Expr::Binary(BinOp::And, a, b, _) => {
+            split_and(*a, out);
+            split_and(*b, out);
+        }
+        other => out.push(other),
+    }
+}
+
+pub fn join_and(mut v: Vec<Expr>) -> Option<Expr> {
+    let first = if v.is_empty() { return None } else { v.remove(0) };
+    Some(v.into_iter().fold(first, |acc, x| Expr::Binary(BinOp::And, Box::new(acc), Box::new(x), SqlType::Bool)))
+}
+
+fn reads_only(x: &Expr, lo: usize, hi: usize) -> bool {
+    let mut ok = true;
+    x.columns(&mut |i| ok &= i >= lo && i < hi);
+    ok
+}
+
+/// Splits equalities between the left (`0..lw`) and right (`lw..lw+rw`) sides out of a join
+/// condition, as hash keys (right keys renumbered to the right row alone).
+fn split_hash_keys(on: Option<Expr>, lw: usize, rw: usize) -> (Option<(Vec<Expr>, Vec<Expr>)>, Option<Expr>) {
+    let Some(on) = on else { return (None, None) };
+    let mut conj = Vec::new();
+    split_and(on, &mut conj);
+    let (mut lk, mut rk, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for c in conj {
+        if let Expr::Binary(BinOp::Eq, a, b, ty) = &c {
+            let (a_left, a_right) = (reads_only(a, 0, lw), reads_only(a, lw, lw + rw));
+            let (b_left, b_right) = (reads_only(b, 0, lw), reads_only(b, lw, lw + rw));
+            let has_cols = |x: &Expr| {
+                let mut n = false;
+                x.columns(&mut |_| n = true);
+                n
+            };
+            if has_cols(a) && has_cols(b) && !matches!(ty, SqlType::Char(_)) {
+                if a_left && b_right {
+                    let mut r = (**b).clone();
+                    r.shift_columns(&|i| i - lw);
+                    lk.push(cast_to(&a, *ty));
+                    rk.push(cast_to(&r, *ty));
+                    continue;
+                }
+                if b_left && a_right {
+                    let mut r = (**a).clone();
+                    r.shift_columns(&|i| i - lw);
+                    lk.push(cast_to(&b, *ty));
+                    rk.push(cast_to(&r, *ty));
+                    continue;
+                }
+            }
+        }
+        rest.push(c);
+    }
+    if lk.is_empty() {
+        return (None, join_and(rest));
+    }
+    (Some((lk, rk)), join_and(rest))
+}
+
+fn cast_to(x: &Expr, ty: SqlType) -> Expr {
+    if ty.is_float() { Expr::Cast(Box::new(x.clone()), SqlType::Float8) } else { x.clone() }
+}
+
+/// `column = constant` (either order) on column `c`.
+fn const_eq(x: &Expr, c: usize) -> Option<Expr> {
+    match const_cmp(x, c) {
+        Some((BinOp::Eq, v)) => Some(v),
+        _ => None,
+    }
+}
+
+fn const_cmp(x: &Expr, c: usize) -> Option<(BinOp, Expr)> {
+    let Expr::Binary(op, a, b, _) = x else { return None };
+    let flip = |op: BinOp| match op {
+        BinOp::Lt => BinOp::Gt,
+        BinOp::Le => BinOp::Ge,
+        BinOp::Gt => BinOp::Lt,
+        BinOp::Ge => BinOp::Le,
+        o => o,
+    };
+    if !matches!(op, BinOp::Eq | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge) {
+        return None;
+    }
+    match (&**a, &**b) {
+        (Expr::Column(i), v) if *i == c && v.is_constant() => Some((*op, v.clone())),
+        (v, Expr::Column(i)) if *i == c && v.is_constant() => Some((flip(*op), v.clone())),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------- execution
+
+/// Runs plans over a snapshot or the open write transaction.
+pub struct Exec<'a, D: BlockDevice> {
+    pub store: &'a mut Store<D>,
+    pub at: ReadAt<'a>,
+    pub outer: Vec<Row>,
+    cache: BTreeMap<usize, Rc<Vec<Row>>>,
+    pub now: i64,
+    rng: u64,
+    pub max_rows: usize,
+}
+
+impl<D: BlockDevice> Env for Exec<'_, D> {
+    fn subquery(&mut self, sp: &SubPlan, row: &[Value]) -> Result<Rc<Vec<Row>>, DbError> {
+        if !sp.correlated {
+            if let Some(r) = self.cache.get(&sp.id) {
+                return Ok(r.clone());
+            }
+        }
+        if self.outer.len() >= MAX_DEPTH * 4 {
+            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "subqueries nested too deeply"));
+        }
+        self.outer.push(row.to_vec());
+        let r = self.run(&sp.plan);
+        self.outer.pop();
+        let r = Rc::new(r?);
+        if !sp.correlated {
+            self.cache.insert(sp.id, r.clone());
+        }
+        Ok(r)
+    }
+
+    fn outer(&self, depth: usize, idx: usize) -> Value {
+        self.outer.len().checked_sub(depth + 1).and_then(|i| self.outer.get(i)).and_then(|r| r.get(idx)).cloned().unwrap_or(Value::Null)
+    }
+
+    fn now(&self) -> i64 {
+        self.now
+    }
+
+    fn random(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct AggState {
+    count: i64,
+    isum: i128,
+    fsum: f64,
+    any_float: bool,
+    best: Option<Value>,
+    seen: Option<BTreeSet<Value>>,
+}
+
+impl<'a, D: BlockDevice> Exec<'a, D> {
+    pub fn new(store: &'a mut Store<D>, at: ReadAt<'a>, now: i64, seed: u64, max_rows: usize) -> Self {
+        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows }
+    }
+
+    fn check_size(&self, n: usize) -> Result<(), DbError> {
+        if n > self.max_rows {
+            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "a query step produced more than {} rows, the limit for one query", self.max_rows));
+        }
+        Ok(())
+    }
+
+    pub fn run(&mut self, node: &Node) -> Result<Vec<Row>, DbError> {
+        Ok(match node {
+            Node::One => alloc::vec![Vec::new()],
+            Node::Values(rows) => {
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let mut row = Vec::with_capacity(r.len());
+                    for e in r {
+                        row.push(e.eval(&[], self)?);
+                    }
+                    out.push(row);
+                }
+                out
+            }
+            Node::GenerateSeries(lo, hi, step) => {
+                let lo = lo.eval(&[], self)?;
+                let hi = hi.eval(&[], self)?;
+                let step = match step {
+                    Some(s) => s.eval(&[], self)?,
+                    None => Value::Int(1),
+                };
+                let (Value::Int(mut i), Value::Int(h), Value::Int(s)) = (lo, hi, step) else { return Ok(Vec::new()) };
+                if s == 0 {
+                    return Err(err!(INVALID_PARAMETER_VALUE, "step size cannot equal zero"));
+                }
+                let mut out = Vec::new();
+                while (s > 0 && i <= h) || (s < 0 && i >= h) {
+                    out.push(alloc::vec![Value::Int(i)]);
+                    self.check_size(out.len())?;
+                    i = match i.checked_add(s) {
+                        Some(n) => n,
+                        None => break,
+                    };
+                }
+                out
+            }
+            Node::Scan { table, tree, access, filter, rowid } => self.scan(table, *tree, access, filter.as_ref(), *rowid)?,
+            Node::Filter(input, pred) => {
+                let rows = self.run(input)?;
+                let mut out = Vec::new();
+                for r in rows {
+                    if pred.is_true(&r, self)? {
+                        out.push(r);
+                    }
+                }
+                out
+            }
+            Node::Project(input, exprs) => {
+                let rows = self.run(input)?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let mut o = Vec::with_capacity(exprs.len());
+                    for e in exprs {
+                        o.push(e.eval(&r, self)?);
+                    }
+                    out.push(o);
+                }
+                out
+            }
+            Node::Truncate(input, n) => {
+                let mut rows = self.run(input)?;
+                for r in &mut rows {
+                    r.truncate(*n);
+                }
+                rows
+            }
+            Node::Join { left, right, kind, on, right_width, hash } => self.join(left, right, *kind, on.as_ref(), *right_width, hash.as_ref())?,
+            Node::Aggregate { input, group, aggs } => self.aggregate(input, group, aggs)?,
+            Node::Sort(input, keys) => {
+                let rows = self.run(input)?;
+                let mut keyed = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let mut k = Vec::with_capacity(keys.len());
+                    for key in keys {
+                        k.push(key.expr.eval(&r, self)?);
+                    }
+                    keyed.push((k, r));
+                }
+                keyed.sort_by(|(a, _), (b, _)| {
+                    for (i, key) in keys.iter().enumerate() {
+                        let (x, y) = (&a[i], &b[i]);
+                        let o = match (x.is_null(), y.is_null()) {
+                            (true, true) => core::cmp::Ordering::Equal,
+                            (true, false) => if key.nulls_first { core::cmp::Ordering::Less } else { core::cmp::Ordering::Greater },
+                            (false, true) => if key.nulls_first { core::cmp::Ordering::Greater } else { core::cmp::Ordering::Less },
+                            _ => if key.desc { y.cmp(x) } else { x.cmp(y) },
+                        };
+                        if o != core::cmp::Ordering::Equal {
+                            return o;
+                        }
+                    }
+                    core::cmp::Ordering::Equal
+                });
+                keyed.into_iter().map(|(_, r)| r).collect()
+            }
+            Node::Distinct(input) => {
+                let rows = self.run(input)?;
+                let mut seen = BTreeSet::new();
+                let mut out = Vec::new();
+                for r in rows {
+                    if seen.insert(r.clone()) {
+                        out.push(r);
+                    }
+                }
+                out
+            }
+            Node::Limit(input, limit, offset) => {
+                let rows = self.run(input)?;
+                let l = match limit {
+                    Some(e) => match e.eval(&[], self)? {
+                        Value::Int(n) if n >= 0 => Some(n as usize),
+                        Value::Null => None,
+                        _ => return Err(err!(INVALID_ROW_COUNT, "LIMIT must not be negative")),
+                    },
+                    None => None,
+                };
+                let o = match offset {
+                    Some(e) => match e.eval(&[], self)? {
+                        Value::Int(n) if n >= 0 => n as usize,
+                        Value::Null => 0,
+                        _ => return Err(err!(INVALID_ROW_COUNT, "OFFSET must not be negative")),
+                    },
+                    None => 0,
+                };
+                rows.into_iter().skip(o).take(l.unwrap_or(usize::MAX)).collect()
+            }
+            Node::SetOp(kind, all, l, r) => {
+                let a = self.run(l)?;
+                let b = self.run(r)?;
+                set_op(*kind, *all, a, b)
+            }
+        })
+    }
+
+    fn scan(&mut self, _table: &str, tree: u32, access: &Access, filter: Option<&Expr>, rowid: bool) -> Result<Vec<Row>, DbError> {
+        let mut rowids: Option<Vec<Vec<u8>>> = None;
+        if let Access::Index { tree: itree, col_types, eq, lo, hi, .. } = access {
+            let mut prefix = Vec::new();
+            let mut usable = true;
+            for (i, e) in eq.iter().enumerate() {
+                let v = e.eval(&[], self)?;
+                match probe(v, col_types[i]) {
+                    Some(v) => encode_key(&v, &mut prefix),
+                    None => usable = false,
+                }
+            }
+            let rt = col_types.get(eq.len()).copied();
+            let mut lo_key = None;
+            let mut hi_key = None;
+            if let Some(rt) = rt {
+                if let Some((e, incl)) = lo {
+                    match probe(e.eval(&[], self)?, rt) {
+                        Some(v) => {
+                            let mut k = prefix.clone();
+                            encode_key(&v, &mut k);
+                            if !incl {
+                                k.extend_from_slice(&[0xFF; 10]);
+                            }
+                            lo_key = Some(k);
+                        }
+                        None => usable = false,
+                    }
+                }
+                if let Some((e, incl)) = hi {
+                    match probe(e.eval(&[], self)?, rt) {
+                        Some(v) => {
+                            let mut k = prefix.clone();
+                            encode_key(&v, &mut k);
+                            hi_key = Some((k, *incl));
+                        }
+                        None => usable = false,
+                    }
+                }
+            }
+            if usable {
+                let mut ids = Vec::new();
+                let start = lo_key.unwrap_or_else(|| prefix.clone());
+                let mut end_excl = prefix.clone();
+                let hi_bound = match hi_key {
+                    Some((mut k, true)) => {
+                        k.extend_from_slice(&[0xFF; 10]);
+                        Bound::Included(k)
+                    }
+                    Some((k, false)) => Bound::Excluded(k),
+                    None => {
+                        // Everything with the prefix: prefix followed by 0xFF bytes bounds it.
+                        end_excl.extend_from_slice(&[0xFF; 10]);
+                        if prefix.is_empty() { Bound::Unbounded } else { Bound::Included(end_excl) }
+                    }
+                };
+                let limit = self.max_rows;
+                self.store.scan(self.at, *itree, Bound::Included(&start[..]), match &hi_bound {
+                    Bound::Included(k) => Bound::Included(&k[..]),
+                    Bound::Excluded(k) => Bound::Excluded(&k[..]),
+                    Bound::Unbounded => Bound::Unbounded,
+                }, &mut |k, _| {
+                    if k.len() >= 8 {
+                        ids.push(k[k.len() - 8..].to_vec());
+                    }
+                    if ids.len() > limit {
+                        return Err(err!(PROGRAM_LIMIT_EXCEEDED, "a query step produced more than {limit} rows"));
+                    }
+                    Ok(true)
+                })?;
+                rowids = Some(ids);
+            }
+        }
+        let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        match rowids {
+            Some(ids) => {
+                for id in ids {
+                    if let Some(v) = self.store.get(self.at, tree, &id)? {
+                        raw.push((id, v));
+                    }
+                }
+            }
+            None => {
+                let limit = self.max_rows;
+                self.store.scan(self.at, tree, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
+                    raw.push((k.to_vec(), v));
+                    if raw.len() > limit {
+                        return Err(err!(PROGRAM_LIMIT_EXCEEDED, "a table scan produced more than {limit} rows"));
+                    }
+                    Ok(true)
+                })?;
+            }
+        }
+        let mut out = Vec::with_capacity(raw.len());
+        for (k, v) in raw {
+            let mut row = decode_row(&v)?;
+            if let Some(f) = filter {
+                if !f.is_true(&row, self)? {
+                    continue;
+                }
+            }
+            if rowid {
+                let id = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| err!(DATA_CORRUPTED, "malformed row id"))?);
+                row.push(Value::Int(id as i64));
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    fn join(&mut self, left: &Node, right: &Node, kind: JoinKind, on: Option<&Expr>, rw: usize, hash: Option<&(Vec<Expr>, Vec<Expr>)>) -> Result<Vec<Row>, DbError> {
+        let l = self.run(left)?;
+        let r = self.run(right)?;
+        let mut out = Vec::new();
+        match hash {
+            Some((lk, rk)) => {
+                let mut table: BTreeMap<Vec<Value>, Vec<usize>> = BTreeMap::new();
+                for (i, row) in r.iter().enumerate() {
+                    let mut key = Vec::with_capacity(rk.len());
+                    for e in rk {
+                        key.push(e.eval(row, self)?);
+                    }
+                    if key.iter().any(|v| v.is_null()) {
+                        continue;
+                    }
+                    table.entry(key).or_default().push(i);
+                }
+                for lrow in l {
+                    let mut key = Vec::with_capacity(lk.len());
+                    for e in lk {
+                        key.push(e.eval(&lrow, self)?);
+                    }
+                    let mut matched = false;
+                    if !key.iter().any(|v| v.is_null()) {
+                        if let Some(ids) = table.get(&key) {
+                            for &i in ids {
+                                let mut row = lrow.clone();
+                                row.extend(r[i].iter().cloned());
+                                if let Some(c) = on {
+                                    if !c.is_true(&row, self)? {
+                                        continue;
+                                    }
+                                }
+                                matched = true;
+                                out.push(row);
+                                self.check_size(out.len())?;
+                            }
+                        }
+                    }
+                    if !matched && kind == JoinKind::Left {
+                        let mut row = lrow;
+                        row.extend(core::iter::repeat_n(Value::Null, rw));
+                        out.push(row);
+                    }
+                }
+            }
+            None => {
+                for lrow in l {
+                    let mut matched = false;
+                    for rrow in &r {
+                        let mut row = lrow.clone();
+                        row.extend(rrow.iter().cloned());
+                        if let Some(c) = on {
+                            if !c.is_true(&row, self)? {
+                                continue;
+                            }
+                        }
+                        matched = true;
+                        out.push(row);
+                        self.check_size(out.len())?;
+                    }
+                    if !matched && kind == JoinKind::Left {
+                        let mut row = lrow;
+                        row.extend(core::iter::repeat_n(Value::Null, rw));
+                        out.push(row);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn aggregate(&mut self, input: &Node, group: &[Expr], aggs: &[Agg]) -> Result<Vec<Row>, DbError> {
+        let rows = self.run(input)?;
+        let fresh = || {
+            aggs.iter()
+                .map(|a| AggState { count: 0, isum: 0, fsum: 0.0, any_float: false, best: None, seen: if a.distinct { Some(BTreeSet::new()) } else { None } })
+                .collect::<Vec<_>>()
+        };
+        let mut groups: BTreeMap<Vec<Value>, Vec<AggState>> = BTreeMap::new();
+        for r in &rows {
+            let mut key = Vec::with_capacity(group.len());
+            for g in group {
+                key.push(g.eval(r, self)?);
+            }
+            let mut vals = Vec::with_capacity(aggs.len());
+            for a in aggs {
+                vals.push(match &a.arg {
+                    Some(e) => e.eval(r, self)?,
+                    None => Value::Null,
+                });
+            }
+            let states = groups.entry(key).or_insert_with(fresh);
+            for ((a, s), v) in aggs.iter().zip(states.iter_mut()).zip(vals) {
+                if a.func == AggFunc::CountStar {
+                    s.count += 1;
+                    continue;
+                }
+                if v.is_null() {
+                    continue;
+                }
+                if let Some(seen) = &mut s.seen {
+                    if !seen.insert(v.clone()) {
+                        continue;
+                    }
+                }
+                s.count += 1;
+                match a.func {
+                    AggFunc::Sum | AggFunc::Avg => match v {
+                        Value::Int(i) => {
+                            s.isum += i as i128;
+                            s.fsum += i as f64;
+                        }
+                        Value::Float(f) => {
+                            s.any_float = true;
+                            s.fsum += f;
+                        }
+                        _ => {}
+                    },
+                    AggFunc::Min => {
+                        if s.best.as_ref().is_none_or(|b| v < *b) {
+                            s.best = Some(v);
+                        }
+                    }
+                    AggFunc::Max => {
+                        if s.best.as_ref().is_none_or(|b| v > *b) {
+                            s.best = Some(v);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if groups.is_empty() && group.is_empty() {
+            groups.insert(Vec::new(), fresh());
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for (mut key, states) in groups {
+            for (a, s) in aggs.iter().zip(states) {
+                key.push(match a.func {
+                    AggFunc::CountStar | AggFunc::Count => Value::Int(s.count),
+                    _ if s.count == 0 => Value::Null,
+                    AggFunc::Sum if !s.any_float && a.ty.is_int() => {
+                        Value::Int(i64::try_from(s.isum).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "bigint out of range"))?)
+                    }
+                    AggFunc::Sum if !s.any_float => Value::Float(s.isum as f64),
+                    AggFunc::Sum => Value::Float(s.fsum),
+                    AggFunc::Avg if !s.any_float => Value::Float(s.isum as f64 / s.count as f64),
+                    AggFunc::Avg => Value::Float(s.fsum / s.count as f64),
+                    AggFunc::Min | AggFunc::Max => s.best.unwrap_or(Value::Null),
+                });
+            }
+            out.push(key);
+        }
+        Ok(out)
+    }
+}
+
+/// A probe value in the index column's type, or None when it cannot be compared bytewise
+/// with the stored keys (then the scan reads the whole table).
+fn probe(v: Value, ty: SqlType) -> Option<Value> {
+    match (&v, ty) {
+        (Value::Int(_), t) if t.is_int() => Some(v),
+        (Value::Float(_), t) if t.is_float() => Some(v),
+        (Value::Int(i), t) if t.is_float() => Some(Value::Float(*i as f64)),
+        (Value::Text(_), SqlType::Text | SqlType::Varchar(_)) => Some(v),
+        (Value::Bool(_), SqlType::Bool) => Some(v),
+        (Value::Timestamp(_), SqlType::Timestamp) => Some(v),
+        _ => None,
+    }
+}
+
+fn set_op(kind: SetKind, all: bool, a: Vec<Row>, b: Vec<Row>) -> Vec<Row> {
+    match (kind, all) {
+        (SetKind::Union, true) => {
+            let mut a = a;
+            a.extend(b);
+            a
+        }
+        (SetKind::Union, false) => {
+            let mut seen = BTreeSet::new();
+            a.into_iter().chain(b).filter(|r| seen.insert(r.clone())).collect()
+        }
+        (SetKind::Intersect, _) | (SetKind::Except, _) => {
+            let mut counts: BTreeMap<Row, usize> = BTreeMap::new();
+            for r in b {
+                *counts.entry(r).or_insert(0) += 1;
+            }
+            let mut seen = BTreeSet::new();
+            let mut out = Vec::new();
+            for r in a {
+                let c = counts.get_mut(&r);
+                let in_b = c.as_ref().is_some_and(|c| **c > 0);
+                let keep = if kind == SetKind::Intersect { in_b } else { !in_b };
+                if all {
+                    if let Some(c) = c {
+                        if *c > 0 {
+                            *c -= 1;
+                        }
+                    }
+                    if keep || (kind == SetKind::Except && !in_b) {
+                        out.push(r);
+                    }
+                } else if keep && seen.insert(r.clone()) {
+                    out.push(r);
+                }
+            }
+            out
+        }
+    }
+}
+
+pub fn explain(node: &Node, depth: usize, out: &mut Vec<String>) {
+    let pad = "  ".repeat(depth);
+    let arrow = if depth == 0 { "" } else { "->  " };
+    let line = match node {
+        Node::One => String::from("Result"),
+        Node::Values(r) => alloc::format!("Values Scan ({} rows)", r.len()),
+        Node::GenerateSeries(..) => String::from("Function Scan on generate_series"),
+        Node::Scan { table, access: Access::Full, filter, .. } => {
+            alloc::format!("Seq Scan on {table}{}", if filter.is_some() { " (filtered)" } else { "" })
+        }
+        Node::Scan { table, access: Access::Index { name, eq, lo, hi, .. }, .. } => {
+            alloc::format!("Index Scan using {name} on {table} ({} equal{}{})", eq.len(), if lo.is_some() { ", lower bound" } else { "" }, if hi.is_some() { ", upper bound" } else { "" })
+        }
+        Node::Filter(..) => String::from("Filter"),
+        Node::Project(..) => String::from("Project"),
+        Node::Truncate(..) => String::from("Project"),
+        Node::Join { kind, hash, .. } => alloc::format!("{} {}", if hash.is_some() { "Hash Join" } else { "Nested Loop" }, if *kind == JoinKind::Left { "Left" } else { "Inner" }),
+        Node::Aggregate { group, .. } => String::from(if group.is_empty() { "Aggregate" } else { "HashAggregate" }),
+        Node::Sort(..) => String::from("Sort"),
+        Node::Distinct(..) => String::from("Unique"),
+        Node::Limit(..) => String::from("Limit"),
+        Node::SetOp(k, all, ..) => alloc::format!("{k:?}{}", if *all { " All" } else { "" }),
+    };
+    out.push(alloc::format!("{pad}{arrow}{line}"));
+    match node {
+        Node::Filter(i, _) | Node::Project(i, _) | Node::Truncate(i, _) | Node::Sort(i, _) | Node::Distinct(i) | Node::Limit(i, _, _) => explain(i, depth + 1, out),
+        Node::Aggregate { input, .. } => explain(input, depth + 1, out),
+        Node::Join { left, right, .. } | Node::SetOp(_, _, left, right) => {
+            explain(left, depth + 1, out);
+            explain(right, depth + 1, out);
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,216 @@
+//! SQL semantics, pinned: NULL logic, overflow, casts, DDL, DML, joins, aggregates, transactions.
+use super::*;
+use drivers_raw::mem::MemDisk;
+
+fn db() -> Database<MemDisk> {
+    Database::open(MemDisk::new(4 << 20), Limits::default()).unwrap()
+}
+
+fn one(db: &mut Database<MemDisk>, sql: &str) -> Result<QueryResult, DbError> {
+    let mut r = db.execute(sql);
+    assert_eq!(r.len(), 1, "{sql}: {r:?}");
+    r.pop().unwrap()
+}
+
+fn rows(db: &mut Database<MemDisk>, sql: &str) -> Vec<Vec<Option<String>>> {
+    one(db, sql).unwrap_or_else(|e| panic!("{sql}: {e}")).rows.iter().map(|r| r.iter().map(|v| v.to_text()).collect()).collect()
+}
+
+fn flat(db: &mut Database<MemDisk>, sql: &str) -> String {
+    rows(db, sql).iter().map(|r| r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect::<Vec<_>>().join(",")).collect::<Vec<_>>().join(" ")
+}
+
+fn code(db: &mut Database<MemDisk>, sql: &str) -> &'static str {
+    one(db, sql).err().unwrap_or_else(|| panic!("{sql} should fail")).code.0
+}
+
+#[test]
+fn create_insert_select_where() {
+    let mut d = db();
+    assert_eq!(one(&mut d, "CREATE TABLE Users (id INTEGER NOT NULL, name TEXT, big BIGINT, ok BOOLEAN)").unwrap().tag, "CREATE TABLE");
+    assert_eq!(one(&mut d, "insert into users values (1, 'ann', 10000000000, true), (2, 'bob', null, false)").unwrap().tag, "INSERT 0 2");
+    assert_eq!(one(&mut d, "insert into users (name, id) values ('cy', '3')").unwrap().tag, "INSERT 0 1");
+    let r = one(&mut d, "select name, id from users where id = 2").unwrap();
+    assert_eq!(r.columns.unwrap(), alloc::vec![ColumnInfo { name: "name".into(), ty: SqlType::Text }, ColumnInfo { name: "id".into(), ty: SqlType::Int4 }]);
+    assert_eq!(r.rows, alloc::vec![alloc::vec![Value::Text("bob".into()), Value::Int(2)]]);
+    assert_eq!(r.tag, "SELECT 1");
+    assert_eq!(flat(&mut d, "select * from users where name = 'ann'"), "1,ann,10000000000,t");
+    assert_eq!(rows(&mut d, "select id from users where ok = false or big is null").len(), 2);
+    assert_eq!(rows(&mut d, "select id from users where big = 1").len(), 0);
+}
+
+#[test]
+fn errors_carry_sqlstates() {
+    let mut d = db();
+    one(&mut d, "create table t (a int not null, b text)").unwrap();
+    assert_eq!(code(&mut d, "create table t (a int)"), "42P07");
+    assert_eq!(code(&mut d, "selec 1"), "42601");
+    assert_eq!(code(&mut d, "select * from nope"), "42P01");
+    assert_eq!(code(&mut d, "select c from t"), "42703");
+    assert_eq!(code(&mut d, "insert into t values (null, 'x')"), "23502");
+    assert_eq!(code(&mut d, "insert into t values (2147483648, 'x')"), "22003");
+    assert_eq!(code(&mut d, "insert into t values ('abc', 'x')"), "22P02");
+    assert_eq!(code(&mut d, "select 2147483647 + 1"), "22003");
+    assert_eq!(code(&mut d, "select 1 / 0"), "22012");
+    assert_eq!(code(&mut d, "select * from t where a = 'x'"), "22P02");
+    assert_eq!(code(&mut d, "select * from t where b = 1"), "42883");
+    assert_eq!(code(&mut d, "select a, count(*) from t"), "42803");
+    assert!(rows(&mut d, "select * from t").is_empty());
+}
+
+#[test]
+fn expressions_follow_postgres() {
+    let mut d = db();
+    assert_eq!(flat(&mut d, "select 7 / 2, -7 / 2, 7 % 3, 2 + 3 * 4, - -5, - + - 3"), "3,-3,1,14,5,3");
+    assert_eq!(flat(&mut d, "select null = null, null and false, null or true, not null"), "NULL,f,t,NULL");
+    assert_eq!(flat(&mut d, "select 3000000000 + 1, -2147483648, 'a' || 'b'"), "3000000001,-2147483648,ab");
+    assert_eq!(flat(&mut d, "select 1.5 * 2, 7 / 2.0, cast(7 as real) / 2, 10 / 4 * 1.0"), "3,3.5,3.5,2");
+    assert_eq!(flat(&mut d, "select case when 1 > 2 then 'a' when 2 > 1 then 'b' end, case 3 when 3 then 30 else 0 end"), "b,30");
+    assert_eq!(flat(&mut d, "select coalesce(null, 2), nullif(3, 3), abs(-4), 5 between 1 and 9, 3 in (1, 2, null), 2 in (1, 2)"), "2,NULL,4,t,NULL,t");
+    assert_eq!(flat(&mut d, "select cast('12' as integer) + 1, cast(2.7 as integer), 'x' like '_', upper('ab'), length('héllo')"), "13,3,t,AB,5");
+    assert_eq!(flat(&mut d, "select (select 5) + 1 where exists (select 1)"), "6");
+    assert_eq!(code(&mut d, "select cast(40000 as smallint)"), "22003");
+    assert_eq!(code(&mut d, "select (select 1 union all select 2)"), "21000");
+}
+
+#[test]
+fn dml_joins_aggregates_and_ordering() {
+    let mut d = db();
+    for s in [
+        "create table t1 (a int primary key, b int, c text)",
+        "create table t2 (x int, y int)",
+        "insert into t1 values (1, 10, 'one'), (2, 20, 'two'), (3, 30, 'three'), (4, null, 'four')",
+        "insert into t2 values (1, 100), (2, 200), (2, 201), (9, 900)",
+    ] {
+        one(&mut d, s).unwrap();
+    }
+    assert_eq!(flat(&mut d, "select a, y from t1, t2 where a = x order by a, y"), "1,100 2,200 2,201");
+    assert_eq!(flat(&mut d, "select a, y from t1 left join t2 on a = x order by a desc, y"), "4,NULL 3,NULL 2,200 2,201 1,100");
+    assert_eq!(flat(&mut d, "select count(*), count(b), sum(b), min(c), max(b), avg(b) from t1"), "4,3,60,four,30,20");
+    assert_eq!(flat(&mut d, "select x, count(*) from t2 group by x having count(*) > 1"), "2,2");
+    assert_eq!(flat(&mut d, "select distinct x from t2 order by 1 desc limit 2 offset 1"), "2 1");
+    assert_eq!(flat(&mut d, "select b from t1 order by b nulls first"), "NULL 10 20 30");
+    assert_eq!(flat(&mut d, "select a from t1 where a in (select x from t2) order by a"), "1 2");
+    assert_eq!(flat(&mut d, "select a, (select count(*) from t2 where x = t1.a) from t1 order by a"), "1,1 2,2 3,0 4,0");
+    assert_eq!(flat(&mut d, "select x from t2 union select a from t1 order by 1"), "1 2 3 4 9");
+    assert_eq!(flat(&mut d, "select x from t2 except select a from t1"), "9");
+    assert_eq!(flat(&mut d, "select a from t1 intersect select x from t2 order by 1"), "1 2");
+    assert_eq!(one(&mut d, "update t1 set b = b + 1 where a >= 2").unwrap().tag, "UPDATE 3");
+    assert_eq!(flat(&mut d, "select b from t1 order by a"), "10 21 31 NULL");
+    assert_eq!(one(&mut d, "delete from t1 where b is null").unwrap().tag, "DELETE 1");
+    assert_eq!(code(&mut d, "insert into t1 values (1, 0, 'dup')"), "23505");
+    assert_eq!(code(&mut d, "update t1 set a = 2 where a = 1"), "23505");
+    // The primary key is an index lookup.
+    let plan = flat(&mut d, "explain select c from t1 where a = 3");
+    assert!(plan.contains("Index Scan using t1_pkey"), "{plan}");
+    assert_eq!(flat(&mut d, "select c from t1 where a = 3"), "three");
+    one(&mut d, "create index t2x on t2 (x)").unwrap();
+    assert_eq!(flat(&mut d, "select y from t2 where x > 1 and x <= 2 order by y"), "200 201");
+    one(&mut d, "create view v as select a, c from t1 where a > 1").unwrap();
+    assert_eq!(flat(&mut d, "select c from v order by a"), "two three");
+    one(&mut d, "drop view v").unwrap();
+    one(&mut d, "drop table t2").unwrap();
+    assert_eq!(code(&mut d, "select * from t2"), "42P01");
+    one(&mut d, "truncate t1").unwrap();
+    assert_eq!(flat(&mut d, "select count(*) from t1"), "0");
+    one(&mut d, "alter table t1 add column d int default 7").unwrap();
+    one(&mut d, "insert into t1 (a) values (5)").unwrap();
+    assert_eq!(flat(&mut d, "select a, d from t1"), "5,7");
+}
+
+#[test]
+fn several_statements_stop_at_the_first_error() {
+    let mut d = db();
+    let r = d.execute("create table t (a int); insert into t values (1); select * from nope; insert into t values (2)");
+    assert_eq!(r.len(), 3);
+    assert!(r[2].is_err());
+    assert_eq!(flat(&mut d, "select a from t"), "1");
+    assert!(d.execute("  -- nothing\n").is_empty());
+}
+
+fn run(d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str) -> Result<QueryResult, DbError> {
+    let mut b = d.batch(sql)?;
+    match d.step(s, &mut b) {
+        Step::Result(r) => r,
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
+#[test]
+fn transactions_commit_roll_back_and_isolate() {
+    let mut d = db();
+    let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
+    run(&mut d, &mut a, "create table t (x int)").unwrap();
+    run(&mut d, &mut a, "begin").unwrap();
+    assert_eq!(a.status(), b'T');
+    run(&mut d, &mut a, "insert into t values (1)").unwrap();
+    assert_eq!(run(&mut d, &mut a, "select x from t").unwrap().rows.len(), 1);
+    assert_eq!(run(&mut d, &mut b, "select x from t").unwrap().rows.len(), 0);
+    let mut bw = d.batch("insert into t values (2)").unwrap();
+    assert!(matches!(d.step(&mut b, &mut bw), Step::Blocked));
+    run(&mut d, &mut a, "rollback").unwrap();
+    assert!(matches!(d.step(&mut b, &mut bw), Step::Result(Ok(_))));
+    assert_eq!(flat(&mut d, "select x from t"), "2");
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "insert into t values (3)").unwrap();
+    assert!(run(&mut d, &mut a, "select nope from t").is_err());
+    assert_eq!(a.status(), b'E');
+    assert_eq!(run(&mut d, &mut a, "select 1").unwrap_err().code.0, "25P02");
+    assert_eq!(run(&mut d, &mut a, "commit").unwrap().tag, "ROLLBACK");
+    assert_eq!(a.status(), b'I');
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "insert into t values (4)").unwrap();
+    run(&mut d, &mut a, "insert into t values (5)").unwrap();
+    assert_eq!(run(&mut d, &mut a, "commit").unwrap().tag, "COMMIT");
+    assert_eq!(rows(&mut d, "select x from t").len(), 3);
+    // A reading block keeps its snapshot; writing after someone else committed is 40001.
+    run(&mut d, &mut b, "begin").unwrap();
+    assert_eq!(run(&mut d, &mut b, "select count(*) from t").unwrap().rows[0][0], Value::Int(3));
+    run(&mut d, &mut a, "insert into t values (6)").unwrap();
+    assert_eq!(run(&mut d, &mut b, "select count(*) from t").unwrap().rows[0][0], Value::Int(3));
+    assert_eq!(run(&mut d, &mut b, "insert into t values (7)").unwrap_err().code.0, "40001");
+    run(&mut d, &mut b, "rollback").unwrap();
+    // A session that goes away mid-transaction loses its writes and frees the lock.
+    run(&mut d, &mut b, "begin").unwrap();
+    run(&mut d, &mut b, "insert into t values (8)").unwrap();
+    d.end_session(&mut b);
+    d.sync().unwrap();
+    let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+    assert_eq!(flat(&mut d, "select x from t order by x"), "2 4 5 6");
+}
+
+#[test]
+fn prepared_statements_infer_parameters_and_bind_values() {
+    let mut d = db();
+    one(&mut d, "create table t (a int, b text, c bigint)").unwrap();
+    let ins = d.prepare(1, "insert into t values ($1, $2, $3)", &[]).unwrap();
+    assert_eq!(ins.param_types, alloc::vec![SqlType::Int4, SqlType::Text, SqlType::Int8]);
+    assert!(ins.columns.is_none());
+    let mut s = SessionState::new(1);
+    let mut b = d.bind(&ins, alloc::vec![Value::Int(7), Value::Text("seven".into()), Value::Null]).unwrap();
+    assert!(matches!(d.step(&mut s, &mut b), Step::Result(Ok(_))));
+    let sel = d.prepare(1, "select b, a + $2 from t where a = $1", &[]).unwrap();
+    assert_eq!(sel.param_types, alloc::vec![SqlType::Int4, SqlType::Int4]);
+    assert_eq!(sel.columns.as_ref().unwrap()[0], ColumnInfo { name: "b".into(), ty: SqlType::Text });
+    let mut b = d.bind(&sel, alloc::vec![Value::Int(7), Value::Int(1)]).unwrap();
+    match d.step(&mut s, &mut b) {
+        Step::Result(Ok(q)) => assert_eq!(q.rows, alloc::vec![alloc::vec![Value::Text("seven".into()), Value::Int(8)]]),
+        other => panic!("{other:?}"),
+    }
+    let upd = d.prepare(1, "update t set c = c + $1 where a = $2", &[]).unwrap();
+    assert_eq!(upd.param_types, alloc::vec![SqlType::Int8, SqlType::Int4]);
+    assert!(d.bind(&sel, alloc::vec![]).is_err());
+    assert!(d.prepare(1, "select 1; select 2", &[]).is_err());
+    assert!(d.prepare(1, "", &[]).unwrap().is_empty());
+    assert_eq!(code(&mut d, "select $1"), "08P01");
+}
+
+#[test]
+fn data_survives_reopen() {
+    let mut d = db();
+    one(&mut d, "create table t (a bigint, b text, f double precision, ts timestamp, v varchar(3))").unwrap();
+    one(&mut d, "insert into t values (1, 'one', 1.5, '2024-01-02 03:04:05', 'abc'), (2, 'two', null, null, 'x')").unwrap();
+    let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+    assert_eq!(flat(&mut d, "select b, f, ts, v from t where a = 1"), "one,1.5,2024-01-02 03:04:05,abc");
+    assert_eq!(code(&mut d, "insert into t (v) values ('abcd')"), "22001");
+}

@@ -1,0 +1,422 @@
+//! The engine against a model (`BTreeMap`), against power cuts, and against bit rot.
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::ops::Bound;
+
+use drivers_raw::mem::MemDisk;
+use drivers_raw::sim::{SimDisk, SimRng};
+use platform::BlockDevice;
+use proptest::prelude::*;
+
+use super::page::PAGE_SIZE;
+use super::store::{ReadAt, Store, StoreConfig};
+use crate::SqlState;
+
+type Model = BTreeMap<u32, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+fn small_pool() -> StoreConfig {
+    StoreConfig { cache_bytes: 16 * 1024 }
+}
+
+fn dump<D: BlockDevice>(s: &mut Store<D>, tree: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let snap = s.snapshot();
+    let mut out = BTreeMap::new();
+    s.scan(ReadAt::Snapshot(&snap), tree, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
+        out.insert(k.to_vec(), v);
+        Ok(true)
+    })
+    .unwrap();
+    let info = s.tree_info(ReadAt::Snapshot(&snap), tree).unwrap();
+    assert_eq!(info.entries, out.len() as u64, "entry count of tree {tree}");
+    s.release(snap);
+    out
+}
+
+fn key(i: u64) -> Vec<u8> {
+    i.to_be_bytes().to_vec()
+}
+
+fn val(i: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
+}
+
+#[test]
+fn many_rows_split_survive_reopen_and_scan_in_order() {
+    let mut s = Store::open(MemDisk::new(8 << 20), small_pool()).unwrap();
+    s.begin(1).unwrap();
+    let t = s.create_tree().unwrap();
+    for i in 0..5000u64 {
+        s.put(t, &key(i * 7 % 5000), &val(i, (i % 50) as usize)).unwrap();
+    }
+    s.commit().unwrap();
+    s.sync().unwrap();
+    let mut s = Store::open(s.into_device(), small_pool()).unwrap();
+    let all = dump(&mut s, t);
+    assert_eq!(all.len(), 5000);
+    assert!(all.keys().zip(all.keys().skip(1)).all(|(a, b)| a < b));
+    assert!(s.verify_all().unwrap() > 10);
+    // Range scan with bounds.
+    let snap = s.snapshot();
+    let mut got = Vec::new();
+    s.scan(ReadAt::Snapshot(&snap), t, Bound::Included(&key(100)), Bound::Excluded(&key(110)), &mut |k, _| {
+        got.push(k.to_vec());
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(got, (100..110).map(key).collect::<Vec<_>>());
+    assert_eq!(s.last_key(ReadAt::Snapshot(&snap), t).unwrap(), Some(key(4999)));
+    s.release(snap);
+}
+
+#[test]
+fn large_values_use_overflow_pages_and_are_freed() {
+    let mut s = Store::open(MemDisk::new(4 << 20), small_pool()).unwrap();
+    s.begin(1).unwrap();
+    let t = s.create_tree().unwrap();
+    s.commit().unwrap();
+    let (base, _) = s.usage();
+    let big = val(3, 100_000);
+    s.begin(1).unwrap();
+    s.put(t, b"big", &big).unwrap();
+    s.commit().unwrap();
+    s.sync().unwrap();
+    let mut s = Store::open(s.into_device(), small_pool()).unwrap();
+    let snap = s.snapshot();
+    assert_eq!(s.get(ReadAt::Snapshot(&snap), t, b"big").unwrap(), Some(big));
+    s.release(snap);
+    s.begin(1).unwrap();
+    assert!(s.delete(t, b"big").unwrap());
+    s.commit().unwrap();
+    s.checkpoint().unwrap();
+    let (after, _) = s.usage();
+    assert!(after <= base + 2, "{after} pages in use after delete, {base} before");
+}
+
+#[test]
+fn a_table_filled_and_emptied_again_and_again_does_not_grow() {
+    let mut s = Store::open(MemDisk::new(4 << 20), small_pool()).unwrap();
+    s.begin(1).unwrap();
+    let t = s.create_tree().unwrap();
+    s.commit().unwrap();
+    let mut peak = Vec::new();
+    for round in 0..6 {
+        s.begin(1).unwrap();
+        for i in 0..2000u64 {
+            s.put(t, &key(i), &val(i + round, 60)).unwrap();
+        }
+        s.commit().unwrap();
+        s.sync().unwrap();
+        s.begin(1).unwrap();
+        for i in 0..2000u64 {
+            assert!(s.delete(t, &key(i)).unwrap());
+        }
+        s.commit().unwrap();
+        s.sync().unwrap();
+        s.checkpoint().unwrap();
+        peak.push(s.usage().0);
+    }
+    assert!(peak[5] <= peak[1] + 2, "pages in use keep growing: {peak:?}");
+    assert_eq!(dump(&mut s, t).len(), 0);
+}
+
+#[test]
+fn a_database_four_times_the_pool_works() {
+    let cfg = StoreConfig { cache_bytes: 256 * 1024 };
+    let mut s = Store::open(MemDisk::new(16 << 20), cfg).unwrap();
+    s.begin(1).unwrap();
+    let t = s.create_tree().unwrap();
+    let mut i = 0u64;
+    let base = s.usage().0;
+    while ((s.usage().0 - base) as usize) * PAGE_SIZE < 4 * cfg.cache_bytes {
+        s.put(t, &key(i), &val(i, 100)).unwrap();
+        i += 1;
+    }
+    s.commit().unwrap();
+    s.sync().unwrap();
+    assert!(s.stats().pool_bytes <= cfg.cache_bytes as u64);
+    let mut s = Store::open(s.into_device(), cfg).unwrap();
+    let snap = s.snapshot();
+    for j in (0..i).step_by(97) {
+        assert_eq!(s.get(ReadAt::Snapshot(&snap), t, &key(j)).unwrap(), Some(val(j, 100)));
+    }
+    s.release(snap);
+    assert_eq!(dump(&mut s, t).len() as u64, i);
+    let st = s.stats();
+    assert!(st.pool_bytes <= cfg.cache_bytes as u64 && st.pool_misses > 0, "{st:?}");
+}
+
+#[test]
+fn snapshots_see_one_committed_state_and_never_uncommitted_data() {
+    let mut s = Store::open(MemDisk::new(2 << 20), small_pool()).unwrap();
+    s.begin(1).unwrap();
+    let t = s.create_tree().unwrap();
+    for i in 0..300 {
+        s.put(t, &key(i), b"old").unwrap();
+    }
+    s.commit().unwrap();
+    let old = s.snapshot();
+    s.begin(1).unwrap();
+    for i in 0..300 {
+        s.put(t, &key(i), b"new").unwrap();
+    }
+    // Uncommitted: the snapshot still sees "old", the writer "new".
+    assert_eq!(s.get(ReadAt::Snapshot(&old), t, &key(5)).unwrap().unwrap(), b"old");
+    assert_eq!(s.get(ReadAt::Txn, t, &key(5)).unwrap().unwrap(), b"new");
+    s.commit().unwrap();
+    // Many more commits: the old snapshot's pages must not be reused while it is held.
+    for r in 0..20 {
+        s.begin(1).unwrap();
+        for i in 0..300 {
+            s.put(t, &key(i), &val(r, 20)).unwrap();
+        }
+        s.commit().unwrap();
+        s.sync().unwrap();
+    }
+    let mut n = 0;
+    s.scan(ReadAt::Snapshot(&old), t, Bound::Unbounded, Bound::Unbounded, &mut |_, v| {
+        assert_eq!(v, b"old");
+        n += 1;
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(n, 300);
+    s.release(old);
+    // Rolled-back work is gone and its pages are free again.
+    let before = s.usage().0;
+    s.begin(2).unwrap();
+    for i in 0..300 {
+        s.put(t, &key(i), &val(i, 500)).unwrap();
+    }
+    s.rollback(2);
+    assert_eq!(s.usage().0, before);
+}
+
+#[test]
+fn foreign_disk_is_refused_and_corrupt_superblocks_are_reported() {
+    let mut d = MemDisk::new(1 << 20);
+    d.bytes_mut()[..4].copy_from_slice(b"\x7fELF");
+    let e = Store::open(d, small_pool()).err().unwrap();
+    assert!(e.message.contains("not a kerndb database"), "{e}");
+
+    let s = Store::open(MemDisk::new(1 << 20), small_pool()).unwrap();
+    let mut d = s.into_device();
+    d.bytes_mut()[100] ^= 1;
+    d.bytes_mut()[4096 + 100] ^= 1;
+    let e = Store::open(d, small_pool()).err().unwrap();
+    assert_eq!(e.code, SqlState::DATA_CORRUPTED);
+}
+
+#[test]
+fn disk_full_is_a_clear_error_and_loses_nothing() {
+    let mut s = Store::open(MemDisk::new(256 * 1024), small_pool()).unwrap();
+    s.begin(1).unwrap();
+    let t = s.create_tree().unwrap();
+    s.put(t, b"keep", b"me").unwrap();
+    s.commit().unwrap();
+    s.sync().unwrap();
+    s.begin(1).unwrap();
+    let mut last = Ok(false);
+    for i in 0..1000 {
+        last = s.put(t, &key(i), &val(i, 3000));
+        if last.is_err() {
+            break;
+        }
+    }
+    assert_eq!(last.err().unwrap().code, SqlState::DISK_FULL);
+    s.rollback(1);
+    assert_eq!(dump(&mut s, t).len(), 1);
+    // And the space is usable again.
+    s.begin(1).unwrap();
+    s.put(t, b"more", b"x").unwrap();
+    s.commit().unwrap();
+    s.sync().unwrap();
+}
+
+#[test]
+fn failed_flush_poisons_the_store() {
+    let mut s = Store::open(SimDisk::new(1 << 20), small_pool()).unwrap();
+    s.begin(1).unwrap();
+    let t = s.create_tree().unwrap();
+    s.commit().unwrap();
+    s.sync().unwrap();
+    s.device_mut().fail_after(1);
+    s.begin(1).unwrap();
+    s.put(t, b"a", b"b").unwrap();
+    s.commit().unwrap();
+    assert_eq!(s.sync().err().unwrap().code, SqlState::IO_ERROR);
+    assert_eq!(s.begin(1).err().unwrap().code, SqlState::READ_ONLY);
+}
+
+/// Flips every 7th bit of a tree page in turn: each flip is an XX001 naming the block, never a
+/// panic or a wrong answer.
+#[test]
+fn bit_flips_are_errors_naming_the_block() {
+    let mut s = Store::open(MemDisk::new(1 << 20), small_pool()).unwrap();
+    s.begin(1).unwrap();
+    let t = s.create_tree().unwrap();
+    for i in 0..50 {
+        s.put(t, &key(i), &val(i, 30)).unwrap();
+    }
+    s.commit().unwrap();
+    s.checkpoint().unwrap();
+    let snap = s.snapshot();
+    let root = s.tree_info(ReadAt::Snapshot(&snap), t).unwrap().root;
+    s.release(snap);
+    let clean = s.into_device();
+    for bit in (0..PAGE_SIZE * 8).step_by(7) {
+        let mut d = MemDisk::new(1 << 20);
+        d.bytes_mut().copy_from_slice(clean.bytes());
+        d.bytes_mut()[root as usize * PAGE_SIZE + bit / 8] ^= 1 << (bit % 8);
+        let mut s = Store::open(d, small_pool()).unwrap();
+        let snap = s.snapshot();
+        let e = s.get(ReadAt::Snapshot(&snap), t, &key(3)).err().unwrap_or_else(|| panic!("bit {bit} not detected"));
+        assert_eq!(e.code, SqlState::DATA_CORRUPTED);
+        assert!(e.message.contains(&alloc::format!("block {root}")), "{e}");
+    }
+}
+
+/// One crash run: a random workload on a small device that fails at a random operation, then
+/// a power cut that loses or tears unflushed writes, then recovery. Every acknowledged commit
+/// must be there, the one in flight may be, nothing else, and every page verifies.
+fn crash_run(seed: u64) {
+    let mut rng = SimRng::new(seed);
+    let mut s = Store::open(SimDisk::new(512 * 1024), StoreConfig { cache_bytes: 12 * 1024 }).unwrap();
+    s.begin(1).unwrap();
+    let trees = [s.create_tree().unwrap(), s.create_tree().unwrap()];
+    s.commit().unwrap();
+    s.sync().unwrap();
+    let mut acked: Model = trees.iter().map(|&t| (t, BTreeMap::new())).collect();
+    let mut inflight: Option<Model> = None;
+    s.device_mut().fail_after(rng.below(600));
+    'work: for _ in 0..30 {
+        let mut next = acked.clone();
+        if s.begin(1).is_err() {
+            break;
+        }
+        for _ in 0..1 + rng.below(8) {
+            let t = trees[rng.below(2) as usize];
+            let k = key(rng.below(40));
+            let r = if rng.below(4) == 0 {
+                next.get_mut(&t).unwrap().remove(&k);
+                s.delete(t, &k).map(|_| ())
+            } else {
+                let len = if rng.below(10) == 0 { 1000 + rng.below(5000) } else { rng.below(200) } as usize;
+                let v = val(rng.next_u64(), len);
+                next.get_mut(&t).unwrap().insert(k.clone(), v.clone());
+                s.put(t, &k, &v).map(|_| ())
+            };
+            if let Err(e) = r {
+                if e.code == SqlState::DISK_FULL {
+                    s.rollback(1);
+                    continue 'work;
+                }
+                break 'work;
+            }
+        }
+        if s.commit().is_err() {
+            inflight = Some(next);
+            break;
+        }
+        if s.sync().is_err() {
+            inflight = Some(next);
+            break;
+        }
+        acked = next;
+        if rng.below(10) == 0 && s.checkpoint().is_err() {
+            break;
+        }
+    }
+    let crashed = s.into_device().crash(&mut rng);
+    let mut r = Store::open(crashed, StoreConfig { cache_bytes: 12 * 1024 }).unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));
+    r.verify_all().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let got: Model = trees.iter().map(|&t| (t, dump(&mut r, t))).collect();
+    assert!(got == acked || Some(&got) == inflight.as_ref(), "seed {seed}: recovered state is neither the acknowledged one nor the one in flight");
+    // The recovered store takes writes.
+    r.begin(1).unwrap();
+    r.put(trees[0], b"after", b"crash").unwrap();
+    r.commit().unwrap();
+    r.sync().unwrap();
+}
+
+/// At least 10,000 crash points per run; `KERNDB_CRASH_POINTS=n` for a longer run.
+#[test]
+fn crashes_lose_nothing_acknowledged() {
+    let n: u64 = std::env::var("KERNDB_CRASH_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    for seed in 0..n {
+        crash_run(seed);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(usize, u16, usize),
+    Delete(usize, u16),
+    Commit,
+    Rollback,
+    Reopen,
+    Checkpoint,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..3usize, 0..400u16, prop_oneof![0..100usize, 600..3000usize]).prop_map(|(t, k, l)| Op::Put(t, k, l)),
+        3 => (0..3usize, 0..400u16).prop_map(|(t, k)| Op::Delete(t, k)),
+        2 => Just(Op::Commit),
+        1 => Just(Op::Rollback),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::Checkpoint),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Random operations against a BTreeMap model, with reopen in between.
+    #[test]
+    fn behaves_like_a_btreemap(ops in proptest::collection::vec(op(), 1..300)) {
+        let cfg = StoreConfig { cache_bytes: 24 * 1024 };
+        let mut s = Store::open(MemDisk::new(4 << 20), cfg).unwrap();
+        s.begin(1).unwrap();
+        let trees = [s.create_tree().unwrap(), s.create_tree().unwrap(), s.create_tree().unwrap()];
+        s.commit().unwrap();
+        let mut committed: Model = trees.iter().map(|&t| (t, BTreeMap::new())).collect();
+        let mut working = committed.clone();
+        for o in ops {
+            match o {
+                Op::Put(t, k, l) => {
+                    s.begin(1).unwrap();
+                    let (k, v) = (k.to_be_bytes().to_vec(), val(k as u64, l));
+                    let had = working.get_mut(&trees[t]).unwrap().insert(k.clone(), v.clone()).is_some();
+                    prop_assert_eq!(s.put(trees[t], &k, &v).unwrap(), had);
+                }
+                Op::Delete(t, k) => {
+                    s.begin(1).unwrap();
+                    let k = k.to_be_bytes().to_vec();
+                    let had = working.get_mut(&trees[t]).unwrap().remove(&k).is_some();
+                    prop_assert_eq!(s.delete(trees[t], &k).unwrap(), had);
+                }
+                Op::Commit => {
+                    s.commit().unwrap();
+                    committed = working.clone();
+                }
+                Op::Rollback => {
+                    s.rollback(1);
+                    working = committed.clone();
+                }
+                Op::Reopen => {
+                    s.rollback(1);
+                    working = committed.clone();
+                    s.sync().unwrap();
+                    s = Store::open(s.into_device(), cfg).unwrap();
+                }
+                Op::Checkpoint => s.checkpoint().unwrap(),
+            }
+            if s.writer().is_none() {
+                for &t in &trees {
+                    prop_assert_eq!(&dump(&mut s, t), &committed[&t]);
+                }
+            }
+        }
+        s.rollback(1);
+        s.verify_all().unwrap();
+    }
+}
