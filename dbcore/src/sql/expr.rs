@@ -132,7 +132,7 @@ pub fn cast_value(v: Value, want: SqlType) -> Result<Value, DbError> {
             }
             // Round half away from zero (numeric) / to even (float); PostgreSQL's float8->int
             // uses rint, numeric->int rounds half away from zero.
-            let r = f.round_ties_even();
+            let r = libm::rint(f);
             if r < -9.3e18 || r > 9.3e18 {
                 return Err(err!(NUMERIC_OUT_OF_RANGE, "{} out of range", t.name()));
             }
@@ -692,7 +692,7 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
             let x = num(&a[0]);
             let d = a.get(1).and_then(int_arg).unwrap_or(0).clamp(-20, 20) as i32;
             let m = libm_pow10(d);
-            let r = if f == F::Round { round_half_away(x * m) / m } else { (x * m).trunc() / m };
+            let r = if f == F::Round { round_half_away(x * m) / m } else { libm::trunc(x * m) / m };
             match &a[0] {
                 Value::Int(i) if d >= 0 => Value::Int(*i),
                 _ => Value::Float(r),
@@ -700,28 +700,28 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
         }
         F::Floor => match &a[0] {
             Value::Int(i) => Value::Int(*i),
-            v => float(num(v).floor())?,
+            v => float(libm::floor(num(v)))?,
         },
         F::Ceil => match &a[0] {
             Value::Int(i) => Value::Int(*i),
-            v => float(num(v).ceil())?,
+            v => float(libm::ceil(num(v)))?,
         },
         F::Sqrt => {
             let x = num(&a[0]);
             if x < 0.0 {
                 return Err(err!(INVALID_ARGUMENT_FOR_POWER, "cannot take square root of a negative number"));
             }
-            Value::Float(x.sqrt())
+            Value::Float(libm::sqrt(x))
         }
-        F::Exp => Value::Float(num(&a[0]).exp()),
+        F::Exp => Value::Float(libm::exp(num(&a[0]))),
         F::Ln => {
             let x = num(&a[0]);
             if x <= 0.0 {
                 return Err(err!(INVALID_ARGUMENT_FOR_LOG, "cannot take logarithm of {}", if x == 0.0 { "zero" } else { "a negative number" }));
             }
-            Value::Float(x.ln())
+            Value::Float(libm::log(x))
         }
-        F::Power => Value::Float(num(&a[0]).powf(num(&a[1]))),
+        F::Power => Value::Float(libm::pow(num(&a[0]), num(&a[1]))),
         F::Mod => eval_binary(BinOp::Mod, a[0].clone(), a[1].clone(), ty)?,
         F::Greatest | F::Least => {
             let mut best: Option<Value> = None;
@@ -745,7 +745,7 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
 }
 
 fn round_half_away(x: f64) -> f64 {
-    if x >= 0.0 { (x + 0.5).floor() } else { -((-x + 0.5).floor()) }
+    if x >= 0.0 { libm::floor(x + 0.5) } else { -libm::floor(-x + 0.5) }
 }
 
 fn libm_pow10(d: i32) -> f64 {
