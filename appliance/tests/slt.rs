@@ -144,7 +144,7 @@ fn run(c: &mut Raw, r: &Record) -> bool {
             if rows.first().is_some_and(|r| r.len() != tys.len()) {
                 return false;
             }
-            let mut flat: Vec<String> = match sort.as_str() {
+            let flat: Vec<String> = match sort.as_str() {
                 "rowsort" => {
                     rows.sort();
                     rows.into_iter().flatten().collect()
