@@ -107,6 +107,8 @@ fn format_value(v: &Option<String>, ty: char) -> String {
     match v {
         None => "NULL".into(),
         Some(s) => match ty {
+            // A boolean in an integer column: sqllogictest's engines print truth as 1/0.
+            'I' if s == "t" || s == "f" => if s == "t" { "1".into() } else { "0".into() },
             'I' => match s.parse::<i64>() {
                 Ok(n) => n.to_string(),
                 Err(_) => match s.parse::<f64>() {
@@ -124,9 +126,23 @@ fn format_value(v: &Option<String>, ty: char) -> String {
     }
 }
 
-/// Runs one record; true if it passed.
-fn run(c: &mut Raw, r: &Record) -> bool {
+/// Runs one record; true if it passed. With `failures`, a failing record is described there.
+fn run(c: &mut Raw, r: &Record, failures: Option<&mut String>) -> bool {
     let msgs = c.query(&r.sql);
+    let ok = check(&msgs, r);
+    if let (false, Some(out)) = (ok, failures) {
+        let what: Vec<String> = msgs
+            .iter()
+            .filter(|m| m.ty == b'E' || m.ty == b'D')
+            .take(4)
+            .map(|m| if m.ty == b'E' { String::from_utf8_lossy(&m.body).replace('\0', " ") } else { format!("{:?}", common::data_row(&m.body)) })
+            .collect();
+        out.push_str(&format!("---- {}\n  got: {}\n", r.sql, what.join(" | ")));
+    }
+    ok
+}
+
+fn check(msgs: &[common::Msg], r: &Record) -> bool {
     let error = msgs.iter().any(|m| m.ty == b'E');
     match &r.expect {
         Expect::Ok => !error,
@@ -189,6 +205,8 @@ fn sqllogictest_public_corpus() {
     let (mut passed, mut total) = (0usize, 0usize);
     let tmp = temp_dir("slt");
     let run_start = Instant::now();
+    // KERNDB_SLT_VERBOSE=1 prints every failing record with what came back.
+    let verbose = std::env::var_os("KERNDB_SLT_VERBOSE").is_some();
     for (n, path) in paths.iter().enumerate() {
         let records = parse(&std::fs::read_to_string(path).unwrap());
         if run_start.elapsed() > TOTAL_BUDGET {
@@ -201,15 +219,19 @@ fn sqllogictest_public_corpus() {
         let mut c = Raw::login(server.port);
         let start = Instant::now();
         let mut ok = 0;
+        let mut failures = verbose.then(String::new);
         for r in &records {
             if start.elapsed() > FILE_BUDGET {
                 break;
             }
-            if run(&mut c, r) {
+            if run(&mut c, r, failures.as_mut()) {
                 ok += 1;
             }
         }
         let name = path.strip_prefix(&dir).unwrap_or(path).display().to_string();
+        if let Some(f) = failures.filter(|f| !f.is_empty()) {
+            println!("failures in {name}:\n{f}");
+        }
         println!("slt {name}: {ok}/{} ({:.2}%) in {:.1}s", records.len(), 100.0 * ok as f64 / records.len().max(1) as f64, start.elapsed().as_secs_f64());
         passed += ok;
         total += records.len();

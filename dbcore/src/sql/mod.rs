@@ -27,7 +27,7 @@ use plan::{ident_name, object_name, type_of, ColInfo, Exec, Planner, Scope};
 /// PostgreSQL's limit on columns per table.
 pub const MAX_COLUMNS: usize = 1600;
 /// Parser recursion limit: bounds the stack a hostile statement can use.
-const PARSER_DEPTH: usize = 40;
+const PARSER_DEPTH: usize = 120;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnInfo {
@@ -1231,7 +1231,7 @@ fn first_words(s: &str) -> String {
 
 fn parser_error(e: ParserError) -> DbError {
     match e {
-        ParserError::RecursionLimitExceeded => err!(PROGRAM_LIMIT_EXCEEDED, "statement is nested too deeply"),
+        ParserError::RecursionLimitExceeded => err!(STATEMENT_TOO_COMPLEX, "statement is nested too deeply"),
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => err!(SYNTAX_ERROR, "syntax error: {m}"),
     }
 }

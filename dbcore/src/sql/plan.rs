@@ -182,6 +182,18 @@ pub fn object_name(n: &ast::ObjectName) -> Result<String, DbError> {
     }
 }
 
+/// PostgreSQL's constant folding of strict operators: an operand that is the NULL constant
+/// makes the result NULL without evaluating the other operand (so `x * y < NULL` cannot
+/// overflow). BETWEEN is `x >= lo AND x <= hi`, NULL when x or both bounds are NULL.
+fn fold_strict(e: Expr) -> Expr {
+    let null = |x: &Expr| matches!(x, Expr::Const(Value::Null));
+    match &e {
+        Expr::Binary(op, l, r, _) if !matches!(op, BinOp::And | BinOp::Or) && (null(l) || null(r)) => Expr::Const(Value::Null),
+        Expr::Between(x, lo, hi, _) if null(x) || null(lo) && null(hi) => Expr::Const(Value::Null),
+        _ => e,
+    }
+}
+
 fn int_const(n: i64) -> (Expr, Ty) {
     let ty = if i32::try_from(n).is_ok() { SqlType::Int4 } else { SqlType::Int8 };
     (Expr::Const(Value::Int(n)), Ty::Known(ty))
@@ -192,7 +204,11 @@ fn int_const(n: i64) -> (Expr, Ty) {
 fn coerce(x: Expr, t: Ty, want: SqlType, what: &str) -> Result<Expr, DbError> {
     match t {
         Ty::Known(ty) if ty == want => Ok(x),
-        Ty::Known(ty) if ty.is_int() && want.is_numeric() => Ok(x),
+        Ty::Known(ty) if ty.is_int() && want.is_int() => Ok(x),
+        Ty::Known(ty) if ty.is_int() && want.is_numeric() => match x {
+            Expr::Const(v) => Ok(Expr::Const(cast_value(v, want)?)),
+            other => Ok(Expr::Cast(Box::new(other), want)),
+        },
         Ty::Known(ty) if ty.is_float() && want.is_float() => Ok(x),
         Ty::Known(ty) if ty.is_text() && want.is_text() => Ok(x),
         Ty::Null => Ok(x),
@@ -553,10 +569,15 @@ impl<'a> Planner<'a> {
                         let ty = self.numeric_operand(&x, t, "-")?;
                         (Expr::Neg(Box::new(x), ty), Ty::Known(ty))
                     }
-                    ast::UnaryOperator::Plus => {
-                        let ty = self.numeric_operand(&x, t, "+")?;
-                        (x, Ty::Known(ty))
-                    }
+                    // PostgreSQL refuses unary plus on non-numbers; SQLite's corpus uses it on
+                    // text, and accepting it as a no-op changes no answer PostgreSQL gives.
+                    ast::UnaryOperator::Plus => match t {
+                        Ty::Known(ty) if !ty.is_numeric() => (x, t),
+                        _ => {
+                            let ty = self.numeric_operand(&x, t, "+")?;
+                            (x, Ty::Known(ty))
+                        }
+                    },
                     ast::UnaryOperator::Not => {
                         self.note_param(&x, SqlType::Bool);
                         let x = coerce(x, t, SqlType::Bool, "argument of NOT")?;
@@ -603,20 +624,31 @@ impl<'a> Planner<'a> {
                 };
                 let (l, lt) = self.compile(left, scope)?;
                 let (r, rt) = self.compile(right, scope)?;
-                self.binary(op, l, lt, r, rt)?
+                let (x, t) = self.binary(op, l, lt, r, rt)?;
+                (fold_strict(x), t)
             }
             E::Between { expr, negated, low, high } => {
                 let (x, xt) = self.compile(expr, scope)?;
                 let (lo, lot) = self.compile(low, scope)?;
                 let (hi, hit) = self.compile(high, scope)?;
-                let ty = common_type(common_type(xt, lot, "BETWEEN")?.into_ty(), hit, "BETWEEN")?;
+                // NULL and unknown literals take the type of the others, as in PostgreSQL.
+                let mut acc = Ty::Null;
+                for t in [xt, lot, hit] {
+                    acc = match (acc, t) {
+                        (Ty::Known(a), Ty::Known(_)) => Ty::Known(common_type(Ty::Known(a), t, "BETWEEN")?),
+                        (Ty::Known(_), _) => acc,
+                        (_, Ty::Known(_)) | (Ty::Null, Ty::Unknown) => t,
+                        _ => acc,
+                    };
+                }
+                let ty = common_type(acc, acc, "BETWEEN")?;
                 for x in [&x, &lo, &hi] {
                     self.note_param(x, ty);
                 }
                 let x = coerce(x, xt, ty, "operand")?;
                 let lo = coerce(lo, lot, ty, "operand")?;
                 let hi = coerce(hi, hit, ty, "operand")?;
-                (Expr::Between(Box::new(x), Box::new(lo), Box::new(hi), *negated), Ty::Known(SqlType::Bool))
+                (fold_strict(Expr::Between(Box::new(x), Box::new(lo), Box::new(hi), *negated)), Ty::Known(SqlType::Bool))
             }
             E::InList { expr, list, negated } => {
                 let (x, xt) = self.compile(expr, scope)?;
@@ -945,7 +977,7 @@ impl<'a> Planner<'a> {
     pub fn query(&self, q: &ast::Query, outer: Option<&Scope>) -> Result<Planned, DbError> {
         let d = self.depth.get();
         if d >= MAX_DEPTH {
-            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "subqueries and views are nested too deeply"));
+            return Err(err!(STATEMENT_TOO_COMPLEX, "subqueries and views are nested too deeply"));
         }
         self.depth.set(d + 1);
         let r = self.query_inner(q, outer);
@@ -1329,9 +1361,6 @@ impl<'a> Planner<'a> {
         for item in &sel.projection {
             match item {
                 ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
-                    if grouped {
-                        return Err(err!(GROUPING_ERROR, "SELECT * is not allowed with GROUP BY or aggregates"));
-                    }
                     let qual = match item {
                         ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(n), _) => Some(object_name(n)?),
                         _ => None,
@@ -1342,7 +1371,15 @@ impl<'a> Planner<'a> {
                     let mut any = false;
                     for (i, c) in all_cols.iter().enumerate() {
                         if qual.is_none() || c.table == qual {
-                            exprs.push(Expr::Column(i));
+                            // Grouped: every column must be a grouping key (output column k).
+                            let x = match &group_holder {
+                                None => Expr::Column(i),
+                                Some(g) => match g.key_exprs.iter().position(|k| matches!(k, Expr::Column(kc) if *kc == i)) {
+                                    Some(k) => Expr::Column(k),
+                                    None => return Err(err!(GROUPING_ERROR, "column \"{}\" must appear in the GROUP BY clause or be used in an aggregate function", c.name)),
+                                },
+                            };
+                            exprs.push(x);
                             cols.push(c.clone());
                             any = true;
                         }
@@ -1711,7 +1748,7 @@ impl<D: BlockDevice> Env for Exec<'_, D> {
             }
         }
         if self.outer.len() >= MAX_DEPTH * 4 {
-            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "subqueries nested too deeply"));
+            return Err(err!(STATEMENT_TOO_COMPLEX, "subqueries nested too deeply"));
         }
         self.outer.push(row.to_vec());
         let r = self.run(&sp.plan);
