@@ -266,6 +266,23 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                     answer(&mut self.db, conn, &sql);
                 }
                 Event::Extended(m) => extended(&mut self.db, conn, m),
+                Event::CopyData(d) => {
+                    if let Err(e) = self.db.copy_data(&mut conn.state, &d) {
+                        conn.session.end_copy_in();
+                        end_batch_with_error(conn, &e);
+                    }
+                }
+                Event::CopyDone => match self.db.copy_done(&mut conn.state) {
+                    Ok(q) => {
+                        conn.session.send_command_complete(&q.tag);
+                        drive(&mut self.db, conn);
+                    }
+                    Err(e) => end_batch_with_error(conn, &e),
+                },
+                Event::CopyFailed(pe) => {
+                    let e = self.db.copy_abort(&mut conn.state, DbError::new(dbcore::SqlState(pe.code), pe.message));
+                    end_batch_with_error(conn, &e);
+                }
                 Event::Cancel(key) => {
                     // Queries run to completion within one step, so there is never one in
                     // flight to cancel when the request is read.
@@ -334,13 +351,28 @@ fn answer<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn, sql: &str) {
     }
 }
 
-/// Runs the connection's batch until it ends (then ReadyForQuery) or waits for the write
-/// transaction; true if a statement ran.
+/// An error ends the Query message's remaining statements: ErrorResponse, ReadyForQuery.
+fn end_batch_with_error(conn: &mut Conn, e: &DbError) {
+    conn.batch = None;
+    conn.session.send_error(&pg_error(e));
+    conn.session.send_ready(conn.state.status());
+}
+
+/// Runs the connection's batch until it ends (then ReadyForQuery), waits for the write
+/// transaction, or waits for COPY data; true if a statement ran.
 fn drive<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn) -> bool {
     let Some(batch) = conn.batch.as_mut() else { return false };
+    if conn.state.in_copy() {
+        return false;
+    }
     let mut ran = false;
     loop {
         match db.step(&mut conn.state, batch) {
+            Step::Result(Ok(QueryResult { effect: Some(dbcore::Effect::CopyIn { columns }), .. })) => {
+                // The rest of the batch runs after CopyDone.
+                conn.session.start_copy_in(columns);
+                return true;
+            }
             Step::Result(r) => {
                 ran = true;
                 if let Ok(q) = &r {
@@ -365,12 +397,29 @@ fn apply_effect(statements: &mut BTreeMap<String, Prepared>, q: &QueryResult) {
         Some(dbcore::Effect::Deallocate(Some(n))) => {
             statements.remove(n);
         }
-        None => {}
+        Some(dbcore::Effect::CopyIn { .. } | dbcore::Effect::CopyOut(_)) | None => {}
     }
 }
 
 fn send_result(session: &mut Session, r: Result<dbcore::QueryResult, DbError>) {
     match r {
+        Ok(QueryResult { columns, rows, tag, effect: Some(dbcore::Effect::CopyOut(fmt)) }) => {
+            let cols = columns.unwrap_or_default();
+            session.send_copy_out(cols.len());
+            let mut line = Vec::new();
+            if fmt.header {
+                let names: Vec<Value> = cols.iter().map(|c| Value::Text(c.name.clone())).collect();
+                fmt.encode_row(&names, &mut line);
+                session.send_copy_data(&line);
+            }
+            for row in &rows {
+                line.clear();
+                fmt.encode_row(row, &mut line);
+                session.send_copy_data(&line);
+            }
+            session.send_copy_done();
+            session.send_command_complete(&tag);
+        }
         Ok(q) => {
             if let Some(cols) = &q.columns {
                 let fields: Vec<FieldDesc> =
@@ -583,6 +632,13 @@ fn execute<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn, name: &str, ma
                 return false;
             }
             Step::Done => p.result = Some((QueryResult { columns: None, rows: Vec::new(), tag: String::new(), effect: None }, 0)),
+            Step::Result(Ok(q)) if matches!(q.effect, Some(dbcore::Effect::CopyIn { .. } | dbcore::Effect::CopyOut(_))) => {
+                let e = err_unsupported_copy();
+                let e = db.copy_abort(&mut conn.state, e);
+                conn.portals.remove(name);
+                conn.session.send_error_extended(&pg_error(&e));
+                return true;
+            }
             Step::Result(Ok(q)) => {
                 apply_effect(&mut conn.statements, &q);
                 p.result = Some((q, 0));
@@ -614,4 +670,8 @@ fn execute<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn, name: &str, ma
     }
     conn.session.done();
     true
+}
+
+fn err_unsupported_copy() -> DbError {
+    DbError::new(dbcore::SqlState("0A000"), String::from("COPY in the extended query protocol is not supported yet; send it as a simple Query"))
 }

@@ -51,6 +51,9 @@ impl SqlState {
     pub const INVALID_ROW_COUNT: SqlState = SqlState("2201W");
     pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");
     pub const OUT_OF_MEMORY: SqlState = SqlState("53200");
+    pub const BAD_COPY_FILE_FORMAT: SqlState = SqlState("22P04");
+    pub const CHARACTER_NOT_IN_REPERTOIRE: SqlState = SqlState("22021");
+    pub const QUERY_CANCELED: SqlState = SqlState("57014");
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

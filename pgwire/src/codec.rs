@@ -58,6 +58,11 @@ pub enum Frontend {
     Close { kind: u8, name: String },
     Sync,
     Flush,
+    /// COPY FROM STDIN data: any bytes, not necessarily whole lines.
+    CopyData(Vec<u8>),
+    CopyDone,
+    /// The client abandons COPY FROM STDIN, with its reason.
+    CopyFail(String),
     /// A message type kerndb does not handle (yet), with its type byte.
     Unknown(u8),
 }
@@ -143,6 +148,9 @@ pub fn decode_message(buf: &[u8], max_len: usize) -> Result<Option<(Frontend, us
             Frontend::Query(String::from(q))
         }
         b'p' => Frontend::Auth(body.to_vec()),
+        b'd' => Frontend::CopyData(body.to_vec()),
+        b'c' => Frontend::CopyDone,
+        b'f' => Frontend::CopyFail(String::from(cstr(body).map(|(m, _)| m).unwrap_or("(no reason given)"))),
         b'X' => Frontend::Terminate,
         b'P' | b'B' | b'D' | b'E' | b'C' | b'S' | b'H' => extended(ty, body).ok_or_else(|| {
             PgError::fatal("08P01", alloc::format!("invalid message format ('{}' message)", ty as char))
@@ -315,6 +323,22 @@ impl Out<'_> {
         for o in oids {
             self.i32(*o as i32);
         }
+        self.end(at);
+    }
+    /// CopyInResponse ('G') or CopyOutResponse ('H'): text format, `columns` text columns.
+    pub fn copy_response(&mut self, ty: u8, columns: usize) {
+        let at = self.begin(ty);
+        self.0.push(0);
+        let n = i16::try_from(columns).unwrap_or(i16::MAX);
+        self.i16(n);
+        for _ in 0..n {
+            self.i16(0);
+        }
+        self.end(at);
+    }
+    pub fn copy_data(&mut self, data: &[u8]) {
+        let at = self.begin(b'd');
+        self.0.extend_from_slice(data);
         self.end(at);
     }
     pub fn empty_query(&mut self) {

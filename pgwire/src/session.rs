@@ -45,6 +45,13 @@ pub enum Event {
     Extended(Frontend),
     /// A CancelRequest arrived on this (now closed) connection.
     Cancel(BackendKey),
+    /// In copy-in mode (after [`Session::start_copy_in`]): data for COPY FROM STDIN.
+    CopyData(Vec<u8>),
+    /// Copy-in ended well: finish the COPY, then go on as after a Query's statement.
+    CopyDone,
+    /// Copy-in ended badly: the client's CopyFail, or another message where only copy
+    /// messages belong. Copy mode is over; report the error and end the Query.
+    CopyFailed(PgError),
 }
 
 enum State {
@@ -66,6 +73,8 @@ pub struct Session {
     busy: bool,
     /// After an error in an extended-protocol exchange, messages are skipped until Sync.
     skip_to_sync: bool,
+    /// COPY FROM STDIN is reading CopyData.
+    copy_in: bool,
     pub user: String,
     pub application_name: String,
 }
@@ -85,6 +94,7 @@ impl Session {
             server_nonce,
             busy: false,
             skip_to_sync: false,
+            copy_in: false,
             user: String::new(),
             application_name: String::new(),
         }
@@ -243,6 +253,25 @@ impl Session {
                     Err(ScramError::Protocol(m)) => self.fatal(&PgError::fatal("08P01", m)),
                 }
             }
+            (State::Ready, m) if self.copy_in => {
+                self.state = State::Ready;
+                match m {
+                    Frontend::CopyData(d) => return Some(Event::CopyData(d)),
+                    // PostgreSQL ignores Flush and Sync during copy-in.
+                    Frontend::Flush | Frontend::Sync => {}
+                    other => {
+                        self.copy_in = false;
+                        self.busy = true;
+                        return Some(match other {
+                            Frontend::CopyDone => Event::CopyDone,
+                            Frontend::CopyFail(why) => Event::CopyFailed(PgError::error("57014", format!("COPY from stdin failed: {why}"))),
+                            _ => Event::CopyFailed(PgError::error("08P01", "unexpected message during COPY from stdin")),
+                        });
+                    }
+                }
+            }
+            // Copy messages outside copy mode (after a COPY failed) are ignored, as in PostgreSQL.
+            (State::Ready, Frontend::CopyData(_) | Frontend::CopyDone | Frontend::CopyFail(_)) => self.state = State::Ready,
             (State::Ready, Frontend::Query(q)) => {
                 self.state = State::Ready;
                 self.busy = true;
@@ -298,6 +327,33 @@ impl Session {
         o.backend_key(self.key.pid, self.key.secret);
         o.ready(b'I');
         self.state = State::Ready;
+    }
+
+    /// The application began COPY FROM STDIN: sends CopyInResponse for `columns` columns and
+    /// decodes CopyData, CopyDone and CopyFail until the copy ends.
+    pub fn start_copy_in(&mut self, columns: usize) {
+        Out(&mut self.output).copy_response(b'G', columns);
+        self.copy_in = true;
+        self.busy = false;
+    }
+
+    /// COPY FROM STDIN failed on the application's side: copy messages still in flight are
+    /// ignored from now on. The application then reports the error and ends the Query.
+    pub fn end_copy_in(&mut self) {
+        self.copy_in = false;
+        self.busy = true;
+    }
+
+    /// COPY TO STDOUT: CopyOutResponse, then [`Session::send_copy_data`] per row, then
+    /// [`Session::send_copy_done`].
+    pub fn send_copy_out(&mut self, columns: usize) {
+        Out(&mut self.output).copy_response(b'H', columns);
+    }
+    pub fn send_copy_data(&mut self, data: &[u8]) {
+        Out(&mut self.output).copy_data(data);
+    }
+    pub fn send_copy_done(&mut self) {
+        Out(&mut self.output).bare(b'c');
     }
 
     /// Finishes handling an extended-protocol message.

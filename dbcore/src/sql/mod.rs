@@ -1,6 +1,7 @@
 //! SQL: statements parsed by `sqlparser` (PostgreSQL dialect), planned against the catalog
 //! ([`plan`]) and executed on the storage engine. Sessions, transactions and DDL/DML live here.
 pub mod catalog;
+pub mod copy;
 pub mod expr;
 pub mod plan;
 
@@ -52,6 +53,27 @@ pub struct QueryResult {
 pub enum Effect {
     /// DEALLOCATE name (Some) or DEALLOCATE ALL (None): forget prepared statements.
     Deallocate(Option<String>),
+    /// COPY FROM STDIN began: the session is in copy-in mode for this many columns; feed
+    /// its data to [`Database::copy_data`] and end it with [`Database::copy_done`] or
+    /// [`Database::copy_abort`].
+    CopyIn { columns: usize },
+    /// COPY TO STDOUT: send the result's rows as CopyData lines in this format.
+    CopyOut(copy::CopyFormat),
+}
+
+/// A COPY FROM STDIN in progress.
+#[derive(Debug)]
+struct CopyIn {
+    table: TableDef,
+    targets: Vec<usize>,
+    /// Values for the columns not in `targets` (their defaults, or NULL).
+    fill: Vec<Value>,
+    fmt: copy::CopyFormat,
+    lines: copy::LineSplitter,
+    line_no: u64,
+    rows: u64,
+    /// The end marker `\.` was seen: the rest is ignored.
+    ended: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,11 +106,18 @@ pub struct SessionState {
     snapshot: Option<Snapshot>,
     /// SET parameters.
     pub settings: BTreeMap<String, String>,
+    /// COPY FROM STDIN under way.
+    copy: Option<CopyIn>,
 }
 
 impl SessionState {
     pub fn new(id: u64) -> SessionState {
-        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new() }
+        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new(), copy: None }
+    }
+
+    /// COPY FROM STDIN is waiting for data.
+    pub fn in_copy(&self) -> bool {
+        self.copy.is_some()
     }
 
     /// ReadyForQuery's transaction status: I idle, T in a block, E in a failed block.
@@ -168,6 +197,7 @@ fn writes(s: &Statement) -> bool {
             | Statement::CreateView(_)
             | Statement::Truncate(_)
             | Statement::AlterTable { .. }
+            | Statement::Copy { to: false, .. }
     )
 }
 
@@ -370,7 +400,8 @@ impl<D: BlockDevice> Database<D> {
                     }
                     Err(e) => Err(e),
                     Ok(true) => match self.statement(s, ReadAt::Txn, &stmt, &b.params) {
-                        Ok(q) if !s.in_block => self.end_txn(s, true).map(|_| q),
+                        // COPY FROM commits when its data has arrived (copy_done).
+                        Ok(q) if !s.in_block && s.copy.is_none() => self.end_txn(s, true).map(|_| q),
                         other => other,
                     },
                 }
@@ -409,8 +440,153 @@ impl<D: BlockDevice> Database<D> {
         Step::Result(r)
     }
 
+    /// COPY FROM STDIN data, in any chunks: complete lines become rows at once. An error ends
+    /// the copy as [`Database::copy_abort`] does.
+    pub fn copy_data(&mut self, s: &mut SessionState, data: &[u8]) -> Result<(), DbError> {
+        let Some(mut c) = s.copy.take() else { return Err(err!(PROTOCOL_VIOLATION, "no COPY FROM STDIN is in progress")) };
+        let r = c.lines.push(data).and_then(|_| loop {
+            match c.lines.next_record(&c.fmt)? {
+                Some(rec) => self.copy_record(&mut c, &rec)?,
+                None => break Ok(()),
+            }
+        });
+        match r {
+            Ok(()) => {
+                s.copy = Some(c);
+                Ok(())
+            }
+            Err(e) => Err(self.copy_abort(s, e)),
+        }
+    }
+
+    /// The end of COPY FROM STDIN's data: `COPY n`. Outside a block the COPY commits now.
+    pub fn copy_done(&mut self, s: &mut SessionState) -> Result<QueryResult, DbError> {
+        let Some(mut c) = s.copy.take() else { return Err(err!(PROTOCOL_VIOLATION, "no COPY FROM STDIN is in progress")) };
+        let r = match c.lines.finish() {
+            Some(rec) => self.copy_record(&mut c, &rec),
+            None => Ok(()),
+        };
+        if let Err(e) = r {
+            return Err(self.copy_abort(s, e));
+        }
+        let q = tag(&format!("COPY {}", c.rows));
+        if s.in_block {
+            return Ok(q);
+        }
+        match self.end_txn(s, true) {
+            Ok(()) => Ok(q),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends a COPY FROM STDIN that failed (`e`, returned): inside a block the block fails,
+    /// otherwise the COPY's rows are rolled back.
+    pub fn copy_abort(&mut self, s: &mut SessionState, e: DbError) -> DbError {
+        s.copy = None;
+        if s.in_block {
+            s.failed = true;
+        } else {
+            let _ = self.end_txn(s, false);
+        }
+        e
+    }
+
+    fn copy_record(&mut self, c: &mut CopyIn, rec: &[u8]) -> Result<(), DbError> {
+        c.line_no += 1;
+        if c.ended || (c.fmt.header && c.line_no == 1) {
+            return Ok(());
+        }
+        if rec == b"\\." {
+            c.ended = true;
+            return Ok(());
+        }
+        let at = |e: DbError, c: &CopyIn, col: Option<&str>| {
+            let mut m = format!("{} (COPY {}, line {}", e.message, c.table.name, c.line_no);
+            if let Some(col) = col {
+                m.push_str(&format!(", column {col}"));
+            }
+            m.push(')');
+            DbError::new(e.code, m)
+        };
+        let fields = c.fmt.parse_record(rec).map_err(|e| at(e, c, None))?;
+        if fields.len() < c.targets.len() {
+            let missing = &c.table.columns[c.targets[fields.len()]].name;
+            return Err(at(err!(BAD_COPY_FILE_FORMAT, "missing data for column \"{missing}\""), c, None));
+        }
+        if fields.len() > c.targets.len() {
+            return Err(at(err!(BAD_COPY_FILE_FORMAT, "extra data after last expected column"), c, None));
+        }
+        let mut row = c.fill.clone();
+        for (f, &ti) in fields.into_iter().zip(&c.targets) {
+            let col = &c.table.columns[ti];
+            row[ti] = match f {
+                None => Value::Null,
+                Some(t) => cast_value(Value::Text(t), col.ty).map_err(|e| at(e, c, Some(&col.name)))?,
+            };
+        }
+        let cat = self.catalog_at(ReadAt::Txn)?;
+        self.insert_row(&cat, &c.table, row).map_err(|e| at(e, c, None))?;
+        c.rows += 1;
+        Ok(())
+    }
+
+    /// Starts COPY FROM STDIN (in the write transaction) or runs COPY TO STDOUT.
+    fn copy(&mut self, s: &mut SessionState, cat: &Catalog, at: ReadAt, st: &Statement) -> Result<QueryResult, DbError> {
+        let Statement::Copy { source, to, options, .. } = st else { return Err(err!(INTERNAL_ERROR, "not a COPY")) };
+        let fmt = copy::CopyFormat::from_options(options)?;
+        if *to {
+            let query = match source {
+                ast::CopySource::Query(q) => (**q).clone(),
+                ast::CopySource::Table { table_name, columns } => {
+                    let name = object_name(table_name)?;
+                    if !cat.tables.contains_key(&name) {
+                        return Err(err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"));
+                    }
+                    let cols = if columns.is_empty() { String::from("*") } else { columns.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ") };
+                    parse_one_query(&format!("SELECT {cols} FROM {table_name}"))?
+                }
+            };
+            let planner = Planner::new(cat, None);
+            let p = planner.query(&query, None)?;
+            let rows = self.exec(at).run(&p.node)?;
+            return Ok(QueryResult {
+                columns: Some(p.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect()),
+                tag: format!("COPY {}", rows.len()),
+                rows,
+                effect: Some(Effect::CopyOut(fmt)),
+            });
+        }
+        let ast::CopySource::Table { table_name, columns } = source else { return Err(err!(SYNTAX_ERROR, "COPY FROM cannot read into a query")) };
+        let name = object_name(table_name)?;
+        let t = cat.tables.get(&name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?.clone();
+        let mut targets = Vec::new();
+        for c in columns {
+            let cname = ident_name(c);
+            let i = t.columns.iter().position(|x| x.name == cname).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{cname}\" of relation \"{name}\" does not exist"))?;
+            if targets.contains(&i) {
+                return Err(err!(DUPLICATE_COLUMN, "column \"{cname}\" specified more than once"));
+            }
+            targets.push(i);
+        }
+        if columns.is_empty() {
+            targets = (0..t.columns.len()).collect();
+        }
+        let mut fill = alloc::vec![Value::Null; t.columns.len()];
+        for (i, c) in t.columns.iter().enumerate() {
+            if let (false, Some(d)) = (targets.contains(&i), &c.default) {
+                fill[i] = self.eval_default(cat, d, c.ty)?;
+            }
+        }
+        let columns = targets.len();
+        s.copy = Some(CopyIn { table: t, targets, fill, fmt, lines: copy::LineSplitter::default(), line_no: 0, rows: 0, ended: false });
+        let mut q = tag("");
+        q.effect = Some(Effect::CopyIn { columns });
+        Ok(q)
+    }
+
     /// The session has gone: its open transaction, if any, is rolled back.
     pub fn end_session(&mut self, s: &mut SessionState) {
+        s.copy = None;
         let _ = self.end_txn(s, false);
         (s.in_block, s.failed) = (false, false);
     }
@@ -536,7 +712,10 @@ impl<D: BlockDevice> Database<D> {
                 let v = s.settings.get(&name).cloned().or_else(|| default_setting(&name).map(String::from)).ok_or_else(|| err!(UNDEFINED_OBJECT, "unrecognized configuration parameter \"{name}\""))?;
                 Ok(QueryResult { columns: Some(alloc::vec![ColumnInfo { name, ty: SqlType::Text }]), rows: alloc::vec![alloc::vec![Value::Text(v)]], tag: String::from("SHOW"), effect: None })
             }
-            Statement::Analyze { .. } | Statement::Vacuum(_) => Ok(tag(if matches!(st, Statement::Analyze { .. }) { "ANALYZE" } else { "VACUUM" })),
+            Statement::Copy { .. } => self.copy(s, &cat, at, st),
+            // parse() marks a bare ANALYZE as a VACUUM with `boost` set.
+            Statement::Analyze { .. } => Ok(tag("ANALYZE")),
+            Statement::Vacuum(v) => Ok(tag(if v.boost { "ANALYZE" } else { "VACUUM" })),
             other => Err(err!(FEATURE_NOT_SUPPORTED, "statement is not supported yet: {}", first_words(&other.to_string()))),
         }
     }
@@ -1236,9 +1415,161 @@ fn parser_error(e: ParserError) -> DbError {
     }
 }
 
+/// Splits and parses the statements of a Query message. sqlparser parses all but two:
+/// COPY (PostgreSQL's option syntax, `freeze on`, is wider than sqlparser's) and VACUUM or
+/// ANALYZE with options (`vacuum analyze t`), which kerndb accepts and ignores.
 fn parse(sql: &str) -> Result<Vec<Statement>, DbError> {
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::Token;
     let dialect = PostgreSqlDialect {};
-    Parser::new(&dialect).with_recursion_limit(PARSER_DEPTH).try_with_sql(sql).and_then(|mut p| p.parse_statements()).map_err(parser_error)
+    let mut p = Parser::new(&dialect).with_recursion_limit(PARSER_DEPTH).try_with_sql(sql).map_err(parser_error)?;
+    let mut out = Vec::new();
+    let mut expecting_delimiter = false;
+    loop {
+        while p.consume_token(&Token::SemiColon) {
+            expecting_delimiter = false;
+        }
+        let keyword = match &p.peek_token_ref().token {
+            Token::EOF => break,
+            Token::Word(w) => w.keyword,
+            _ => Keyword::NoKeyword,
+        };
+        if expecting_delimiter {
+            return Err(err!(SYNTAX_ERROR, "syntax error: Expected: end of statement, found: {}", p.peek_token_ref().token));
+        }
+        let stmt = match keyword {
+            Keyword::COPY => {
+                p.next_token();
+                parse_copy(&mut p)?
+            }
+            Keyword::VACUUM | Keyword::ANALYZE => {
+                // Maintenance kerndb does by itself (or not at all): consume to the end.
+                while !matches!(p.peek_token_ref().token, Token::EOF | Token::SemiColon) {
+                    p.next_token();
+                }
+                Statement::Vacuum(ast::VacuumStatement { full: false, sort_only: false, delete_only: false, reindex: false, recluster: false, table_name: None, threshold: None, boost: keyword == Keyword::ANALYZE })
+            }
+            _ => p.parse_statement().map_err(parser_error)?,
+        };
+        out.push(stmt);
+        expecting_delimiter = true;
+    }
+    Ok(out)
+}
+
+/// COPY after its keyword: `table [(cols)] | (query)`, FROM STDIN or TO STDOUT, then options
+/// in either the parenthesised or the old keyword form (docs/wire-protocol.md, "COPY").
+fn parse_copy(p: &mut Parser) -> Result<Statement, DbError> {
+    use sqlparser::keywords::Keyword;
+    use sqlparser::parser::IsOptional;
+    use sqlparser::tokenizer::Token;
+    let source = if p.consume_token(&Token::LParen) {
+        let q = p.parse_query().map_err(parser_error)?;
+        p.expect_token(&Token::RParen).map_err(parser_error)?;
+        ast::CopySource::Query(q)
+    } else {
+        let table_name = p.parse_object_name(false).map_err(parser_error)?;
+        let columns = p.parse_parenthesized_column_list(IsOptional::Optional, false).map_err(parser_error)?;
+        ast::CopySource::Table { table_name, columns }
+    };
+    let to = match p.parse_one_of_keywords(&[Keyword::FROM, Keyword::TO]) {
+        Some(k) => k == Keyword::TO,
+        None => return Err(err!(SYNTAX_ERROR, "syntax error: COPY needs FROM or TO")),
+    };
+    if !to && matches!(source, ast::CopySource::Query(_)) {
+        return Err(err!(SYNTAX_ERROR, "COPY FROM cannot read into a query"));
+    }
+    let target = if p.parse_keyword(Keyword::STDIN) {
+        ast::CopyTarget::Stdin
+    } else if p.parse_keyword(Keyword::STDOUT) {
+        ast::CopyTarget::Stdout
+    } else {
+        return Err(err!(FEATURE_NOT_SUPPORTED, "COPY to or from a file or program is not supported: kerndb has no filesystem; use STDIN or STDOUT (psql's \\copy)"));
+    };
+    if (target == ast::CopyTarget::Stdin) == to {
+        return Err(err!(SYNTAX_ERROR, "COPY FROM goes with STDIN and COPY TO with STDOUT"));
+    }
+    // A word, string or number after an option name (None at `,` or `)`).
+    fn value(p: &mut Parser) -> Option<String> {
+        let v = match &p.peek_token_ref().token {
+            Token::Word(w) => w.value.clone(),
+            Token::SingleQuotedString(s) | Token::EscapedStringLiteral(s) => s.clone(),
+            Token::Number(n, _) => n.clone(),
+            _ => return None,
+        };
+        p.next_token();
+        Some(v)
+    }
+    fn boolean(v: Option<String>) -> Result<bool, DbError> {
+        match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("on" | "true" | "1" | "yes") => Ok(true),
+            Some("off" | "false" | "0" | "no") => Ok(false),
+            Some(other) => Err(err!(SYNTAX_ERROR, "COPY option expects a Boolean value, not \"{other}\"")),
+        }
+    }
+    fn one_char(v: Option<String>, what: &str) -> Result<char, DbError> {
+        let v = v.unwrap_or_default();
+        let mut cs = v.chars();
+        match (cs.next(), cs.next()) {
+            (Some(c), None) => Ok(c),
+            _ => Err(err!(FEATURE_NOT_SUPPORTED, "COPY {what} must be a single one-byte character")),
+        }
+    }
+    let mut options = Vec::new();
+    let _ = p.parse_keyword(Keyword::WITH);
+    if p.consume_token(&Token::LParen) {
+        loop {
+            let name = match &p.next_token().token {
+                Token::Word(w) => w.value.to_ascii_lowercase(),
+                other => return Err(err!(SYNTAX_ERROR, "syntax error: expected a COPY option, found {other}")),
+            };
+            let v = value(p);
+            options.push(match name.as_str() {
+                "format" => ast::CopyOption::Format(ast::Ident::new(v.unwrap_or_default())),
+                "freeze" => ast::CopyOption::Freeze(boolean(v)?),
+                "header" => ast::CopyOption::Header(boolean(v)?),
+                "delimiter" => ast::CopyOption::Delimiter(one_char(v, "delimiter")?),
+                "quote" => ast::CopyOption::Quote(one_char(v, "quote")?),
+                "escape" => ast::CopyOption::Escape(one_char(v, "escape")?),
+                "null" => ast::CopyOption::Null(v.unwrap_or_default()),
+                "encoding" => ast::CopyOption::Encoding(v.unwrap_or_default()),
+                other => return Err(err!(SYNTAX_ERROR, "option \"{other}\" not recognized")),
+            });
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        p.expect_token(&Token::RParen).map_err(parser_error)?;
+    }
+    // The old keyword form: BINARY, DELIMITER [AS] 'c', NULL [AS] 's', CSV, HEADER, QUOTE, ESCAPE.
+    loop {
+        let Token::Word(w) = &p.peek_token_ref().token else { break };
+        let word = w.value.to_ascii_lowercase();
+        if !matches!(word.as_str(), "binary" | "delimiter" | "null" | "csv" | "header" | "quote" | "escape" | "freeze") {
+            break;
+        }
+        p.next_token();
+        let takes_value = matches!(word.as_str(), "delimiter" | "null" | "quote" | "escape");
+        let v = if takes_value {
+            let _ = p.parse_keyword(Keyword::AS);
+            value(p)
+        } else {
+            None
+        };
+        options.push(match word.as_str() {
+            "binary" => ast::CopyOption::Format(ast::Ident::new("binary")),
+            "csv" => ast::CopyOption::Format(ast::Ident::new("csv")),
+            "header" => ast::CopyOption::Header(true),
+            "freeze" => ast::CopyOption::Freeze(true),
+            "delimiter" => ast::CopyOption::Delimiter(one_char(v, "delimiter")?),
+            "quote" => ast::CopyOption::Quote(one_char(v, "quote")?),
+            "escape" => ast::CopyOption::Escape(one_char(v, "escape")?),
+            _ => ast::CopyOption::Null(v.unwrap_or_default()),
+        });
+    }
+    // Checked now, so that a bad option fails before any data is sent.
+    copy::CopyFormat::from_options(&options)?;
+    Ok(Statement::Copy { source, to, target, options, legacy_options: Vec::new(), values: Vec::new() })
 }
 
 pub(crate) fn parse_one_query(sql: &str) -> Result<ast::Query, DbError> {
