@@ -464,3 +464,36 @@ pub fn python_client(script: &str, port: u16) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs pgbench against kerndb; returns (success, stdout and stderr).
+pub fn pgbench(port: u16, args: &[&str]) -> (bool, String) {
+    let mut c = Command::new("pgbench");
+    c.env("PGPASSWORD", PASSWORD).env("PGCONNECT_TIMEOUT", "20");
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", USER]).args(args).arg("kerndb");
+    let o = c.output().expect("pgbench is installed (.ci/run installs postgresql-15)");
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+/// A pgbench run that must succeed with no failed transactions; returns its tps.
+pub fn pgbench_ok(port: u16, args: &[&str]) -> f64 {
+    let (ok, out) = pgbench(port, args);
+    assert!(ok, "pgbench {args:?} failed:\n{out}");
+    let processed: u64 = field(&out, "number of transactions actually processed:").and_then(|v| v.split('/').next().and_then(|n| n.trim().parse().ok())).unwrap_or(0);
+    assert!(processed > 0, "pgbench {args:?} ran no transactions:\n{out}");
+    assert_eq!(field(&out, "number of failed transactions:").and_then(|v| v.split_whitespace().next().map(String::from)).as_deref(), Some("0"), "pgbench {args:?}:\n{out}");
+    field(&out, "tps =").and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok())).unwrap_or(0.0)
+}
+
+fn field(out: &str, key: &str) -> Option<String> {
+    out.lines().find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
+}
+
+/// TPC-B's invariant: sum of account balances = sum of branch balances = sum of teller
+/// balances = sum of history deltas. Returns the common sum and the history row count.
+pub fn tpcb_invariant(port: u16) -> (i64, i64) {
+    let out = psql_ok(port, &["select (select coalesce(sum(abalance), 0) from pgbench_accounts), (select coalesce(sum(bbalance), 0) from pgbench_branches), (select coalesce(sum(tbalance), 0) from pgbench_tellers), (select coalesce(sum(delta), 0) from pgbench_history), (select count(*) from pgbench_history)"]);
+    let v: Vec<i64> = out.trim().split('|').map(|x| x.parse().unwrap_or_else(|_| panic!("bad sums: {out}"))).collect();
+    assert_eq!(v.len(), 5, "{out}");
+    assert!(v[0] == v[1] && v[1] == v[2] && v[2] == v[3], "TPC-B invariant broken: accounts {}, branches {}, tellers {}, history {}", v[0], v[1], v[2], v[3]);
+    (v[0], v[4])
+}

@@ -75,21 +75,19 @@ impl CopyFormat {
 
     fn text_fields(&self, line: &[u8]) -> Result<Vec<Option<Vec<u8>>>, DbError> {
         let mut out = Vec::new();
-        for raw in line.split(|&b| b == self.delimiter) {
-            if raw == self.null.as_bytes() {
-                out.push(None);
-                continue;
-            }
-            let mut f = Vec::with_capacity(raw.len());
-            let mut i = 0;
-            while i < raw.len() {
-                let b = raw[i];
+        let mut i = 0;
+        loop {
+            // One field: up to an unescaped delimiter; a backslash escapes what follows.
+            let start = i;
+            let mut f = Vec::new();
+            while i < line.len() && line[i] != self.delimiter {
+                let b = line[i];
                 i += 1;
                 if b != b'\\' {
                     f.push(b);
                     continue;
                 }
-                let Some(&e) = raw.get(i) else { break }; // a trailing backslash is dropped, as PostgreSQL does
+                let Some(&e) = line.get(i) else { break }; // a trailing backslash is dropped
                 i += 1;
                 match e {
                     b'b' => f.push(8),
@@ -101,7 +99,7 @@ impl CopyFormat {
                     b'0'..=b'7' => {
                         let mut v = u32::from(e - b'0');
                         for _ in 0..2 {
-                            match raw.get(i) {
+                            match line.get(i) {
                                 Some(&d @ b'0'..=b'7') => {
                                     v = v * 8 + u32::from(d - b'0');
                                     i += 1;
@@ -111,10 +109,10 @@ impl CopyFormat {
                         }
                         f.push(v as u8);
                     }
-                    b'x' if raw.get(i).is_some_and(u8::is_ascii_hexdigit) => {
+                    b'x' if line.get(i).is_some_and(u8::is_ascii_hexdigit) => {
                         let mut v = 0u8;
                         for _ in 0..2 {
-                            match raw.get(i).and_then(|d| (*d as char).to_digit(16)) {
+                            match line.get(i).and_then(|d| (*d as char).to_digit(16)) {
                                 Some(d) => {
                                     v = v * 16 + d as u8;
                                     i += 1;
@@ -127,7 +125,11 @@ impl CopyFormat {
                     other => f.push(other),
                 }
             }
-            out.push(Some(f));
+            out.push(if &line[start..i] == self.null.as_bytes() { None } else { Some(f) });
+            if i >= line.len() {
+                break;
+            }
+            i += 1; // the delimiter
         }
         Ok(out)
     }
@@ -206,7 +208,7 @@ impl CopyFormat {
                         b'\\' => out.extend_from_slice(b"\\\\"),
                         b'\n' => out.extend_from_slice(b"\\n"),
                         b'\r' => out.extend_from_slice(b"\\r"),
-                        b'\t' if self.delimiter != b'\t' => out.extend_from_slice(b"\\t"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
                         d if d == self.delimiter => {
                             out.push(b'\\');
                             out.push(d);

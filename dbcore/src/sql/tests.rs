@@ -248,3 +248,91 @@ fn deep_nesting_is_bounded() {
         .join()
         .unwrap();
 }
+
+/// Starts `sql` (a COPY FROM STDIN) as session `s`; returns the column count it announced.
+fn start_copy(d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str) -> usize {
+    let mut b = d.batch(sql).unwrap();
+    match d.step(s, &mut b) {
+        Step::Result(Ok(QueryResult { effect: Some(Effect::CopyIn { columns }), .. })) => columns,
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
+#[test]
+fn copy_from_stdin_in_chunks_with_defaults_and_errors() {
+    let mut d = db();
+    one(&mut d, "create table t (a int primary key, b text, c int default 42)").unwrap();
+    let mut s = SessionState::new(1);
+    assert_eq!(start_copy(&mut d, &mut s, "copy t (a, b) from stdin with (freeze on)"), 2);
+    assert!(s.in_copy());
+    // Lines split across chunks, an escaped tab, NULL, a CRLF ending and the end marker.
+    for chunk in [&b"1\tone\n2\tt"[..], b"wo\\tx\n3\t\\N\r\n", b"4\tfour", b"\n\\.\n5\tignored\n"] {
+        d.copy_data(&mut s, chunk).unwrap();
+    }
+    assert_eq!(d.copy_done(&mut s).unwrap().tag, "COPY 4");
+    assert!(!s.in_copy());
+    d.sync().unwrap();
+    assert_eq!(flat(&mut d, "select a, b, c from t order by a"), "1,one,42 2,two\tx,42 3,NULL,42 4,four,42");
+
+    // A bad value names the line and column; none of that COPY's rows stay.
+    start_copy(&mut d, &mut s, "COPY t FROM STDIN");
+    d.copy_data(&mut s, b"10\tten\t1\n").unwrap();
+    let e = d.copy_data(&mut s, b"11\televen\tzz\n").unwrap_err();
+    assert_eq!(e.code.0, "22P02");
+    assert!(e.message.contains("line 2, column c"), "{}", e.message);
+    assert!(!s.in_copy());
+    assert_eq!(flat(&mut d, "select count(*) from t"), "4");
+    // Missing and extra fields, and a unique violation from the last line without a newline.
+    for (data, code) in [(&b"20\tx\n"[..], "22P04"), (b"21\tx\t1\t2\n", "22P04"), (b"1\tdup\t0", "23505")] {
+        start_copy(&mut d, &mut s, "copy t from stdin");
+        let r = d.copy_data(&mut s, data).and_then(|_| d.copy_done(&mut s).map(|_| ()));
+        assert_eq!(r.unwrap_err().code.0, code);
+        assert_eq!(flat(&mut d, "select count(*) from t"), "4");
+    }
+
+    // CSV with a header, quotes and a quoted newline.
+    start_copy(&mut d, &mut s, "copy t from stdin (format csv, header true)");
+    d.copy_data(&mut s, b"a,b,c\n30,\"x, \"\"y\"\"\",1\n31,\"two\nlines\",\n").unwrap();
+    assert_eq!(d.copy_done(&mut s).unwrap().tag, "COPY 2");
+    assert_eq!(rows(&mut d, "select b, c from t where a >= 30 order by a"), alloc::vec![alloc::vec![Some("x, \"y\"".into()), Some("1".into())], alloc::vec![Some("two\nlines".into()), None]]);
+
+    // Inside a block a failed COPY fails the block; the block's earlier work is lost at ROLLBACK.
+    let mut b = d.batch("begin; insert into t values (50, 'fifty', 0)").unwrap();
+    while let Step::Result(r) = d.step(&mut s, &mut b) {
+        r.unwrap();
+    }
+    start_copy(&mut d, &mut s, "copy t from stdin");
+    let e = d.copy_abort(&mut s, DbError::new(crate::error::SqlState::QUERY_CANCELED, "client gave up"));
+    assert_eq!(e.code.0, "57014");
+    assert_eq!(s.status(), b'E');
+    d.end_session(&mut s);
+    assert_eq!(flat(&mut d, "select count(*) from t where a = 50"), "0");
+
+    // Unknown tables and columns, files and bad options are refused up front.
+    assert_eq!(code(&mut d, "copy nope from stdin"), "42P01");
+    assert_eq!(code(&mut d, "copy t (zz) from stdin"), "42703");
+    assert_eq!(code(&mut d, "copy t from '/etc/passwd'"), "0A000");
+    assert_eq!(code(&mut d, "copy t from stdin (format binary)"), "0A000");
+    assert_eq!(code(&mut d, "copy t from stdin (bogus 1)"), "42601");
+}
+
+#[test]
+fn copy_to_stdout_encodes_rows() {
+    let mut d = db();
+    one(&mut d, "create table t (a int, b text)").unwrap();
+    one(&mut d, "insert into t values (1, 'x\ty'), (2, null)").unwrap();
+    for (sql, want) in [
+        ("copy t to stdout", "1\tx\\ty\n2\t\\N\n"),
+        ("copy (select b, a from t where a = 1) to stdout with (format csv)", "x\ty,1\n"),
+        ("copy t (a) to stdout", "1\n2\n"),
+    ] {
+        let q = one(&mut d, sql).unwrap();
+        let Some(Effect::CopyOut(fmt)) = &q.effect else { panic!("{sql}: {q:?}") };
+        let mut out = Vec::new();
+        for r in &q.rows {
+            fmt.encode_row(r, &mut out);
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), want, "{sql}");
+        assert_eq!(q.tag, alloc::format!("COPY {}", q.rows.len()));
+    }
+}
