@@ -19,6 +19,8 @@ pub struct Config {
     /// Largest protocol message accepted, in bytes.
     pub max_message: usize,
     pub log_level: log::LevelFilter,
+    /// The buffer pool, in MiB.
+    pub cache_mib: usize,
     /// Self-test hooks for the boot tests (`selftest=panic`).
     pub selftest: Option<String>,
 }
@@ -35,6 +37,7 @@ impl Default for Config {
             max_connections: 64,
             max_message: 1 << 20,
             log_level: log::LevelFilter::Info,
+            cache_mib: 64,
             selftest: None,
         }
     }
@@ -67,10 +70,16 @@ impl Config {
             "max_connections" => self.max_connections = value.parse().ok().filter(|n| (1..=4096).contains(n)).ok_or_else(bad)?,
             "max_message" => self.max_message = value.parse().ok().filter(|n| (1024..=(1 << 30)).contains(n)).ok_or_else(bad)?,
             "log" => self.log_level = value.parse().map_err(|_| bad())?,
+            "cache" => self.cache_mib = value.parse().ok().filter(|n| (1..=1 << 20).contains(n)).ok_or_else(bad)?,
             "selftest" => self.selftest = Some(value.to_string()),
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
+    }
+
+    /// The database's limits under this configuration.
+    pub fn limits(&self) -> dbcore::Limits {
+        dbcore::Limits { cache_bytes: self.cache_mib << 20, ..dbcore::Limits::default() }
     }
 
     /// Parses a kernel command line: whitespace-separated `key=value` words. Words without

@@ -4,7 +4,7 @@ extern crate alloc;
 use appliance::server::Server;
 use appliance::smolnet::SmolTransport;
 use appliance::Config;
-use dbcore::{Database, Limits};
+use dbcore::Database;
 use kernel::entropy::CpuEntropy;
 use kernel::time::TscClock;
 use kernel::{println, Machine};
@@ -44,7 +44,7 @@ fn appliance_main(m: Machine) -> ! {
         kernel::exit::exit_qemu(2);
     };
     println!("kerndb: disk {} MiB", blk.len() >> 20);
-    let db = match Database::open(blk, Limits::default()) {
+    let db = match Database::open(blk, cfg.limits()) {
         Ok(db) => db,
         Err(e) => {
             println!("kerndb: cannot open the database: {}", e.message);

@@ -3,6 +3,7 @@
 //!   cargo xtask run [--disk PATH] [--port N] [--accel tcg|kvm] [--memory MIB] [--append "k=v ..."] [--no-build]
 //!   cargo xtask test
 //!   cargo xtask image
+//!   cargo xtask bench pgbench [--scale N] [--time SECONDS] [--runs N]
 //!
 //! On a fresh Debian or Ubuntu machine these are the whole set-up: run as root they install
 //! what is missing (qemu-system-x86, postgresql-client); otherwise they say what to install.
@@ -10,6 +11,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command, ExitStatus};
 
+mod bench;
 mod qemu;
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -18,7 +20,9 @@ const USAGE: &str = "usage: cargo xtask <command>
           [--disk PATH] [--port N] [--accel tcg|kvm] [--memory MIB] [--append \"key=value ...\"] [--no-build]
           [--gdb]  (QEMU waits for gdb on 127.0.0.1:1234 before the first instruction)
   test    run every test: unit, property, hosted server with psql, the image booted in QEMU
-  image   build the bootable image only and print its path";
+  image   build the bootable image only and print its path
+  bench   pgbench [--scale N] [--time SECONDS] [--runs N]: pgbench against hosted kerndb and a
+          temporary PostgreSQL side by side; prints the table of medians and ratios";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -28,6 +32,7 @@ fn main() {
         Some("run") => run(&root, &args[1..]),
         Some("test") => test(&root, &args[1..]),
         Some("image") => build_image(&root).map(|p| println!("{}", p.display())),
+        Some("bench") => bench::bench(&root, &args[1..]),
         _ => Err(USAGE.to_string()),
     };
     if let Err(e) = r {

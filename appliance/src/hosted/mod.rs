@@ -7,7 +7,7 @@ pub mod sockets;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use dbcore::{Database, Limits};
+use dbcore::Database;
 use drivers_raw::file::FileDisk;
 use platform::{Clock, Entropy};
 
@@ -61,7 +61,7 @@ pub struct ServeArgs {
 
 const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] [--password P]
                     [--auth scram|trust] [--size MIB] [--max-connections N]
-                    [--max-message BYTES] [--log LEVEL]
+                    [--max-message BYTES] [--cache MIB] [--log LEVEL]
 
   --disk PATH         a file or block device; an absent or empty file is formatted
   --listen ADDR       address to listen on (default 127.0.0.1:5432)
@@ -70,6 +70,7 @@ const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] 
   --size MIB          size of a disk file created on first use (default 1024)
   --max-connections   client limit (default 64); more get SQLSTATE 53300
   --max-message       largest protocol message in bytes (default 1048576)
+  --cache MIB         buffer pool size (default 64)
   --log LEVEL         error, warn, info (default), debug, trace";
 
 pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
@@ -98,6 +99,7 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
             "--max-connections" => config.set("max_connections", value)?,
             "--max-message" => config.set("max_message", value)?,
             "--log" => config.set("log", value)?,
+            "--cache" => config.set("cache", value)?,
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
         }
     }
@@ -135,7 +137,7 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     log::info!("disk {}: {} MiB, O_DIRECT {}", a.disk.display(), disk_len(&disk) >> 20, if disk.is_direct() { "on" } else { "off" });
-    let db = match Database::open(disk, Limits::default()) {
+    let db = match Database::open(disk, a.config.limits()) {
         Ok(db) => db,
         Err(e) => {
             eprintln!("kerndb: cannot open the database on {}: {}", a.disk.display(), e.message);
