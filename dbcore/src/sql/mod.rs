@@ -175,7 +175,8 @@ pub struct Database<D: BlockDevice> {
     store: Store<D>,
     limits: Limits,
     shutdown_requested: bool,
-    /// The catalog of the last commit, by commit number.
+    /// The catalog of the last commit, and the commit number from which it is current: only
+    /// a commit with DDL (which sets `txn_cat`) replaces it, so DML commits keep it.
     cat_cache: Option<(u64, Rc<Catalog>)>,
     /// The write transaction's catalog after its DDL.
     txn_cat: Option<Rc<Catalog>>,
@@ -252,8 +253,8 @@ impl<D: BlockDevice> Database<D> {
                 self.committed_catalog()
             }
             ReadAt::Snapshot(s) => {
-                if let Some((seq, c)) = &self.cat_cache {
-                    if *seq == s.seq() {
+                if let Some((from, c)) = &self.cat_cache {
+                    if s.seq() >= *from {
                         return Ok(c.clone());
                     }
                 }
@@ -268,8 +269,8 @@ impl<D: BlockDevice> Database<D> {
 
     fn committed_catalog(&mut self) -> Result<Rc<Catalog>, DbError> {
         let seq = self.store.seq();
-        if let Some((s, c)) = &self.cat_cache {
-            if *s == seq {
+        if let Some((from, c)) = &self.cat_cache {
+            if seq >= *from {
                 return Ok(c.clone());
             }
         }

@@ -982,7 +982,13 @@ impl<D: BlockDevice> Store<D> {
             Node::Leaf { keys, vals } => {
                 let mut out = Vec::new();
                 let mut past_end = false;
-                for (k, v) in keys.iter().zip(vals) {
+                // Keys are sorted: start at the first one not below `lo`.
+                let first = match lo {
+                    Bound::Unbounded => 0,
+                    Bound::Included(l) => keys.partition_point(|x| x.as_slice() < l),
+                    Bound::Excluded(l) => keys.partition_point(|x| x.as_slice() <= l),
+                };
+                for (k, v) in keys[first..].iter().zip(&vals[first..]) {
                     let k = k.as_slice();
                     let after_lo = match lo {
                         Bound::Unbounded => true,
