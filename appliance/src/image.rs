@@ -44,13 +44,14 @@ fn appliance_main(m: Machine) -> ! {
         kernel::exit::exit_qemu(2);
     };
     println!("kerndb: disk {} MiB", blk.len() >> 20);
-    let db = match Database::open(blk, cfg.limits()) {
+    let mut db = match Database::open(blk, cfg.limits()) {
         Ok(db) => db,
         Err(e) => {
             println!("kerndb: cannot open the database: {}", e.message);
             kernel::exit::exit_qemu(2);
         }
     };
+    db.set_owner(&cfg.user);
     let clock = TscClock;
     let mut entropy = CpuEntropy::new();
     let mut seed = [0u8; 8];

@@ -114,3 +114,59 @@ fn psycopg3_driver_works_over_the_extended_protocol() {
     let s = hosted(&dir.join("kerndb.img"), &[]);
     python_client("psycopg3_basic.py", s.port);
 }
+
+#[test]
+fn psql_meta_commands_describe_the_catalog() {
+    let dir = temp_dir("psql-meta");
+    let s = hosted(&dir.join("kerndb.img"), &["--user", "ann", "--password", "pw"]);
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new("psql")
+            .env("PGPASSWORD", "pw")
+            .args(["-X", "-h", "127.0.0.1", "-p", &s.port.to_string(), "-U", "ann", "-d", "kerndb"])
+            .args(args)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(o.status.success(), "psql {args:?}: {}{out}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    run(&[
+        "-c",
+        "create table items (id int primary key, name varchar(20) not null default 'x', code char(3) unique, at timestamp)",
+        "-c",
+        "create index items_name on items (name)",
+        "-c",
+        "create table other (n bigint)",
+        "-c",
+        "create view cheap as select id, name from items where id < 10",
+    ]);
+    let dt = run(&["-A", "-t", "-c", "\\dt"]);
+    assert_eq!(dt.trim(), "public|items|table|ann\npublic|other|table|ann");
+    let d = run(&["-A", "-t", "-c", "\\d"]);
+    assert!(d.contains("public|cheap|view|ann"), "{d}");
+    let di = run(&["-A", "-t", "-c", "\\di"]);
+    assert_eq!(di.trim(), "public|items_code_key|index|ann|items\npublic|items_name|index|ann|items\npublic|items_pkey|index|ann|items");
+    let table = run(&["-c", "\\d items"]);
+    for want in [
+        "Table \"public.items\"",
+        " id     | integer                     |           | not null | ",
+        " name   | character varying(20)       |           | not null | 'x'",
+        " code   | character(3)                |           |          | ",
+        " at     | timestamp without time zone |           |          | ",
+        "\"items_pkey\" PRIMARY KEY, btree (id)",
+        "\"items_code_key\" UNIQUE CONSTRAINT, btree (code)",
+        "\"items_name\" btree (name)",
+    ] {
+        assert!(table.contains(want), "\\d items lacks {want:?}:\n{table}");
+    }
+    let view = run(&["-c", "\\d cheap"]);
+    assert!(view.contains("View \"public.cheap\"") && view.contains(" name   | character varying(20) |"), "{view}");
+    // A table created after the first look shows up (the catalog is read per query).
+    run(&["-c", "create table later (x int)"]);
+    assert!(run(&["-A", "-t", "-c", "\\dt"]).contains("public|later|table|ann"));
+    let o = std::process::Command::new("psql").env("PGPASSWORD", "pw").args(["-X", "-h", "127.0.0.1", "-p", &s.port.to_string(), "-U", "ann", "-d", "kerndb", "-c", "\\d nope"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Did not find any relation named \"nope\""));
+    // information_schema, for tools that list columns.
+    let cols = run(&["-A", "-t", "-c", "select column_name, data_type, is_nullable from information_schema.columns where table_name = 'items' order by ordinal_position"]);
+    assert_eq!(cols.trim(), "id|integer|NO\nname|character varying|NO\ncode|character|YES\nat|timestamp without time zone|YES");
+}

@@ -54,6 +54,7 @@ impl SqlState {
     pub const BAD_COPY_FILE_FORMAT: SqlState = SqlState("22P04");
     pub const CHARACTER_NOT_IN_REPERTOIRE: SqlState = SqlState("22021");
     pub const QUERY_CANCELED: SqlState = SqlState("57014");
+    pub const INVALID_REGULAR_EXPRESSION: SqlState = SqlState("2201B");
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

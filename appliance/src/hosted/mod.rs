@@ -137,13 +137,14 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     log::info!("disk {}: {} MiB, O_DIRECT {}", a.disk.display(), disk_len(&disk) >> 20, if disk.is_direct() { "on" } else { "off" });
-    let db = match Database::open(disk, a.config.limits()) {
+    let mut db = match Database::open(disk, a.config.limits()) {
         Ok(db) => db,
         Err(e) => {
             eprintln!("kerndb: cannot open the database on {}: {}", a.disk.display(), e.message);
             return std::process::ExitCode::from(1);
         }
     };
+    db.set_owner(&a.config.user);
     let transport = match sockets::SocketTransport::bind(&a.listen) {
         Ok(t) => t,
         Err(e) => {

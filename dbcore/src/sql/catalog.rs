@@ -50,6 +50,8 @@ pub struct Catalog {
     pub tables: BTreeMap<String, TableDef>,
     pub indexes: BTreeMap<String, IndexDef>,
     pub views: BTreeMap<String, ViewDef>,
+    /// The one role's name (not stored: the server's configuration), for pg_catalog.
+    pub owner_name: String,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -58,6 +60,10 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 impl Catalog {
+    pub fn owner(&self) -> &str {
+        if self.owner_name.is_empty() { "kerndb" } else { &self.owner_name }
+    }
+
     pub fn load<D: BlockDevice>(store: &mut Store<D>, at: ReadAt) -> Result<Catalog, DbError> {
         let mut c = Catalog::default();
         let mut entries = Vec::new();

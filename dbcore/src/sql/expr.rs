@@ -83,6 +83,10 @@ pub enum Func {
     Reverse,
     Exp,
     Ln,
+    /// `~`, `~*`, `!~`, `!~*`: (negated, case-insensitive).
+    Regex(bool, bool),
+    /// `format_type(type oid, typmod)`.
+    FormatType,
 }
 
 #[derive(Debug, Clone)]
@@ -623,6 +627,14 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
         if ty.is_int() { cast_value(Value::Float(x), ty) } else { Ok(Value::Float(x)) }
     };
     Ok(match f {
+        F::Regex(negated, icase) => {
+            let (Value::Text(s), Value::Text(p)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "regular expression on non-text")) };
+            Value::Bool(regex_match(s, p, icase)? != negated)
+        }
+        F::FormatType => match (&a[0], &a[1]) {
+            (Value::Int(oid), Value::Int(m)) => super::syscat::format_type(*oid, *m).map(Value::Text).unwrap_or(Value::Null),
+            _ => Value::Null,
+        },
         F::Abs => match &a[0] {
             Value::Int(i) => check_int(i.checked_abs(), ty)?,
             v => Value::Float(num(v).abs()),
@@ -786,4 +798,18 @@ mod tests {
         assert_eq!(cast_value(Value::Text("ab".into()), SqlType::Char(4)).unwrap(), Value::Text("ab  ".into()));
         assert_eq!(cast_value(Value::Text("x".into()), SqlType::Float8).unwrap_err().code.0, "22P02");
     }
+}
+
+/// PostgreSQL's `~`: does `pattern` (a POSIX-style regular expression) match anywhere in `s`?
+/// Matching is linear in the text (regex-automata's PikeVM); the compiled pattern's size is
+/// bounded, so a hostile pattern gets an error, not a stall.
+pub fn regex_match(s: &str, pattern: &str, icase: bool) -> Result<bool, DbError> {
+    use regex_automata::meta::Regex;
+    use regex_automata::util::syntax;
+    let re = Regex::builder()
+        .syntax(syntax::Config::new().case_insensitive(icase))
+        .configure(Regex::config().nfa_size_limit(Some(1 << 20)))
+        .build(pattern)
+        .map_err(|e| err!(INVALID_REGULAR_EXPRESSION, "invalid regular expression: {e}"))?;
+    Ok(re.is_match(s))
 }

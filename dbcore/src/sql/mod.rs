@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod copy;
 pub mod expr;
 pub mod plan;
+pub mod syscat;
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
@@ -184,6 +185,8 @@ pub struct Database<D: BlockDevice> {
     next_rowid: BTreeMap<u32, u64>,
     /// Microseconds since 2000-01-01, set by the host before each statement (`now()`).
     pub clock_us: i64,
+    /// The one role's name, as pg_catalog shows it.
+    owner: String,
 }
 
 fn writes(s: &Statement) -> bool {
@@ -205,7 +208,13 @@ fn writes(s: &Statement) -> bool {
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
         let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
-        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0 })
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb") })
+    }
+
+    /// Names the one role (the server's configured user) for pg_catalog.
+    pub fn set_owner(&mut self, name: &str) {
+        self.owner = String::from(name);
+        self.cat_cache = None;
     }
 
     pub fn store(&self) -> &Store<D> {
@@ -258,7 +267,9 @@ impl<D: BlockDevice> Database<D> {
                         return Ok(c.clone());
                     }
                 }
-                let c = Rc::new(Catalog::load(&mut self.store, at)?);
+                let mut c = Catalog::load(&mut self.store, at)?;
+                c.owner_name = self.owner.clone();
+                let c = Rc::new(c);
                 if s.seq() == self.store.seq() {
                     self.cat_cache = Some((s.seq(), c.clone()));
                 }
@@ -277,7 +288,9 @@ impl<D: BlockDevice> Database<D> {
         let snap = self.store.snapshot();
         let c = Catalog::load(&mut self.store, ReadAt::Snapshot(&snap));
         self.store.release(snap);
-        let c = Rc::new(c?);
+        let mut c = c?;
+        c.owner_name = self.owner.clone();
+        let c = Rc::new(c);
         self.cat_cache = Some((seq, c.clone()));
         Ok(c)
     }

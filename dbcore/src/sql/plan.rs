@@ -182,6 +182,44 @@ pub fn object_name(n: &ast::ObjectName) -> Result<String, DbError> {
     }
 }
 
+/// `~` and friends, as (negated, case-insensitive); `OPERATOR(pg_catalog.~)` too.
+fn regex_op(op: &ast::BinaryOperator) -> Option<(bool, bool)> {
+    use ast::BinaryOperator as B;
+    let named = |s: &str| match s {
+        "~" => Some((false, false)),
+        "~*" => Some((false, true)),
+        "!~" => Some((true, false)),
+        "!~*" => Some((true, true)),
+        _ => None,
+    };
+    match op {
+        B::PGRegexMatch => Some((false, false)),
+        B::PGRegexIMatch => Some((false, true)),
+        B::PGRegexNotMatch => Some((true, false)),
+        B::PGRegexNotIMatch => Some((true, true)),
+        B::PGCustomBinaryOperator(parts) => match parts.as_slice() {
+            [op] => named(op),
+            [schema, op] if schema.eq_ignore_ascii_case("pg_catalog") => named(op),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A strict function with a NULL constant argument is NULL.
+fn fold_strict_func(e: Expr) -> Expr {
+    match &e {
+        Expr::Func(_, args, _) if args.iter().any(|a| matches!(a, Expr::Const(Value::Null))) => Expr::Const(Value::Null),
+        _ => e,
+    }
+}
+
+/// `CASE x WHEN k1 THEN v1 ... ELSE NULL END`: catalog functions that look up an object by oid.
+fn oid_lookup(x: Expr, pairs: Vec<(i64, String)>) -> Expr {
+    let whens = pairs.into_iter().map(|(k, v)| (Expr::Const(Value::Int(k)), Expr::Const(Value::Text(v)))).collect();
+    Expr::Case { operand: Some(Box::new(x)), whens, otherwise: None }
+}
+
 /// PostgreSQL's constant folding of strict operators: an operand that is the NULL constant
 /// makes the result NULL without evaluating the other operand (so `x * y < NULL` cannot
 /// overflow). BETWEEN is `x >= lo AND x <= hi`, NULL when x or both bounds are NULL.
@@ -368,6 +406,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
             some => len(some),
         }),
         D::Bool | D::Boolean => SqlType::Bool,
+        D::Regclass => SqlType::Int8,
         D::Timestamp(_, _) | D::Datetime(_) => SqlType::Timestamp,
         D::Custom(n, _) => match object_name(n)?.as_str() {
             "int2" => SqlType::Int2,
@@ -377,7 +416,17 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
             "float8" => SqlType::Float8,
             "bpchar" => SqlType::Char(0),
             "bool" => SqlType::Bool,
-            "string" => SqlType::Text,
+            "string" | "name" | "char" | "text" => SqlType::Text,
+            "varchar" => SqlType::Varchar(0),
+            "int" | "integer" => SqlType::Int4,
+            "bigint" => SqlType::Int8,
+            "smallint" => SqlType::Int2,
+            "boolean" => SqlType::Bool,
+            "numeric" | "decimal" => SqlType::Numeric,
+            "real" => SqlType::Float4,
+            "timestamp" => SqlType::Timestamp,
+            // Object identifiers, and the reg* aliases (shown as numbers, not names).
+            "oid" | "regclass" | "regtype" | "regnamespace" | "regproc" | "regprocedure" | "regrole" => SqlType::Int8,
             other => return Err(err!(UNDEFINED_OBJECT, "type \"{other}\" does not exist")),
         },
         other => return Err(err!(FEATURE_NOT_SUPPORTED, "type {other} is not supported yet")),
@@ -604,6 +653,13 @@ impl<'a> Planner<'a> {
                 let r = coerce(r, rt, ty, "operand")?;
                 (Expr::IsDistinct(Box::new(l), Box::new(r), matches!(e, E::IsNotDistinctFrom(..))), Ty::Known(SqlType::Bool))
             }
+            E::Collate { expr, .. } => self.compile(expr, scope)?,
+            E::BinaryOp { left, op, right } if regex_op(op).is_some() => {
+                let (negated, icase) = regex_op(op).expect("checked");
+                let l = self.compile_as(left, scope, SqlType::Text, "argument of ~")?;
+                let r = self.compile_as(right, scope, SqlType::Text, "argument of ~")?;
+                (fold_strict_func(Expr::Func(Func::Regex(negated, icase), alloc::vec![l, r], SqlType::Bool)), Ty::Known(SqlType::Bool))
+            }
             E::BinaryOp { left, op, right } => {
                 let op = match op {
                     ast::BinaryOperator::Plus => BinOp::Add,
@@ -735,6 +791,22 @@ impl<'a> Planner<'a> {
             E::Cast { expr, data_type, .. } => {
                 let ty = type_of(data_type)?;
                 let (x, _) = self.compile(expr, scope)?;
+                // 'name'::regclass is the relation's oid.
+                let is_regclass = match data_type {
+                    ast::DataType::Regclass => true,
+                    ast::DataType::Custom(n, _) => object_name(n).is_ok_and(|t| t == "regclass"),
+                    _ => false,
+                };
+                if let (true, Expr::Const(Value::Text(lit))) = (is_regclass, &x) {
+                    if lit.parse::<i64>().is_err() {
+                        let want = lit.trim_start_matches("public.");
+                        let oid = super::syscat::relation_names(self.cat).into_iter().find(|(_, name)| name == want).map(|(o, _)| o);
+                        return match oid {
+                            Some(o) => Ok((Expr::Const(Value::Int(o)), Ty::Known(SqlType::Int8))),
+                            None => Err(err!(UNDEFINED_TABLE, "relation \"{lit}\" does not exist")),
+                        };
+                    }
+                }
                 self.note_param(&x, ty);
                 match x {
                     Expr::Const(v) => (Expr::Const(cast_value(v, ty)?), Ty::Known(ty)),
@@ -885,6 +957,32 @@ impl<'a> Planner<'a> {
         };
         Ok(match (name.as_str(), n) {
             ("version", 0) => (Expr::Func(Func::Version, Vec::new(), SqlType::Text), Ty::Known(SqlType::Text)),
+            // The system catalog's functions (docs/sql.md, "System catalog").
+            ("pg_get_userbyid", 1) | ("current_user" | "session_user" | "user", 0) => (Expr::Const(Value::Text(self.cat.owner().into())), Ty::Known(SqlType::Text)),
+            ("current_database", 0) => (Expr::Const(Value::Text("kerndb".into())), Ty::Known(SqlType::Text)),
+            ("current_schema", 0) => (Expr::Const(Value::Text("public".into())), Ty::Known(SqlType::Text)),
+            ("pg_table_is_visible" | "pg_type_is_visible", 1) => (Expr::Const(Value::Bool(true)), Ty::Known(SqlType::Bool)),
+            ("pg_relation_is_publishable", 1) => (Expr::Const(Value::Bool(false)), Ty::Known(SqlType::Bool)),
+            ("pg_encoding_to_char", 1) => (Expr::Const(Value::Text("UTF8".into())), Ty::Known(SqlType::Text)),
+            ("obj_description" | "col_description" | "shobj_description", 1 | 2) => (Expr::Const(Value::Null), Ty::Known(SqlType::Text)),
+            // kerndb has no arrays; the catalog's array columns are NULL or text.
+            ("pg_get_expr", 2 | 3) | ("array_to_string", 2 | 3) => {
+                let (x, t) = compiled.into_iter().next().expect("arity checked");
+                (coerce(x, t, SqlType::Text, "argument")?, Ty::Known(SqlType::Text))
+            }
+            ("format_type", 2) => {
+                let mut it = compiled.into_iter();
+                let (a, at) = it.next().expect("arity checked");
+                let (b, bt) = it.next().expect("arity checked");
+                let args = alloc::vec![coerce(a, at, SqlType::Int8, "argument")?, coerce(b, bt, SqlType::Int8, "argument")?];
+                (Expr::Func(Func::FormatType, args, SqlType::Text), Ty::Known(SqlType::Text))
+            }
+            ("pg_get_indexdef", 1 | 3) | ("pg_get_constraintdef", 1 | 2) => {
+                let (x, t) = compiled.into_iter().next().expect("arity checked");
+                let x = coerce(x, t, SqlType::Int8, "argument")?;
+                let defs = if name == "pg_get_indexdef" { super::syscat::index_defs(self.cat) } else { super::syscat::constraint_defs(self.cat) };
+                (oid_lookup(x, defs), Ty::Known(SqlType::Text))
+            }
             // Flushes the disk and powers the machine off (ends the process in hosted mode) once
             // the answer is sent.
             ("kerndb_shutdown", 0) => {
@@ -1100,8 +1198,50 @@ impl<'a> Planner<'a> {
     }
 
     /// One FROM item: a table, a view, a subquery, or generate_series.
+    /// A pg_catalog or information_schema relation named by `name`, computed now.
+    fn system_relation(&self, name: &ast::ObjectName) -> Option<(String, super::syscat::SysRel)> {
+        let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(ident_name).collect();
+        let sys = match parts.as_slice() {
+            [t] if t.starts_with("pg_") && !self.cat.tables.contains_key(t) && !self.cat.views.contains_key(t) => t.clone(),
+            [s, t] if s == "pg_catalog" => t.clone(),
+            [s, t] if s == "information_schema" => alloc::format!("information_schema.{t}"),
+            _ => return None,
+        };
+        let view_cols = |v: &super::catalog::ViewDef| -> Vec<(String, SqlType)> {
+            let Ok(q) = super::parse_one_query(&v.sql) else { return Vec::new() };
+            let Ok(p) = self.query(&q, None) else { return Vec::new() };
+            p.cols.into_iter().enumerate().map(|(i, c)| (v.columns.get(i).cloned().unwrap_or(c.name), c.ty)).collect()
+        };
+        super::syscat::relation(self.cat, &sys, self.cat.owner(), &view_cols).map(|r| (sys, r))
+    }
+
+    /// True if a FROM clause inner-joins a system relation that never has rows (pg_inherits,
+    /// pg_policy, ...): then the query has no rows, whatever else it says.
+    fn from_is_empty(&self, from: &[ast::TableWithJoins]) -> bool {
+        let empty = |f: &ast::TableFactor| match f {
+            ast::TableFactor::Table { name, args: None, .. } => {
+                let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(ident_name).collect();
+                let last = parts.last().map(String::as_str).unwrap_or("");
+                super::syscat::EMPTY.contains(&last) && (parts.len() == 1 || parts[0] == "pg_catalog")
+            }
+            _ => false,
+        };
+        from.iter().any(|twj| {
+            empty(&twj.relation)
+                || twj.joins.iter().any(|j| matches!(j.join_operator, ast::JoinOperator::Join(_) | ast::JoinOperator::Inner(_) | ast::JoinOperator::CrossJoin(_)) && empty(&j.relation))
+        })
+    }
+
     fn from_item(&self, f: &ast::TableFactor, outer: Option<&Scope>) -> Result<(Node, Vec<ColInfo>, Option<(String, u32, usize)>), DbError> {
         match f {
+            ast::TableFactor::Table { name, alias, args, .. } if args.is_none() && self.system_relation(name).is_some() => {
+                let (sys, rel) = self.system_relation(name).expect("checked");
+                let label = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| sys.rsplit('.').next().unwrap_or(&sys).to_string());
+                let renames: Vec<String> = alias.as_ref().map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect()).unwrap_or_default();
+                let cols = rel.cols.iter().enumerate().map(|(i, (n, ty))| ColInfo { table: Some(label.clone()), name: renames.get(i).cloned().unwrap_or_else(|| String::from(*n)), ty: *ty }).collect();
+                let rows = rel.rows.into_iter().map(|r| r.into_iter().map(Expr::Const).collect()).collect();
+                Ok((Node::Values(rows), cols, None))
+            }
             ast::TableFactor::Table { name, alias, args, .. } => {
                 let n = object_name(name)?;
                 let alias_name = alias.as_ref().map(|a| ident_name(&a.name));
@@ -1215,6 +1355,27 @@ impl<'a> Planner<'a> {
     fn select(&self, sel: &ast::Select, order: &[&ast::OrderByExpr], outer: Option<&Scope>) -> Result<Planned, DbError> {
         if sel.top.is_some() || sel.into.is_some() || !sel.lateral_views.is_empty() {
             return Err(err!(FEATURE_NOT_SUPPORTED, "this SELECT form is not supported"));
+        }
+        // A query over a system relation that is always empty has no rows: psql's \d asks
+        // about policies, publications and triggers with expressions (arrays, set-returning
+        // functions) that kerndb need not evaluate. The select list is typed where it can be,
+        // text elsewhere.
+        if self.from_is_empty(&sel.from) && sel.group_by == ast::GroupByExpr::Expressions(Vec::new(), Vec::new()) && sel.having.is_none() {
+            let select_aggs = sel.projection.iter().any(|i| matches!(i, ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } if has_aggregate(e)));
+            if !select_aggs {
+                let scope = Scope::new(Vec::new(), outer);
+                let mut cols = Vec::new();
+                for item in &sel.projection {
+                    let (e, name) = match item {
+                        ast::SelectItem::UnnamedExpr(e) => (e, default_name(e)),
+                        ast::SelectItem::ExprWithAlias { expr, alias } => (expr, ident_name(alias)),
+                        _ => return Err(err!(FEATURE_NOT_SUPPORTED, "SELECT * over this system relation is not supported")),
+                    };
+                    let ty = self.compile(e, &scope).map(|(_, t)| t.sql()).unwrap_or(SqlType::Text);
+                    cols.push(ColInfo { table: None, name, ty });
+                }
+                return Ok(Planned { node: Node::Values(Vec::new()), cols });
+            }
         }
         // FROM: each comma item with its joins, then the items joined left to right with the
         // WHERE conjuncts pushed to the first join that has their columns.

@@ -336,3 +336,25 @@ fn copy_to_stdout_encodes_rows() {
         assert_eq!(q.tag, alloc::format!("COPY {}", q.rows.len()));
     }
 }
+
+#[test]
+fn regular_expressions_and_system_catalog() {
+    let mut d = db();
+    assert_eq!(flat(&mut d, "select 'pgbench_accounts' ~ '^(pgbench_.*)$', 'abc' !~ 'b', 'ABC' ~* 'b', 'ABC' !~* 'z', null ~ 'a'"), "t,f,t,t,NULL");
+    assert_eq!(flat(&mut d, "select 'x.y' OPERATOR(pg_catalog.~) '^x\\.y$' COLLATE pg_catalog.default"), "t");
+    assert_eq!(code(&mut d, "select 'a' ~ '('"), "2201B");
+    // A pattern whose automaton would be huge is refused, not run.
+    assert_eq!(code(&mut d, "select 'a' ~ '(((a{100}){100}){100})'"), "2201B");
+    one(&mut d, "create table t (a int primary key, b varchar(5) default 'q')").unwrap();
+    one(&mut d, "create view v as select b from t").unwrap();
+    assert_eq!(flat(&mut d, "select relname, relkind from pg_catalog.pg_class order by relname"), "t,r t_pkey,i v,v");
+    assert_eq!(flat(&mut d, "select a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull from pg_attribute a join pg_class c on c.oid = a.attrelid where c.relname = 't' order by a.attnum"), "a,integer,t b,character varying(5),f");
+    assert_eq!(flat(&mut d, "select pg_get_indexdef(indexrelid, 0, true), pg_get_constraintdef(con.oid, true) from pg_index i left join pg_constraint con on con.conindid = i.indexrelid"), "CREATE UNIQUE INDEX t_pkey ON public.t USING btree (a),PRIMARY KEY (a)");
+    assert_eq!(flat(&mut d, "select 't'::regclass = (select oid from pg_class where relname = 't')"), "t");
+    assert_eq!(code(&mut d, "select 'nope'::regclass"), "42P01");
+    // Always-empty catalogs answer nothing, however exotic the select list.
+    let r = one(&mut d, "select pol.polname, array_to_string(array(select 1), ',') from pg_catalog.pg_policy pol where pol.polrelid = 1").unwrap();
+    assert!(r.rows.is_empty());
+    assert_eq!(r.columns.unwrap().len(), 2);
+    assert_eq!(flat(&mut d, "select table_name, table_type from information_schema.tables order by 1"), "t,BASE TABLE v,VIEW");
+}

@@ -1,0 +1,453 @@
+//! pg_catalog and information_schema: read-only system relations computed from kerndb's own
+//! catalog when a query names them, enough for psql's `\dt`, `\d TABLE`, `\di`, `\l`, `\dn`
+//! and for tools that list tables and columns (docs/sql.md, "System catalog").
+//!
+//! Object identifiers: a table or index is 16384 + its tree number, a view 1,000,000 + its
+//! position in name order, a constraint 2,000,000 + its index's tree. The namespace of every
+//! user relation is `public` (2200).
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::catalog::{Catalog, IndexDef, TableDef};
+use super::expr::Row;
+use crate::value::{SqlType, Value};
+
+pub const PUBLIC_NS: i64 = 2200;
+pub const CATALOG_NS: i64 = 11;
+/// The one role's oid (PostgreSQL's bootstrap superuser).
+pub const OWNER_OID: i64 = 10;
+
+pub fn table_oid(t: &TableDef) -> i64 {
+    16384 + i64::from(t.tree)
+}
+
+pub fn index_oid(i: &IndexDef) -> i64 {
+    16384 + i64::from(i.tree)
+}
+
+fn constraint_oid(i: &IndexDef) -> i64 {
+    2_000_000 + i64::from(i.tree)
+}
+
+/// A system relation: its columns and rows.
+pub struct SysRel {
+    pub cols: Vec<(&'static str, SqlType)>,
+    pub rows: Vec<Row>,
+}
+
+fn t(s: &str) -> Value {
+    Value::Text(String::from(s))
+}
+
+fn i(n: i64) -> Value {
+    Value::Int(n)
+}
+
+fn b(v: bool) -> Value {
+    Value::Bool(v)
+}
+
+const OID: SqlType = SqlType::Int8;
+const TEXT: SqlType = SqlType::Text;
+const BOOL: SqlType = SqlType::Bool;
+const INT2: SqlType = SqlType::Int2;
+const INT4: SqlType = SqlType::Int4;
+
+/// The types kerndb has, as pg_type rows: (oid, name, length).
+const TYPES: [(i64, &str, i64); 11] = [
+    (16, "bool", 1),
+    (20, "int8", 8),
+    (21, "int2", 2),
+    (23, "int4", 4),
+    (25, "text", -1),
+    (700, "float4", 4),
+    (701, "float8", 8),
+    (1042, "bpchar", -1),
+    (1043, "varchar", -1),
+    (1114, "timestamp", 8),
+    (1700, "numeric", -1),
+];
+
+/// A column type's typmod, as PostgreSQL stores it (length + 4 for character types).
+pub fn typmod(ty: SqlType) -> i64 {
+    match ty {
+        SqlType::Char(n) | SqlType::Varchar(n) if n > 0 => i64::from(n) + 4,
+        _ => -1,
+    }
+}
+
+/// `format_type(oid, typmod)`.
+pub fn format_type(oid: i64, typmod: i64) -> Option<String> {
+    let base = match oid {
+        16 => "boolean",
+        20 => "bigint",
+        21 => "smallint",
+        23 => "integer",
+        25 => "text",
+        700 => "real",
+        701 => "double precision",
+        1042 => "character",
+        1043 => "character varying",
+        1114 => "timestamp without time zone",
+        1700 => "numeric",
+        _ => return None,
+    };
+    Some(match (oid, typmod) {
+        (1042 | 1043, m) if m >= 4 => alloc::format!("{base}({})", m - 4),
+        _ => String::from(base),
+    })
+}
+
+/// Names of the system relations that exist but never have rows in kerndb (no partitioning,
+/// inheritance, policies, extended statistics, publications or triggers).
+pub const EMPTY: [&str; 14] = [
+    "pg_inherits",
+    "pg_partitioned_table",
+    "pg_policy",
+    "pg_statistic_ext",
+    "pg_publication",
+    "pg_publication_namespace",
+    "pg_publication_rel",
+    "pg_trigger",
+    "pg_description",
+    "pg_depend",
+    "pg_foreign_table",
+    "pg_rewrite",
+    "pg_sequence",
+    "pg_event_trigger",
+];
+
+fn empty_cols(name: &str) -> Option<Vec<(&'static str, SqlType)>> {
+    Some(match name {
+        "pg_inherits" => vec![("inhrelid", OID), ("inhparent", OID), ("inhseqno", INT4), ("inhdetachpending", BOOL)],
+        "pg_partitioned_table" => vec![("partrelid", OID), ("partstrat", TEXT), ("partnatts", INT2)],
+        "pg_policy" => vec![("oid", OID), ("polname", TEXT), ("polrelid", OID), ("polcmd", TEXT), ("polpermissive", BOOL), ("polroles", TEXT), ("polqual", TEXT), ("polwithcheck", TEXT)],
+        "pg_statistic_ext" => vec![("oid", OID), ("stxrelid", OID), ("stxname", TEXT), ("stxnamespace", OID), ("stxkind", TEXT), ("stxstattarget", INT4)],
+        "pg_publication" => vec![("oid", OID), ("pubname", TEXT), ("puballtables", BOOL)],
+        "pg_publication_namespace" => vec![("oid", OID), ("pnpubid", OID), ("pnnspid", OID)],
+        "pg_publication_rel" => vec![("oid", OID), ("prpubid", OID), ("prrelid", OID), ("prqual", TEXT), ("prattrs", TEXT)],
+        "pg_trigger" => vec![("oid", OID), ("tgrelid", OID), ("tgparentid", OID), ("tgname", TEXT), ("tgenabled", TEXT), ("tgisinternal", BOOL)],
+        "pg_description" => vec![("objoid", OID), ("classoid", OID), ("objsubid", INT4), ("description", TEXT)],
+        "pg_depend" => vec![("classid", OID), ("objid", OID), ("objsubid", INT4), ("refclassid", OID), ("refobjid", OID), ("refobjsubid", INT4), ("deptype", TEXT)],
+        "pg_foreign_table" => vec![("ftrelid", OID), ("ftserver", OID)],
+        "pg_rewrite" => vec![("oid", OID), ("rulename", TEXT), ("ev_class", OID)],
+        "pg_sequence" => vec![("seqrelid", OID)],
+        "pg_event_trigger" => vec![("oid", OID), ("evtname", TEXT)],
+        _ => return None,
+    })
+}
+
+/// The system relation `name` (after schema qualification was checked), if there is one.
+/// `owner` is the one role's name.
+/// `view_cols` gives a view's result columns (the planner works them out).
+pub fn relation(cat: &Catalog, name: &str, owner: &str, view_cols: &dyn Fn(&super::catalog::ViewDef) -> Vec<(String, SqlType)>) -> Option<SysRel> {
+    if let Some(cols) = empty_cols(name) {
+        return Some(SysRel { cols, rows: Vec::new() });
+    }
+    let views: Vec<(i64, &super::catalog::ViewDef)> = cat.views.values().enumerate().map(|(k, v)| (1_000_000 + k as i64, v)).collect();
+    let (cols, rows) = match name {
+        "pg_namespace" => (
+            vec![("oid", OID), ("nspname", TEXT), ("nspowner", OID), ("nspacl", TEXT)],
+            vec![vec![i(CATALOG_NS), t("pg_catalog"), i(OWNER_OID), Value::Null], vec![i(PUBLIC_NS), t("public"), i(OWNER_OID), Value::Null], vec![i(13000), t("information_schema"), i(OWNER_OID), Value::Null]],
+        ),
+        "pg_am" => (vec![("oid", OID), ("amname", TEXT), ("amtype", TEXT)], vec![vec![i(2), t("heap"), t("t")], vec![i(403), t("btree"), t("i")]]),
+        "pg_roles" | "pg_user" | "pg_authid" => (
+            vec![("oid", OID), ("rolname", TEXT), ("rolsuper", BOOL), ("rolcanlogin", BOOL), ("usename", TEXT), ("usesysid", OID)],
+            vec![vec![i(OWNER_OID), t(owner), b(true), b(true), t(owner), i(OWNER_OID)]],
+        ),
+        "pg_database" => (
+            vec![("oid", OID), ("datname", TEXT), ("datdba", OID), ("encoding", INT4), ("datlocprovider", TEXT), ("datistemplate", BOOL), ("datallowconn", BOOL), ("datcollate", TEXT), ("datctype", TEXT), ("daticulocale", TEXT), ("datacl", TEXT)],
+            vec![vec![i(16384), t("kerndb"), i(OWNER_OID), i(6), t("c"), b(false), b(true), t("C"), t("C"), Value::Null, Value::Null]],
+        ),
+        "pg_type" => (
+            vec![("oid", OID), ("typname", TEXT), ("typnamespace", OID), ("typlen", INT2), ("typtype", TEXT), ("typcollation", OID)],
+            TYPES.iter().map(|&(oid, n, len)| vec![i(oid), t(n), i(CATALOG_NS), i(len), t("b"), i(if matches!(oid, 25 | 1042 | 1043) { 100 } else { 0 })]).collect(),
+        ),
+        "pg_collation" => (vec![("oid", OID), ("collname", TEXT), ("collnamespace", OID)], vec![vec![i(100), t("default"), i(CATALOG_NS)], vec![i(950), t("C"), i(CATALOG_NS)]]),
+        "pg_class" => {
+            let cols = vec![
+                ("oid", OID),
+                ("relname", TEXT),
+                ("relnamespace", OID),
+                ("reltype", OID),
+                ("relowner", OID),
+                ("relam", OID),
+                ("relfilenode", OID),
+                ("reltablespace", OID),
+                ("relpages", INT4),
+                ("reltuples", SqlType::Float4),
+                ("reltoastrelid", OID),
+                ("relhasindex", BOOL),
+                ("relisshared", BOOL),
+                ("relpersistence", TEXT),
+                ("relkind", TEXT),
+                ("relnatts", INT2),
+                ("relchecks", INT2),
+                ("relhasrules", BOOL),
+                ("relhastriggers", BOOL),
+                ("relhassubclass", BOOL),
+                ("relrowsecurity", BOOL),
+                ("relforcerowsecurity", BOOL),
+                ("relispopulated", BOOL),
+                ("relreplident", TEXT),
+                ("relispartition", BOOL),
+                ("reloftype", OID),
+                ("relacl", TEXT),
+                ("reloptions", TEXT),
+                ("relpartbound", TEXT),
+            ];
+            let row = |oid: i64, name: &str, am: i64, kind: &str, natts: usize, has_index: bool| {
+                vec![
+                    i(oid),
+                    t(name),
+                    i(PUBLIC_NS),
+                    i(0),
+                    i(OWNER_OID),
+                    i(am),
+                    i(oid),
+                    i(0),
+                    i(0),
+                    Value::Float(-1.0),
+                    i(0),
+                    b(has_index),
+                    b(false),
+                    t("p"),
+                    t(kind),
+                    i(natts as i64),
+                    i(0),
+                    b(kind == "v"),
+                    b(false),
+                    b(false),
+                    b(false),
+                    b(false),
+                    b(true),
+                    t(if kind == "v" { "n" } else { "d" }),
+                    b(false),
+                    i(0),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                ]
+            };
+            let mut rows = Vec::new();
+            for tb in cat.tables.values() {
+                rows.push(row(table_oid(tb), &tb.name, 2, "r", tb.columns.len(), cat.indexes_of(&tb.name).next().is_some()));
+            }
+            for ix in cat.indexes.values() {
+                rows.push(row(index_oid(ix), &ix.name, 403, "i", ix.columns.len(), false));
+            }
+            for (oid, v) in &views {
+                rows.push(row(*oid, &v.name, 0, "v", v.columns.len(), false));
+            }
+            (cols, rows)
+        }
+        "pg_attribute" => {
+            let cols = vec![
+                ("attrelid", OID),
+                ("attname", TEXT),
+                ("atttypid", OID),
+                ("attlen", INT2),
+                ("attnum", INT2),
+                ("atttypmod", INT4),
+                ("attndims", INT4),
+                ("attnotnull", BOOL),
+                ("atthasdef", BOOL),
+                ("attidentity", TEXT),
+                ("attgenerated", TEXT),
+                ("attisdropped", BOOL),
+                ("attislocal", BOOL),
+                ("attcollation", OID),
+                ("attstattarget", INT4),
+            ];
+            let mut rows = Vec::new();
+            for tb in cat.tables.values() {
+                for (k, c) in tb.columns.iter().enumerate() {
+                    let coll = if c.ty.is_text() { 100 } else { 0 };
+                    rows.push(vec![
+                        i(table_oid(tb)),
+                        t(&c.name),
+                        i(i64::from(c.ty.pg_oid())),
+                        i(i64::from(c.ty.pg_len())),
+                        i(k as i64 + 1),
+                        i(typmod(c.ty)),
+                        i(0),
+                        b(c.not_null),
+                        b(c.default.is_some()),
+                        t(""),
+                        t(""),
+                        b(false),
+                        b(true),
+                        i(coll),
+                        i(-1),
+                    ]);
+                }
+            }
+            for (oid, v) in &views {
+                for (k, (n, ty)) in view_cols(v).into_iter().enumerate() {
+                    rows.push(vec![i(*oid), t(&n), i(i64::from(ty.pg_oid())), i(i64::from(ty.pg_len())), i(k as i64 + 1), i(typmod(ty)), i(0), b(false), b(false), t(""), t(""), b(false), b(true), i(if ty.is_text() { 100 } else { 0 }), i(-1)]);
+                }
+            }
+            for ix in cat.indexes.values() {
+                let Some(tb) = cat.tables.get(&ix.table) else { continue };
+                for (k, &ci) in ix.columns.iter().enumerate() {
+                    let Some(c) = tb.columns.get(ci) else { continue };
+                    rows.push(vec![i(index_oid(ix)), t(&c.name), i(i64::from(c.ty.pg_oid())), i(i64::from(c.ty.pg_len())), i(k as i64 + 1), i(typmod(c.ty)), i(0), b(false), b(false), t(""), t(""), b(false), b(true), i(0), i(-1)]);
+                }
+            }
+            (cols, rows)
+        }
+        "pg_attrdef" => {
+            let mut rows = Vec::new();
+            for tb in cat.tables.values() {
+                for (k, c) in tb.columns.iter().enumerate() {
+                    if let Some(d) = &c.default {
+                        rows.push(vec![i(3_000_000 + table_oid(tb) * 2000 + k as i64), i(table_oid(tb)), i(k as i64 + 1), t(d)]);
+                    }
+                }
+            }
+            (vec![("oid", OID), ("adrelid", OID), ("adnum", INT2), ("adbin", TEXT)], rows)
+        }
+        "pg_index" => {
+            let cols = vec![
+                ("indexrelid", OID),
+                ("indrelid", OID),
+                ("indnatts", INT2),
+                ("indnkeyatts", INT2),
+                ("indisunique", BOOL),
+                ("indisprimary", BOOL),
+                ("indisexclusion", BOOL),
+                ("indimmediate", BOOL),
+                ("indisclustered", BOOL),
+                ("indisvalid", BOOL),
+                ("indisready", BOOL),
+                ("indislive", BOOL),
+                ("indisreplident", BOOL),
+                ("indnullsnotdistinct", BOOL),
+                ("indkey", TEXT),
+            ];
+            let mut rows = Vec::new();
+            for ix in cat.indexes.values() {
+                let Some(tb) = cat.tables.get(&ix.table) else { continue };
+                let key: Vec<String> = ix.columns.iter().map(|c| alloc::format!("{}", c + 1)).collect();
+                let n = ix.columns.len() as i64;
+                rows.push(vec![i(index_oid(ix)), i(table_oid(tb)), i(n), i(n), b(ix.unique), b(ix.primary), b(false), b(true), b(false), b(true), b(true), b(true), b(false), b(false), t(&key.join(" "))]);
+            }
+            (cols, rows)
+        }
+        "pg_constraint" => {
+            let cols = vec![
+                ("oid", OID),
+                ("conname", TEXT),
+                ("connamespace", OID),
+                ("contype", TEXT),
+                ("condeferrable", BOOL),
+                ("condeferred", BOOL),
+                ("convalidated", BOOL),
+                ("conrelid", OID),
+                ("contypid", OID),
+                ("conindid", OID),
+                ("conparentid", OID),
+                ("confrelid", OID),
+                ("conkey", TEXT),
+            ];
+            let mut rows = Vec::new();
+            for ix in cat.indexes.values() {
+                let Some(kind) = constraint_kind(ix) else { continue };
+                let Some(tb) = cat.tables.get(&ix.table) else { continue };
+                let key: Vec<String> = ix.columns.iter().map(|c| alloc::format!("{}", c + 1)).collect();
+                rows.push(vec![i(constraint_oid(ix)), t(&ix.name), i(PUBLIC_NS), t(kind), b(false), b(false), b(true), i(table_oid(tb)), i(0), i(index_oid(ix)), i(0), i(0), t(&alloc::format!("{{{}}}", key.join(",")))]);
+            }
+            (cols, rows)
+        }
+        "pg_tables" => (
+            vec![("schemaname", TEXT), ("tablename", TEXT), ("tableowner", TEXT), ("tablespace", TEXT), ("hasindexes", BOOL), ("hasrules", BOOL), ("hastriggers", BOOL), ("rowsecurity", BOOL)],
+            cat.tables.values().map(|tb| vec![t("public"), t(&tb.name), t(owner), Value::Null, b(cat.indexes_of(&tb.name).next().is_some()), b(false), b(false), b(false)]).collect(),
+        ),
+        "pg_views" => (
+            vec![("schemaname", TEXT), ("viewname", TEXT), ("viewowner", TEXT), ("definition", TEXT)],
+            cat.views.values().map(|v| vec![t("public"), t(&v.name), t(owner), t(&v.sql)]).collect(),
+        ),
+        "pg_indexes" => (
+            vec![("schemaname", TEXT), ("tablename", TEXT), ("indexname", TEXT), ("tablespace", TEXT), ("indexdef", TEXT)],
+            cat.indexes.values().map(|ix| vec![t("public"), t(&ix.table), t(&ix.name), Value::Null, t(&index_def(cat, ix))]).collect(),
+        ),
+        "information_schema.tables" => (
+            vec![("table_catalog", TEXT), ("table_schema", TEXT), ("table_name", TEXT), ("table_type", TEXT)],
+            cat.tables
+                .values()
+                .map(|tb| vec![t("kerndb"), t("public"), t(&tb.name), t("BASE TABLE")])
+                .chain(cat.views.values().map(|v| vec![t("kerndb"), t("public"), t(&v.name), t("VIEW")]))
+                .collect(),
+        ),
+        "information_schema.columns" => {
+            let cols = vec![
+                ("table_catalog", TEXT),
+                ("table_schema", TEXT),
+                ("table_name", TEXT),
+                ("column_name", TEXT),
+                ("ordinal_position", INT4),
+                ("column_default", TEXT),
+                ("is_nullable", TEXT),
+                ("data_type", TEXT),
+                ("character_maximum_length", INT4),
+            ];
+            let mut rows = Vec::new();
+            for tb in cat.tables.values() {
+                for (k, c) in tb.columns.iter().enumerate() {
+                    let len = match c.ty {
+                        SqlType::Char(n) | SqlType::Varchar(n) if n > 0 => i(i64::from(n)),
+                        _ => Value::Null,
+                    };
+                    rows.push(vec![t("kerndb"), t("public"), t(&tb.name), t(&c.name), i(k as i64 + 1), c.default.as_deref().map(t).unwrap_or(Value::Null), t(if c.not_null { "NO" } else { "YES" }), t(c.ty.name()), len]);
+                }
+            }
+            (cols, rows)
+        }
+        _ => return None,
+    };
+    Some(SysRel { cols, rows })
+}
+
+/// The constraint a unique index stands for: PRIMARY KEY ('p') or UNIQUE ('u', the
+/// `table_column_key` indexes that UNIQUE column constraints create).
+fn constraint_kind(ix: &IndexDef) -> Option<&'static str> {
+    if ix.primary {
+        Some("p")
+    } else if ix.unique && ix.name.ends_with("_key") {
+        Some("u")
+    } else {
+        None
+    }
+}
+
+fn column_list(cat: &Catalog, ix: &IndexDef) -> String {
+    let names: Vec<&str> = cat.tables.get(&ix.table).map(|tb| ix.columns.iter().filter_map(|&c| tb.columns.get(c).map(|c| c.name.as_str())).collect()).unwrap_or_default();
+    names.join(", ")
+}
+
+/// `pg_get_indexdef`: the CREATE INDEX statement.
+pub fn index_def(cat: &Catalog, ix: &IndexDef) -> String {
+    alloc::format!("CREATE {}INDEX {} ON public.{} USING btree ({})", if ix.unique { "UNIQUE " } else { "" }, ix.name, ix.table, column_list(cat, ix))
+}
+
+/// Oid to text maps for the catalog functions that take an object's oid.
+pub fn index_defs(cat: &Catalog) -> Vec<(i64, String)> {
+    cat.indexes.values().map(|ix| (index_oid(ix), index_def(cat, ix))).collect()
+}
+
+/// `pg_get_constraintdef`.
+pub fn constraint_defs(cat: &Catalog) -> Vec<(i64, String)> {
+    cat.indexes
+        .values()
+        .filter_map(|ix| constraint_kind(ix).map(|k| (constraint_oid(ix), alloc::format!("{} ({})", if k == "p" { "PRIMARY KEY" } else { "UNIQUE" }, column_list(cat, ix)))))
+        .collect()
+}
+
+/// Relation names by oid (the `regclass` output).
+pub fn relation_names(cat: &Catalog) -> Vec<(i64, String)> {
+    let mut v: Vec<(i64, String)> = cat.tables.values().map(|tb| (table_oid(tb), tb.name.clone())).collect();
+    v.extend(cat.indexes.values().map(|ix| (index_oid(ix), ix.name.clone())));
+    v.extend(cat.views.values().enumerate().map(|(k, vw)| (1_000_000 + k as i64, vw.name.clone())));
+    v
+}
