@@ -802,12 +802,14 @@ mod tests {
 
 /// PostgreSQL's `~`: does `pattern` (a POSIX-style regular expression) match anywhere in `s`?
 /// Matching is linear in the text (regex-automata's PikeVM); the compiled pattern's size is
-/// bounded, so a hostile pattern gets an error, not a stall.
+/// bounded, so a hostile pattern gets an error, not a stall. Classes (`\w`, `[[:alpha:]]`) and
+/// case-insensitivity are ASCII-only; other characters match themselves.
 pub fn regex_match(s: &str, pattern: &str, icase: bool) -> Result<bool, DbError> {
     use regex_automata::meta::Regex;
     use regex_automata::util::syntax;
     let re = Regex::builder()
-        .syntax(syntax::Config::new().case_insensitive(icase))
+        // ASCII classes and case folding: Unicode tables would add a megabyte to the image.
+        .syntax(syntax::Config::new().unicode(false).utf8(false).case_insensitive(icase))
         .configure(Regex::config().nfa_size_limit(Some(1 << 20)))
         .build(pattern)
         .map_err(|e| err!(INVALID_REGULAR_EXPRESSION, "invalid regular expression: {e}"))?;
