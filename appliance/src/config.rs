@@ -21,6 +21,10 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// The buffer pool, in MiB.
     pub cache_mib: usize,
+    /// Seconds an authenticated session may sit idle outside a transaction (0: forever).
+    pub idle_session_timeout: u64,
+    /// Seconds a client has to finish start-up and authentication.
+    pub authentication_timeout: u64,
     /// Self-test hooks for the boot tests (`selftest=panic`).
     pub selftest: Option<String>,
 }
@@ -38,6 +42,8 @@ impl Default for Config {
             max_message: 1 << 20,
             log_level: log::LevelFilter::Info,
             cache_mib: 64,
+            idle_session_timeout: 3600,
+            authentication_timeout: 60,
             selftest: None,
         }
     }
@@ -70,6 +76,8 @@ impl Config {
             "max_connections" => self.max_connections = value.parse().ok().filter(|n| (1..=4096).contains(n)).ok_or_else(bad)?,
             "max_message" => self.max_message = value.parse().ok().filter(|n| (1024..=(1 << 30)).contains(n)).ok_or_else(bad)?,
             "log" => self.log_level = value.parse().map_err(|_| bad())?,
+            "idle_session_timeout" => self.idle_session_timeout = value.parse().ok().filter(|n| *n <= 1 << 31).ok_or_else(bad)?,
+            "authentication_timeout" => self.authentication_timeout = value.parse().ok().filter(|n| (1..=600).contains(n)).ok_or_else(bad)?,
             "cache" => self.cache_mib = value.parse().ok().filter(|n| (1..=1 << 20).contains(n)).ok_or_else(bad)?,
             "selftest" => self.selftest = Some(value.to_string()),
             _ => return Err(format!("unknown setting {key:?}")),

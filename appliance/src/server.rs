@@ -49,6 +49,9 @@ struct Conn {
     portals: BTreeMap<String, Portal>,
     /// An Execute waiting for the write transaction: (portal, max_rows).
     pending_execute: Option<(String, i32)>,
+    /// When the connection opened and when its client last sent anything (µs).
+    opened_us: u64,
+    last_input_us: u64,
 }
 
 /// A bound statement: not run yet (`batch`), or run with rows left to send (`result`).
@@ -65,6 +68,8 @@ pub struct Server<D: BlockDevice, T: Transport> {
     transport: T,
     session_cfg: SessionConfig,
     max_connections: usize,
+    idle_timeout_us: u64,
+    auth_timeout_us: u64,
     conns: BTreeMap<T::Conn, Conn>,
     next_pid: u32,
     pub stats: ServerStats,
@@ -113,6 +118,8 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             transport,
             session_cfg: session_config(cfg, entropy),
             max_connections: cfg.max_connections,
+            idle_timeout_us: cfg.idle_session_timeout.saturating_mul(1_000_000),
+            auth_timeout_us: cfg.authentication_timeout.saturating_mul(1_000_000),
             conns: BTreeMap::new(),
             next_pid: 1,
             stats: ServerStats::default(),
@@ -184,13 +191,14 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         let mut busy = self.transport.poll(now_us);
         while let Some(c) = self.transport.accept() {
             busy = true;
-            self.open(c, entropy);
+            self.open(c, entropy, now_us);
         }
+        self.expire(now_us);
         let ids: Vec<T::Conn> = self.conns.keys().copied().collect();
         let mut buf = [0u8; READ_CHUNK];
         let mut gone = Vec::new();
         for &id in &ids {
-            let (b, g) = self.serve_input(id, &mut buf);
+            let (b, g) = self.serve_input(id, &mut buf, now_us);
             busy |= b;
             if g {
                 gone.push(id);
@@ -216,7 +224,28 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         busy
     }
 
-    fn open(&mut self, c: T::Conn, entropy: &mut dyn Entropy) {
+    /// Ends sessions that took too long to authenticate (08006) or sat idle outside a
+    /// transaction past the idle-session timeout (57P05), as PostgreSQL does.
+    fn expire(&mut self, now_us: u64) {
+        for c in self.conns.values_mut() {
+            if c.session.is_closed() {
+                continue;
+            }
+            if !c.session.is_authenticated() && now_us.saturating_sub(c.opened_us) > self.auth_timeout_us {
+                c.session.fatal(&PgError::fatal("08006", "canceling authentication due to timeout"));
+            } else if self.idle_timeout_us > 0
+                && c.session.is_idle()
+                && c.batch.is_none()
+                && !c.state.in_block
+                && now_us.saturating_sub(c.last_input_us) > self.idle_timeout_us
+            {
+                log::info!("closing session pid {}: idle for longer than idle_session_timeout", c.session.key().pid);
+                c.session.fatal(&PgError::fatal("57P05", "terminating connection due to idle-session timeout"));
+            }
+        }
+    }
+
+    fn open(&mut self, c: T::Conn, entropy: &mut dyn Entropy, now_us: u64) {
         let mut nonce = [0u8; 18];
         entropy.fill(&mut nonce);
         let mut secret = [0u8; 4];
@@ -234,11 +263,11 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             log::debug!("connection {c:?} opened (pid {})", key.pid);
         }
         let state = SessionState::new(key.pid as u64);
-        self.conns.insert(c, Conn { session, state, batch: None, statements: BTreeMap::new(), portals: BTreeMap::new(), pending_execute: None });
+        self.conns.insert(c, Conn { session, state, batch: None, statements: BTreeMap::new(), portals: BTreeMap::new(), pending_execute: None, opened_us: now_us, last_input_us: now_us });
     }
 
     /// Reads from one connection and runs what it asked for; (anything happened, it is gone).
-    fn serve_input(&mut self, id: T::Conn, buf: &mut [u8]) -> (bool, bool) {
+    fn serve_input(&mut self, id: T::Conn, buf: &mut [u8], now_us: u64) -> (bool, bool) {
         let Some(conn) = self.conns.get_mut(&id) else { return (false, false) };
         let mut busy = false;
         let mut gone = false;
@@ -247,6 +276,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                 Ok(0) => {}
                 Ok(n) => {
                     busy = true;
+                    conn.last_input_us = now_us;
                     conn.session.receive(&buf[..n]);
                 }
                 Err(()) => gone = true,
@@ -484,6 +514,10 @@ fn decode_param(raw: Option<&[u8]>, format: i16, ty: SqlType) -> Result<Value, P
                 dbcore::sql::expr::cast_value(Value::Int(v), ty).map_err(|e| PgError::error(e.code.0, e.message))
             }
             SqlType::Bool if b.len() == 1 => Ok(Value::Bool(b[0] != 0)),
+            SqlType::Numeric => {
+                let text = pgwire::numeric::decode(b).ok_or_else(bad)?;
+                dbcore::sql::expr::cast_value(Value::Text(text), ty).map_err(|e| PgError::error(e.code.0, e.message))
+            }
             SqlType::Float4 if b.len() == 4 => Ok(Value::Float(f32::from_be_bytes([b[0], b[1], b[2], b[3]]) as f64)),
             SqlType::Float8 if b.len() == 8 => Ok(Value::Float(f64::from_be_bytes(b.try_into().map_err(|_| bad())?))),
             SqlType::Timestamp if b.len() == 8 => Ok(Value::Timestamp(i64::from_be_bytes(b.try_into().map_err(|_| bad())?))),
@@ -499,6 +533,8 @@ fn encode_value(v: &Value, ty: SqlType, format: i16) -> Option<Vec<u8>> {
     if format == 1 {
         return match (v, ty) {
             (Value::Null, _) => None,
+            // NUMERIC's binary form is built from its text, so both formats agree.
+            (v, SqlType::Numeric) => v.to_text().and_then(|t| pgwire::numeric::encode(&t)),
             (Value::Int(i), SqlType::Int2) => Some((*i as i16).to_be_bytes().to_vec()),
             (Value::Int(i), SqlType::Int4) => Some((*i as i32).to_be_bytes().to_vec()),
             (Value::Int(i), _) => Some(i.to_be_bytes().to_vec()),

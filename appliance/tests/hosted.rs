@@ -170,3 +170,29 @@ fn psql_meta_commands_describe_the_catalog() {
     let cols = run(&["-A", "-t", "-c", "select column_name, data_type, is_nullable from information_schema.columns where table_name = 'items' order by ordinal_position"]);
     assert_eq!(cols.trim(), "id|integer|NO\nname|character varying|NO\ncode|character|YES\nat|timestamp without time zone|YES");
 }
+
+#[test]
+fn idle_and_unauthenticated_sessions_time_out() {
+    let dir = temp_dir("timeouts");
+    let s = hosted(&dir.join("kerndb.img"), &["--idle-timeout", "1", "--auth-timeout", "1"]);
+    let mut idle = Raw::login(s.port);
+    let mut in_block = Raw::login(s.port);
+    assert!(in_block.query("begin").iter().any(|m| m.ty == b'Z' && m.body == b"T"));
+    let mut silent = Raw::connect(s.port); // never sends a start-up packet
+    let mut half = Raw::connect(s.port);
+    half.startup(USER); // and never answers the SCRAM challenge
+    let start = std::time::Instant::now();
+    // The idle session gets FATAL 57P05 and is closed; within a second or so of the limit.
+    let m = idle.recv().expect("a message before the close");
+    assert_eq!((m.ty, m.sqlstate().as_deref()), (b'E', Some("57P05")));
+    assert!(idle.closed_by_server());
+    let waited = start.elapsed();
+    assert!(waited < std::time::Duration::from_secs(5), "took {waited:?}");
+    // Start-up that never finishes: FATAL 08006.
+    assert_eq!(silent.recv().and_then(|m| m.sqlstate()).as_deref(), Some("08006"));
+    let msgs: Vec<Msg> = std::iter::from_fn(|| half.recv()).collect();
+    assert_eq!(msgs.last().and_then(|m| m.sqlstate()).as_deref(), Some("08006"), "{msgs:?}");
+    // A session inside a transaction block is not idle: it still works.
+    assert_eq!(in_block.rows("select 1 + 1"), vec![vec![Some("2".to_string())]]);
+    assert!(in_block.query("commit").iter().any(|m| m.ty == b'C'));
+}

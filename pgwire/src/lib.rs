@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod codec;
+pub mod numeric;
 pub mod scram;
 pub mod session;
 

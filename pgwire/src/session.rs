@@ -127,6 +127,16 @@ impl Session {
         matches!(self.state, State::Closed)
     }
 
+    /// Start-up and authentication are over.
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.state, State::Ready | State::Closed)
+    }
+
+    /// Authenticated, not answering anything, not copying: waiting for the client.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Ready) && !self.busy && !self.copy_in && self.buffered() == 0
+    }
+
     pub fn is_ready(&self) -> bool {
         matches!(self.state, State::Ready)
     }

@@ -1,6 +1,10 @@
 //! Benchmarks, side by side with the peer in one run (docs/figures.md has the results).
 //!
 //!   cargo xtask bench pgbench [--scale N] [--time SECONDS] [--runs N]
+//!   cargo xtask bench storage [--rows N] [--lookups N] [--scans N] [--commits N] [--rounds N]
+//!
+//! `storage`: the `bench` crate (bench/src/main.rs): kerndb's engine and SQLite in one process,
+//! on files under target/ (this machine's disk, not a tmpfs).
 //!
 //! `pgbench`: hosted kerndb and a temporary PostgreSQL cluster (Debian's postgresql-15, on
 //! another port, started and removed by the command) on the same machine and disk. Each gets
@@ -14,7 +18,8 @@ use std::time::{Duration, Instant};
 pub fn bench(root: &Path, args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("pgbench") => pgbench_bench(root, &args[1..]),
-        _ => Err("usage: cargo xtask bench pgbench [--scale N] [--time SECONDS] [--runs N]".into()),
+        Some("storage") => storage_bench(root, &args[1..]),
+        _ => Err("usage: cargo xtask bench pgbench [--scale N] [--time SECONDS] [--runs N]\n       cargo xtask bench storage [--rows N] [--lookups N] [--scans N] [--commits N] [--rounds N]".into()),
     }
 }
 
@@ -127,6 +132,26 @@ fn median(v: &mut [f64]) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+fn storage_bench(root: &Path, args: &[String]) -> Result<(), String> {
+    crate::check(crate::cargo().args(["build", "--release", "-p", "bench"]).status(), "cargo build -p bench")?;
+    let out = Command::new(root.join("target/release/bench"))
+        .args(args)
+        .arg("--dir")
+        .arg(root.join("target"))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run the storage benchmark: {e}"))?;
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{table}");
+    if !out.status.success() {
+        return Err("the storage benchmark failed".into());
+    }
+    let path = root.join("target/bench-storage.md");
+    std::fs::write(&path, &table).map_err(|e| e.to_string())?;
+    println!("(also written to {})", path.display());
+    Ok(())
 }
 
 fn pgbench_bench(root: &Path, args: &[String]) -> Result<(), String> {

@@ -4,6 +4,7 @@
 //!   cargo xtask test
 //!   cargo xtask image
 //!   cargo xtask bench pgbench [--scale N] [--time SECONDS] [--runs N]
+//!   cargo xtask bench storage [--rows N] [--lookups N] [--scans N] [--commits N] [--rounds N]
 //!
 //! On a fresh Debian or Ubuntu machine these are the whole set-up: run as root they install
 //! what is missing (qemu-system-x86, postgresql-client); otherwise they say what to install.
@@ -22,7 +23,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   test    run every test: unit, property, hosted server with psql, the image booted in QEMU
   image   build the bootable image only and print its path
   bench   pgbench [--scale N] [--time SECONDS] [--runs N]: pgbench against hosted kerndb and a
-          temporary PostgreSQL side by side; prints the table of medians and ratios";
+          temporary PostgreSQL side by side; prints the table of medians and ratios
+          storage [--rows N] ...: kerndb's storage engine and SQLite side by side";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();

@@ -61,7 +61,8 @@ pub struct ServeArgs {
 
 const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] [--password P]
                     [--auth scram|trust] [--size MIB] [--max-connections N]
-                    [--max-message BYTES] [--cache MIB] [--log LEVEL]
+                    [--max-message BYTES] [--cache MIB] [--idle-timeout SECONDS]
+                    [--auth-timeout SECONDS] [--log LEVEL]
 
   --disk PATH         a file or block device; an absent or empty file is formatted
   --listen ADDR       address to listen on (default 127.0.0.1:5432)
@@ -71,6 +72,9 @@ const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] 
   --max-connections   client limit (default 64); more get SQLSTATE 53300
   --max-message       largest protocol message in bytes (default 1048576)
   --cache MIB         buffer pool size (default 64)
+  --idle-timeout S    close sessions idle outside a transaction for S seconds (default 3600;
+                      0: never)
+  --auth-timeout S    seconds to finish start-up and authentication (default 60)
   --log LEVEL         error, warn, info (default), debug, trace";
 
 pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
@@ -100,6 +104,8 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
             "--max-message" => config.set("max_message", value)?,
             "--log" => config.set("log", value)?,
             "--cache" => config.set("cache", value)?,
+            "--idle-timeout" => config.set("idle_session_timeout", value)?,
+            "--auth-timeout" => config.set("authentication_timeout", value)?,
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
         }
     }

@@ -3,6 +3,8 @@
 Usage: psycopg3_basic.py PORT. Exits nonzero with a message on any mismatch."""
 import sys
 
+from decimal import Decimal
+
 import psycopg
 
 port = int(sys.argv[1])
@@ -30,4 +32,13 @@ with psycopg.connect(host="127.0.0.1", port=port, user="kerndb", password="kernd
         conn.rollback()
     cur.execute("SELECT id FROM p3 WHERE flag = %s", (True,))
     assert sorted(r[0] for r in cur.fetchall()) == [2, 4]
+    # NUMERIC in binary, both ways (%b sends the parameter in binary).
+    conn.commit()
+    cur.execute("CREATE TABLE pn (id INTEGER NOT NULL, amount NUMERIC)")
+    conn.commit()
+    cur.execute("INSERT INTO pn VALUES (%b, %b), (%b, %b)", (1, Decimal("12345.678"), 2, Decimal("-0.5")))
+    conn.commit()
+    cur.execute("SELECT amount FROM pn ORDER BY id")
+    got = [r[0] for r in cur.fetchall()]
+    assert got == [Decimal("12345.678"), Decimal("-0.5")], f"binary numeric: {got}"
 print("psycopg 3 ok")

@@ -476,13 +476,19 @@ impl<D: BlockDevice> Store<D> {
         }
     }
 
+    /// Marks a use of page `p`. The LRU order is approximate: a page moves to the young end
+    /// only when it has aged by a quarter of the pool since it last moved, so hot pages (the
+    /// roots, the inner nodes) cost a map lookup per use, not a reordering.
     fn touch(&mut self, p: PageId) {
         self.tick += 1;
         let t = self.tick;
+        let window = self.frames.len() as u64 / 4 + 1;
         if let Some(f) = self.frames.get_mut(&p) {
-            self.lru.remove(&f.tick);
-            f.tick = t;
-            self.lru.insert(t, p);
+            if t - f.tick > window {
+                self.lru.remove(&f.tick);
+                f.tick = t;
+                self.lru.insert(t, p);
+            }
         }
     }
 

@@ -1,0 +1,261 @@
+//! Storage benchmark: kerndb's engine (dbcore over a file opened with O_DIRECT) and SQLite
+//! (rusqlite, bundled; WAL mode, synchronous=FULL) side by side in one process run, with the
+//! same schema, the same statements and the same cache size, on a file on this machine's disk.
+//! `cargo xtask bench storage` runs it; docs/figures.md has the results.
+//!
+//!   bench [--rows N] [--lookups N] [--scans N] [--commits N] [--rounds N] [--dir PATH]
+//!
+//! Workloads: bulk insert of N rows in one transaction (keys in order, 100-byte text values);
+//! random point lookups by primary key; range scans of 100 consecutive keys; single-row
+//! INSERT commits, each durable before the next. Both engines run prepared statements; every
+//! round alternates which engine goes first, and the table shows the median of the rounds.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use dbcore::{Database, Limits, Prepared, QueryResult, SessionState, Step, Value};
+use drivers_raw::file::FileDisk;
+use rusqlite::{params, Connection};
+
+const CACHE_BYTES: usize = 64 << 20;
+
+struct Opts {
+    rows: u64,
+    lookups: u64,
+    scans: u64,
+    commits: u64,
+    rounds: usize,
+    dir: PathBuf,
+}
+
+fn opts() -> Result<Opts, String> {
+    let mut o = Opts { rows: 1_000_000, lookups: 100_000, scans: 10_000, commits: 1_000, rounds: 3, dir: std::env::temp_dir() };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let n = || v.parse::<u64>().map_err(|_| format!("{flag}: not a number: {v}"));
+        match flag.as_str() {
+            "--rows" => o.rows = n()?.max(1000),
+            "--lookups" => o.lookups = n()?.max(1),
+            "--scans" => o.scans = n()?.max(1),
+            "--commits" => o.commits = n()?.max(1),
+            "--rounds" => o.rounds = n()?.max(1) as usize,
+            "--dir" => o.dir = PathBuf::from(v),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// A small deterministic generator (xorshift64*): both engines get the same keys.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+fn value(k: u64) -> String {
+    let mut s = format!("{:020}-", k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    while s.len() < 100 {
+        s.push((b'a' + (s.len() as u64 * 7 + k) as u8 % 26) as char);
+    }
+    s
+}
+
+/// kerndb through its SQL layer, as a server session would use it.
+struct Kern {
+    db: Database<FileDisk>,
+    s: SessionState,
+}
+
+impl Kern {
+    fn open(path: &Path, bytes: u64) -> Kern {
+        let disk = FileDisk::open(path, bytes).expect("open the kerndb file");
+        assert!(disk.is_direct(), "O_DIRECT is not available on {}", path.display());
+        let db = Database::open(disk, Limits { cache_bytes: CACHE_BYTES, ..Limits::default() }).expect("open kerndb");
+        Kern { db, s: SessionState::new(1) }
+    }
+
+    fn prepare(&mut self, sql: &str) -> Prepared {
+        self.db.prepare(1, sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn run(&mut self, p: &Prepared, params: Vec<Value>) -> QueryResult {
+        let mut b = self.db.bind(p, params).expect("bind");
+        self.drain(&mut b)
+    }
+
+    fn exec(&mut self, sql: &str) -> QueryResult {
+        let mut b = self.db.batch(sql).expect("parse");
+        self.drain(&mut b)
+    }
+
+    fn drain(&mut self, b: &mut dbcore::Batch) -> QueryResult {
+        let mut last = None;
+        loop {
+            match self.db.step(&mut self.s, b) {
+                Step::Result(r) => last = Some(r.unwrap_or_else(|e| panic!("kerndb: {e}"))),
+                Step::Done => break,
+                Step::Blocked => panic!("blocked with one session"),
+            }
+        }
+        last.expect("a statement ran")
+    }
+
+    /// Makes the commits so far durable (the server does this once per loop pass).
+    fn sync(&mut self) {
+        self.db.sync().expect("log flush");
+    }
+}
+
+fn sqlite(path: &Path) -> Connection {
+    let c = Connection::open(path).expect("open sqlite");
+    c.pragma_update(None, "journal_mode", "WAL").expect("WAL");
+    c.pragma_update(None, "synchronous", "FULL").expect("synchronous");
+    c.pragma_update(None, "cache_size", -((CACHE_BYTES / 1024) as i64)).expect("cache_size");
+    c
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+fn main() {
+    let o = match opts() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let dir = o.dir.join(format!("kerndb-storage-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench directory");
+    let kpath = dir.join("kerndb.img");
+    let spath = dir.join("sqlite.db");
+    // Room for the rows, their index, copy-on-write and the log.
+    let kbytes = (o.rows * 1200).max(256 << 20);
+    let mut k = Kern::open(&kpath, kbytes);
+    let s = sqlite(&spath);
+    let schema = "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)";
+    k.exec(schema);
+    k.sync();
+    s.execute(schema, []).expect("sqlite schema");
+
+    // 1. Bulk insert, once each (the table is what the other workloads read).
+    let t = Instant::now();
+    {
+        let p = k.prepare("INSERT INTO t VALUES ($1, $2)");
+        k.exec("BEGIN");
+        for key in 0..o.rows {
+            k.run(&p, vec![Value::Int(key as i64), Value::Text(value(key))]);
+        }
+        k.exec("COMMIT");
+        k.sync();
+    }
+    let k_bulk = o.rows as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    {
+        let tx = s.unchecked_transaction().expect("begin");
+        {
+            let mut st = tx.prepare("INSERT INTO t VALUES (?1, ?2)").expect("prepare");
+            for key in 0..o.rows {
+                st.execute(params![key as i64, value(key)]).expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    let s_bulk = o.rows as f64 / t.elapsed().as_secs_f64();
+    eprintln!("bulk insert of {} rows: kerndb {k_bulk:.0} rows/s, SQLite {s_bulk:.0} rows/s", o.rows);
+
+    let mut results: Vec<(String, Vec<f64>, Vec<f64>)> = vec![
+        (format!("random point lookups ({})", o.lookups), Vec::new(), Vec::new()),
+        (format!("range scans of 100 rows ({})", o.scans), Vec::new(), Vec::new()),
+        (format!("single-row commits ({})", o.commits), Vec::new(), Vec::new()),
+    ];
+    let kl = k.prepare("SELECT v FROM t WHERE k = $1");
+    let kr = k.prepare("SELECT count(*), sum(length(v)) FROM t WHERE k >= $1 AND k < $2");
+    let ki = k.prepare("INSERT INTO t VALUES ($1, $2)");
+    let mut next_key = o.rows;
+    for round in 0..o.rounds {
+        for engine in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+            let mut rng = Rng(0x1234_5678 + round as u64);
+            // Point lookups.
+            let t = Instant::now();
+            let mut found = 0u64;
+            for _ in 0..o.lookups {
+                let key = rng.below(o.rows) as i64;
+                if engine == 0 {
+                    found += k.run(&kl, vec![Value::Int(key)]).rows.len() as u64;
+                } else {
+                    let mut st = s.prepare_cached("SELECT v FROM t WHERE k = ?1").expect("prepare");
+                    let v: String = st.query_row(params![key], |r| r.get(0)).expect("lookup");
+                    found += u64::from(!v.is_empty());
+                }
+            }
+            assert_eq!(found, o.lookups, "every looked-up key exists");
+            let rate = o.lookups as f64 / t.elapsed().as_secs_f64();
+            if engine == 0 { results[0].1.push(rate) } else { results[0].2.push(rate) }
+            // Range scans.
+            let t = Instant::now();
+            let mut rows = 0i64;
+            for _ in 0..o.scans {
+                let lo = rng.below(o.rows - 100) as i64;
+                if engine == 0 {
+                    let r = k.run(&kr, vec![Value::Int(lo), Value::Int(lo + 100)]);
+                    if let Some(Value::Int(n)) = r.rows.first().and_then(|r| r.first()) {
+                        rows += n;
+                    }
+                } else {
+                    let mut st = s.prepare_cached("SELECT count(*), sum(length(v)) FROM t WHERE k >= ?1 AND k < ?2").expect("prepare");
+                    let n: i64 = st.query_row(params![lo, lo + 100], |r| r.get(0)).expect("scan");
+                    rows += n;
+                }
+            }
+            assert_eq!(rows, 100 * o.scans as i64, "every scan sees 100 rows");
+            let rate = o.scans as f64 / t.elapsed().as_secs_f64();
+            if engine == 0 { results[1].1.push(rate) } else { results[1].2.push(rate) }
+            // Single-row commits, each durable.
+            let t = Instant::now();
+            for i in 0..o.commits {
+                let key = (next_key + i) as i64;
+                if engine == 0 {
+                    k.run(&ki, vec![Value::Int(key), Value::Text(value(key as u64))]);
+                    k.sync();
+                } else {
+                    let mut st = s.prepare_cached("INSERT INTO t VALUES (?1, ?2)").expect("prepare");
+                    st.execute(params![key + 1_000_000_000, value(key as u64)]).expect("insert");
+                }
+            }
+            let rate = o.commits as f64 / t.elapsed().as_secs_f64();
+            if engine == 0 { results[2].1.push(rate) } else { results[2].2.push(rate) }
+            eprintln!("round {} {}: done", round + 1, if engine == 0 { "kerndb" } else { "SQLite" });
+        }
+        next_key += o.commits;
+    }
+
+    let mut table = format!(
+        "kerndb's engine (O_DIRECT file, fdatasync) vs SQLite {} (WAL, synchronous=FULL), both with a {} MiB cache, one process; medians of {} rounds.\n\n",
+        rusqlite::version(),
+        CACHE_BYTES >> 20,
+        o.rounds
+    );
+    table.push_str("| workload | kerndb per s | SQLite per s | kerndb / SQLite |\n|---|---|---|---|\n");
+    table.push_str(&format!("| bulk insert, {} rows in one transaction | {k_bulk:.0} | {s_bulk:.0} | {:.2} |\n", o.rows, k_bulk / s_bulk));
+    for (name, kv, sv) in results {
+        let (km, sm) = (median(kv), median(sv));
+        table.push_str(&format!("| {name} | {km:.0} | {sm:.0} | {:.2} |\n", km / sm));
+    }
+    let st = k.db.store().stats();
+    table.push_str(&format!("\nkerndb buffer pool: {} hits, {} misses.\n", st.pool_hits, st.pool_misses));
+    println!("{table}");
+    drop(k);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
