@@ -158,3 +158,27 @@ fn python_drivers_against_the_image() {
     python_client("psycopg2_basic.py", s.port);
     python_client("psycopg3_basic.py", s.port);
 }
+
+/// The image under pgbench: `pgbench -i` (COPY) and short select-only and TPC-B runs in each
+/// query mode, then TPC-B's invariant; and psql's catalog commands. A shorter run than the
+/// hosted one: TCG is slow.
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn pgbench_and_psql_catalog_against_the_image() {
+    let dir = temp_dir("image-pgbench");
+    let s = boot(&new_disk(&dir, 128), "");
+    let (ok, out) = pgbench(s.port, &["-i", "-s", "1"]);
+    assert!(ok, "pgbench -i against the image failed:\n{out}");
+    for mode in ["simple", "extended", "prepared"] {
+        let tps = pgbench_ok(s.port, &["-n", "-S", "-M", mode, "-t", "100"]);
+        println!("FIGURE image pgbench -S -M {mode} under TCG: {tps:.0} tps");
+        let tps = pgbench_ok(s.port, &["-n", "-M", mode, "-c", "2", "-t", "25"]);
+        println!("FIGURE image pgbench TPC-B -M {mode} under TCG: {tps:.0} tps");
+    }
+    let (_, history) = tpcb_invariant(s.port);
+    assert_eq!(history, 3 * 2 * 25);
+    let dt = psql_ok(s.port, &["\\dt"]);
+    assert!(dt.contains("public|pgbench_accounts|table|kerndb"), "{dt}");
+    let copy = psql_ok(s.port, &["\\copy (select bid, bbalance from pgbench_branches) to stdout"]);
+    assert!(copy.starts_with("1\t"), "{copy}");
+}
