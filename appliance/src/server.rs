@@ -139,6 +139,10 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
     pub fn run(&mut self, clock: &dyn Clock, entropy: &mut dyn Entropy, stop: &mut dyn FnMut() -> bool) -> Stop {
         let why = loop {
             let now = clock.now_micros();
+            // now() and CURRENT_TIMESTAMP: microseconds since 2000-01-01, PostgreSQL's epoch.
+            if let Some(wall) = clock.wall_micros() {
+                self.db.clock_us = wall - 946_684_800_000_000;
+            }
             if self.db.shutdown_requested() {
                 break Stop::Requested;
             }

@@ -196,3 +196,14 @@ fn idle_and_unauthenticated_sessions_time_out() {
     assert_eq!(in_block.rows("select 1 + 1"), vec![vec![Some("2".to_string())]]);
     assert!(in_block.query("commit").iter().any(|m| m.ty == b'C'));
 }
+
+#[test]
+fn now_is_the_wall_clock() {
+    let dir = temp_dir("now");
+    let s = hosted(&dir.join("kerndb.img"), &[]);
+    let before = utc_today();
+    let now = psql_ok(s.port, &["select now(), current_timestamp = now()"]);
+    let after = utc_today();
+    assert!(now.starts_with(&before) || now.starts_with(&after), "now() = {now}, today is {before}");
+    assert!(now.trim().ends_with("|t"), "{now}");
+}

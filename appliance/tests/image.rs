@@ -177,6 +177,10 @@ fn pgbench_and_psql_catalog_against_the_image() {
     }
     let (_, history) = tpcb_invariant(s.port);
     assert_eq!(history, 3 * 2 * 25);
+    // now() comes from the RTC (QEMU keeps it in UTC).
+    let today = utc_today();
+    let now = psql_ok(s.port, &["select now()"]);
+    assert!(now.starts_with(&today[..7]), "now() in the image = {now}, today is {today}");
     let dt = psql_ok(s.port, &["\\dt"]);
     assert!(dt.contains("public|pgbench_accounts|table|kerndb"), "{dt}");
     let copy = psql_ok(s.port, &["\\copy (select bid, bbalance from pgbench_branches) to stdout"]);

@@ -87,6 +87,11 @@ pub trait NetWait {
 /// Monotonic time since an arbitrary origin (boot, process start, simulation start).
 pub trait Clock {
     fn now_micros(&self) -> u64;
+    /// Wall-clock time, microseconds since 1970-01-01 UTC, if the platform knows it (for SQL's
+    /// `now()`; never for timeouts, which use the monotonic clock).
+    fn wall_micros(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// Unpredictable bytes, for SCRAM nonces and salts and cancel keys.

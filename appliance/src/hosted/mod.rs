@@ -32,6 +32,10 @@ impl Clock for HostClock {
     fn now_micros(&self) -> u64 {
         self.0.elapsed().as_micros() as u64
     }
+    fn wall_micros(&self) -> Option<i64> {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+        i64::try_from(d.as_micros()).ok()
+    }
 }
 
 /// The kernel's CSPRNG, read from /dev/urandom.

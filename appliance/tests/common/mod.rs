@@ -497,3 +497,9 @@ pub fn tpcb_invariant(port: u16) -> (i64, i64) {
     assert!(v[0] == v[1] && v[1] == v[2] && v[2] == v[3], "TPC-B invariant broken: accounts {}, branches {}, tellers {}, history {}", v[0], v[1], v[2], v[3]);
     (v[0], v[4])
 }
+
+/// Today's UTC date as `YYYY-MM-DD`, from the host's `date`.
+pub fn utc_today() -> String {
+    let o = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().expect("date");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
