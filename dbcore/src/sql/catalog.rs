@@ -36,6 +36,9 @@ pub struct IndexDef {
     pub columns: Vec<usize>,
     pub unique: bool,
     pub primary: bool,
+    /// The table's row key: a one-column integer PRIMARY KEY declared with CREATE TABLE keys
+    /// the table tree itself (`tree` is the table's), so there are no separate entries.
+    pub row_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +107,7 @@ impl Catalog {
                     for _ in 0..n {
                         columns.push(r.u16().ok_or_else(bad)? as usize);
                     }
-                    c.indexes.insert(name.clone(), IndexDef { name, table, tree, columns, unique: flags & 1 != 0, primary: flags & 2 != 0 });
+                    c.indexes.insert(name.clone(), IndexDef { name, table, tree, columns, unique: flags & 1 != 0, primary: flags & 2 != 0, row_key: flags & 4 != 0 });
                 }
                 Some(b'v') => {
                     let name = String::from(r.str32().ok_or_else(bad)?);
@@ -165,7 +168,7 @@ impl Catalog {
         put_str(&mut o, &i.name);
         put_str(&mut o, &i.table);
         o.extend_from_slice(&i.tree.to_le_bytes());
-        o.push(i.unique as u8 | (i.primary as u8) << 1);
+        o.push(i.unique as u8 | (i.primary as u8) << 1 | (i.row_key as u8) << 2);
         o.extend_from_slice(&(i.columns.len() as u16).to_le_bytes());
         for &c in &i.columns {
             o.extend_from_slice(&(c as u16).to_le_bytes());
@@ -182,6 +185,11 @@ impl Catalog {
             put_str(&mut o, c);
         }
         o
+    }
+
+    /// The index that is `table`'s row key, if it has one.
+    pub fn row_key_of<'a>(&'a self, table: &'a str) -> Option<&'a IndexDef> {
+        self.indexes_of(table).find(|i| i.row_key)
     }
 
     pub fn indexes_of<'a>(&'a self, table: &'a str) -> impl Iterator<Item = &'a IndexDef> + 'a {

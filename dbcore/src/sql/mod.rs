@@ -693,7 +693,7 @@ impl<D: BlockDevice> Database<D> {
                     let n = object_name(&t.name)?;
                     let def = cat.tables.get(&n).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist"))?;
                     self.store.clear_tree(def.tree)?;
-                    for i in cat.indexes_of(&n) {
+                    for i in cat.indexes_of(&n).filter(|i| !i.row_key) {
                         self.store.clear_tree(i.tree)?;
                     }
                     self.next_rowid.remove(&def.tree);
@@ -818,7 +818,19 @@ impl<D: BlockDevice> Database<D> {
         let mut c = cat.clone();
         c.tables.insert(name.clone(), t);
         if let Some(ix) = pk {
-            add_index(&mut self.store, &mut c, format!("{name}_pkey"), &name, ix, true, true)?;
+            let int_key = ix.len() == 1 && c.tables[&name].columns[ix[0]].ty.is_int();
+            if int_key {
+                // The table tree is keyed by the primary key itself (docs/sql.md, "Catalog").
+                let iname = format!("{name}_pkey");
+                if c.relation_exists(&iname) {
+                    return Err(err!(DUPLICATE_TABLE, "relation \"{iname}\" already exists"));
+                }
+                let def = IndexDef { name: iname.clone(), table: name.clone(), tree, columns: ix, unique: true, primary: true, row_key: true };
+                self.store.put(CATALOG_TREE, &Catalog::index_key(&iname), &Catalog::encode_index(&def))?;
+                c.indexes.insert(iname, def);
+            } else {
+                add_index(&mut self.store, &mut c, format!("{name}_pkey"), &name, ix, true, true)?;
+            }
         }
         for u in uniques {
             let cn = u.iter().map(|&i| c.tables[&name].columns[i].name.clone()).collect::<Vec<_>>().join("_");
@@ -873,6 +885,15 @@ impl<D: BlockDevice> Database<D> {
                         };
                         ix.push(t.columns.iter().position(|x| x.name == n).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{n}\" of relation \"{name}\" does not exist"))?);
                     }
+                    let mut t2 = t.clone();
+                    for &i in &ix {
+                        t2.columns[i].not_null = true;
+                    }
+                    if ix.len() == 1 && t.columns[ix[0]].ty.is_int() {
+                        // An integer key becomes the row key: the table is rebuilt keyed by it.
+                        self.rekey_table(&mut c, &mut t2, ix)?;
+                        continue;
+                    }
                     let rows = self.table_rows(&t)?;
                     for (_, r) in &rows {
                         for &i in &ix {
@@ -880,10 +901,6 @@ impl<D: BlockDevice> Database<D> {
                                 return Err(err!(NOT_NULL_VIOLATION, "column \"{}\" of relation \"{name}\" contains null values", t.columns[i].name));
                             }
                         }
-                    }
-                    let mut t2 = t.clone();
-                    for &i in &ix {
-                        t2.columns[i].not_null = true;
                     }
                     self.store.put(CATALOG_TREE, &Catalog::table_key(&name), &Catalog::encode_table(&t2))?;
                     c.tables.insert(name.clone(), t2);
@@ -934,6 +951,62 @@ impl<D: BlockDevice> Database<D> {
     }
 
     /// Every row of a table with its row id key (inside the write transaction).
+    /// ALTER TABLE ADD PRIMARY KEY on one integer column: copies the rows into a new tree keyed
+    /// by the key (checking NULLs and duplicates), rebuilds the other indexes, whose entries
+    /// end with the row key, and drops the old tree. Works in chunks, so a table of any size
+    /// needs little memory.
+    fn rekey_table(&mut self, c: &mut Catalog, t: &mut TableDef, ix: Vec<usize>) -> Result<(), DbError> {
+        const CHUNK: usize = 4096;
+        let iname = format!("{}_pkey", t.name);
+        if c.relation_exists(&iname) {
+            return Err(err!(DUPLICATE_TABLE, "relation \"{iname}\" already exists"));
+        }
+        let old_tree = t.tree;
+        let new_tree = self.store.create_tree()?;
+        let pk = IndexDef { name: iname.clone(), table: t.name.clone(), tree: new_tree, columns: ix, unique: true, primary: true, row_key: true };
+        let others: Vec<IndexDef> = c.indexes_of(&t.name).cloned().collect();
+        for i in &others {
+            self.store.clear_tree(i.tree)?;
+        }
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            let lo = match &after {
+                Some(k) => Bound::Excluded(&k[..]),
+                None => Bound::Unbounded,
+            };
+            self.store.scan(ReadAt::Txn, old_tree, lo, Bound::Unbounded, &mut |k, v| {
+                chunk.push((k.to_vec(), v));
+                Ok(chunk.len() < CHUNK)
+            })?;
+            let Some((last, _)) = chunk.last() else { break };
+            after = Some(last.clone());
+            for (_, v) in chunk {
+                let row = crate::value::decode_row(&v)?;
+                let col = &t.columns[pk.columns[0]];
+                if row.get(pk.columns[0]).is_none_or(Value::is_null) {
+                    return Err(err!(NOT_NULL_VIOLATION, "column \"{}\" of relation \"{}\" contains null values", col.name, t.name));
+                }
+                let key = row_key(&pk, &row)?;
+                if self.store.get(ReadAt::Txn, new_tree, &key)?.is_some() {
+                    return Err(err!(UNIQUE_VIOLATION, "could not create unique index \"{iname}\": key is duplicated"));
+                }
+                self.store.put(new_tree, &key, &v)?;
+                for i in &others {
+                    self.store.put(i.tree, &Self::index_key(i, &row, &key), &[])?;
+                }
+            }
+        }
+        self.store.drop_tree(old_tree)?;
+        self.next_rowid.remove(&old_tree);
+        t.tree = new_tree;
+        self.store.put(CATALOG_TREE, &Catalog::table_key(&t.name), &Catalog::encode_table(t))?;
+        self.store.put(CATALOG_TREE, &Catalog::index_key(&iname), &Catalog::encode_index(&pk))?;
+        c.tables.insert(t.name.clone(), t.clone());
+        c.indexes.insert(iname, pk);
+        Ok(())
+    }
+
     fn table_rows(&mut self, t: &TableDef) -> Result<Vec<(Vec<u8>, Row)>, DbError> {
         let mut raw = Vec::new();
         let limit = self.limits.max_result_rows;
@@ -963,7 +1036,9 @@ impl<D: BlockDevice> Database<D> {
                     self.store.delete(CATALOG_TREE, &Catalog::table_key(&name))?;
                     let idx: Vec<IndexDef> = c.indexes_of(&name).cloned().collect();
                     for i in idx {
-                        self.store.drop_tree(i.tree)?;
+                        if !i.row_key {
+                            self.store.drop_tree(i.tree)?;
+                        }
                         self.store.delete(CATALOG_TREE, &Catalog::index_key(&i.name))?;
                         c.indexes.remove(&i.name);
                     }
@@ -976,6 +1051,9 @@ impl<D: BlockDevice> Database<D> {
                         }
                         return Err(err!(UNDEFINED_OBJECT, "index \"{name}\" does not exist"));
                     };
+                    if i.row_key {
+                        return Err(err!(DEPENDENT_OBJECTS, "cannot drop index {name} because constraint {name} on table {} requires it", i.table));
+                    }
                     self.store.drop_tree(i.tree)?;
                     self.store.delete(CATALOG_TREE, &Catalog::index_key(&name))?;
                 }
@@ -1163,8 +1241,20 @@ impl<D: BlockDevice> Database<D> {
                 return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, t.name));
             }
         }
-        let id = self.next_id(t)?.to_be_bytes();
+        let id = match cat.row_key_of(&t.name) {
+            Some(rk) => {
+                let id = row_key(rk, &row)?;
+                if self.store.get(ReadAt::Txn, t.tree, &id)?.is_some() {
+                    return Err(duplicate(rk, &row));
+                }
+                id
+            }
+            None => self.next_id(t)?.to_be_bytes(),
+        };
         for i in cat.indexes_of(&t.name) {
+            if i.row_key {
+                continue;
+            }
             self.check_unique(i, &row, &id)?;
             self.store.put(i.tree, &Self::index_key(i, &row, &id), &[])?;
         }
@@ -1209,16 +1299,27 @@ impl<D: BlockDevice> Database<D> {
                     return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, t.name));
                 }
             }
-            for i in &idx {
-                if i.columns.iter().any(|&c| old[c] != new[c] || old[c].is_null() != new[c].is_null()) {
-                    self.store.delete(i.tree, &Self::index_key(i, &old, &id))?;
-                    self.check_unique(i, &new, &id)?;
-                    self.store.put(i.tree, &Self::index_key(i, &new, &id), &[])?;
+            // A new primary key moves a row-keyed row.
+            let mut new_id = id;
+            if let Some(rk) = idx.iter().find(|i| i.row_key) {
+                new_id = row_key(rk, &new)?;
+                if new_id != id && self.store.get(ReadAt::Txn, t.tree, &new_id)?.is_some() {
+                    return Err(duplicate(rk, &new));
                 }
+            }
+            for i in idx.iter().filter(|i| !i.row_key) {
+                if new_id != id || i.columns.iter().any(|&c| old[c] != new[c] || old[c].is_null() != new[c].is_null()) {
+                    self.store.delete(i.tree, &Self::index_key(i, &old, &id))?;
+                    self.check_unique(i, &new, &new_id)?;
+                    self.store.put(i.tree, &Self::index_key(i, &new, &new_id), &[])?;
+                }
+            }
+            if new_id != id {
+                self.store.delete(t.tree, &id)?;
             }
             let mut buf = Vec::new();
             encode_row(&new, &mut buf);
-            self.store.put(t.tree, &id, &buf)?;
+            self.store.put(t.tree, &new_id, &buf)?;
         }
         Ok(tag(&format!("UPDATE {n}")))
     }
@@ -1241,7 +1342,7 @@ impl<D: BlockDevice> Database<D> {
                 Some(Value::Int(i)) => (i as u64).to_be_bytes(),
                 _ => return Err(err!(INTERNAL_ERROR, "row without id")),
             };
-            for i in &idx {
+            for i in idx.iter().filter(|i| !i.row_key) {
                 self.store.delete(i.tree, &Self::index_key(i, &old, &id))?;
             }
             self.store.delete(t.tree, &id)?;
@@ -1252,6 +1353,20 @@ impl<D: BlockDevice> Database<D> {
             None => Ok(tag(&format!("DELETE {n}"))),
         }
     }
+}
+
+/// The table key of a row in a row-keyed table: its integer primary key, order-preserving
+/// (big-endian with the sign bit flipped, as in the index key encoding without its tag).
+fn row_key(rk: &IndexDef, row: &[Value]) -> Result<[u8; 8], DbError> {
+    match rk.columns.first().and_then(|&c| row.get(c)) {
+        Some(Value::Int(n)) => Ok(((*n as u64) ^ (1 << 63)).to_be_bytes()),
+        _ => Err(err!(NOT_NULL_VIOLATION, "null value in the primary key of \"{}\"", rk.table)),
+    }
+}
+
+fn duplicate(i: &IndexDef, row: &[Value]) -> DbError {
+    let vals: Vec<String> = i.columns.iter().map(|&c| row.get(c).and_then(|v| v.to_text()).unwrap_or_default()).collect();
+    err!(UNIQUE_VIOLATION, "duplicate key value violates unique constraint \"{}\" (key {})", i.name, vals.join(", "))
 }
 
 fn default_setting(name: &str) -> Option<&'static str> {
@@ -1280,7 +1395,7 @@ fn add_index<D: BlockDevice>(store: &mut Store<D>, c: &mut Catalog, name: String
     }
     let t = c.tables.get(table).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?.clone();
     let tree = store.create_tree()?;
-    let def = IndexDef { name: name.clone(), table: String::from(table), tree, columns: cols, unique, primary };
+    let def = IndexDef { name: name.clone(), table: String::from(table), tree, columns: cols, unique, primary, row_key: false };
     let mut rows = Vec::new();
     store.scan(ReadAt::Txn, t.tree, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
         rows.push((k.to_vec(), v));

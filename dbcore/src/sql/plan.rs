@@ -91,7 +91,9 @@ pub enum Access {
     Full,
     /// Index lookup: equal values for the first `eq.len()` index columns, then an optional
     /// range on the next one. The scan's filter still checks every row.
-    Index { tree: u32, col_types: Vec<SqlType>, eq: Vec<Expr>, lo: Option<(Expr, bool)>, hi: Option<(Expr, bool)>, name: String },
+    /// `row_key`: the index is the table's row key (its tree is the table's, keyed by the
+    /// value without the index encoding's type tag), so entries are rows.
+    Index { tree: u32, col_types: Vec<SqlType>, eq: Vec<Expr>, lo: Option<(Expr, bool)>, hi: Option<(Expr, bool)>, name: String, row_key: bool },
 }
 
 #[derive(Debug)]
@@ -1702,7 +1704,7 @@ impl<'a> Planner<'a> {
             }
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
                 let col_types = idx.columns.iter().map(|&c| tdef.columns[c].ty).collect();
-                best = Some((score, Access::Index { tree: idx.tree, col_types, eq, lo, hi, name: idx.name.clone() }));
+                best = Some((score, Access::Index { tree: idx.tree, col_types, eq, lo, hi, name: idx.name.clone(), row_key: idx.row_key }));
             }
         }
         best.map(|(_, a)| a).unwrap_or(Access::Full)
@@ -2094,7 +2096,8 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
 
     fn scan(&mut self, _table: &str, tree: u32, access: &Access, filter: Option<&Expr>, rowid: bool) -> Result<Vec<Row>, DbError> {
         let mut rowids: Option<Vec<Vec<u8>>> = None;
-        if let Access::Index { tree: itree, col_types, eq, lo, hi, .. } = access {
+        let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if let Access::Index { tree: itree, col_types, eq, lo, hi, row_key, .. } = access {
             let mut prefix = Vec::new();
             let mut usable = true;
             for (i, e) in eq.iter().enumerate() {
@@ -2149,6 +2152,28 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                     }
                 };
                 let limit = self.max_rows;
+                if *row_key {
+                    // Keys in the table tree are the values without their one-byte type tag.
+                    let strip = |k: &[u8]| k.get(1..).map(<[u8]>::to_vec).unwrap_or_default();
+                    let lo_b = strip(&start);
+                    let hi_b = match &hi_bound {
+                        Bound::Included(k) => Bound::Included(strip(k)),
+                        Bound::Excluded(k) => Bound::Excluded(strip(k)),
+                        Bound::Unbounded => Bound::Unbounded,
+                    };
+                    self.store.scan(self.at, tree, Bound::Included(&lo_b[..]), match &hi_b {
+                        Bound::Included(k) => Bound::Included(&k[..]),
+                        Bound::Excluded(k) => Bound::Excluded(&k[..]),
+                        Bound::Unbounded => Bound::Unbounded,
+                    }, &mut |k, v| {
+                        raw.push((k.to_vec(), v));
+                        if raw.len() > limit {
+                            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "a query step produced more than {limit} rows"));
+                        }
+                        Ok(true)
+                    })?;
+                    rowids = Some(Vec::new());
+                } else {
                 self.store.scan(self.at, *itree, Bound::Included(&start[..]), match &hi_bound {
                     Bound::Included(k) => Bound::Included(&k[..]),
                     Bound::Excluded(k) => Bound::Excluded(&k[..]),
@@ -2163,9 +2188,9 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                     Ok(true)
                 })?;
                 rowids = Some(ids);
+                }
             }
         }
-        let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         match rowids {
             Some(ids) => {
                 for id in ids {

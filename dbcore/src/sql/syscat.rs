@@ -2,7 +2,8 @@
 //! catalog when a query names them, enough for psql's `\dt`, `\d TABLE`, `\di`, `\l`, `\dn`
 //! and for tools that list tables and columns (docs/sql.md, "System catalog").
 //!
-//! Object identifiers: a table or index is 16384 + its tree number, a view 1,000,000 + its
+//! Object identifiers: a table or index is 16384 + its tree number (a row-key primary key
+//! index 500,000,000 + its table's tree), a view 1,000,000 + its
 //! position in name order, a constraint 2,000,000 + its index's tree. The namespace of every
 //! user relation is `public` (2200).
 use alloc::string::String;
@@ -23,7 +24,8 @@ pub fn table_oid(t: &TableDef) -> i64 {
 }
 
 pub fn index_oid(i: &IndexDef) -> i64 {
-    16384 + i64::from(i.tree)
+    // A row-key index shares its table's tree.
+    if i.row_key { 500_000_000 + i64::from(i.tree) } else { 16384 + i64::from(i.tree) }
 }
 
 fn constraint_oid(i: &IndexDef) -> i64 {

@@ -358,3 +358,49 @@ fn regular_expressions_and_system_catalog() {
     assert_eq!(r.columns.unwrap().len(), 2);
     assert_eq!(flat(&mut d, "select table_name, table_type from information_schema.tables order by 1"), "t,BASE TABLE v,VIEW");
 }
+
+#[test]
+fn integer_primary_keys_key_the_table() {
+    let mut d = db();
+    one(&mut d, "create table t (k bigint primary key, v text, w int)").unwrap();
+    one(&mut d, "create index t_w on t (w)").unwrap();
+    one(&mut d, "insert into t values (5, 'five', 50), (-3, 'minus three', 30), (0, 'zero', 0), (9000000000, 'big', 90)").unwrap();
+    assert_eq!(code(&mut d, "insert into t values (5, 'again', 1)"), "23505");
+    assert_eq!(code(&mut d, "insert into t (v) values ('no key')"), "23502");
+    // Key order, ranges and point lookups, through the row key.
+    assert_eq!(flat(&mut d, "select k from t where k >= -3 and k < 6"), "-3 0 5");
+    assert_eq!(flat(&mut d, "select v from t where k = 9000000000"), "big");
+    assert_eq!(flat(&mut d, "select k from t where k > 0"), "5 9000000000");
+    assert!(flat(&mut d, "explain select v from t where k = 5").contains("Index Scan using t_pkey"));
+    // Moving a row: the secondary index follows; a clash is refused and changes nothing.
+    one(&mut d, "update t set k = 7 where k = 5").unwrap();
+    assert_eq!(flat(&mut d, "select k, v from t where w = 50"), "7,five");
+    assert_eq!(code(&mut d, "update t set k = 0 where k = 7"), "23505");
+    assert_eq!(flat(&mut d, "select k from t order by k"), "-3 0 7 9000000000");
+    one(&mut d, "delete from t where k = 0").unwrap();
+    assert_eq!(flat(&mut d, "select count(*) from t where w = 0"), "0");
+    assert_eq!(code(&mut d, "drop index t_pkey"), "2BP01");
+    // ALTER TABLE ADD PRIMARY KEY re-keys an existing table; duplicates and NULLs refuse it.
+    one(&mut d, "create table u (a int, b text)").unwrap();
+    one(&mut d, "create unique index u_b on u (b)").unwrap();
+    one(&mut d, "insert into u select x, 'b' || x from generate_series(1, 10000) as g(x)").unwrap();
+    one(&mut d, "insert into u values (1, 'dup')").unwrap();
+    assert_eq!(code(&mut d, "alter table u add primary key (a)"), "23505");
+    one(&mut d, "delete from u where b = 'dup'").unwrap();
+    one(&mut d, "alter table u add primary key (a)").unwrap();
+    assert_eq!(flat(&mut d, "select b from u where a = 4321"), "b4321");
+    assert_eq!(flat(&mut d, "select a from u where b = 'b77'"), "77");
+    assert_eq!(flat(&mut d, "select count(*), min(a), max(a) from u"), "10000,1,10000");
+    assert_eq!(code(&mut d, "insert into u values (10, 'b-new')"), "23505");
+    assert_eq!(code(&mut d, "insert into u values (10001, 'b10')"), "23505");
+    one(&mut d, "create table n (a int, b text)").unwrap();
+    one(&mut d, "insert into n values (null, 'x')").unwrap();
+    assert_eq!(code(&mut d, "alter table n add primary key (a)"), "23502");
+    assert_eq!(flat(&mut d, "select b from n"), "x");
+    // TRUNCATE and DROP leave a usable database.
+    one(&mut d, "truncate u").unwrap();
+    one(&mut d, "insert into u values (1, 'again')").unwrap();
+    one(&mut d, "drop table t").unwrap();
+    assert_eq!(flat(&mut d, "select count(*) from u"), "1");
+    d.store.verify_all().unwrap();
+}
