@@ -71,6 +71,8 @@ pub struct Server<D: BlockDevice, T: Transport> {
     idle_timeout_us: u64,
     auth_timeout_us: u64,
     conns: BTreeMap<T::Conn, Conn>,
+    /// CancelRequests read this step, acted on after every connection's input.
+    cancels: Vec<BackendKey>,
     next_pid: u32,
     pub stats: ServerStats,
 }
@@ -121,6 +123,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             idle_timeout_us: cfg.idle_session_timeout.saturating_mul(1_000_000),
             auth_timeout_us: cfg.authentication_timeout.saturating_mul(1_000_000),
             conns: BTreeMap::new(),
+            cancels: Vec::new(),
             next_pid: 1,
             stats: ServerStats::default(),
         }
@@ -208,6 +211,10 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                 gone.push(id);
             }
         }
+        for key in core::mem::take(&mut self.cancels) {
+            busy = true;
+            self.cancel(key);
+        }
         // Group commit: every commit of this pass shares one log flush, and no reply leaves
         // before it (a reply may depend on a commit, its own or one it read).
         if self.db.needs_sync() {
@@ -226,6 +233,37 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             self.transport.poll(now_us);
         }
         busy
+    }
+
+    /// A CancelRequest: the session with this key gets 57014 for what it is waiting on (the
+    /// write transaction, or COPY data). A statement that runs is never interrupted: each runs
+    /// to completion within one step, so one that is running when the request is read does
+    /// not exist. A wrong key, or a session with nothing in flight, changes nothing.
+    fn cancel(&mut self, key: BackendKey) {
+        let Some(c) = self.conns.values_mut().find(|c| c.session.key() == key && !c.session.is_closed()) else {
+            log::debug!("cancel request for pid {}: no such session", key.pid);
+            return;
+        };
+        let e = DbError::new(dbcore::SqlState("57014"), String::from("canceling statement due to user request"));
+        if c.state.in_copy() {
+            let e = self.db.copy_abort(&mut c.state, e);
+            c.session.end_copy_in();
+            end_batch_with_error(c, &e);
+        } else if c.batch.is_some() {
+            if c.state.in_block {
+                c.state.failed = true;
+            }
+            end_batch_with_error(c, &e);
+        } else if let Some((portal, _)) = c.pending_execute.take() {
+            if c.state.in_block {
+                c.state.failed = true;
+            }
+            c.portals.remove(&portal);
+            c.session.send_error_extended(&pg_error(&e));
+        } else {
+            return;
+        }
+        log::info!("canceled the waiting statement of pid {}", key.pid);
     }
 
     /// Ends sessions that took too long to authenticate (08006) or sat idle outside a
@@ -317,11 +355,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                     let e = self.db.copy_abort(&mut conn.state, DbError::new(dbcore::SqlState(pe.code), pe.message));
                     end_batch_with_error(conn, &e);
                 }
-                Event::Cancel(key) => {
-                    // Queries run to completion within one step, so there is never one in
-                    // flight to cancel when the request is read.
-                    log::debug!("cancel request for pid {} ignored: no query is running", key.pid);
-                }
+                Event::Cancel(key) => self.cancels.push(key),
             }
             if conn.session.output().len() >= OUTPUT_HIGH_WATER {
                 break;

@@ -207,3 +207,41 @@ fn now_is_the_wall_clock() {
     assert!(now.starts_with(&before) || now.starts_with(&after), "now() = {now}, today is {before}");
     assert!(now.trim().ends_with("|t"), "{now}");
 }
+
+#[test]
+fn cancel_request_stops_a_waiting_statement() {
+    let dir = temp_dir("cancel");
+    let s = hosted(&dir.join("kerndb.img"), &[]);
+    let mut a = Raw::login(s.port);
+    let mut b = Raw::login(s.port);
+    a.rows("create table c (x int)");
+    // A holds the write transaction; B's insert waits for it.
+    assert!(a.query("begin; insert into c values (1)").iter().any(|m| m.ty == b'Z' && m.body == b"T"));
+    let mut q = b"insert into c values (2)".to_vec();
+    q.push(0);
+    b.send_msg(b'Q', &q);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let cancel = |key: (u32, u32)| {
+        let mut c = Raw::connect(s.port);
+        let mut pkt = 16u32.to_be_bytes().to_vec();
+        pkt.extend_from_slice(&80_877_102u32.to_be_bytes());
+        pkt.extend_from_slice(&key.0.to_be_bytes());
+        pkt.extend_from_slice(&key.1.to_be_bytes());
+        c.send(&pkt);
+        assert!(c.closed_by_server(), "the cancel connection is closed without an answer");
+    };
+    // A wrong secret does nothing.
+    let (pid, secret) = b.key.expect("BackendKeyData");
+    cancel((pid, secret.wrapping_add(1)));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    b.s.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    assert!(b.recv().is_none(), "a cancel with the wrong secret must not touch the session");
+    b.s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    cancel((pid, secret));
+    let msgs = b.until_ready();
+    assert_eq!(msgs.iter().find(|m| m.ty == b'E').and_then(|m| m.sqlstate()).as_deref(), Some("57014"), "{msgs:?}");
+    assert_eq!(msgs.last().map(|m| m.body.clone()), Some(b"I".to_vec()));
+    // A is untouched; after its commit only its row is there.
+    assert!(a.query("commit").iter().any(|m| m.ty == b'C'));
+    assert_eq!(b.rows("select x from c"), vec![vec![Some("1".to_string())]]);
+}

@@ -209,13 +209,15 @@ impl Msg {
 
 pub struct Raw {
     pub s: TcpStream,
+    /// BackendKeyData (pid, secret), once logged in.
+    pub key: Option<(u32, u32)>,
 }
 
 impl Raw {
     pub fn connect(port: u16) -> Raw {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Raw { s }
+        Raw { s, key: None }
     }
 
     pub fn send(&mut self, b: &[u8]) {
@@ -368,6 +370,9 @@ pub fn scram_login(r: &mut Raw, password: &str) -> Result<(), String> {
     let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
     r.send_msg(b'p', format!("{without_proof},p={}", B64.encode(proof)).as_bytes());
     let msgs = r.until_ready();
+    if let Some(k) = msgs.iter().find(|m| m.ty == b'K' && m.body.len() == 8) {
+        r.key = Some((u32::from_be_bytes(k.body[..4].try_into().unwrap()), u32::from_be_bytes(k.body[4..].try_into().unwrap())));
+    }
     if let Some(e) = msgs.iter().find(|m| m.ty == b'E') {
         return Err(e.sqlstate().unwrap_or_default());
     }
