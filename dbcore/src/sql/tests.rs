@@ -404,3 +404,17 @@ fn integer_primary_keys_key_the_table() {
     assert_eq!(flat(&mut d, "select count(*) from u"), "1");
     d.store.verify_all().unwrap();
 }
+
+/// pgbench's start-up probe (PostgreSQL 15's pgbench, verbatim): is pgbench_accounts
+/// partitioned? Answer: found in schema position 2, no partitioning, no partitions.
+#[test]
+fn pgbench_start_up_probe() {
+    let mut d = db();
+    one(&mut d, "create table pgbench_accounts (aid int not null, bid int, abalance int, filler char(84))").unwrap();
+    let probe = "select o.n, p.partstrat, pg_catalog.count(i.inhparent) from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on (n.oid = c.relnamespace) cross join lateral (select pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname)) as o(n) left join pg_catalog.pg_partitioned_table as p on (p.partrelid = c.oid) left join pg_catalog.pg_inherits as i on (c.oid = i.inhparent) where c.relname = 'pgbench_accounts' and o.n is not null group by 1, 2 order by 1 asc limit 1";
+    assert_eq!(flat(&mut d, probe), "2,NULL,0");
+    assert_eq!(flat(&mut d, &probe.replace("'pgbench_accounts'", "'nope'")), "");
+    // LATERAL over a subquery without FROM, in general.
+    one(&mut d, "insert into pgbench_accounts values (1, 1, 5, ''), (2, 1, 7, '')").unwrap();
+    assert_eq!(flat(&mut d, "select a.aid, x.d from pgbench_accounts a cross join lateral (select a.abalance * 2 as d) x order by 1"), "1,10 2,14");
+}
