@@ -245,3 +245,10 @@ fn cancel_request_stops_a_waiting_statement() {
     assert!(a.query("commit").iter().any(|m| m.ty == b'C'));
     assert_eq!(b.rows("select x from c"), vec![vec![Some("1".to_string())]]);
 }
+
+#[test]
+fn psql_file_with_copy_and_meta_commands() {
+    let dir = temp_dir("psql-file");
+    let s = hosted(&dir.join("kerndb.img"), &[]);
+    assert_eq!(psql_file(s.port, PSQL_SCRIPT.0), PSQL_SCRIPT.1);
+}

@@ -157,6 +157,8 @@ fn python_drivers_against_the_image() {
     let s = boot(&new_disk(&dir, 16), "");
     python_client("psycopg2_basic.py", s.port);
     python_client("psycopg3_basic.py", s.port);
+    tokio_client(s.port);
+    assert_eq!(psql_file(s.port, PSQL_SCRIPT.0), PSQL_SCRIPT.1);
 }
 
 /// The image under pgbench: `pgbench -i` (COPY) and short select-only and TPC-B runs in each
