@@ -120,6 +120,11 @@ pub trait Env {
     fn outer(&self, depth: usize, idx: usize) -> Value;
     fn now(&self) -> i64;
     fn random(&mut self) -> f64;
+    /// `s ~ pattern`; the executor keeps the last compiled pattern, so a constant pattern is
+    /// compiled once per statement, not once per row.
+    fn regex_match(&mut self, s: &str, pattern: &str, icase: bool) -> Result<bool, DbError> {
+        Ok(compile_regex(pattern, icase)?.is_match(s))
+    }
 }
 
 /// Converts a value to `want` as PostgreSQL's casts do.
@@ -629,7 +634,7 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
     Ok(match f {
         F::Regex(negated, icase) => {
             let (Value::Text(s), Value::Text(p)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "regular expression on non-text")) };
-            Value::Bool(regex_match(s, p, icase)? != negated)
+            Value::Bool(env.regex_match(s, p, icase)? != negated)
         }
         F::FormatType => match (&a[0], &a[1]) {
             (Value::Int(oid), Value::Int(m)) => super::syscat::format_type(*oid, *m).map(Value::Text).unwrap_or(Value::Null),
@@ -800,18 +805,17 @@ mod tests {
     }
 }
 
-/// PostgreSQL's `~`: does `pattern` (a POSIX-style regular expression) match anywhere in `s`?
-/// Matching is linear in the text (regex-automata's PikeVM); the compiled pattern's size is
-/// bounded, so a hostile pattern gets an error, not a stall. Classes (`\w`, `[[:alpha:]]`) and
-/// case-insensitivity are ASCII-only; other characters match themselves.
-pub fn regex_match(s: &str, pattern: &str, icase: bool) -> Result<bool, DbError> {
+/// PostgreSQL's `~` patterns (POSIX-style; a match anywhere in the text). Matching is linear
+/// in the text (regex-automata's PikeVM); the compiled pattern's size is bounded, so a hostile
+/// pattern gets an error, not a stall. Classes (`\w`, `[[:alpha:]]`) and case-insensitivity
+/// are ASCII-only; other characters match themselves.
+pub fn compile_regex(pattern: &str, icase: bool) -> Result<regex_automata::meta::Regex, DbError> {
     use regex_automata::meta::Regex;
     use regex_automata::util::syntax;
-    let re = Regex::builder()
+    Regex::builder()
         // ASCII classes and case folding: Unicode tables would add a megabyte to the image.
         .syntax(syntax::Config::new().unicode(false).utf8(false).case_insensitive(icase))
         .configure(Regex::config().nfa_size_limit(Some(1 << 20)))
         .build(pattern)
-        .map_err(|e| err!(INVALID_REGULAR_EXPRESSION, "invalid regular expression: {e}"))?;
-    Ok(re.is_match(s))
+        .map_err(|e| err!(INVALID_REGULAR_EXPRESSION, "invalid regular expression: {e}"))
 }

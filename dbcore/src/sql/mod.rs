@@ -458,12 +458,18 @@ impl<D: BlockDevice> Database<D> {
     /// the copy as [`Database::copy_abort`] does.
     pub fn copy_data(&mut self, s: &mut SessionState, data: &[u8]) -> Result<(), DbError> {
         let Some(mut c) = s.copy.take() else { return Err(err!(PROTOCOL_VIOLATION, "no COPY FROM STDIN is in progress")) };
-        let r = c.lines.push(data).and_then(|_| loop {
-            match c.lines.next_record(&c.fmt)? {
-                Some(rec) => self.copy_record(&mut c, &rec)?,
-                None => break Ok(()),
+        c.lines.push(data);
+        let r = loop {
+            match c.lines.next_record(&c.fmt) {
+                Ok(Some(rec)) => {
+                    if let Err(e) = self.copy_record(&mut c, &rec) {
+                        break Err(e);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             }
-        });
+        };
         match r {
             Ok(()) => {
                 s.copy = Some(c);
@@ -487,10 +493,7 @@ impl<D: BlockDevice> Database<D> {
         if s.in_block {
             return Ok(q);
         }
-        match self.end_txn(s, true) {
-            Ok(()) => Ok(q),
-            Err(e) => Err(e),
-        }
+        self.end_txn(s, true).map(|_| q)
     }
 
     /// Ends a COPY FROM STDIN that failed (`e`, returned): inside a block the block fails,

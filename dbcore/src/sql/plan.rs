@@ -1216,8 +1216,8 @@ impl<'a> Planner<'a> {
     }
 
     /// One FROM item: a table, a view, a subquery, or generate_series.
-    /// A pg_catalog or information_schema relation named by `name`, computed now.
-    fn system_relation(&self, name: &ast::ObjectName) -> Option<(String, super::syscat::SysRel)> {
+    /// The system relation's name (`pg_class`, `information_schema.tables`) if `name` is one.
+    fn system_name(&self, name: &ast::ObjectName) -> Option<String> {
         let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(ident_name).collect();
         let sys = match parts.as_slice() {
             [t] if t.starts_with("pg_") && !self.cat.tables.contains_key(t) && !self.cat.views.contains_key(t) => t.clone(),
@@ -1225,6 +1225,16 @@ impl<'a> Planner<'a> {
             [s, t] if s == "information_schema" => alloc::format!("information_schema.{t}"),
             _ => return None,
         };
+        super::syscat::exists(&sys).then_some(sys)
+    }
+
+    fn names_system_relation(&self, name: &ast::ObjectName) -> bool {
+        self.system_name(name).is_some()
+    }
+
+    /// A pg_catalog or information_schema relation named by `name`, computed now.
+    fn system_relation(&self, name: &ast::ObjectName) -> Option<(String, super::syscat::SysRel)> {
+        let sys = self.system_name(name)?;
         let view_cols = |v: &super::catalog::ViewDef| -> Vec<(String, SqlType)> {
             let Ok(q) = super::parse_one_query(&v.sql) else { return Vec::new() };
             let Ok(p) = self.query(&q, None) else { return Vec::new() };
@@ -1252,8 +1262,8 @@ impl<'a> Planner<'a> {
 
     fn from_item(&self, f: &ast::TableFactor, outer: Option<&Scope>) -> Result<(Node, Vec<ColInfo>, Option<(String, u32, usize)>), DbError> {
         match f {
-            ast::TableFactor::Table { name, alias, args, .. } if args.is_none() && self.system_relation(name).is_some() => {
-                let (sys, rel) = self.system_relation(name).expect("checked");
+            ast::TableFactor::Table { name, alias, args: None, .. } if self.names_system_relation(name) => {
+                let Some((sys, rel)) = self.system_relation(name) else { return Err(no_table(&name.to_string())) };
                 let label = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| sys.rsplit('.').next().unwrap_or(&sys).to_string());
                 let renames: Vec<String> = alias.as_ref().map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect()).unwrap_or_default();
                 let cols = rel.cols.iter().enumerate().map(|(i, (n, ty))| ColInfo { table: Some(label.clone()), name: renames.get(i).cloned().unwrap_or_else(|| String::from(*n)), ty: *ty }).collect();
@@ -1943,9 +1953,18 @@ pub struct Exec<'a, D: BlockDevice> {
     pub now: i64,
     rng: u64,
     pub max_rows: usize,
+    /// The last regular expression compiled: (pattern, case-insensitive, program).
+    regex: Option<(String, bool, regex_automata::meta::Regex)>,
 }
 
 impl<D: BlockDevice> Env for Exec<'_, D> {
+    fn regex_match(&mut self, s: &str, pattern: &str, icase: bool) -> Result<bool, DbError> {
+        if !matches!(&self.regex, Some((p, i, _)) if p == pattern && *i == icase) {
+            self.regex = Some((String::from(pattern), icase, super::expr::compile_regex(pattern, icase)?));
+        }
+        Ok(self.regex.as_ref().is_some_and(|(_, _, re)| re.is_match(s)))
+    }
+
     fn subquery(&mut self, sp: &SubPlan, row: &[Value]) -> Result<Rc<Vec<Row>>, DbError> {
         if !sp.correlated {
             if let Some(r) = self.cache.get(&sp.id) {
@@ -1992,7 +2011,7 @@ struct AggState {
 
 impl<'a, D: BlockDevice> Exec<'a, D> {
     pub fn new(store: &'a mut Store<D>, at: ReadAt<'a>, now: i64, seed: u64, max_rows: usize) -> Self {
-        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows }
+        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None }
     }
 
     fn check_size(&self, n: usize) -> Result<(), DbError> {
@@ -2196,24 +2215,17 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 let limit = self.max_rows;
                 if *row_key {
                     // Keys in the table tree are the values without their one-byte type tag.
-                    let strip = |k: &[u8]| k.get(1..).map(<[u8]>::to_vec).unwrap_or_default();
-                    let lo_b = strip(&start);
-                    let hi_b = match &hi_bound {
-                        Bound::Included(k) => Bound::Included(strip(k)),
-                        Bound::Excluded(k) => Bound::Excluded(strip(k)),
-                        Bound::Unbounded => Bound::Unbounded,
-                    };
-                    self.store.scan(self.at, tree, Bound::Included(&lo_b[..]), match &hi_b {
-                        Bound::Included(k) => Bound::Included(&k[..]),
-                        Bound::Excluded(k) => Bound::Excluded(&k[..]),
-                        Bound::Unbounded => Bound::Unbounded,
-                    }, &mut |k, v| {
+                    fn strip(k: &Vec<u8>) -> &[u8] {
+                        k.get(1..).unwrap_or_default()
+                    }
+                    self.store.scan(self.at, tree, Bound::Included(strip(&start)), hi_bound.as_ref().map(strip), &mut |k, v| {
                         raw.push((k.to_vec(), v));
                         if raw.len() > limit {
                             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "a query step produced more than {limit} rows"));
                         }
                         Ok(true)
                     })?;
+                    // The rows are in `raw` already: no row ids to fetch.
                     rowids = Some(Vec::new());
                 } else {
                 self.store.scan(self.at, *itree, Bound::Included(&start[..]), match &hi_bound {

@@ -140,6 +140,33 @@ fn empty_cols(name: &str) -> Option<Vec<(&'static str, SqlType)>> {
     })
 }
 
+/// The system relations computed from the catalog (besides the [`EMPTY`] ones).
+const COMPUTED: [&str; 18] = [
+    "pg_namespace",
+    "pg_am",
+    "pg_roles",
+    "pg_user",
+    "pg_authid",
+    "pg_database",
+    "pg_type",
+    "pg_collation",
+    "pg_class",
+    "pg_attribute",
+    "pg_attrdef",
+    "pg_index",
+    "pg_constraint",
+    "pg_tables",
+    "pg_views",
+    "pg_indexes",
+    "information_schema.tables",
+    "information_schema.columns",
+];
+
+/// Is there a system relation called `name`? (Cheap: nothing is computed.)
+pub fn exists(name: &str) -> bool {
+    EMPTY.contains(&name) || COMPUTED.contains(&name)
+}
+
 /// The system relation `name` (after schema qualification was checked), if there is one.
 /// `owner` is the one role's name.
 /// `view_cols` gives a view's result columns (the planner works them out).
@@ -452,4 +479,19 @@ pub fn relation_names(cat: &Catalog) -> Vec<(i64, String)> {
     v.extend(cat.indexes.values().map(|ix| (index_oid(ix), ix.name.clone())));
     v.extend(cat.views.values().enumerate().map(|(k, vw)| (1_000_000 + k as i64, vw.name.clone())));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_relation_is_computed() {
+        let cat = Catalog::default();
+        for name in EMPTY.iter().chain(COMPUTED.iter()) {
+            assert!(relation(&cat, name, "kerndb", &|_| Vec::new()).is_some(), "{name}");
+        }
+        assert!(relation(&cat, "pg_nope", "kerndb", &|_| Vec::new()).is_none());
+        assert!(!exists("pg_nope"));
+    }
 }
