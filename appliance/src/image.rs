@@ -33,6 +33,7 @@ fn appliance_main(m: Machine) -> ! {
     match cfg.selftest.as_deref() {
         Some("panic") => panic!("selftest=panic on the command line"),
         Some("pagefault") => kernel::exit::selftest_page_fault(),
+        Some("stackoverflow") => kernel::exit::selftest_stack_overflow(),
         _ => {}
     }
     let Some(blk) = m.blk else {

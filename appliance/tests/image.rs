@@ -77,6 +77,18 @@ fn cpu_exception_is_reported_with_registers_and_backtrace() {
 
 #[test]
 #[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn kernel_stack_overflow_hits_the_guard_page_and_is_reported() {
+    let dir = temp_dir("image-overflow");
+    let mut p = Proc::spawn(qemu_command(&new_disk(&dir, 16), free_port(), "selftest=stackoverflow"));
+    let st = p.wait_exit(Duration::from_secs(120));
+    let out = p.output();
+    assert_eq!(st.code(), Some(3), "{out}");
+    assert!(out.contains("KERNEL STACK OVERFLOW"), "{out}");
+    assert!(out.contains("CPU EXCEPTION 14 (page fault)") || out.contains("CPU EXCEPTION 8 (double fault)"), "{out}");
+}
+
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
 fn sql_shutdown_and_power_button_power_off_cleanly() {
     let dir = temp_dir("image-shutdown");
     let disk = new_disk(&dir, 16);

@@ -35,13 +35,17 @@ gdt64_ptr:
 
     .section .bss.boot, "aw", @nobits
     .balign 4096
+    .global KERNDB_BOOT_PD
+    .global KERNDB_STACK_BOTTOM
 boot_pml4:
     .skip 4096
 boot_pdpt:
     .skip 4096
 boot_pd:
+KERNDB_BOOT_PD:
     .skip 4096 * 4
 boot_stack_bottom:
+KERNDB_STACK_BOTTOM:
     .skip 4 * 1024 * 1024
 boot_stack_top:
 

@@ -38,3 +38,18 @@ pub fn selftest_page_fault() -> ! {
     let v = unsafe { core::ptr::read_volatile(0x40_0000_0000 as *const u64) };
     panic!("read {v:#x} from an unmapped address without a fault");
 }
+
+/// Self-test hook: recurses without end, to show that a kernel stack overflow hits the guard
+/// page and is reported (on the double-fault and page-fault stacks) instead of silently
+/// overwriting memory below the stack.
+pub fn selftest_stack_overflow() -> ! {
+    #[inline(never)]
+    #[allow(unconditional_recursion)]
+    fn deeper(n: u64) -> u64 {
+        let mut pad = [n; 64];
+        core::hint::black_box(&mut pad);
+        deeper(n + 1) + pad[7]
+    }
+    let v = deeper(core::hint::black_box(0));
+    panic!("recursion ended without a fault ({v})");
+}

@@ -173,11 +173,11 @@ struct IdtPointer {
     base: u64,
 }
 
-fn gate(handler: u64) -> IdtEntry {
+fn gate(handler: u64, ist: u8) -> IdtEntry {
     IdtEntry {
         offset_low: handler as u16,
         selector: 0x08,
-        ist: 0,
+        ist,
         attributes: 0x8e, // present, ring 0, 64-bit interrupt gate
         offset_mid: (handler >> 16) as u16,
         offset_high: (handler >> 32) as u32,
@@ -196,17 +196,102 @@ fn lapic_read(reg: usize) -> u32 {
     unsafe { core::ptr::read_volatile((LAPIC_BASE + reg) as *const u32) }
 }
 
+const DOUBLE_FAULT: u8 = 8;
+const PAGE_FAULT: u8 = 14;
+const IST_STACK: usize = 64 * 1024;
+
+/// The 64-bit task-state segment: only its interrupt stack table is used.
+#[repr(C, packed(4))]
+struct Tss {
+    reserved0: u32,
+    rsp: [u64; 3],
+    reserved1: u64,
+    ist: [u64; 7],
+    reserved2: u64,
+    reserved3: u16,
+    iomap_base: u16,
+}
+
+#[repr(C, align(16))]
+struct IstStack([u8; IST_STACK]);
+
+static mut TSS: Tss = Tss { reserved0: 0, rsp: [0; 3], reserved1: 0, ist: [0; 7], reserved2: 0, reserved3: 0, iomap_base: 104 };
+static mut IST1: IstStack = IstStack([0; IST_STACK]);
+static mut IST2: IstStack = IstStack([0; IST_STACK]);
+/// Null, code (0x08), data (0x10), TSS (0x18, two slots): the boot GDT plus the TSS.
+static mut GDT: [u64; 5] = [0, 0x00AF_9A00_0000_FFFF, 0x00CF_9200_0000_FFFF, 0, 0];
+
+#[repr(C, align(4096))]
+struct PageTable([u64; 512]);
+/// 4 KiB mappings for the 2 MiB that hold the bottom of the kernel stack, so that its lowest
+/// page can be left unmapped as a guard.
+static mut GUARD_PT: PageTable = PageTable([0; 512]);
+
+unsafe extern "C" {
+    static KERNDB_BOOT_PD: [u64; 2048];
+    static KERNDB_STACK_BOTTOM: u8;
+}
+
+/// The page below which the kernel stack overflows: unmapped, so an overflow faults.
+pub fn stack_guard() -> u64 {
+    &raw const KERNDB_STACK_BOTTOM as u64
+}
+
+#[repr(C, packed)]
+struct GdtPointer {
+    limit: u16,
+    base: u64,
+}
+
+/// Installs the GDT with a TSS whose interrupt stack table gives the double-fault and
+/// page-fault handlers their own stacks, and unmaps the guard page under the kernel stack.
+fn init_tss_and_guard() {
+    // SAFETY: called once at boot with interrupts off; the statics are only touched here and
+    // by the CPU afterwards. The guard page table maps the same 2 MiB identically except the
+    // guard page, which nothing but an overflowing stack uses (it is the stack's own lowest
+    // page), and the TLB is flushed by reloading CR3.
+    unsafe {
+        let tss = &mut *(&raw mut TSS);
+        tss.ist[0] = (&raw const IST1 as u64) + IST_STACK as u64;
+        tss.ist[1] = (&raw const IST2 as u64) + IST_STACK as u64;
+        let base = &raw const TSS as u64;
+        let limit = (core::mem::size_of::<Tss>() - 1) as u64;
+        let gdt = &mut *(&raw mut GDT);
+        gdt[3] = (limit & 0xffff) | (base & 0xff_ffff) << 16 | 0x89 << 40 | ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
+        gdt[4] = base >> 32;
+        let ptr = GdtPointer { limit: (core::mem::size_of::<[u64; 5]>() - 1) as u16, base: gdt.as_ptr() as u64 };
+        asm!("lgdt [{}]", in(reg) &ptr, options(readonly, nostack));
+        asm!("ltr {0:x}", in(reg) 0x18u16, options(nomem, nostack));
+
+        let guard = stack_guard();
+        let region = guard & !0x1f_ffff;
+        let pt = &mut *(&raw mut GUARD_PT);
+        for (i, e) in pt.0.iter_mut().enumerate() {
+            let addr = region + (i as u64) * 4096;
+            *e = if addr == guard { 0 } else { addr | 0x3 };
+        }
+        let pd = &raw const KERNDB_BOOT_PD as *mut u64;
+        *pd.add((region >> 21) as usize) = (&raw const GUARD_PT as u64) | 0x3;
+        asm!("mov {0}, cr3", "mov cr3, {0}", out(reg) _, options(nostack));
+    }
+}
+
 /// Loads the IDT, masks the legacy PICs, enables the local APIC and starts its timer with a
 /// period of `period_us`. Interrupts stay disabled until [`idle`].
 pub fn init(period_us: u64) {
+    init_tss_and_guard();
     // SAFETY: called once at boot, before interrupts are enabled; the table is static.
     unsafe {
         let table = &*(&raw const KERNDB_ISR_TABLE);
         let idt = &mut *(&raw mut IDT);
         for v in 0..33 {
-            idt[v] = gate(table[v]);
+            idt[v] = gate(table[v], 0);
         }
-        idt[SPURIOUS_VECTOR as usize] = gate(table[33]);
+        // A double fault and a page fault run on stacks of their own, so that a stack overflow
+        // (a fault on the guard page below the kernel stack) is still reported.
+        idt[DOUBLE_FAULT as usize] = gate(table[DOUBLE_FAULT as usize], 1);
+        idt[PAGE_FAULT as usize] = gate(table[PAGE_FAULT as usize], 2);
+        idt[SPURIOUS_VECTOR as usize] = gate(table[33], 0);
         let ptr = IdtPointer { limit: (core::mem::size_of::<[IdtEntry; 256]>() - 1) as u16, base: idt.as_ptr() as u64 };
         asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack));
     }
@@ -280,6 +365,10 @@ fn exception(v: u8, f: &Frame) -> ! {
     // SAFETY: reading CR2 has no side effect.
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
     crate::console::write_bytes(b"\n");
+    let guard = stack_guard();
+    if (v == PAGE_FAULT || v == DOUBLE_FAULT) && (guard..guard + 4096).contains(&cr2) || (v == DOUBLE_FAULT && (guard..guard + 4096).contains(&f.rsp)) {
+        crate::println!("KERNEL STACK OVERFLOW: the stack reached its guard page at {guard:#x}");
+    }
     crate::println!("CPU EXCEPTION {v} ({}), error code {:#x}", NAMES.get(v as usize).unwrap_or(&"?"), f.error);
     crate::println!("  rip {:#018x}  cs {:#x}  rflags {:#x}  rsp {:#018x}  ss {:#x}  cr2 {:#x}", f.rip, f.cs, f.rflags, f.rsp, f.ss, cr2);
     crate::println!("  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}", f.rax, f.rbx, f.rcx, f.rdx);
@@ -300,7 +389,8 @@ pub fn backtrace(rip: u64, mut rbp: u64) {
         crate::println!("    {rip:#018x}");
     }
     for _ in 0..32 {
-        if rbp % 8 != 0 || rbp < lo as u64 || rbp + 16 > hi as u64 {
+        let guard = stack_guard();
+        if rbp % 8 != 0 || rbp < lo as u64 || rbp + 16 > hi as u64 || (guard..guard + 4096).contains(&(rbp + 8)) || (guard..guard + 4096).contains(&rbp) {
             break;
         }
         // SAFETY: rbp lies inside the image (its stack is in .bss) and is aligned; reading
