@@ -14,6 +14,8 @@ pub struct Config {
     pub trust: bool,
     pub port: u16,
     pub ip: Ipv4Cidr,
+    /// `ip=dhcp`: address, prefix and gateway come from a DHCP server (`ip` and `gw` unused).
+    pub dhcp: bool,
     pub gateway: Option<Ipv4Address>,
     pub max_connections: usize,
     /// Largest protocol message accepted, in bytes.
@@ -37,6 +39,7 @@ impl Default for Config {
             trust: false,
             port: 5432,
             ip: Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 15), 24),
+            dhcp: false,
             gateway: Some(Ipv4Address::new(10, 0, 2, 2)),
             max_connections: 64,
             max_message: 1 << 20,
@@ -64,7 +67,9 @@ impl Config {
                 }
             }
             "port" => self.port = value.parse().map_err(|_| bad())?,
+            "ip" if value == "dhcp" => self.dhcp = true,
             "ip" => {
+                self.dhcp = false;
                 let (a, p) = value.split_once('/').unwrap_or((value, "24"));
                 let addr: Ipv4Address = a.parse().map_err(|_| bad())?;
                 let prefix: u8 = p.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
@@ -115,6 +120,9 @@ mod tests {
         assert_eq!((c.port, c.user.as_str(), c.password.as_str()), (6000, "u", "p"));
         assert_eq!(c.log_level, log::LevelFilter::Debug);
         assert!(!c.trust);
+        assert!(!c.dhcp);
+        assert!(Config::from_cmdline("ip=dhcp").unwrap().dhcp);
+        assert!(Config::from_cmdline("ip=dhcpx").is_err());
         assert!(Config::from_cmdline("port=70000").is_err());
         assert!(Config::from_cmdline("bogus=1").is_err());
     }

@@ -64,13 +64,8 @@ fn appliance_main(m: Machine) -> ! {
         println!("kerndb: using the default development credentials kerndb / kerndb");
     }
     let ready = clock.now_micros();
-    println!(
-        "kerndb: ready: listening on {}:{} database kerndb (boot-to-ready {}.{:03} ms)",
-        cfg.ip.address(),
-        cfg.port,
-        ready / 1000,
-        ready % 1000
-    );
+    let addr = if cfg.dhcp { alloc::string::String::from("(address from DHCP)") } else { alloc::format!("{}", cfg.ip.address()) };
+    println!("kerndb: ready: listening on {addr}:{} database kerndb (boot-to-ready {}.{:03} ms)", cfg.port, ready / 1000, ready % 1000);
     let acpi = m.acpi;
     let mut power_button = || acpi.is_some_and(|a| a.power_button());
     let why = server.run(&clock, &mut entropy, &mut power_button);

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use platform::{NetDevice, NetWait};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
-use smoltcp::socket::tcp;
+use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 
@@ -33,6 +33,9 @@ pub struct SmolTransport<D: NetDevice + NetWait> {
     /// Sockets closed by the server, removed once their FIN exchange is over.
     closing: Vec<SocketHandle>,
     max_sockets: usize,
+    /// The DHCP client (`ip=dhcp`), and the lease it holds.
+    dhcp: Option<SocketHandle>,
+    pub lease: Option<(IpCidr, Option<smoltcp::wire::Ipv4Address>)>,
 }
 
 impl<D: NetDevice + NetWait> SmolTransport<D> {
@@ -41,16 +44,24 @@ impl<D: NetDevice + NetWait> SmolTransport<D> {
         ic.random_seed = seed;
         let now = Instant::from_micros(now_us as i64);
         let mut iface = Interface::new(ic, &mut device, now);
-        iface.update_ip_addrs(|a| {
-            a.push(IpCidr::Ipv4(cfg.ip)).expect("one address fits");
-        });
-        if let Some(gw) = cfg.gateway {
-            iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
+        let mut sockets = SocketSet::new(Vec::new());
+        let mut dhcp = None;
+        if cfg.dhcp {
+            dhcp = Some(sockets.add(dhcpv4::Socket::new()));
+        } else {
+            iface.update_ip_addrs(|a| {
+                a.push(IpCidr::Ipv4(cfg.ip)).expect("one address fits");
+            });
+            if let Some(gw) = cfg.gateway {
+                iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
+            }
         }
         let mut t = SmolTransport {
             device,
             iface,
-            sockets: SocketSet::new(Vec::new()),
+            sockets,
+            dhcp,
+            lease: None,
             port: cfg.port,
             pending: Vec::new(),
             open: BTreeSet::new(),
@@ -81,12 +92,44 @@ impl<D: NetDevice + NetWait> SmolTransport<D> {
     }
 }
 
+impl<D: NetDevice + NetWait> SmolTransport<D> {
+    /// Applies what the DHCP client learned: the leased address and the default route.
+    fn dhcp_event(&mut self, h: SocketHandle) {
+        match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
+            None => {}
+            Some(dhcpv4::Event::Configured(c)) => {
+                self.iface.update_ip_addrs(|a| {
+                    a.clear();
+                    a.push(IpCidr::Ipv4(c.address)).expect("one address fits");
+                });
+                self.iface.routes_mut().remove_default_ipv4_route();
+                if let Some(gw) = c.router {
+                    self.iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
+                }
+                log::info!("DHCP lease: address {} gateway {}", c.address, c.router.map(|g| alloc::format!("{g}")).unwrap_or_else(|| "none".into()));
+                self.lease = Some((IpCidr::Ipv4(c.address), c.router));
+            }
+            // smoltcp reports Deconfigured once at the start too; only a lost lease is news.
+            Some(dhcpv4::Event::Deconfigured) if self.lease.is_some() => {
+                log::warn!("DHCP lease lost: no address until a new one is granted");
+                self.iface.update_ip_addrs(|a| a.clear());
+                self.iface.routes_mut().remove_default_ipv4_route();
+                self.lease = None;
+            }
+            Some(dhcpv4::Event::Deconfigured) => {}
+        }
+    }
+}
+
 impl<D: NetDevice + NetWait> Transport for SmolTransport<D> {
     type Conn = SocketHandle;
 
     fn poll(&mut self, now_us: u64) -> bool {
         let now = Instant::from_micros(now_us as i64);
         let changed = self.iface.poll(now, &mut self.device, &mut self.sockets) == smoltcp::iface::PollResult::SocketStateChanged;
+        if let Some(h) = self.dhcp {
+            self.dhcp_event(h);
+        }
         let sockets = &mut self.sockets;
         self.closing.retain(|&h| {
             let st = sockets.get_mut::<tcp::Socket>(h).state();

@@ -26,6 +26,17 @@ fn psql_against_the_image_across_a_reboot() {
 
 #[test]
 #[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn address_from_dhcp() {
+    let dir = temp_dir("image-dhcp");
+    let mut s = boot(&new_disk(&dir, 16), "ip=dhcp");
+    // QEMU's user network runs a DHCP server that leases 10.0.2.15, with 10.0.2.2 as router.
+    let lease = s.proc.wait_for("DHCP lease:", Duration::from_secs(60));
+    assert!(lease.contains("address 10.0.2.15/24 gateway 10.0.2.2"), "{lease}");
+    assert_eq!(psql_ok(s.port, &["SELECT 40 + 2"]).trim(), "42");
+}
+
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
 fn hostile_input_against_the_image() {
     let dir = temp_dir("image-hostile");
     let s = boot(&new_disk(&dir, 16), "");
