@@ -60,6 +60,10 @@ fn appliance_main(m: Machine) -> ! {
     let mac = net.mac();
     let transport = SmolTransport::new(net, mac, &cfg, clock.now_micros(), u64::from_le_bytes(seed));
     let mut server = Server::new(db, transport, &cfg, &mut entropy);
+    server.set_memory_probe(|| {
+        let (used, total) = kernel::heap::usage();
+        Some((used as u64, total as u64))
+    });
     if cfg.user == "kerndb" && cfg.password == "kerndb" {
         println!("kerndb: using the default development credentials kerndb / kerndb");
     }

@@ -8,6 +8,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use dbcore::stats::{SessionStats, SharedHostStats};
 use dbcore::{Batch, ColumnInfo, Database, DbError, Prepared, QueryResult, SessionState, SqlType, Step, Value};
 use pgwire::{Auth, BackendKey, Event, FieldDesc, Frontend, PgError, ScramSecret, Session, SessionConfig};
 use platform::{BlockDevice, Clock, Entropy};
@@ -35,6 +36,10 @@ pub trait Transport {
     fn close(&mut self, c: Self::Conn);
     /// Sleeps until network activity or `max_us` has passed.
     fn wait(&mut self, now_us: u64, max_us: u64);
+    /// Frames received and sent, where the transport sees frames (smoltcp); else zeros.
+    fn packets(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// Prepared statements and portals one connection may hold.
@@ -56,6 +61,8 @@ struct Conn {
 
 /// A bound statement: not run yet (`batch`), or run with rows left to send (`result`).
 struct Portal {
+    /// The statement's text, for the statistics views.
+    sql: alloc::rc::Rc<str>,
     columns: Option<Vec<ColumnInfo>>,
     formats: Vec<i16>,
     empty: bool,
@@ -74,7 +81,8 @@ pub struct Server<D: BlockDevice, T: Transport> {
     /// CancelRequests read this step, acted on after every connection's input.
     cancels: Vec<BackendKey>,
     next_pid: u32,
-    pub stats: ServerStats,
+    /// Counters for the statistics views, shared with the database.
+    host: SharedHostStats,
 }
 
 /// Why [`Server::run`] returned.
@@ -84,15 +92,6 @@ pub enum Stop {
     Requested,
     /// The platform asked (ACPI power button, SIGTERM).
     External,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ServerStats {
-    pub accepted: u64,
-    pub refused: u64,
-    pub queries: u64,
-    /// Group-commit log flushes.
-    pub syncs: u64,
 }
 
 pub fn session_config(cfg: &Config, entropy: &mut dyn Entropy) -> SessionConfig {
@@ -115,6 +114,7 @@ pub fn session_config(cfg: &Config, entropy: &mut dyn Entropy) -> SessionConfig 
 
 impl<D: BlockDevice, T: Transport> Server<D, T> {
     pub fn new(db: Database<D>, transport: T, cfg: &Config, entropy: &mut dyn Entropy) -> Self {
+        let host = db.host.clone();
         Server {
             db,
             transport,
@@ -125,8 +125,13 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             conns: BTreeMap::new(),
             cancels: Vec::new(),
             next_pid: 1,
-            stats: ServerStats::default(),
+            host,
         }
+    }
+
+    /// Lets the statistics views report memory use (the kernel heap, the process's memory).
+    pub fn set_memory_probe(&mut self, probe: dbcore::stats::MemoryProbe) {
+        self.host.borrow_mut().memory = Some(probe);
     }
 
     pub fn database(&self) -> &Database<D> {
@@ -140,11 +145,16 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
     /// Serves until a client calls `kerndb_shutdown()` or `stop` (the power button, a signal)
     /// says so; then sends what is queued, closes every connection and flushes the disk.
     pub fn run(&mut self, clock: &dyn Clock, entropy: &mut dyn Entropy, stop: &mut dyn FnMut() -> bool) -> Stop {
+        let mut first = true;
         let why = loop {
             let now = clock.now_micros();
             // now() and CURRENT_TIMESTAMP: microseconds since 2000-01-01, PostgreSQL's epoch.
             if let Some(wall) = clock.wall_micros() {
                 self.db.clock_us = wall - 946_684_800_000_000;
+            }
+            if first {
+                self.host.borrow_mut().started = self.db.clock_us;
+                first = false;
             }
             if self.db.shutdown_requested() {
                 break Stop::Requested;
@@ -153,6 +163,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                 break Stop::External;
             }
             if !self.step(now, entropy) {
+                self.host.borrow_mut().counters.idle_waits += 1;
                 self.transport.wait(now, 10_000);
             }
         };
@@ -218,7 +229,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         // Group commit: every commit of this pass shares one log flush, and no reply leaves
         // before it (a reply may depend on a commit, its own or one it read).
         if self.db.needs_sync() {
-            self.stats.syncs += 1;
+            self.host.borrow_mut().counters.group_syncs += 1;
             if let Err(e) = self.db.sync() {
                 // The outcome of the waiting commits is unknown: close every connection
                 // rather than send an answer that may be wrong. The store now refuses writes.
@@ -232,6 +243,9 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         if busy {
             self.transport.poll(now_us);
         }
+        let mut host = self.host.borrow_mut();
+        host.counters.loop_passes += 1;
+        (host.counters.net_rx_packets, host.counters.net_tx_packets) = self.transport.packets();
         busy
     }
 
@@ -298,10 +312,13 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         if self.conns.len() >= self.max_connections {
             // The client reads this FATAL error as the answer to its start-up packet.
             session.fatal(&PgError::fatal("53300", "sorry, too many clients already"));
-            self.stats.refused += 1;
+            self.host.borrow_mut().counters.connections_refused += 1;
             log::warn!("refused a connection: {} connections is the limit (max_connections)", self.max_connections);
         } else {
-            self.stats.accepted += 1;
+            let mut host = self.host.borrow_mut();
+            host.counters.connections_accepted += 1;
+            let user = self.session_cfg.user.clone();
+            host.sessions.insert(key.pid, SessionStats { pid: key.pid, user, state: "starting", backend_start: self.db.clock_us, ..Default::default() });
             log::debug!("connection {c:?} opened (pid {})", key.pid);
         }
         let state = SessionState::new(key.pid as u64);
@@ -320,6 +337,11 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                     busy = true;
                     conn.last_input_us = now_us;
                     conn.session.receive(&buf[..n]);
+                    let mut host = self.host.borrow_mut();
+                    host.counters.bytes_received += n as u64;
+                    if let Some(s) = host.session(conn.session.key().pid) {
+                        s.bytes_received += n as u64;
+                    }
                 }
                 Err(()) => gone = true,
             }
@@ -334,10 +356,16 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             busy = true;
             match ev {
                 Event::Query(sql) => {
-                    self.stats.queries += 1;
+                    self.host.borrow_mut().query_started(conn.session.key().pid, &sql, self.db.clock_us);
                     answer(&mut self.db, conn, &sql);
                 }
-                Event::Extended(m) => extended(&mut self.db, conn, m),
+                Event::Extended(m) => {
+                    if let Frontend::Execute { portal, .. } = &m {
+                        let text = conn.portals.get(portal).map(|p| &*p.sql).unwrap_or("");
+                        self.host.borrow_mut().query_started(conn.session.key().pid, text, self.db.clock_us);
+                    }
+                    extended(&mut self.db, conn, m)
+                }
                 Event::CopyData(d) => {
                     if let Err(e) = self.db.copy_data(&mut conn.state, &d) {
                         conn.session.end_copy_in();
@@ -361,6 +389,22 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                 break;
             }
         }
+        if busy {
+            let state = if !conn.session.is_authenticated() {
+                "starting"
+            } else if conn.batch.is_some() || conn.pending_execute.is_some() {
+                if conn.state.in_copy() { "active" } else { "waiting" }
+            } else {
+                match conn.state.status() {
+                    b'T' => "idle in transaction",
+                    b'E' => "idle in transaction (aborted)",
+                    _ => "idle",
+                }
+            };
+            if let Some(s) = self.host.borrow_mut().session(conn.session.key().pid) {
+                s.state = state;
+            }
+        }
         (busy, gone)
     }
 
@@ -375,6 +419,13 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
                 Ok(n) => {
                     busy |= n > 0;
                     out.drain(..n);
+                    if n > 0 {
+                        let mut host = self.host.borrow_mut();
+                        host.counters.bytes_sent += n as u64;
+                        if let Some(s) = host.session(conn.session.key().pid) {
+                            s.bytes_sent += n as u64;
+                        }
+                    }
                 }
                 Err(()) => gone = true,
             }
@@ -384,6 +435,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             self.transport.close(id);
             if let Some(mut c) = self.conns.remove(&id) {
                 self.db.end_session(&mut c.state);
+                self.host.borrow_mut().sessions.remove(&c.session.key().pid);
             }
             busy = true;
         }
@@ -625,7 +677,7 @@ fn extended<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn, m: Frontend) 
             }
             let batch = db.bind(p, values).map_err(|e| pg_error(&e))?;
             let columns = p.columns.clone();
-            conn.portals.insert(portal, Portal { columns, formats: result_formats, empty: p.is_empty(), batch: Some(batch), result: None });
+            conn.portals.insert(portal, Portal { sql: p.sql.clone(), columns, formats: result_formats, empty: p.is_empty(), batch: Some(batch), result: None });
             conn.session.send_bare(b'2');
             Ok(true)
         }

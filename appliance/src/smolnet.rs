@@ -187,6 +187,10 @@ impl<D: NetDevice + NetWait> Transport for SmolTransport<D> {
         }
     }
 
+    fn packets(&self) -> (u64, u64) {
+        self.device.packets()
+    }
+
     fn wait(&mut self, now_us: u64, max_us: u64) {
         let now = Instant::from_micros(now_us as i64);
         let delay = match self.iface.poll_delay(now, &self.sockets) {

@@ -252,3 +252,10 @@ fn psql_file_with_copy_and_meta_commands() {
     let s = hosted(&dir.join("kerndb.img"), &[]);
     assert_eq!(psql_file(s.port, PSQL_SCRIPT.0), PSQL_SCRIPT.1);
 }
+
+#[test]
+fn statistics_views_show_counters_and_sessions() {
+    let dir = temp_dir("hosted-stats");
+    let s = hosted(&dir.join("disk.img"), &[]);
+    stats_views(s.port, false);
+}

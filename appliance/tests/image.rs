@@ -46,6 +46,14 @@ fn hostile_input_against_the_image() {
 
 #[test]
 #[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn statistics_views_in_the_image() {
+    let dir = temp_dir("image-stats");
+    let s = boot(&new_disk(&dir, 16), "");
+    stats_views(s.port, true);
+}
+
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
 fn panic_is_printed_and_ends_qemu_with_failure() {
     let dir = temp_dir("image-panic");
     let port = free_port();

@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod error;
 pub mod sql;
+pub mod stats;
 pub mod storage;
 pub mod value;
 

@@ -107,6 +107,10 @@ impl phy::Device for VirtioNetDevice {
 }
 
 impl platform::NetWait for VirtioNetDevice {
+    fn packets(&self) -> (u64, u64) {
+        (self.rx_packets, self.tx_packets)
+    }
+
     /// Sleeps in `hlt` between timer ticks until a frame is waiting or the deadline passes.
     /// (virtio interrupts are not routed yet: a frame is noticed at the next tick.)
     fn wait(&mut self, max_us: u64) {

@@ -82,6 +82,10 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
 pub trait NetWait {
     /// Returns when a frame may be waiting or `max_us` microseconds have passed.
     fn wait(&mut self, max_us: u64);
+    /// Frames received and sent so far, for the statistics views.
+    fn packets(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// Monotonic time since an arbitrary origin (boot, process start, simulation start).

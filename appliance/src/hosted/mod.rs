@@ -164,6 +164,7 @@ pub fn main() -> std::process::ExitCode {
     };
     let addr = transport.local_addr();
     let mut server = Server::new(db, transport, &a.config, &mut entropy);
+    server.set_memory_probe(process_memory);
     if a.config.user == "kerndb" && a.config.password == "kerndb" {
         println!("kerndb: using the default development credentials kerndb / kerndb");
     }
@@ -174,6 +175,16 @@ pub fn main() -> std::process::ExitCode {
     let why = server.run(&clock, &mut entropy, &mut || false);
     println!("kerndb: stopped ({why:?})");
     std::process::ExitCode::SUCCESS
+}
+
+/// The process's resident memory and the machine's, from /proc (both reported in kB).
+pub fn process_memory() -> Option<(u64, u64)> {
+    let kb = |file: &str, key: &str| -> Option<u64> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        Some(line[key.len()..].trim().trim_end_matches("kB").trim().parse::<u64>().ok()? * 1024)
+    };
+    Some((kb("/proc/self/status", "VmRSS:")?, kb("/proc/meminfo", "MemTotal:")?))
 }
 
 fn disk_len(d: &FileDisk) -> u64 {

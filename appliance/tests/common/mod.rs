@@ -571,3 +571,63 @@ pub const PSQL_SCRIPT: (&str, &str) = (
     "create table pf (id int primary key, note text);\ninsert into pf values (1, 'one'), (2, 'two');\n\\copy pf from stdin\n3\tthree\n\\.\nselect note from pf order by id;\n\\dt pf\n",
     "CREATE TABLE\nINSERT 0 2\nCOPY 1\none\ntwo\nthree\npublic|pf|table|kerndb\n",
 );
+
+/// The statistics views show the system as it runs: counters that move with the work done,
+/// and one activity row per session with its state and last query.
+pub fn stats_views(port: u16, image: bool) {
+    let stat = |r: &mut Raw, name: &str| -> i64 {
+        let rows = r.rows(&format!("SELECT value FROM kerndb_stats WHERE name = '{name}'"));
+        assert_eq!(rows.len(), 1, "kerndb_stats has {name}");
+        rows[0][0].as_deref().unwrap().parse().unwrap()
+    };
+    let mut a = Raw::login(port);
+    let mut b = Raw::login(port);
+    let queries0 = stat(&mut a, "queries");
+    let commits0 = stat(&mut a, "commits");
+    let flushes0 = stat(&mut a, "log_flushes");
+    let received0 = stat(&mut a, "bytes_received");
+    a.query("CREATE TABLE stat_t (k INTEGER PRIMARY KEY, v TEXT)");
+    a.query("INSERT INTO stat_t SELECT i, 'row' FROM generate_series(1, 500) AS g(i)");
+    assert_eq!(a.rows("SELECT count(*) FROM stat_t"), vec![vec![Some("500".to_string())]]);
+    assert_eq!(stat(&mut a, "queries"), queries0 + 7, "every Query message counts");
+    assert!(stat(&mut a, "commits") >= commits0 + 2);
+    assert!(stat(&mut a, "log_flushes") >= flushes0 + 2);
+    assert!(stat(&mut a, "bytes_received") > received0);
+    assert!(stat(&mut a, "buffer_hits") > 0);
+    assert!(stat(&mut a, "connections_open") >= 2);
+    assert!(stat(&mut a, "connections_accepted") >= 2);
+    let (used, total) = (stat(&mut a, "memory_in_use_bytes"), stat(&mut a, "memory_total_bytes"));
+    assert!(used > 0 && used < total, "memory {used} of {total}");
+    if image {
+        let rx = stat(&mut a, "net_rx_packets");
+        assert!(rx > 0 && stat(&mut a, "net_tx_packets") > 0);
+        assert!(stat(&mut a, "net_rx_packets") > rx, "packets move as queries arrive");
+        assert!(stat(&mut a, "disk_write_requests") > 0 && stat(&mut a, "disk_flushes") > 0);
+    }
+    // Session b holds a transaction open; a sees it, and itself running.
+    b.query("BEGIN");
+    b.query("SELECT count(*) FROM stat_t WHERE k < 10");
+    let bpid = b.key.unwrap().0;
+    let rows = a.rows("SELECT pid, state, query, queries FROM kerndb_stat_activity ORDER BY pid");
+    let brow = rows.iter().find(|r| r[0].as_deref() == Some(&bpid.to_string())).unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(brow[1].as_deref(), Some("idle in transaction"), "{rows:?}");
+    assert_eq!(brow[2].as_deref(), Some("SELECT count(*) FROM stat_t WHERE k < 10"));
+    assert_eq!(brow[3].as_deref(), Some("2"));
+    let arow = rows.iter().find(|r| r[0].as_deref() == Some(&a.key.unwrap().0.to_string())).unwrap();
+    assert_eq!(arow[1].as_deref(), Some("active"));
+    assert!(arow[2].as_deref().unwrap().contains("kerndb_stat_activity"));
+    let pg = a.rows(&format!("SELECT datname, usename, state FROM pg_stat_activity WHERE pid = {bpid}"));
+    assert_eq!(pg, vec![vec![Some("kerndb".into()), Some(USER.into()), Some("idle in transaction".into())]]);
+    b.query("COMMIT");
+    drop(b);
+    // The session's row goes when it closes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = a.rows(&format!("SELECT count(*) FROM kerndb_stat_activity WHERE pid = {bpid}"));
+        if n[0][0].as_deref() == Some("0") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "closed session still listed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -148,6 +148,8 @@ impl Batch {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     stmt: Option<Statement>,
+    /// The statement's text, for pg_stat_activity.
+    pub sql: Rc<str>,
     pub param_types: Vec<SqlType>,
     /// Result columns for statements that return rows.
     pub columns: Option<Vec<ColumnInfo>>,
@@ -187,6 +189,8 @@ pub struct Database<D: BlockDevice> {
     pub clock_us: i64,
     /// The one role's name, as pg_catalog shows it.
     owner: String,
+    /// The host's counters, for the statistics views; the server keeps a clone and writes.
+    pub host: crate::stats::SharedHostStats,
 }
 
 fn writes(s: &Statement) -> bool {
@@ -208,7 +212,7 @@ fn writes(s: &Statement) -> bool {
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
         let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
-        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb") })
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default() })
     }
 
     /// Names the one role (the server's configured user) for pg_catalog.
@@ -339,7 +343,7 @@ impl<D: BlockDevice> Database<D> {
             types.resize(types.len().max(count_params(&s.to_string())), None);
         }
         let param_types = types.into_iter().map(|t| t.unwrap_or(SqlType::Text)).collect();
-        Ok(Prepared { stmt, param_types, columns })
+        Ok(Prepared { stmt, sql: Rc::from(sql), param_types, columns })
     }
 
     /// A batch that runs a prepared statement with bound values (already of its types).
@@ -635,11 +639,17 @@ impl<D: BlockDevice> Database<D> {
         out
     }
 
+    /// The counters the statistics views show, as of now.
+    fn live(&self) -> syscat::Live {
+        syscat::Live { store: self.store.stats(), host: self.host.clone(), now: self.clock_us }
+    }
+
     fn statement(&mut self, s: &mut SessionState, at: ReadAt, st: &Statement, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
         let cat = self.catalog_at(at)?;
         match st {
             Statement::Query(q) => {
-                let planner = Planner::new(&cat, Some(params));
+                let mut planner = Planner::new(&cat, Some(params));
+                planner.live = Some(self.live());
                 let p = planner.query(q, None)?;
                 if planner.shutdown.get() {
                     self.shutdown_requested = true;
@@ -650,7 +660,8 @@ impl<D: BlockDevice> Database<D> {
             }
             Statement::Explain { statement, .. } => {
                 let Statement::Query(q) = statement.as_ref() else { return Err(err!(FEATURE_NOT_SUPPORTED, "EXPLAIN supports queries only")) };
-                let planner = Planner::new(&cat, Some(params));
+                let mut planner = Planner::new(&cat, Some(params));
+                planner.live = Some(self.live());
                 let p = planner.query(q, None)?;
                 let mut lines = Vec::new();
                 plan::explain(&p.node, 0, &mut lines);

@@ -169,6 +169,8 @@ pub struct Planner<'a> {
     /// Per subquery being compiled: does it read an enclosing row?
     corr: RefCell<Vec<bool>>,
     pub shutdown: Cell<bool>,
+    /// Counters for the statistics views; None while describing a statement.
+    pub live: Option<super::syscat::Live>,
 }
 
 fn no_table(name: &str) -> DbError {
@@ -437,7 +439,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
 
 impl<'a> Planner<'a> {
     pub fn new(cat: &'a Catalog, params: Option<&'a [(Value, SqlType)]>) -> Self {
-        Planner { cat, params, param_types: RefCell::new(Vec::new()), next_sub: Cell::new(0), depth: Cell::new(0), corr: RefCell::new(Vec::new()), shutdown: Cell::new(false) }
+        Planner { cat, params, param_types: RefCell::new(Vec::new()), next_sub: Cell::new(0), depth: Cell::new(0), corr: RefCell::new(Vec::new()), shutdown: Cell::new(false), live: None }
     }
 
     fn placeholder(&self, p: &str) -> Result<(Expr, Ty), DbError> {
@@ -1220,7 +1222,7 @@ impl<'a> Planner<'a> {
     fn system_name(&self, name: &ast::ObjectName) -> Option<String> {
         let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(ident_name).collect();
         let sys = match parts.as_slice() {
-            [t] if t.starts_with("pg_") && !self.cat.tables.contains_key(t) && !self.cat.views.contains_key(t) => t.clone(),
+            [t] if (t.starts_with("pg_") || t.starts_with("kerndb_")) && !self.cat.tables.contains_key(t) && !self.cat.views.contains_key(t) => t.clone(),
             [s, t] if s == "pg_catalog" => t.clone(),
             [s, t] if s == "information_schema" => alloc::format!("information_schema.{t}"),
             _ => return None,
@@ -1240,7 +1242,7 @@ impl<'a> Planner<'a> {
             let Ok(p) = self.query(&q, None) else { return Vec::new() };
             p.cols.into_iter().enumerate().map(|(i, c)| (v.columns.get(i).cloned().unwrap_or(c.name), c.ty)).collect()
         };
-        super::syscat::relation(self.cat, &sys, self.cat.owner(), &view_cols).map(|r| (sys, r))
+        super::syscat::relation(self.cat, &sys, self.cat.owner(), self.live.as_ref(), &view_cols).map(|r| (sys, r))
     }
 
     /// True if a FROM clause inner-joins a system relation that never has rows (pg_inherits,

@@ -140,6 +140,18 @@ fn empty_cols(name: &str) -> Option<Vec<(&'static str, SqlType)>> {
     })
 }
 
+/// The statistics views (computed from the live counters, see [`crate::stats`]).
+pub const STATS: [&str; 3] = ["kerndb_stats", "kerndb_stat_activity", "pg_stat_activity"];
+
+/// What the statistics views read: the storage engine's counters and the host's, taken when
+/// the query is planned.
+pub struct Live {
+    pub store: crate::storage::StoreStats,
+    pub host: crate::stats::SharedHostStats,
+    /// Microseconds since 2000-01-01.
+    pub now: i64,
+}
+
 /// The system relations computed from the catalog (besides the [`EMPTY`] ones).
 const COMPUTED: [&str; 18] = [
     "pg_namespace",
@@ -164,13 +176,130 @@ const COMPUTED: [&str; 18] = [
 
 /// Is there a system relation called `name`? (Cheap: nothing is computed.)
 pub fn exists(name: &str) -> bool {
-    EMPTY.contains(&name) || COMPUTED.contains(&name)
+    EMPTY.contains(&name) || COMPUTED.contains(&name) || STATS.contains(&name)
+}
+
+const TS: SqlType = SqlType::Timestamp;
+
+/// A statistics view; without `live` (a statement being described) it has no rows.
+fn stats_relation(name: &str, live: Option<&Live>) -> Option<SysRel> {
+    let cols = match name {
+        "kerndb_stats" => vec![("name", TEXT), ("value", SqlType::Int8)],
+        "kerndb_stat_activity" => vec![
+            ("pid", INT4),
+            ("usename", TEXT),
+            ("state", TEXT),
+            ("backend_start", TS),
+            ("query_start", TS),
+            ("queries", SqlType::Int8),
+            ("bytes_received", SqlType::Int8),
+            ("bytes_sent", SqlType::Int8),
+            ("query", TEXT),
+        ],
+        "pg_stat_activity" => vec![
+            ("datid", OID),
+            ("datname", TEXT),
+            ("pid", INT4),
+            ("usesysid", OID),
+            ("usename", TEXT),
+            ("application_name", TEXT),
+            ("client_addr", TEXT),
+            ("backend_start", TS),
+            ("query_start", TS),
+            ("state", TEXT),
+            ("backend_type", TEXT),
+            ("query", TEXT),
+        ],
+        _ => return None,
+    };
+    let Some(live) = live else { return Some(SysRel { cols, rows: Vec::new() }) };
+    let host = live.host.borrow();
+    let n = |v: u64| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
+    let rows = match name {
+        "kerndb_stats" => {
+            let (st, h) = (&live.store, &host.counters);
+            let mut v: Vec<(&str, Value)> = vec![
+                ("uptime_ms", Value::Int(live.now.saturating_sub(host.started) / 1000)),
+                ("connections_open", n(host.sessions.len() as u64)),
+                ("connections_accepted", n(h.connections_accepted)),
+                ("connections_refused", n(h.connections_refused)),
+                ("queries", n(h.queries)),
+                ("commits", n(st.commits)),
+                ("group_syncs", n(h.group_syncs)),
+                ("log_flushes", n(st.log_flushes)),
+                ("log_bytes", n(st.log_bytes)),
+                ("checkpoints", n(st.checkpoints)),
+                ("buffer_hits", n(st.pool_hits)),
+                ("buffer_misses", n(st.pool_misses)),
+                ("buffer_bytes", n(st.pool_bytes)),
+                ("buffer_limit_bytes", n(st.pool_limit)),
+                ("disk_page_reads", n(st.page_reads)),
+                ("disk_page_writes", n(st.page_writes)),
+                ("disk_write_requests", n(st.write_requests)),
+                ("disk_flushes", n(st.device_flushes)),
+                ("disk_pages_in_use", n(st.pages_in_use)),
+                ("disk_pages", n(st.device_pages)),
+                ("bytes_received", n(h.bytes_received)),
+                ("bytes_sent", n(h.bytes_sent)),
+                ("net_rx_packets", n(h.net_rx_packets)),
+                ("net_tx_packets", n(h.net_tx_packets)),
+                ("loop_passes", n(h.loop_passes)),
+                ("idle_waits", n(h.idle_waits)),
+            ];
+            if let Some((used, total)) = host.memory.and_then(|probe| probe()) {
+                v.push(("memory_in_use_bytes", n(used)));
+                v.push(("memory_total_bytes", n(total)));
+            }
+            v.into_iter().map(|(k, x)| vec![t(k), x]).collect()
+        }
+        "kerndb_stat_activity" => host
+            .sessions
+            .values()
+            .map(|s| {
+                vec![
+                    i(i64::from(s.pid)),
+                    t(&s.user),
+                    t(s.state),
+                    Value::Timestamp(s.backend_start),
+                    s.query_start.map(Value::Timestamp).unwrap_or(Value::Null),
+                    n(s.queries),
+                    n(s.bytes_received),
+                    n(s.bytes_sent),
+                    t(&s.query),
+                ]
+            })
+            .collect(),
+        _ => host
+            .sessions
+            .values()
+            .map(|s| {
+                vec![
+                    i(16384),
+                    t("kerndb"),
+                    i(i64::from(s.pid)),
+                    i(OWNER_OID),
+                    t(&s.user),
+                    t(""),
+                    Value::Null,
+                    Value::Timestamp(s.backend_start),
+                    s.query_start.map(Value::Timestamp).unwrap_or(Value::Null),
+                    t(s.state),
+                    t("client backend"),
+                    t(&s.query),
+                ]
+            })
+            .collect(),
+    };
+    Some(SysRel { cols, rows })
 }
 
 /// The system relation `name` (after schema qualification was checked), if there is one.
 /// `owner` is the one role's name.
 /// `view_cols` gives a view's result columns (the planner works them out).
-pub fn relation(cat: &Catalog, name: &str, owner: &str, view_cols: &dyn Fn(&super::catalog::ViewDef) -> Vec<(String, SqlType)>) -> Option<SysRel> {
+pub fn relation(cat: &Catalog, name: &str, owner: &str, live: Option<&Live>, view_cols: &dyn Fn(&super::catalog::ViewDef) -> Vec<(String, SqlType)>) -> Option<SysRel> {
+    if STATS.contains(&name) {
+        return stats_relation(name, live);
+    }
     if let Some(cols) = empty_cols(name) {
         return Some(SysRel { cols, rows: Vec::new() });
     }
@@ -489,9 +618,9 @@ mod tests {
     fn every_named_relation_is_computed() {
         let cat = Catalog::default();
         for name in EMPTY.iter().chain(COMPUTED.iter()) {
-            assert!(relation(&cat, name, "kerndb", &|_| Vec::new()).is_some(), "{name}");
+            assert!(relation(&cat, name, "kerndb", None, &|_| Vec::new()).is_some(), "{name}");
         }
-        assert!(relation(&cat, "pg_nope", "kerndb", &|_| Vec::new()).is_none());
+        assert!(relation(&cat, "pg_nope", "kerndb", None, &|_| Vec::new()).is_none());
         assert!(!exists("pg_nope"));
     }
 }

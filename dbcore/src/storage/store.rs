@@ -81,6 +81,9 @@ pub struct StoreStats {
     pub checkpoints: u64,
     pub page_reads: u64,
     pub page_writes: u64,
+    /// Requests to the block device: writes (one may carry several pages) and flushes.
+    pub write_requests: u64,
+    pub device_flushes: u64,
     pub pool_hits: u64,
     pub pool_misses: u64,
     pub pool_bytes: u64,
@@ -448,6 +451,7 @@ impl<D: BlockDevice> Store<D> {
 
     fn write_raw(&mut self, id: PageId, buf: &[u8]) -> Result<(), DbError> {
         self.stats.page_writes += (buf.len() / PAGE_SIZE) as u64;
+        self.stats.write_requests += 1;
         match self.dev.write(id * PAGE_SIZE as u64, buf) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.poison(io(e, "write", id))),
@@ -455,6 +459,7 @@ impl<D: BlockDevice> Store<D> {
     }
 
     fn flush_dev(&mut self) -> Result<(), DbError> {
+        self.stats.device_flushes += 1;
         match self.dev.flush() {
             Ok(()) => Ok(()),
             Err(e) => Err(self.poison(err!(IO_ERROR, "could not flush the disk: {e}"))),
