@@ -23,6 +23,8 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// The buffer pool, in MiB.
     pub cache_mib: usize,
+    /// Memory one query may take, in MiB (past it: 53200).
+    pub work_mem_mib: usize,
     /// Seconds an authenticated session may sit idle outside a transaction (0: forever).
     pub idle_session_timeout: u64,
     /// Seconds a client has to finish start-up and authentication.
@@ -45,6 +47,7 @@ impl Default for Config {
             max_message: 1 << 20,
             log_level: log::LevelFilter::Info,
             cache_mib: 64,
+            work_mem_mib: 128,
             idle_session_timeout: 3600,
             authentication_timeout: 60,
             selftest: None,
@@ -83,6 +86,7 @@ impl Config {
             "log" => self.log_level = value.parse().map_err(|_| bad())?,
             "idle_session_timeout" => self.idle_session_timeout = value.parse().ok().filter(|n| *n <= 1 << 31).ok_or_else(bad)?,
             "authentication_timeout" => self.authentication_timeout = value.parse().ok().filter(|n| (1..=600).contains(n)).ok_or_else(bad)?,
+            "work_mem" => self.work_mem_mib = value.parse().ok().filter(|n| (1..=1 << 20).contains(n)).ok_or_else(bad)?,
             "cache" => self.cache_mib = value.parse().ok().filter(|n| (1..=1 << 20).contains(n)).ok_or_else(bad)?,
             "selftest" => self.selftest = Some(value.to_string()),
             _ => return Err(format!("unknown setting {key:?}")),
@@ -92,7 +96,7 @@ impl Config {
 
     /// The database's limits under this configuration.
     pub fn limits(&self) -> dbcore::Limits {
-        dbcore::Limits { cache_bytes: self.cache_mib << 20, ..dbcore::Limits::default() }
+        dbcore::Limits { cache_bytes: self.cache_mib << 20, work_mem_bytes: self.work_mem_mib << 20, ..dbcore::Limits::default() }
     }
 
     /// Parses a kernel command line: whitespace-separated `key=value` words. Words without

@@ -45,7 +45,14 @@ fn appliance_main(m: Machine) -> ! {
         kernel::exit::exit_qemu(2);
     };
     println!("kerndb: disk {} MiB", blk.len() >> 20);
-    let mut db = match Database::open(blk, cfg.limits()) {
+    let mut limits = cfg.limits();
+    limits.memory = Some(|| {
+        // Queries stop before the heap is full: what remains is for the buffer pool's
+        // growth, connections and answers being sent.
+        let (used, total) = kernel::heap::usage();
+        (used, total - (total / 8).max(32 << 20).min(total / 2))
+    });
+    let mut db = match Database::open(blk, limits) {
         Ok(db) => db,
         Err(e) => {
             println!("kerndb: cannot open the database: {}", e.message);

@@ -259,3 +259,10 @@ fn statistics_views_show_counters_and_sessions() {
     let s = hosted(&dir.join("disk.img"), &[]);
     stats_views(s.port, false);
 }
+
+#[test]
+fn a_query_past_work_mem_gets_53200_and_the_server_goes_on() {
+    let dir = temp_dir("hosted-workmem");
+    let s = hosted(&dir.join("disk.img"), &["--work-mem", "32"]);
+    memory_limits(s.port);
+}

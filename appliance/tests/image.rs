@@ -46,6 +46,16 @@ fn hostile_input_against_the_image() {
 
 #[test]
 #[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn running_out_of_memory_in_a_query_is_that_clients_error() {
+    // 160 MiB of RAM and no work_mem to speak of: the machine-wide limit stops the query.
+    let dir = temp_dir("image-oom");
+    let s = boot_with(&new_disk(&dir, 16), "work_mem=100000", &["-m", "160M"]);
+    memory_limits(s.port);
+    assert!(s.proc.output().contains("RAM 159 MiB") || s.proc.output().contains("RAM 160 MiB"), "{}", s.proc.output());
+}
+
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
 fn statistics_views_in_the_image() {
     let dir = temp_dir("image-stats");
     let s = boot(&new_disk(&dir, 16), "");

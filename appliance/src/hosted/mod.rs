@@ -2,6 +2,7 @@
 //! image's; below them sit a file or block device (O_DIRECT), host TCP sockets, the host clock
 //! and the host's entropy. Like rump kernels' "sockin", hosted mode may use the host's TCP
 //! stack instead of smoltcp.
+pub mod memory;
 pub mod sockets;
 
 use std::path::PathBuf;
@@ -66,7 +67,7 @@ pub struct ServeArgs {
 const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] [--password P]
                     [--auth scram|trust] [--size MIB] [--max-connections N]
                     [--max-message BYTES] [--cache MIB] [--idle-timeout SECONDS]
-                    [--auth-timeout SECONDS] [--log LEVEL]
+                    [--auth-timeout SECONDS] [--work-mem MIB] [--log LEVEL]
 
   --disk PATH         a file or block device; an absent or empty file is formatted
   --listen ADDR       address to listen on (default 127.0.0.1:5432)
@@ -76,6 +77,7 @@ const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] 
   --max-connections   client limit (default 64); more get SQLSTATE 53300
   --max-message       largest protocol message in bytes (default 1048576)
   --cache MIB         buffer pool size (default 64)
+  --work-mem MIB      memory one query may take (default 128); past it SQLSTATE 53200
   --idle-timeout S    close sessions idle outside a transaction for S seconds (default 3600;
                       0: never)
   --auth-timeout S    seconds to finish start-up and authentication (default 60)
@@ -108,6 +110,7 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
             "--max-message" => config.set("max_message", value)?,
             "--log" => config.set("log", value)?,
             "--cache" => config.set("cache", value)?,
+            "--work-mem" => config.set("work_mem", value)?,
             "--idle-timeout" => config.set("idle_session_timeout", value)?,
             "--auth-timeout" => config.set("authentication_timeout", value)?,
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
@@ -147,7 +150,9 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     log::info!("disk {}: {} MiB, O_DIRECT {}", a.disk.display(), disk_len(&disk) >> 20, if disk.is_direct() { "on" } else { "off" });
-    let mut db = match Database::open(disk, a.config.limits()) {
+    let mut limits = a.config.limits();
+    limits.memory = Some(memory::gauge);
+    let mut db = match Database::open(disk, limits) {
         Ok(db) => db,
         Err(e) => {
             eprintln!("kerndb: cannot open the database on {}: {}", a.disk.display(), e.message);
@@ -164,7 +169,10 @@ pub fn main() -> std::process::ExitCode {
     };
     let addr = transport.local_addr();
     let mut server = Server::new(db, transport, &a.config, &mut entropy);
-    server.set_memory_probe(process_memory);
+    server.set_memory_probe(|| {
+        let (used, total) = memory::usage();
+        Some((used as u64, total as u64))
+    });
     if a.config.user == "kerndb" && a.config.password == "kerndb" {
         println!("kerndb: using the default development credentials kerndb / kerndb");
     }
@@ -175,16 +183,6 @@ pub fn main() -> std::process::ExitCode {
     let why = server.run(&clock, &mut entropy, &mut || false);
     println!("kerndb: stopped ({why:?})");
     std::process::ExitCode::SUCCESS
-}
-
-/// The process's resident memory and the machine's, from /proc (both reported in kB).
-pub fn process_memory() -> Option<(u64, u64)> {
-    let kb = |file: &str, key: &str| -> Option<u64> {
-        let text = std::fs::read_to_string(file).ok()?;
-        let line = text.lines().find(|l| l.starts_with(key))?;
-        Some(line[key.len()..].trim().trim_end_matches("kB").trim().parse::<u64>().ok()? * 1024)
-    };
-    Some((kb("/proc/self/status", "VmRSS:")?, kb("/proc/meminfo", "MemTotal:")?))
 }
 
 fn disk_len(d: &FileDisk) -> u64 {

@@ -631,3 +631,25 @@ pub fn stats_views(port: u16, image: bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A query that needs more memory than it may have fails with 53200, frees what it took, and
+/// the server goes on serving; a text function asked for a huge value fails before allocating.
+pub fn memory_limits(port: u16) {
+    let mut r = Raw::login(port);
+    let big = "SELECT count(*) FROM (SELECT i, repeat('x', 300) || i AS pad FROM generate_series(1, 900000) AS g(i) ORDER BY pad DESC) AS s";
+    let msgs = r.query(big);
+    let err = msgs.iter().find(|m| m.ty == b'E').unwrap_or_else(|| panic!("no error: {:?}", msgs.iter().map(|m| m.ty as char).collect::<String>()));
+    assert_eq!(err.sqlstate().as_deref(), Some("53200"), "{:?}", String::from_utf8_lossy(&err.body));
+    assert!(String::from_utf8_lossy(&err.body).contains("out of memory"));
+    assert_eq!(r.rows("SELECT count(*) FROM generate_series(1, 1000)"), vec![vec![Some("1000".to_string())]]);
+    // A smaller sort of the same shape completes.
+    let small = "SELECT count(*) FROM (SELECT i, repeat('x', 300) || i AS pad FROM generate_series(1, 20000) AS g(i) ORDER BY pad DESC) AS s";
+    assert_eq!(r.rows(small), vec![vec![Some("20000".to_string())]]);
+    let msgs = r.query("SELECT length(repeat('abcdefgh', 100000000))");
+    let err = msgs.iter().find(|m| m.ty == b'E').expect("an error");
+    assert_eq!(err.sqlstate().as_deref(), Some("54000"));
+    // Memory went back: the big query fails again the same way, not worse.
+    let msgs = r.query(big);
+    assert_eq!(msgs.iter().find(|m| m.ty == b'E').and_then(|m| m.sqlstate()).as_deref(), Some("53200"));
+    assert_eq!(r.rows("SELECT 1"), vec![vec![Some("1".to_string())]]);
+}

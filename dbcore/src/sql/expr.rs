@@ -11,6 +11,10 @@ use crate::value::{format_float, parse_timestamp, SqlType, Value};
 
 use super::plan::SubPlan;
 
+/// The longest text value a function may build (PostgreSQL's limit is 1 GB; the image's
+/// memory is smaller). Past it: 54000, before anything is allocated.
+pub const MAX_TEXT_BYTES: usize = 64 << 20;
+
 pub type Row = Vec<Value>;
 
 /// A compiled expression's static type. `Unknown` is a quoted literal whose type is decided
@@ -660,7 +664,14 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
         F::Upper => Value::Text(text_arg(&a[0]).unwrap_or_default().to_uppercase()),
         F::Length => Value::Int(text_arg(&a[0]).unwrap_or_default().chars().count() as i64),
         F::Reverse => Value::Text(text_arg(&a[0]).unwrap_or_default().chars().rev().collect()),
-        F::Repeat => Value::Text(text_arg(&a[0]).unwrap_or_default().repeat(int_arg(&a[1]).unwrap_or(0).clamp(0, 1 << 20) as usize)),
+        F::Repeat => {
+            let s = text_arg(&a[0]).unwrap_or_default();
+            let n = int_arg(&a[1]).unwrap_or(0).max(0) as u64;
+            if (s.len() as u64).saturating_mul(n) > MAX_TEXT_BYTES as u64 {
+                return Err(err!(PROGRAM_LIMIT_EXCEEDED, "requested length too large: a text value is at most {} MiB", MAX_TEXT_BYTES >> 20));
+            }
+            Value::Text(s.repeat(n as usize))
+        }
         F::Substr => {
             let s: Vec<char> = text_arg(&a[0]).unwrap_or_default().chars().collect();
             let start = int_arg(&a[1]).unwrap_or(1);

@@ -85,11 +85,20 @@ pub struct Limits {
     pub max_result_rows: usize,
     /// Buffer pool size.
     pub cache_bytes: usize,
+    /// Memory one query may take beyond what was in use when it started (work_mem). Checked
+    /// through `memory`; a query past it fails with 53200 and frees what it took.
+    pub work_mem_bytes: usize,
+    /// The host's memory gauge; None: no memory checks (tests, tools).
+    pub memory: Option<MemoryGauge>,
 }
+
+/// The host's memory, as (bytes in use, bytes the host lets the database use in all). Called
+/// every so many rows, so it must be cheap (an atomic counter, not a file read).
+pub type MemoryGauge = fn() -> (usize, usize);
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_statement_bytes: 1 << 20, max_result_rows: 1_000_000, cache_bytes: 64 << 20 }
+        Limits { max_statement_bytes: 1 << 20, max_result_rows: 1_000_000, cache_bytes: 64 << 20, work_mem_bytes: 128 << 20, memory: None }
     }
 }
 
@@ -750,7 +759,11 @@ impl<D: BlockDevice> Database<D> {
 
     fn exec<'a>(&'a mut self, at: ReadAt<'a>) -> Exec<'a, D> {
         let seed = self.store.seq() ^ self.clock_us as u64;
-        Exec::new(&mut self.store, at, self.clock_us, seed, self.limits.max_result_rows)
+        let mut e = Exec::new(&mut self.store, at, self.clock_us, seed, self.limits.max_result_rows);
+        if let Some(gauge) = self.limits.memory {
+            e.mem = Some(plan::MemCheck { gauge, base: gauge().0, work_mem: self.limits.work_mem_bytes });
+        }
+        e
     }
 
     fn set_catalog(&mut self, c: Catalog) {

@@ -1957,6 +1957,35 @@ pub struct Exec<'a, D: BlockDevice> {
     pub max_rows: usize,
     /// The last regular expression compiled: (pattern, case-insensitive, program).
     regex: Option<(String, bool, regex_automata::meta::Regex)>,
+    /// Memory checks: every [`MEM_CHECK_EVERY`] rows the query makes.
+    pub mem: Option<MemCheck>,
+    ticks: u32,
+}
+
+/// A query's memory budget, checked against the host's gauge.
+#[derive(Clone, Copy)]
+pub struct MemCheck {
+    pub gauge: super::MemoryGauge,
+    /// Bytes in use when the query started.
+    pub base: usize,
+    pub work_mem: usize,
+}
+
+/// Rows between two looks at the memory gauge.
+const MEM_CHECK_EVERY: u32 = 512;
+
+impl MemCheck {
+    fn check(&self) -> Result<(), DbError> {
+        let (used, cap) = (self.gauge)();
+        if used > cap {
+            return Err(err!(OUT_OF_MEMORY, "out of memory: {} MiB in use, the most the server allows is {} MiB; the query was stopped", used >> 20, cap >> 20));
+        }
+        let took = used.saturating_sub(self.base);
+        if took > self.work_mem {
+            return Err(err!(OUT_OF_MEMORY, "out of memory: the query needs more than work_mem ({} MiB); it was stopped", self.work_mem >> 20));
+        }
+        Ok(())
+    }
 }
 
 impl<D: BlockDevice> Env for Exec<'_, D> {
@@ -2013,14 +2042,23 @@ struct AggState {
 
 impl<'a, D: BlockDevice> Exec<'a, D> {
     pub fn new(store: &'a mut Store<D>, at: ReadAt<'a>, now: i64, seed: u64, max_rows: usize) -> Self {
-        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None }
+        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None, mem: None, ticks: 0 }
     }
 
-    fn check_size(&self, n: usize) -> Result<(), DbError> {
+    fn check_size(&mut self, n: usize) -> Result<(), DbError> {
         if n > self.max_rows {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "a query step produced more than {} rows, the limit for one query", self.max_rows));
         }
-        Ok(())
+        self.check_mem()
+    }
+
+    /// Looks at the memory gauge every [`MEM_CHECK_EVERY`] calls (one per row made).
+    fn check_mem(&mut self) -> Result<(), DbError> {
+        self.ticks = self.ticks.wrapping_add(1);
+        match self.mem {
+            Some(m) if self.ticks % MEM_CHECK_EVERY == 0 => m.check(),
+            _ => Ok(()),
+        }
     }
 
     pub fn run(&mut self, node: &Node) -> Result<Vec<Row>, DbError> {
@@ -2079,6 +2117,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                         o.push(e.eval(&r, self)?);
                     }
                     out.push(o);
+                    self.check_mem()?;
                 }
                 out
             }
@@ -2100,6 +2139,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                         k.push(key.expr.eval(&r, self)?);
                     }
                     keyed.push((k, r));
+                    self.check_mem()?;
                 }
                 keyed.sort_by(|(a, _), (b, _)| {
                     for (i, key) in keys.iter().enumerate() {
@@ -2126,6 +2166,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                     if seen.insert(r.clone()) {
                         out.push(r);
                     }
+                    self.check_mem()?;
                 }
                 out
             }
@@ -2220,10 +2261,14 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                     fn strip(k: &Vec<u8>) -> &[u8] {
                         k.get(1..).unwrap_or_default()
                     }
+                    let mem = self.mem;
                     self.store.scan(self.at, tree, Bound::Included(strip(&start)), hi_bound.as_ref().map(strip), &mut |k, v| {
                         raw.push((k.to_vec(), v));
                         if raw.len() > limit {
                             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "a query step produced more than {limit} rows"));
+                        }
+                        if let Some(m) = mem.filter(|_| raw.len() % MEM_CHECK_EVERY as usize == 0) {
+                            m.check()?;
                         }
                         Ok(true)
                     })?;
@@ -2257,10 +2302,14 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
             }
             None => {
                 let limit = self.max_rows;
+                let mem = self.mem;
                 self.store.scan(self.at, tree, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
                     raw.push((k.to_vec(), v));
                     if raw.len() > limit {
                         return Err(err!(PROGRAM_LIMIT_EXCEEDED, "a table scan produced more than {limit} rows"));
+                    }
+                    if let Some(m) = mem.filter(|_| raw.len() % MEM_CHECK_EVERY as usize == 0) {
+                        m.check()?;
                     }
                     Ok(true)
                 })?;
@@ -2268,6 +2317,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
         }
         let mut out = Vec::with_capacity(raw.len());
         for (k, v) in raw {
+            self.check_mem()?;
             let mut row = decode_row(&v)?;
             if let Some(f) = filter {
                 if !f.is_true(&row, self)? {
@@ -2375,6 +2425,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                     None => Value::Null,
                 });
             }
+            self.check_mem()?;
             let states = groups.entry(key).or_insert_with(fresh);
             for ((a, s), v) in aggs.iter().zip(states.iter_mut()).zip(vals) {
                 if a.func == AggFunc::CountStar {
