@@ -1,9 +1,15 @@
 //! A [`Transport`] over smoltcp's TCP/IP stack on any network device: virtio-net in the image,
 //! a TAP device in a process.
 //!
-//! One smoltcp TCP socket holds one connection and smoltcp has no listen backlog, so a small
-//! pool of listening sockets waits on the port and is refilled as connections arrive.
+//! One smoltcp TCP socket holds one connection and smoltcp has no listen backlog, so a pool
+//! of listening sockets waits on the port and is refilled as connections arrive. A SYN that
+//! finds no listening socket is answered with a reset, so the pool is as large as a burst of
+//! clients may be: enough for every allowed connection, up to [`LISTEN_POOL_MAX`]. The pool
+//! grows a few sockets per pass ([`REFILL_STEP`]); a SYN that arrives while no listening
+//! socket is free is dropped by the [`Gate`] instead, as a full listen backlog drops it, so
+//! the client sends it again a moment later instead of getting a reset.
 use alloc::collections::BTreeSet;
+use core::cell::Cell;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -11,13 +17,18 @@ use platform::{NetDevice, NetWait};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
+use smoltcp::phy::{self, DeviceCapabilities};
+use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpCidr, IpProtocol, Ipv4Packet, TcpPacket};
 
 use crate::config::Config;
 use crate::server::Transport;
 
-/// Listening sockets kept ready for connections that arrive together.
-const LISTEN_POOL: usize = 8;
+/// Listening sockets kept ready for connections that arrive together: max_connections + 1
+/// (the one more is refused with 53300), at least this many and at most [`LISTEN_POOL_MAX`].
+const LISTEN_POOL_MIN: usize = 8;
+const LISTEN_POOL_MAX: usize = 320;
+/// Listening sockets made per refill.
+const REFILL_STEP: usize = 16;
 const RX_BUFFER: usize = 32 * 1024;
 const TX_BUFFER: usize = 64 * 1024;
 
@@ -33,6 +44,7 @@ pub struct SmolTransport<D: NetDevice + NetWait> {
     /// Sockets closed by the server, removed once their FIN exchange is over.
     closing: Vec<SocketHandle>,
     max_sockets: usize,
+    listen_pool: usize,
     /// The DHCP client (`ip=dhcp`), and the lease it holds.
     dhcp: Option<SocketHandle>,
     pub lease: Option<(IpCidr, Option<smoltcp::wire::Ipv4Address>)>,
@@ -67,7 +79,8 @@ impl<D: NetDevice + NetWait> SmolTransport<D> {
             open: BTreeSet::new(),
             closing: Vec::new(),
             // Room for the refusal of one more client than the limit, and the pool.
-            max_sockets: cfg.max_connections + 1 + LISTEN_POOL,
+            max_sockets: cfg.max_connections + 1 + LISTEN_POOL_MIN,
+            listen_pool: (cfg.max_connections + 1).clamp(LISTEN_POOL_MIN, LISTEN_POOL_MAX),
         };
         t.refill();
         t
@@ -77,8 +90,12 @@ impl<D: NetDevice + NetWait> SmolTransport<D> {
         &mut self.device
     }
 
+    /// Adds listening sockets, at most [`REFILL_STEP`] per call so that neither boot nor one
+    /// serving-loop pass pays for zeroing hundreds of socket buffers at once.
     fn refill(&mut self) {
-        while self.pending.len() < LISTEN_POOL && self.pending.len() + self.open.len() + self.closing.len() < self.max_sockets {
+        let mut added = 0;
+        while added < REFILL_STEP && self.pending.len() < self.listen_pool && self.pending.len() + self.open.len() + self.closing.len() < self.max_sockets {
+            added += 1;
             let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; RX_BUFFER]), tcp::SocketBuffer::new(vec![0; TX_BUFFER]));
             s.set_nagle_enabled(false);
             s.set_timeout(Some(Duration::from_secs(120)));
@@ -89,6 +106,75 @@ impl<D: NetDevice + NetWait> SmolTransport<D> {
             }
             self.pending.push(self.sockets.add(s));
         }
+    }
+}
+
+/// Is this Ethernet frame a TCP SYN (a connection request) to `port`?
+fn is_syn_to(frame: &[u8], port: u16) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else { return false };
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return false;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return false };
+    if ip.next_header() != IpProtocol::Tcp {
+        return false;
+    }
+    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else { return false };
+    tcp.dst_port() == port && tcp.syn() && !tcp.ack()
+}
+
+/// The network device as the interface sees it: connection requests beyond the free
+/// listening sockets (`free`) are dropped, not reset.
+struct Gate<'a, D: NetDevice> {
+    dev: &'a mut D,
+    port: u16,
+    free: &'a Cell<usize>,
+}
+
+struct GateRx<'a, R> {
+    rx: R,
+    port: u16,
+    free: &'a Cell<usize>,
+}
+
+impl<R: phy::RxToken> phy::RxToken for GateRx<'_, R> {
+    fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
+        let (port, free) = (self.port, self.free);
+        self.rx.consume(|frame| {
+            if is_syn_to(frame, port) {
+                if free.get() == 0 {
+                    log::debug!("no listening socket free: a connection request waits for its retransmission");
+                    // An empty frame is no Ethernet frame: the interface ignores it.
+                    return f(&[]);
+                }
+                free.set(free.get() - 1);
+            }
+            f(frame)
+        })
+    }
+}
+
+impl<D: NetDevice> phy::Device for Gate<'_, D> {
+    type RxToken<'b>
+        = GateRx<'b, D::RxToken<'b>>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = D::TxToken<'b>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (rx, tx) = self.dev.receive(now)?;
+        Some((GateRx { rx, port: self.port, free: self.free }, tx))
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        self.dev.transmit(now)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.dev.capabilities()
     }
 }
 
@@ -126,7 +212,11 @@ impl<D: NetDevice + NetWait> Transport for SmolTransport<D> {
 
     fn poll(&mut self, now_us: u64) -> bool {
         let now = Instant::from_micros(now_us as i64);
-        let changed = self.iface.poll(now, &mut self.device, &mut self.sockets) == smoltcp::iface::PollResult::SocketStateChanged;
+        let sockets = &mut self.sockets;
+        let listening = self.pending.iter().filter(|&&h| sockets.get_mut::<tcp::Socket>(h).state() == tcp::State::Listen).count();
+        let free = Cell::new(listening);
+        let mut gate = Gate { dev: &mut self.device, port: self.port, free: &free };
+        let changed = self.iface.poll(now, &mut gate, &mut self.sockets) == smoltcp::iface::PollResult::SocketStateChanged;
         if let Some(h) = self.dhcp {
             self.dhcp_event(h);
         }

@@ -266,3 +266,10 @@ fn a_query_past_work_mem_gets_53200_and_the_server_goes_on() {
     let s = hosted(&dir.join("disk.img"), &["--work-mem", "32"]);
     memory_limits(s.port);
 }
+
+#[test]
+fn two_hundred_fifty_six_clients_at_once() {
+    let dir = temp_dir("hosted-256");
+    let s = hosted(&dir.join("disk.img"), &["--max-connections", "300"]);
+    many_clients(s.port, 256, 5);
+}

@@ -56,6 +56,15 @@ fn running_out_of_memory_in_a_query_is_that_clients_error() {
 
 #[test]
 #[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn two_hundred_fifty_six_clients_at_once() {
+    let dir = temp_dir("image-256");
+    let s = boot(&new_disk(&dir, 16), "max_connections=300");
+    let slowest = many_clients(s.port, 256, 5);
+    println!("FIGURE 256 clients x 5 queries beside a 200,000-row sort: slowest client {slowest:?}");
+}
+
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
 fn statistics_views_in_the_image() {
     let dir = temp_dir("image-stats");
     let s = boot(&new_disk(&dir, 16), "");

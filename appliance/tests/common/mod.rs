@@ -653,3 +653,64 @@ pub fn memory_limits(port: u16) {
     assert_eq!(msgs.iter().find(|m| m.ty == b'E').and_then(|m| m.sqlstate()).as_deref(), Some("53200"));
     assert_eq!(r.rows("SELECT 1"), vec![vec![Some("1".to_string())]]);
 }
+
+/// `n` clients connected at the same time, each running `rounds` queries of its own while one
+/// more client runs a longer query; every client gets every answer, and its own.
+/// Returns the slowest client's time for all its queries.
+pub fn many_clients(port: u16, n: usize, rounds: usize) -> Duration {
+    // Log everyone in first, so that all n + 1 connections are open together. They start 10 ms
+    // apart: QEMU's user network accepts forwarded connections with a listen backlog of one,
+    // so a burst waits in the host kernel's SYN retransmissions (1, 3, 7, 15, 31 s).
+    let logins: Vec<_> = (0..=n)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            std::thread::spawn(move || {
+                let mut r = Raw::connect(port);
+                r.s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+                r.startup(USER);
+                scram_login(&mut r, PASSWORD).map(|_| r)
+            })
+        })
+        .collect();
+    let mut conns = Vec::new();
+    for (i, t) in logins.into_iter().enumerate() {
+        match t.join().expect("login thread") {
+            Ok(r) => conns.push(r),
+            Err(e) => panic!("client {i} could not log in: {e}"),
+        }
+    }
+    let mut long = conns.pop().unwrap();
+    let long = std::thread::spawn(move || {
+        long.s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+        let rows = long.rows("SELECT count(*), sum(i % 7) FROM (SELECT i FROM generate_series(1, 200000) AS g(i) ORDER BY i DESC) AS s");
+        assert_eq!(rows, vec![vec![Some("200000".into()), Some("599997".into())]]);
+        let open = long.rows("SELECT value FROM kerndb_stats WHERE name = 'connections_open'");
+        open[0][0].as_deref().unwrap().parse::<usize>().unwrap()
+    });
+    let threads: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(id, mut r)| {
+            std::thread::spawn(move || {
+                r.s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+                let t = std::time::Instant::now();
+                for round in 0..rounds {
+                    let want = (id * 1000 + round) as i64;
+                    let rows = r.rows(&format!("SELECT {id} * 1000 + {round}, count(*) FROM generate_series(1, 50)"));
+                    assert_eq!(rows, vec![vec![Some(want.to_string()), Some("50".into())]], "client {id} round {round}");
+                }
+                (t.elapsed(), r)
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    let mut keep = Vec::new();
+    for t in threads {
+        let (d, r) = t.join().expect("a client failed");
+        slowest = slowest.max(d);
+        keep.push(r);
+    }
+    let open = long.join().expect("the long query failed");
+    assert!(open > n, "{open} connections open at once, expected more than {n}");
+    slowest
+}
