@@ -273,3 +273,66 @@ fn two_hundred_fifty_six_clients_at_once() {
     let s = hosted(&dir.join("disk.img"), &["--max-connections", "300"]);
     many_clients(s.port, 256, 5);
 }
+
+/// `kerndb serve --tap`: kerndb's own TCP/IP stack (smoltcp) inside the process, on a TAP
+/// device in a network namespace this test creates (it needs root, as CI has).
+#[test]
+fn smoltcp_over_a_tap_device_in_a_network_namespace() {
+    use std::process::Command;
+    use std::time::Duration;
+    let ns = format!("kerndb-test-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().expect("ip (iproute2)");
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        // Some containers lack the node; root may make it (misc device 10, 200).
+        let _ = std::fs::create_dir_all("/dev/net");
+        let _ = Command::new("mknod").args(["/dev/net/tun", "c", "10", "200"]).status();
+    }
+    ip(&["netns", "add", &ns]);
+    struct DelNs(String);
+    impl Drop for DelNs {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _guard = DelNs(ns.clone());
+    for cmd in [
+        vec!["link", "set", "lo", "up"],
+        vec!["tuntap", "add", "dev", "ktap0", "mode", "tap"],
+        vec!["addr", "add", "10.199.0.1/24", "dev", "ktap0"],
+        vec!["link", "set", "ktap0", "up"],
+    ] {
+        let mut a = vec!["netns", "exec", &ns, "ip"];
+        a.extend(cmd);
+        ip(&a);
+    }
+    let dir = temp_dir("hosted-tap");
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_kerndb"), "serve", "--disk"]).arg(dir.join("disk.img"));
+    cmd.args(["--size", "64", "--tap", "ktap0", "--ip", "10.199.0.2/24", "--gw", "none", "--port", "5432", "--user", USER, "--password", PASSWORD]);
+    let mut p = Proc::spawn(cmd);
+    p.wait_for("listening on 10.199.0.2:5432 on TAP device ktap0", Duration::from_secs(30));
+    let psql = |sql: &str| -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, "psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "10.199.0.2", "-p", "5432", "-U", USER, "-d", "kerndb", "-c", sql])
+            .env("PGPASSWORD", PASSWORD)
+            .env("PGCONNECT_TIMEOUT", "20")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sql}: {}\n{}", String::from_utf8_lossy(&out.stderr), p.output());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    psql("CREATE TABLE over_tap (k INTEGER PRIMARY KEY, v TEXT)");
+    psql("INSERT INTO over_tap SELECT i, repeat('t', 100) FROM generate_series(1, 2000) AS g(i)");
+    // A result larger than one TCP window and many frames.
+    assert_eq!(psql("SELECT count(*), sum(length(v)) FROM (SELECT * FROM over_tap) AS s"), "2000|200000");
+    assert_eq!(psql("SELECT v FROM over_tap").len(), 2000 * 101 - 1, "2,000 rows of 100 bytes");
+    let rx: i64 = psql("SELECT value FROM kerndb_stats WHERE name = 'net_rx_packets'").parse().unwrap();
+    let tx: i64 = psql("SELECT value FROM kerndb_stats WHERE name = 'net_tx_packets'").parse().unwrap();
+    assert!(rx > 10 && tx > 10, "frames went through smoltcp: rx {rx} tx {tx}");
+    // The host's own TCP stack on this link never answers for 10.199.0.2: smoltcp does.
+    let out = Command::new("ip").args(["netns", "exec", &ns, "ip", "neigh", "show", "10.199.0.2"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("02:6b:64:62:00:01"), "{}", String::from_utf8_lossy(&out.stdout));
+}

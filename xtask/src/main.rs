@@ -167,7 +167,7 @@ fn test(root: &Path, args: &[String]) -> Result<(), String> {
     if !args.is_empty() {
         return Err(format!("cargo xtask test takes no arguments\n{USAGE}"));
     }
-    ensure_tools(&[("qemu-system-x86_64", "qemu-system-x86"), ("psql", "postgresql-client"), ("pgbench", "postgresql"), ("python3", "python3")])?;
+    ensure_tools(&[("qemu-system-x86_64", "qemu-system-x86"), ("psql", "postgresql-client"), ("pgbench", "postgresql"), ("python3", "python3"), ("ip", "iproute2")])?;
     ensure_python_module("psycopg2", "psycopg2-binary")?;
     ensure_python_module("psycopg", "psycopg[binary]")?;
     println!("== unit, property and hosted-server tests");

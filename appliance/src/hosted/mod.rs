@@ -4,6 +4,7 @@
 //! stack instead of smoltcp.
 pub mod memory;
 pub mod sockets;
+pub mod tap;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -59,6 +60,8 @@ impl Entropy for HostEntropy {
 pub struct ServeArgs {
     pub disk: PathBuf,
     pub listen: String,
+    /// Serve over smoltcp on this TAP device instead of host sockets.
+    pub tap: Option<String>,
     /// Size of a disk file created on first use, in bytes.
     pub create_size: u64,
     pub config: Config,
@@ -68,6 +71,7 @@ const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] 
                     [--auth scram|trust] [--size MIB] [--max-connections N]
                     [--max-message BYTES] [--cache MIB] [--idle-timeout SECONDS]
                     [--auth-timeout SECONDS] [--work-mem MIB] [--log LEVEL]
+                    [--tap NAME [--ip ADDR/PREFIX] [--gw ADDR|none] [--port N]]
 
   --disk PATH         a file or block device; an absent or empty file is formatted
   --listen ADDR       address to listen on (default 127.0.0.1:5432)
@@ -81,7 +85,12 @@ const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] 
   --idle-timeout S    close sessions idle outside a transaction for S seconds (default 3600;
                       0: never)
   --auth-timeout S    seconds to finish start-up and authentication (default 60)
-  --log LEVEL         error, warn, info (default), debug, trace";
+  --log LEVEL         error, warn, info (default), debug, trace
+  --tap NAME          serve over kerndb's own TCP/IP stack (smoltcp, as in the image) on the
+                      TAP device NAME instead of host sockets; --listen is not used
+  --ip ADDR/PREFIX    with --tap: the address on the TAP link (default 10.0.2.15/24), or dhcp
+  --gw ADDR|none      with --tap: default gateway (default 10.0.2.2)
+  --port N            with --tap: the port (default 5432)";
 
 pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
     let mut it = args.iter();
@@ -92,6 +101,7 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
     }
     let mut disk = None;
     let mut listen = String::from("127.0.0.1:5432");
+    let mut tap = None;
     let mut create_size = 1024u64 << 20;
     let mut config = Config::default();
     while let Some(flag) = it.next() {
@@ -102,6 +112,10 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
         match flag.as_str() {
             "--disk" => disk = Some(PathBuf::from(value)),
             "--listen" => listen = value.clone(),
+            "--tap" => tap = Some(value.clone()),
+            "--ip" => config.set("ip", value)?,
+            "--gw" => config.set("gw", value)?,
+            "--port" => config.set("port", value)?,
             "--size" => create_size = value.parse::<u64>().ok().filter(|m| *m >= 1).ok_or("--size: a number of MiB")? << 20,
             "--user" => config.set("user", value)?,
             "--password" => config.set("password", value)?,
@@ -117,7 +131,7 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
         }
     }
     let disk = disk.ok_or_else(|| format!("--disk is required\n{USAGE}"))?;
-    Ok(ServeArgs { disk, listen, create_size, config })
+    Ok(ServeArgs { disk, listen, tap, create_size, config })
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -160,6 +174,21 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     db.set_owner(&a.config.user);
+    if let Some(name) = &a.tap {
+        let dev = match tap::TapDevice::open(name) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("kerndb: cannot open TAP device {name}: {e} (create it with `ip tuntap add dev {name} mode tap`, as root)");
+                return std::process::ExitCode::from(1);
+            }
+        };
+        let mut seed = [0u8; 8];
+        entropy.fill(&mut seed);
+        let transport = crate::smolnet::SmolTransport::new(dev, tap::MAC, &a.config, clock.now_micros(), u64::from_le_bytes(seed));
+        let addr = if a.config.dhcp { String::from("(address from DHCP)") } else { a.config.ip.address().to_string() };
+        let where_ = format!("{addr}:{} on TAP device {name} (smoltcp)", a.config.port);
+        return serve(db, transport, &a.config, &clock, &mut entropy, &where_);
+    }
     let transport = match sockets::SocketTransport::bind(&a.listen) {
         Ok(t) => t,
         Err(e) => {
@@ -168,19 +197,24 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     let addr = transport.local_addr();
-    let mut server = Server::new(db, transport, &a.config, &mut entropy);
+    serve(db, transport, &a.config, &clock, &mut entropy, &addr.to_string())
+}
+
+/// Serves over `transport` until stopped.
+fn serve<T: crate::server::Transport>(db: Database<FileDisk>, transport: T, config: &Config, clock: &HostClock, entropy: &mut HostEntropy, addr: &str) -> std::process::ExitCode {
+    let mut server = Server::new(db, transport, config, entropy);
     server.set_memory_probe(|| {
         let (used, total) = memory::usage();
         Some((used as u64, total as u64))
     });
-    if a.config.user == "kerndb" && a.config.password == "kerndb" {
+    if config.user == "kerndb" && config.password == "kerndb" {
         println!("kerndb: using the default development credentials kerndb / kerndb");
     }
     println!("kerndb: listening on {addr}, database kerndb; connect with:");
-    println!("  psql 'postgresql://{}@{}:{}/kerndb'", a.config.user, addr.ip(), addr.port());
+    println!("  psql 'postgresql://{}@{}/kerndb'", config.user, addr.split(' ').next().unwrap_or(addr));
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let why = server.run(&clock, &mut entropy, &mut || false);
+    let why = server.run(clock, entropy, &mut || false);
     println!("kerndb: stopped ({why:?})");
     std::process::ExitCode::SUCCESS
 }
