@@ -40,6 +40,10 @@ pub trait Transport {
     fn packets(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// Network receive interrupts, where the device has them (virtio-net MSI-X).
+    fn interrupts(&self) -> u64 {
+        0
+    }
 }
 
 /// Prepared statements and portals one connection may hold.
@@ -246,6 +250,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         let mut host = self.host.borrow_mut();
         host.counters.loop_passes += 1;
         (host.counters.net_rx_packets, host.counters.net_tx_packets) = self.transport.packets();
+        host.counters.net_interrupts = self.transport.interrupts();
         busy
     }
 

@@ -281,6 +281,10 @@ impl<D: NetDevice + NetWait> Transport for SmolTransport<D> {
         self.device.packets()
     }
 
+    fn interrupts(&self) -> u64 {
+        self.device.interrupts()
+    }
+
     fn wait(&mut self, now_us: u64, max_us: u64) {
         let now = Instant::from_micros(now_us as i64);
         let delay = match self.iface.poll_delay(now, &self.sockets) {

@@ -24,6 +24,8 @@ pub struct HostCounters {
     /// Frames through the network device (virtio-net queues in the image, a TAP device).
     pub net_rx_packets: u64,
     pub net_tx_packets: u64,
+    /// virtio-net receive interrupts (MSI-X) in the image.
+    pub net_interrupts: u64,
     /// Serving-loop passes, and the passes that found nothing to do and slept.
     pub loop_passes: u64,
     pub idle_waits: u64,

@@ -10,10 +10,13 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::arch::{outb, rdtsc};
 
 pub const TIMER_VECTOR: u8 = 32;
+/// virtio-net's receive queue (MSI-X): a frame arrived.
+pub const NET_VECTOR: u8 = 33;
 const SPURIOUS_VECTOR: u8 = 0xff;
 const LAPIC_BASE: usize = 0xfee0_0000;
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
+static NET_IRQS: AtomicU64 = AtomicU64::new(0);
 /// Timer counts per millisecond, measured at boot.
 static COUNTS_PER_MS: AtomicU64 = AtomicU64::new(0);
 static PERIOD_US: AtomicU64 = AtomicU64::new(0);
@@ -96,6 +99,7 @@ isr_stub_\n:
     ISR_ERR 30
     ISR_NOERR 31
     ISR_NOERR 32
+    ISR_NOERR 33
     ISR_NOERR 255
 
 isr_common:
@@ -139,7 +143,7 @@ isr_common:
     .balign 8
     .global KERNDB_ISR_TABLE
 KERNDB_ISR_TABLE:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33
     .quad isr_stub_\n
     .endr
     .quad isr_stub_255
@@ -148,7 +152,7 @@ KERNDB_ISR_TABLE:
 );
 
 unsafe extern "C" {
-    static KERNDB_ISR_TABLE: [u64; 34];
+    static KERNDB_ISR_TABLE: [u64; 35];
 }
 
 #[repr(C, packed)]
@@ -284,14 +288,14 @@ pub fn init(period_us: u64) {
     unsafe {
         let table = &*(&raw const KERNDB_ISR_TABLE);
         let idt = &mut *(&raw mut IDT);
-        for v in 0..33 {
+        for v in 0..34 {
             idt[v] = gate(table[v], 0);
         }
         // A double fault and a page fault run on stacks of their own, so that a stack overflow
         // (a fault on the guard page below the kernel stack) is still reported.
         idt[DOUBLE_FAULT as usize] = gate(table[DOUBLE_FAULT as usize], 1);
         idt[PAGE_FAULT as usize] = gate(table[PAGE_FAULT as usize], 2);
-        idt[SPURIOUS_VECTOR as usize] = gate(table[33], 0);
+        idt[SPURIOUS_VECTOR as usize] = gate(table[34], 0);
         let ptr = IdtPointer { limit: (core::mem::size_of::<[IdtEntry; 256]>() - 1) as u16, base: idt.as_ptr() as u64 };
         asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack));
     }
@@ -336,6 +340,11 @@ pub fn idle() {
     unsafe { asm!("sti; hlt; cli", options(nomem, nostack)) }
 }
 
+/// virtio-net receive interrupts so far.
+pub fn net_interrupts() -> u64 {
+    NET_IRQS.load(Ordering::Relaxed)
+}
+
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
@@ -345,6 +354,10 @@ extern "C" fn dispatch(f: &mut Frame) {
         TIMER_VECTOR => {
             TICKS.fetch_add(1, Ordering::Relaxed);
             lapic_write(0xb0, 0); // end of interrupt
+        }
+        NET_VECTOR => {
+            NET_IRQS.fetch_add(1, Ordering::Relaxed);
+            lapic_write(0xb0, 0);
         }
         SPURIOUS_VECTOR => {}
         v => exception(v, f),

@@ -22,18 +22,22 @@ pub struct VirtioNetDevice {
     pub tx_packets: u64,
     /// When the last frame arrived (µs since boot), to choose how long idle sleeps last.
     last_rx_us: u64,
+    /// Receive interrupts are routed (MSI-X): a frame wakes the CPU at once.
+    irq: bool,
 }
 
 /// Timer periods: short while traffic flows, long once the network has been quiet for
-/// `QUIET_US`. Without virtio interrupts, a frame waits for the next tick, so the long period
-/// bounds the latency of the first packet after a quiet spell.
+/// `QUIET_US`. With receive interrupts a frame wakes the CPU at once and the tick only bounds
+/// the sleep (smoltcp's timers); without them a frame waits for the next tick, so the long
+/// period bounds the latency of the first packet after a quiet spell.
 const BUSY_TICK_US: u64 = 1_000;
 const QUIET_TICK_US: u64 = 10_000;
+const QUIET_TICK_IRQ_US: u64 = 50_000;
 const QUIET_US: u64 = 200_000;
 
 impl VirtioNetDevice {
-    pub fn new(dev: Net) -> Self {
-        VirtioNetDevice { dev: RefCell::new(dev), rx_packets: 0, tx_packets: 0, last_rx_us: 0 }
+    pub fn new(dev: Net, irq: bool) -> Self {
+        VirtioNetDevice { dev: RefCell::new(dev), rx_packets: 0, tx_packets: 0, last_rx_us: 0, irq }
     }
 
     pub fn mac(&self) -> EthernetAddress {
@@ -111,12 +115,17 @@ impl platform::NetWait for VirtioNetDevice {
         (self.rx_packets, self.tx_packets)
     }
 
-    /// Sleeps in `hlt` between timer ticks until a frame is waiting or the deadline passes.
-    /// (virtio interrupts are not routed yet: a frame is noticed at the next tick.)
+    fn interrupts(&self) -> u64 {
+        crate::interrupts::net_interrupts()
+    }
+
+    /// Sleeps in `hlt` until a frame is waiting (its MSI-X interrupt, or the next timer tick
+    /// without one) or the deadline passes.
     fn wait(&mut self, max_us: u64) {
         let now = crate::time::now_micros();
         let quiet = now.saturating_sub(self.last_rx_us) > QUIET_US;
-        crate::interrupts::set_period(if quiet { QUIET_TICK_US } else { BUSY_TICK_US });
+        let long = if self.irq { QUIET_TICK_IRQ_US } else { QUIET_TICK_US };
+        crate::interrupts::set_period(if quiet { long } else { BUSY_TICK_US });
         let deadline = now + max_us;
         while crate::time::now_micros() < deadline {
             if self.dev.borrow().can_recv() {

@@ -78,7 +78,13 @@ pub fn probe(root: &mut PciRoot<PortCam>) -> (Option<Blk>, Option<VirtioNetDevic
             DeviceType::Network if net.is_none() => match VirtIONet::<KernelHal, _, NET_QUEUE>::new(transport, NET_BUFFER) {
                 Ok(d) => {
                     log::info!("pci {df}: virtio-net, MAC {:02x?}", d.mac_address());
-                    net = Some(VirtioNetDevice::new(d));
+                    let irq = pci::virtio_msix(df, crate::interrupts::NET_VECTOR, 0);
+                    if irq {
+                        log::info!("pci {df}: virtio-net receive interrupts on vector {} (MSI-X)", crate::interrupts::NET_VECTOR);
+                    } else {
+                        log::warn!("pci {df}: no MSI-X: frames are noticed at the next timer tick");
+                    }
+                    net = Some(VirtioNetDevice::new(d, irq));
                 }
                 Err(e) => log::error!("pci {df}: virtio-net: {e:?}"),
             },

@@ -86,6 +86,10 @@ pub trait NetWait {
     fn packets(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// Receive interrupts taken so far, where the device has them.
+    fn interrupts(&self) -> u64 {
+        0
+    }
 }
 
 /// Monotonic time since an arbitrary origin (boot, process start, simulation start).

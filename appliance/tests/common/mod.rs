@@ -603,6 +603,11 @@ pub fn stats_views(port: u16, image: bool) {
         assert!(rx > 0 && stat(&mut a, "net_tx_packets") > 0);
         assert!(stat(&mut a, "net_rx_packets") > rx, "packets move as queries arrive");
         assert!(stat(&mut a, "disk_write_requests") > 0 && stat(&mut a, "disk_flushes") > 0);
+        // Frames wake the CPU through virtio-net's MSI-X interrupt.
+        let irqs = stat(&mut a, "net_interrupts");
+        assert!(irqs > 0, "no virtio-net interrupts");
+        std::thread::sleep(Duration::from_millis(400)); // past the quiet threshold
+        assert!(stat(&mut a, "net_interrupts") > irqs);
     }
     // Session b holds a transaction open; a sees it, and itself running.
     b.query("BEGIN");

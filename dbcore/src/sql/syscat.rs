@@ -243,6 +243,7 @@ fn stats_relation(name: &str, live: Option<&Live>) -> Option<SysRel> {
                 ("bytes_sent", n(h.bytes_sent)),
                 ("net_rx_packets", n(h.net_rx_packets)),
                 ("net_tx_packets", n(h.net_tx_packets)),
+                ("net_interrupts", n(h.net_interrupts)),
                 ("loop_passes", n(h.loop_passes)),
                 ("idle_waits", n(h.idle_waits)),
             ];
