@@ -47,7 +47,7 @@ impl Default for Config {
             max_message: 1 << 20,
             log_level: log::LevelFilter::Info,
             cache_mib: 64,
-            work_mem_mib: 128,
+            work_mem_mib: 2048,
             idle_session_timeout: 3600,
             authentication_timeout: 60,
             selftest: None,

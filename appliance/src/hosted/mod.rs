@@ -81,7 +81,7 @@ const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] 
   --max-connections   client limit (default 64); more get SQLSTATE 53300
   --max-message       largest protocol message in bytes (default 1048576)
   --cache MIB         buffer pool size (default 64)
-  --work-mem MIB      memory one query may take (default 128); past it SQLSTATE 53200
+  --work-mem MIB      memory one query may take (default 2048); past it SQLSTATE 53200
   --idle-timeout S    close sessions idle outside a transaction for S seconds (default 3600;
                       0: never)
   --auth-timeout S    seconds to finish start-up and authentication (default 60)

@@ -98,7 +98,7 @@ pub type MemoryGauge = fn() -> (usize, usize);
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_statement_bytes: 1 << 20, max_result_rows: 1_000_000, cache_bytes: 64 << 20, work_mem_bytes: 128 << 20, memory: None }
+        Limits { max_statement_bytes: 1 << 20, max_result_rows: 1_000_000, cache_bytes: 64 << 20, work_mem_bytes: 2048 << 20, memory: None }
     }
 }
 
