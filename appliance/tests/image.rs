@@ -65,6 +65,30 @@ fn two_hundred_fifty_six_clients_at_once() {
 
 #[test]
 #[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn iso_boots_through_grub_from_a_cdrom() {
+    let iso = std::env::var("KERNDB_ISO").expect("KERNDB_ISO names the ISO: run these tests with `cargo xtask test`");
+    let dir = temp_dir("image-iso");
+    let disk = new_disk(&dir, 16);
+    let port = free_port();
+    let mut c = std::process::Command::new("qemu-system-x86_64");
+    // SeaBIOS (QEMU's default firmware) boots the CD; GRUB loads the image with multiboot2.
+    c.args(["-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "512M", "-display", "none", "-no-reboot", "-serial", "stdio"]);
+    c.arg("-cdrom").arg(&iso);
+    c.arg("-drive").arg(format!("if=none,id=d0,format=raw,file={}", disk.display()));
+    c.args(["-device", "virtio-blk-pci,drive=d0"]);
+    c.args(["-netdev", &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:5432"), "-device", "virtio-net-pci,netdev=n0"]);
+    c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    let mut p = Proc::spawn(c);
+    p.wait_for("kerndb: ready", Duration::from_secs(120));
+    assert!(p.output().contains("started by a multiboot2 loader (GRUB)"), "{}", p.output());
+    psql_ok(port, &["CREATE TABLE from_iso (a INTEGER)", "INSERT INTO from_iso VALUES (7)"]);
+    assert_eq!(psql_ok(port, &["SELECT a * 6 FROM from_iso"]).trim(), "42");
+    assert_eq!(psql_ok(port, &["SELECT kerndb_shutdown()"]).trim(), "t");
+    assert_eq!(p.wait_exit(Duration::from_secs(60)).code(), Some(0), "ACPI power-off from the ISO boot too:\n{}", p.output());
+}
+
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
 fn statistics_views_in_the_image() {
     let dir = temp_dir("image-stats");
     let s = boot(&new_disk(&dir, 16), "");

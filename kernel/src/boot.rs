@@ -19,11 +19,26 @@ global_asm!(
     .long pvh_start32
     .balign 4
 
+    .section .multiboot2, "a"
+    .balign 8
+mb2_header:
+    .long 0xE85250D6
+    .long 0
+    .long mb2_header_end - mb2_header
+    .long 0x100000000 - (0xE85250D6 + (mb2_header_end - mb2_header))
+    .short 0
+    .short 0
+    .long 8
+mb2_header_end:
+
     .section .data.boot, "aw"
     .balign 8
     .global KERNDB_BOOT_TSC
 KERNDB_BOOT_TSC:
     .quad 0
+    .global KERNDB_BOOT_MB2
+KERNDB_BOOT_MB2:
+    .long 0
     .balign 16
 gdt64:
     .quad 0
@@ -51,6 +66,20 @@ boot_stack_top:
 
     .section .text.boot, "ax"
     .code32
+    // Multiboot2 (GRUB, the ISO image): 32-bit protected mode, paging off, eax the magic,
+    // ebx the boot information; no stack. Noted, then the PVH path continues.
+    .global mb2_start32
+mb2_start32:
+    cli
+    cmp eax, 0x36d76289
+    jne 8f
+    mov dword ptr [KERNDB_BOOT_MB2], ebx
+    mov esp, offset boot_stack_top
+    jmp pvh_start32
+8:
+    hlt
+    jmp 8b
+
     .global pvh_start32
 pvh_start32:
     cli
@@ -132,6 +161,7 @@ pvh_start64:
 
 unsafe extern "C" {
     static KERNDB_BOOT_TSC: u64;
+    static KERNDB_BOOT_MB2: u32;
     static __image_start: u8;
     static __image_end: u8;
 }
@@ -184,47 +214,142 @@ pub struct Machine {
 /// devices again.
 const TIMER_PERIOD_US: u64 = 1000;
 
-/// Reads a NUL-terminated string at a physical address (identity-mapped).
-///
-/// # Safety
-/// `paddr` must point at a readable NUL-terminated string in the first 4 GiB.
-unsafe fn c_string(paddr: u64) -> String {
-    let mut s = String::new();
-    let mut p = paddr as *const u8;
-    // SAFETY: the caller promises a terminated string; 4096 bounds a corrupt one.
-    unsafe {
-        while *p != 0 && s.len() < 4096 {
-            s.push(*p as char);
-            p = p.add(1);
+/// What a loader told us, copied out of its structures before the heap claims free RAM.
+struct BootInfo {
+    memmap: [MemmapEntry; MAX_MEMMAP],
+    entries: usize,
+    cmdline: [u8; MAX_CMDLINE],
+    cmdline_len: usize,
+    rsdp_paddr: u64,
+}
+
+const MAX_MEMMAP: usize = 128;
+const MAX_CMDLINE: usize = 4096;
+const EMPTY_ENTRY: MemmapEntry = MemmapEntry { addr: 0, size: 0, kind: 0, reserved: 0 };
+
+/// A copy of the RSDP that GRUB hands over inside its boot information (multiboot2 tags 14
+/// and 15 carry the structure itself, not its address).
+#[repr(C, align(16))]
+struct RsdpCopy([u8; 64]);
+static mut RSDP_COPY: RsdpCopy = RsdpCopy([0; 64]);
+
+impl BootInfo {
+    fn new() -> BootInfo {
+        BootInfo { memmap: [EMPTY_ENTRY; MAX_MEMMAP], entries: 0, cmdline: [0; MAX_CMDLINE], cmdline_len: 0, rsdp_paddr: 0 }
+    }
+
+    /// Copies a NUL-terminated string at `paddr`.
+    ///
+    /// # Safety
+    /// `paddr` must point at a readable NUL-terminated string in the first 4 GiB.
+    unsafe fn set_cmdline(&mut self, paddr: u64) {
+        let mut p = paddr as usize as *const u8;
+        // SAFETY: the caller promises a terminated string; the buffer size bounds a bad one.
+        unsafe {
+            while *p != 0 && self.cmdline_len < MAX_CMDLINE {
+                self.cmdline[self.cmdline_len] = *p;
+                self.cmdline_len += 1;
+                p = p.add(1);
+            }
         }
     }
-    s
+
+    /// The PVH start info (`hvm_start_info`).
+    ///
+    /// # Safety
+    /// `addr` is what a PVH loader passed in ebx.
+    unsafe fn pvh(addr: u32) -> BootInfo {
+        // SAFETY: the PVH ABI passes a valid hvm_start_info in ebx, in low memory.
+        let info = unsafe { &*(addr as usize as *const StartInfo) };
+        if info.magic != HVM_START_MAGIC {
+            crate::println!("kerndb: not started by a PVH or multiboot2 loader (start info magic {:#x})", info.magic);
+            crate::exit::exit_qemu(2);
+        }
+        if info.version < 1 || info.memmap_entries == 0 {
+            crate::println!("kerndb: the loader gave no memory map (PVH start info version {})", info.version);
+            crate::exit::exit_qemu(2);
+        }
+        let mut b = BootInfo::new();
+        // SAFETY: version >= 1 guarantees memmap_paddr/entries describe an array of entries.
+        let memmap = unsafe { core::slice::from_raw_parts(info.memmap_paddr as usize as *const MemmapEntry, info.memmap_entries as usize) };
+        for e in memmap.iter().take(MAX_MEMMAP) {
+            b.memmap[b.entries] = *e;
+            b.entries += 1;
+        }
+        if info.cmdline_paddr != 0 {
+            // SAFETY: a nonzero cmdline_paddr names a NUL-terminated string.
+            unsafe { b.set_cmdline(info.cmdline_paddr) };
+        }
+        b.rsdp_paddr = info.rsdp_paddr;
+        b
+    }
+
+    /// The multiboot2 boot information: tags of (type u32, size u32, payload), 8-aligned.
+    ///
+    /// # Safety
+    /// `addr` is what a multiboot2 loader passed in ebx.
+    unsafe fn multiboot2(addr: u32) -> BootInfo {
+        let mut b = BootInfo::new();
+        let base = addr as usize;
+        // SAFETY: the multiboot2 ABI passes the information structure in ebx: a u32 total
+        // size, then tags until the end tag; every read below stays inside total size.
+        unsafe {
+            let total = core::ptr::read_unaligned(base as *const u32) as usize;
+            let mut at = base + 8;
+            while at + 8 <= base + total {
+                let kind = core::ptr::read_unaligned(at as *const u32);
+                let size = core::ptr::read_unaligned((at + 4) as *const u32) as usize;
+                if kind == 0 || size < 8 || at + size > base + total {
+                    break;
+                }
+                match kind {
+                    1 => b.set_cmdline((at + 8) as u64),
+                    6 => {
+                        let entry_size = core::ptr::read_unaligned((at + 8) as *const u32) as usize;
+                        let mut e = at + 16;
+                        while entry_size >= 24 && e + 24 <= at + size && b.entries < MAX_MEMMAP {
+                            b.memmap[b.entries] = core::ptr::read_unaligned(e as *const MemmapEntry);
+                            b.entries += 1;
+                            e += entry_size;
+                        }
+                    }
+                    14 | 15 if b.rsdp_paddr == 0 || kind == 15 => {
+                        let n = (size - 8).min(64);
+                        let copy = &raw mut RSDP_COPY;
+                        core::ptr::copy_nonoverlapping((at + 8) as *const u8, (*copy).0.as_mut_ptr(), n);
+                        b.rsdp_paddr = copy as u64;
+                    }
+                    _ => {}
+                }
+                at += size.next_multiple_of(8);
+            }
+        }
+        if b.entries == 0 {
+            crate::println!("kerndb: the multiboot2 loader gave no memory map");
+            crate::exit::exit_qemu(2);
+        }
+        b
+    }
 }
 
 extern "C" fn pvh_rust_entry(start_info: u32) -> ! {
     console::init();
-    // SAFETY: the PVH ABI passes a valid hvm_start_info in ebx; it sits in low memory that
-    // nothing overwrites before we finish reading it here.
-    let info = unsafe { &*(start_info as usize as *const StartInfo) };
-    if info.magic != HVM_START_MAGIC {
-        crate::println!("kerndb: not started by a PVH loader (start info magic {:#x})", info.magic);
-        crate::exit::exit_qemu(2);
-    }
-    if info.version < 1 || info.memmap_entries == 0 {
-        crate::println!("kerndb: the loader gave no memory map (PVH start info version {})", info.version);
-        crate::exit::exit_qemu(2);
-    }
-    // SAFETY: version >= 1 guarantees memmap_paddr/entries describe an array of entries.
-    let memmap = unsafe { core::slice::from_raw_parts(info.memmap_paddr as usize as *const MemmapEntry, info.memmap_entries as usize) };
+    // SAFETY: written by the entry code before any Rust ran; only read here.
+    let mb2 = unsafe { core::ptr::read_volatile(&raw const KERNDB_BOOT_MB2) };
+    // SAFETY: the entry code passes what the loader passed: multiboot2 information when
+    // mb2_start32 noted it, else the PVH start info.
+    let boot = unsafe { if mb2 != 0 { BootInfo::multiboot2(mb2) } else { BootInfo::pvh(start_info) } };
     // SAFETY: linker-defined symbols; only their addresses are used.
     let (image_start, image_end) = unsafe { (&__image_start as *const u8 as usize, &__image_end as *const u8 as usize) };
-    let (ram_bytes, heap_bytes) = heap::init(memmap, image_end);
-    // SAFETY: the loader's command line is a NUL-terminated string when the address is nonzero.
-    let cmdline = if info.cmdline_paddr != 0 { unsafe { c_string(info.cmdline_paddr) } } else { String::new() };
+    let (ram_bytes, heap_bytes) = heap::init(&boot.memmap[..boot.entries], image_end);
+    let cmdline = String::from_utf8_lossy(&boot.cmdline[..boot.cmdline_len]).into_owned();
+    if mb2 != 0 {
+        crate::println!("kerndb: started by a multiboot2 loader (GRUB)");
+    }
     time::calibrate();
     console::init_log(log::LevelFilter::Info);
     crate::interrupts::init(TIMER_PERIOD_US);
-    let acpi = crate::acpi::Acpi::find(info.rsdp_paddr);
+    let acpi = crate::acpi::Acpi::find(boot.rsdp_paddr);
     if acpi.is_none() {
         log::warn!("no ACPI tables: power-off and the power button are unavailable");
     }

@@ -3,6 +3,7 @@
 //!   cargo xtask run [--disk PATH] [--port N] [--accel tcg|kvm] [--memory MIB] [--append "k=v ..."] [--no-build]
 //!   cargo xtask test
 //!   cargo xtask image
+//!   cargo xtask iso [--append "k=v ..."]
 //!   cargo xtask bench pgbench [--scale N] [--time SECONDS] [--runs N]
 //!   cargo xtask bench storage [--rows N] [--lookups N] [--scans N] [--commits N] [--rounds N]
 //!
@@ -20,8 +21,11 @@ const USAGE: &str = "usage: cargo xtask <command>
   run     build the image and boot it in QEMU with a disk; 127.0.0.1:5433 reaches its port 5432
           [--disk PATH] [--port N] [--accel tcg|kvm] [--memory MIB] [--append \"key=value ...\"] [--no-build]
           [--gdb]  (QEMU waits for gdb on 127.0.0.1:1234 before the first instruction)
+          [--iso]  boot the BIOS-bootable ISO (GRUB, multiboot2) from a CD-ROM instead of the PVH ELF
   test    run every test: unit, property, hosted server with psql, the image booted in QEMU
   image   build the bootable image only and print its path
+  iso     build target/kerndb.iso (GRUB, BIOS) with the image; [--append \"key=value ...\"] is
+          its kernel command line
   bench   pgbench [--scale N] [--time SECONDS] [--runs N]: pgbench against hosted kerndb and a
           temporary PostgreSQL side by side; prints the table of medians and ratios
           storage [--rows N] ...: kerndb's storage engine and SQLite side by side";
@@ -34,6 +38,7 @@ fn main() {
         Some("run") => run(&root, &args[1..]),
         Some("test") => test(&root, &args[1..]),
         Some("image") => build_image(&root).map(|p| println!("{}", p.display())),
+        Some("iso") => iso_command(&root, &args[1..]),
         Some("bench") => bench::bench(&root, &args[1..]),
         _ => Err(USAGE.to_string()),
     };
@@ -129,6 +134,55 @@ fn build_image(root: &Path) -> Result<PathBuf, String> {
     Ok(image_path(root))
 }
 
+/// Tools grub-mkrescue needs for a BIOS-bootable ISO.
+fn ensure_iso_tools() -> Result<(), String> {
+    ensure_tools(&[("grub-mkrescue", "grub-pc-bin"), ("xorriso", "xorriso"), ("mformat", "mtools")])?;
+    if !Path::new("/usr/lib/grub/i386-pc").exists() {
+        ensure_tools(&[("grub-pc-bin-modules-missing", "grub-pc-bin")])?;
+    }
+    Ok(())
+}
+
+/// Builds target/kerndb.iso: GRUB (BIOS) loading the image with multiboot2, with `append` as
+/// its kernel command line and the console on the serial port.
+pub fn build_iso(root: &Path, image: &Path, append: &str) -> Result<PathBuf, String> {
+    ensure_iso_tools()?;
+    let dir = root.join("target/iso");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("boot/grub")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let kernel = dir.join("boot/kerndb");
+    // Symbols stay in the ELF under target/ for gdb; the ISO needs only what loads.
+    let stripped = Command::new("strip").arg("-o").arg(&kernel).arg(image).status().is_ok_and(|s| s.success());
+    if !stripped {
+        std::fs::copy(image, &kernel).map_err(|e| format!("copying the image: {e}"))?;
+    }
+    if append.contains(['"', '\\', '\n', '$', ';']) {
+        return Err("--append: the ISO's command line cannot hold quotes, backslashes, $ or ;".into());
+    }
+    let cfg = format!(
+        "set timeout=0\nset default=0\nserial --unit=0 --speed=115200\nterminal_output serial\nmenuentry \"kerndb\" {{\n  multiboot2 /boot/kerndb {append}\n  boot\n}}\n"
+    );
+    std::fs::write(dir.join("boot/grub/grub.cfg"), cfg).map_err(|e| format!("grub.cfg: {e}"))?;
+    let iso = root.join("target/kerndb.iso");
+    let out = Command::new("grub-mkrescue").arg("-o").arg(&iso).arg(&dir).output().map_err(|e| format!("grub-mkrescue: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("grub-mkrescue failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(iso)
+}
+
+fn iso_command(root: &Path, args: &[String]) -> Result<(), String> {
+    let append = match args {
+        [] => String::new(),
+        [flag, value] if flag == "--append" => value.clone(),
+        _ => return Err(format!("cargo xtask iso takes only --append\n{USAGE}")),
+    };
+    let image = build_image(root)?;
+    let iso = build_iso(root, &image, &append)?;
+    println!("{}", iso.display());
+    Ok(())
+}
+
 fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut opts = qemu::Options { disk: root.join("target/kerndb-disk.img"), port: 5433, ..Default::default() };
     let mut build = true;
@@ -143,11 +197,17 @@ fn run(root: &Path, args: &[String]) -> Result<(), String> {
             "--append" => opts.append = val()?,
             "--no-build" => build = false,
             "--gdb" => opts.gdb = true,
+            "--iso" => opts.iso = Some(PathBuf::new()),
             _ => return Err(format!("unknown flag {a}\n{USAGE}")),
         }
     }
     ensure_tools(&[("qemu-system-x86_64", "qemu-system-x86"), ("psql", "postgresql-client")])?;
     let image = if build { build_image(root)? } else { image_path(root) };
+    if opts.iso.is_some() {
+        let iso = if build { build_iso(root, &image, &opts.append)? } else { root.join("target/kerndb.iso") };
+        println!("kerndb: booting {} (GRUB, multiboot2) from a CD-ROM", iso.display());
+        opts.iso = Some(iso);
+    }
     qemu::ensure_disk(&opts.disk, 1 << 30).map_err(|e| format!("disk {}: {e}", opts.disk.display()))?;
     let user = opts.append.split_whitespace().find_map(|w| w.strip_prefix("user=")).unwrap_or("kerndb").to_string();
     println!("kerndb: booting {} with disk {}", image.display(), opts.disk.display());
@@ -174,10 +234,12 @@ fn test(root: &Path, args: &[String]) -> Result<(), String> {
     check(cargo().args(["test", "--workspace", "--release"]).status(), "cargo test")?;
     println!("== the image builds for x86_64-unknown-none and boots in QEMU");
     let image = build_image(root)?;
+    let iso = build_iso(root, &image, "")?;
     check(
         cargo()
             .args(["test", "--release", "-p", "appliance", "--test", "image", "--", "--ignored", "--test-threads=2"])
             .env("KERNDB_IMAGE", &image)
+            .env("KERNDB_ISO", &iso)
             .status(),
         "image tests",
     )?;

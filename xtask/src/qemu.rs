@@ -10,11 +10,13 @@ pub struct Options {
     pub memory_mib: u32,
     pub append: String,
     pub gdb: bool,
+    /// Boot this ISO (GRUB, multiboot2) from a CD-ROM instead of the PVH ELF.
+    pub iso: Option<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { disk: PathBuf::new(), port: 5433, accel: "tcg".into(), memory_mib: 512, append: String::new(), gdb: false }
+        Options { disk: PathBuf::new(), port: 5433, accel: "tcg".into(), memory_mib: 512, append: String::new(), gdb: false, iso: None }
     }
 }
 
@@ -22,8 +24,11 @@ const QBOOT: &str = "/usr/share/qemu/qboot.rom";
 
 pub fn command(image: &Path, o: &Options) -> Command {
     let mut c = Command::new("qemu-system-x86_64");
-    // q35 with qboot boots fastest; the kernel assigns the PCI BARs qboot leaves empty.
-    if Path::new(QBOOT).exists() {
+    // q35 with qboot boots fastest; the kernel assigns the PCI BARs qboot leaves empty. An ISO
+    // needs a BIOS that boots CDs: SeaBIOS, QEMU's default.
+    if o.iso.is_some() {
+        c.args(["-machine", "q35"]);
+    } else if Path::new(QBOOT).exists() {
         c.args(["-machine", "q35", "-bios", QBOOT]);
     } else {
         c.args(["-machine", "pc"]);
@@ -31,9 +36,16 @@ pub fn command(image: &Path, o: &Options) -> Command {
     let cpu = if o.accel == "kvm" { "host" } else { "max" };
     c.args(["-accel", &o.accel, "-cpu", cpu, "-m", &format!("{}M", o.memory_mib)]);
     c.args(["-display", "none", "-no-reboot", "-serial", "stdio"]);
-    c.arg("-kernel").arg(image);
-    if !o.append.is_empty() {
-        c.args(["-append", &o.append]);
+    match &o.iso {
+        Some(iso) => {
+            c.arg("-cdrom").arg(iso);
+        }
+        None => {
+            c.arg("-kernel").arg(image);
+            if !o.append.is_empty() {
+                c.args(["-append", &o.append]);
+            }
+        }
     }
     c.arg("-drive").arg(format!("if=none,id=d0,format=raw,file={}", o.disk.display()));
     c.args(["-device", "virtio-blk-pci,drive=d0"]);
