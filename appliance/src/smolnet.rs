@@ -296,3 +296,37 @@ impl<D: NetDevice + NetWait> Transport for SmolTransport<D> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_syn_to;
+
+    /// An Ethernet + IPv4 + TCP frame to `port` with TCP `flags`.
+    fn frame(port: u16, flags: u8, ethertype: u16, proto: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 54];
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        f[14] = 0x45; // IPv4, 20-byte header
+        f[16..18].copy_from_slice(&40u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = proto;
+        f[34..36].copy_from_slice(&40000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&port.to_be_bytes());
+        f[46] = 0x50; // 20-byte TCP header
+        f[47] = flags;
+        f
+    }
+
+    #[test]
+    fn only_connection_requests_to_the_port_are_syns() {
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        assert!(is_syn_to(&frame(5432, SYN, 0x0800, 6), 5432));
+        assert!(!is_syn_to(&frame(5432, SYN | ACK, 0x0800, 6), 5432), "a SYN-ACK is no request");
+        assert!(!is_syn_to(&frame(5432, ACK, 0x0800, 6), 5432));
+        assert!(!is_syn_to(&frame(80, SYN, 0x0800, 6), 5432), "another port");
+        assert!(!is_syn_to(&frame(5432, SYN, 0x0806, 6), 5432), "ARP");
+        assert!(!is_syn_to(&frame(5432, SYN, 0x0800, 17), 5432), "UDP");
+        assert!(!is_syn_to(&frame(5432, SYN, 0x0800, 6)[..40], 5432), "truncated");
+        assert!(!is_syn_to(&[], 5432));
+    }
+}
