@@ -569,6 +569,15 @@ impl<'a> Planner<'a> {
                 if depth == 0 {
                     return Ok((Expr::Column(i), Ty::Known(ty)));
                 }
+                // A grouped query hands its subqueries the grouped row (keys, then
+                // aggregates): an outer column must be one of its GROUP BY keys.
+                let i = match sc.grouping {
+                    Some(g) => match g.key_exprs.iter().position(|k| matches!(k, Expr::Column(kc) if *kc == i)) {
+                        Some(k) => k,
+                        None => return Err(err!(GROUPING_ERROR, "subquery uses ungrouped column \"{name}\" from outer query")),
+                    },
+                    None => i,
+                };
                 // Every subquery between here and the query that owns the column reads an
                 // enclosing row.
                 let mut c = self.corr.borrow_mut();

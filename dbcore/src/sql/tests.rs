@@ -418,3 +418,18 @@ fn pgbench_start_up_probe() {
     one(&mut d, "insert into pgbench_accounts values (1, 1, 5, ''), (2, 1, 7, '')").unwrap();
     assert_eq!(flat(&mut d, "select a.aid, x.d from pgbench_accounts a cross join lateral (select a.abalance * 2 as d) x order by 1"), "1,10 2,14");
 }
+
+#[test]
+fn correlated_subquery_reads_the_grouped_row_of_its_outer_query() {
+    let mut d = db();
+    d.execute("create table t1 (a integer, b integer); create table t2 (x integer)");
+    d.execute("insert into t1 values (1, 10), (1, 11), (2, 20), (3, 30); insert into t2 values (1), (1), (2)");
+    // The outer column is the second of t1 but the first of the grouped row.
+    assert_eq!(flat(&mut d, "select b, (select count(*) from t2 where t2.x * 10 = t1.b) from t1 group by b order by b"), "10,2 11,0 20,1 30,0");
+    assert_eq!(flat(&mut d, "select a, sum(b), (select count(*) from t2 where t2.x = t1.a) from t1 group by a order by a"), "1,21,2 2,20,1 3,30,0");
+    assert_eq!(flat(&mut d, "select a from t1 group by a having (select count(*) from t2 where x = t1.a) > 1"), "1");
+    // An ungrouped outer column is an error, as in PostgreSQL.
+    assert_eq!(code(&mut d, "select a, (select count(*) from t2 where x = t1.b) from t1 group by a"), "42803");
+    // Inside an aggregate's argument the subquery sees the input row.
+    assert_eq!(flat(&mut d, "select sum((select count(*) from t2 where x = t1.a)) from t1"), "5");
+}
