@@ -398,7 +398,8 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             let state = if !conn.session.is_authenticated() {
                 "starting"
             } else if conn.batch.is_some() || conn.pending_execute.is_some() {
-                if conn.state.in_copy() { "active" } else { "waiting" }
+                let writer = self.db.store().writer();
+                if conn.state.in_copy() || writer.is_none() || writer == Some(conn.state.id) { "active" } else { "waiting" }
             } else {
                 match conn.state.status() {
                     b'T' => "idle in transaction",
@@ -483,15 +484,21 @@ fn end_batch_with_error(conn: &mut Conn, e: &DbError) {
     conn.session.send_ready(conn.state.status());
 }
 
+/// Statements of one Query message run per serving-loop step; the rest wait for the next
+/// step, so a client that sends thousands of statements in one message takes turns with the
+/// others (each statement still runs to completion).
+const STATEMENTS_PER_STEP: usize = 64;
+
 /// Runs the connection's batch until it ends (then ReadyForQuery), waits for the write
-/// transaction, or waits for COPY data; true if a statement ran.
+/// transaction, waits for COPY data, or has run [`STATEMENTS_PER_STEP`] statements; true if a
+/// statement ran.
 fn drive<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn) -> bool {
     let Some(batch) = conn.batch.as_mut() else { return false };
     if conn.state.in_copy() {
         return false;
     }
     let mut ran = false;
-    loop {
+    for _ in 0..STATEMENTS_PER_STEP {
         match db.step(&mut conn.state, batch) {
             Step::Result(Ok(QueryResult { effect: Some(dbcore::Effect::CopyIn { columns }), .. })) => {
                 // The rest of the batch runs after CopyDone.
@@ -513,6 +520,7 @@ fn drive<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn) -> bool {
             }
         }
     }
+    ran
 }
 
 /// Carries out a statement's session-level effect (DEALLOCATE).

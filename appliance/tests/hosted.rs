@@ -336,3 +336,24 @@ fn smoltcp_over_a_tap_device_in_a_network_namespace() {
     let out = Command::new("ip").args(["netns", "exec", &ns, "ip", "neigh", "show", "10.199.0.2"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("02:6b:64:62:00:01"), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// A Query message with thousands of statements runs a bounded number per serving-loop
+/// step: another client's query is answered in between, not after the whole batch.
+#[test]
+fn a_long_batch_takes_turns_with_other_clients() {
+    let dir = temp_dir("hosted-batch");
+    let s = hosted(&dir.join("disk.img"), &[]);
+    let mut a = Raw::login(s.port);
+    let mut b = Raw::login(s.port);
+    a.rows("CREATE TABLE turns (i INTEGER)");
+    let batch: String = (0..5000).map(|i| format!("INSERT INTO turns VALUES ({i});")).collect();
+    let mut q = batch.into_bytes();
+    q.push(0);
+    a.send_msg(b'Q', &q); // not waiting for the answer
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let seen: i64 = b.rows("SELECT count(*) FROM turns")[0][0].as_deref().unwrap().parse().unwrap();
+    let msgs = a.until_ready();
+    assert_eq!(msgs.iter().filter(|m| m.ty == b'C').count(), 5000);
+    assert!(seen > 0 && seen < 5000, "b saw {seen} rows: it was answered in the middle of a's batch");
+    assert_eq!(b.rows("SELECT count(*) FROM turns"), vec![vec![Some("5000".to_string())]]);
+}
