@@ -255,9 +255,11 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
     }
 
     /// A CancelRequest: the session with this key gets 57014 for what it is waiting on (the
-    /// write transaction, or COPY data). A statement that runs is never interrupted: each runs
-    /// to completion within one step, so one that is running when the request is read does
-    /// not exist. A wrong key, or a session with nothing in flight, changes nothing.
+    /// write transaction, or COPY data) or for the query it is running (queries run a budget
+    /// of rows per step, so a long one is between two steps when the request is read). A
+    /// writing statement runs to completion within one step, so one that is running when the
+    /// request is read does not exist. A wrong key, or a session with nothing in flight,
+    /// changes nothing.
     fn cancel(&mut self, key: BackendKey) {
         let Some(c) = self.conns.values_mut().find(|c| c.session.key() == key && !c.session.is_closed()) else {
             log::debug!("cancel request for pid {}: no such session", key.pid);
@@ -269,11 +271,13 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             c.session.end_copy_in();
             end_batch_with_error(c, &e);
         } else if c.batch.is_some() {
+            self.db.cancel_running(&mut c.state);
             if c.state.in_block {
                 c.state.failed = true;
             }
             end_batch_with_error(c, &e);
         } else if let Some((portal, _)) = c.pending_execute.take() {
+            self.db.cancel_running(&mut c.state);
             if c.state.in_block {
                 c.state.failed = true;
             }
@@ -513,6 +517,8 @@ fn drive<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn) -> bool {
                 send_result(&mut conn.session, r);
             }
             Step::Blocked => return ran,
+            // A long query used its share of this step; it goes on at the next.
+            Step::Running => return true,
             Step::Done => {
                 conn.batch = None;
                 conn.session.send_ready(conn.state.status());
@@ -769,6 +775,11 @@ fn execute<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn, name: &str, ma
                 p.batch = Some(batch);
                 conn.pending_execute = Some((String::from(name), max_rows));
                 return false;
+            }
+            Step::Running => {
+                p.batch = Some(batch);
+                conn.pending_execute = Some((String::from(name), max_rows));
+                return true;
             }
             Step::Done => p.result = Some((QueryResult { columns: None, rows: Vec::new(), tag: String::new(), effect: None }, 0)),
             Step::Result(Ok(q)) if matches!(q.effect, Some(dbcore::Effect::CopyIn { .. } | dbcore::Effect::CopyOut(_))) => {

@@ -101,6 +101,7 @@ impl Kern {
             match self.db.step(&mut self.s, b) {
                 Step::Result(r) => last = Some(r.unwrap_or_else(|e| panic!("kerndb: {e}"))),
                 Step::Done => break,
+                Step::Running => {}
                 Step::Blocked => panic!("blocked with one session"),
             }
         }

@@ -2,10 +2,12 @@
 //! ([`plan`]) and executed on the storage engine. Sessions, transactions and DDL/DML live here.
 pub mod catalog;
 pub mod copy;
+pub mod exec;
 pub mod expr;
 pub mod plan;
 pub mod syscat;
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::rc::Rc;
@@ -24,7 +26,8 @@ use crate::storage::{ReadAt, Snapshot, Store, StoreConfig, CATALOG_TREE};
 use crate::value::{encode_key, encode_row, SqlType, Value};
 use catalog::{Catalog, ColumnDef, IndexDef, TableDef, ViewDef};
 use expr::{cast_value, Expr, Row};
-use plan::{ident_name, object_name, type_of, ColInfo, Exec, Planner, Scope};
+use exec::Exec;
+use plan::{ident_name, object_name, type_of, ColInfo, Planner, Scope};
 
 /// PostgreSQL's limit on columns per table.
 pub const MAX_COLUMNS: usize = 1600;
@@ -90,6 +93,9 @@ pub struct Limits {
     pub work_mem_bytes: usize,
     /// The host's memory gauge; None: no memory checks (tests, tools).
     pub memory: Option<MemoryGauge>,
+    /// Work a query does in one [`Database::step`] before it lets other sessions run (rows
+    /// read or compared; see exec.rs).
+    pub step_rows: u64,
 }
 
 /// The host's memory, as (bytes in use, bytes the host lets the database use in all). Called
@@ -98,7 +104,7 @@ pub type MemoryGauge = fn() -> (usize, usize);
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_statement_bytes: 1 << 20, max_result_rows: 1_000_000, cache_bytes: 64 << 20, work_mem_bytes: 2048 << 20, memory: None }
+        Limits { max_statement_bytes: 1 << 20, max_result_rows: 1_000_000, cache_bytes: 64 << 20, work_mem_bytes: 2048 << 20, memory: None, step_rows: 4096 }
     }
 }
 
@@ -118,11 +124,29 @@ pub struct SessionState {
     pub settings: BTreeMap<String, String>,
     /// COPY FROM STDIN under way.
     copy: Option<CopyIn>,
+    /// A query that has run for a while and goes on at the next step.
+    cursor: Option<Box<Cursor>>,
+}
+
+/// A query under way across steps: its plan, where the executor is, and the rows so far.
+#[derive(Debug)]
+struct Cursor {
+    node: plan::Node,
+    columns: Vec<ColumnInfo>,
+    state: exec::State,
+    rows: Vec<Row>,
+    /// Its own hold on the snapshot it reads; None: the session's write transaction.
+    snap: Option<Snapshot>,
+    /// What the executor keeps between steps.
+    cache: BTreeMap<usize, Rc<Vec<Row>>>,
+    rng: u64,
+    now: i64,
+    mem: Option<exec::MemCheck>,
 }
 
 impl SessionState {
     pub fn new(id: u64) -> SessionState {
-        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new(), copy: None }
+        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new(), copy: None, cursor: None }
     }
 
     /// COPY FROM STDIN is waiting for data.
@@ -179,6 +203,9 @@ pub enum Step {
     /// The next statement writes, and another session holds the write transaction: try again
     /// later. Nothing was done.
     Blocked,
+    /// A query has used its share of this step and goes on at the next: call `step` again
+    /// after serving the other sessions.
+    Running,
     /// No statements left.
     Done,
 }
@@ -390,6 +417,9 @@ impl<D: BlockDevice> Database<D> {
     /// Runs the next statement of `b` for session `s`. Outside BEGIN ... COMMIT each statement
     /// commits by itself. An error ends the batch (and, inside a block, fails the block).
     pub fn step(&mut self, s: &mut SessionState, b: &mut Batch) -> Step {
+        if let Some(c) = s.cursor.take() {
+            return self.resume(s, b, c);
+        }
         let Some(stmt) = b.stmts.pop_front() else { return Step::Done };
         let r = match &stmt {
             Statement::StartTransaction { .. } if !s.failed => {
@@ -433,6 +463,27 @@ impl<D: BlockDevice> Database<D> {
                     },
                 }
             }
+            Statement::Query(q) => {
+                let snap = if self.store.writer() == Some(s.id) {
+                    None
+                } else if s.in_block {
+                    let snap = match &s.snapshot {
+                        Some(snap) => self.store.retain(snap),
+                        None => {
+                            let snap = self.store.snapshot();
+                            s.snapshot = Some(self.store.retain(&snap));
+                            snap
+                        }
+                    };
+                    Some(snap)
+                } else {
+                    Some(self.store.snapshot())
+                };
+                match self.start_query(q, snap, &b.params) {
+                    Ok(c) => return self.resume(s, b, c),
+                    Err(e) => Err(e),
+                }
+            }
             _ => {
                 if self.store.writer() == Some(s.id) {
                     self.statement(s, ReadAt::Txn, &stmt, &b.params)
@@ -453,6 +504,122 @@ impl<D: BlockDevice> Database<D> {
             }
         };
         self.finish(s, b, r)
+    }
+
+    /// Plans a query and makes its cursor; the snapshot is given back if planning fails.
+    fn start_query(&mut self, q: &ast::Query, snap: Option<Snapshot>, params: &[(Value, SqlType)]) -> Result<Box<Cursor>, DbError> {
+        let planned = {
+            let at = match &snap {
+                Some(sn) => ReadAt::Snapshot(sn),
+                None => ReadAt::Txn,
+            };
+            self.catalog_at(at).and_then(|cat| {
+                let mut planner = Planner::new(&cat, Some(params));
+                planner.live = Some(self.live());
+                let p = planner.query(q, None)?;
+                if planner.shutdown.get() {
+                    self.shutdown_requested = true;
+                }
+                Ok(p)
+            })
+        };
+        let p = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(sn) = snap {
+                    self.store.release(sn);
+                }
+                return Err(e);
+            }
+        };
+        let ex = self.exec(ReadAt::Txn);
+        let (rng, mem, now) = (ex.rng, ex.mem, ex.now);
+        Ok(Box::new(Cursor {
+            node: p.node,
+            columns: p.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect(),
+            state: exec::State::Fresh,
+            rows: Vec::new(),
+            snap,
+            cache: BTreeMap::new(),
+            rng,
+            now,
+            mem,
+        }))
+    }
+
+    /// Runs a query for one step's budget: its result when it ends, else [`Step::Running`]
+    /// with the cursor kept in the session.
+    fn resume(&mut self, s: &mut SessionState, b: &mut Batch, mut c: Box<Cursor>) -> Step {
+        let Cursor { node, state, rows, snap, cache, rng, now, mem, .. } = &mut *c;
+        let at = match snap {
+            Some(sn) => ReadAt::Snapshot(sn),
+            None => ReadAt::Txn,
+        };
+        let mut ex = Exec::new(&mut self.store, at, *now, 0, self.limits.max_result_rows);
+        ex.rng = *rng;
+        ex.mem = *mem;
+        ex.cache = core::mem::take(cache);
+        ex.budget = self.limits.step_rows.max(1);
+        let r = loop {
+            if ex.budget == 0 {
+                break Ok(false);
+            }
+            match ex.pull(node, state) {
+                Ok(exec::Poll::Row(r)) => {
+                    ex.budget -= 1;
+                    rows.push(r);
+                    if let Err(e) = ex.check_size(rows.len()) {
+                        break Err(e);
+                    }
+                }
+                Ok(exec::Poll::Done) => break Ok(true),
+                Ok(exec::Poll::Yield) => break Ok(false),
+                Err(e) => break Err(e),
+            }
+        };
+        *rng = ex.rng;
+        *cache = core::mem::take(&mut ex.cache);
+        drop(ex);
+        match r {
+            Ok(false) => {
+                s.cursor = Some(c);
+                Step::Running
+            }
+            Ok(true) => {
+                let c = *c;
+                if let Some(sn) = c.snap {
+                    self.store.release(sn);
+                }
+                let n = c.rows.len();
+                let q = QueryResult { columns: Some(c.columns), rows: c.rows, tag: format!("SELECT {n}"), effect: None };
+                self.finish(s, b, Ok(q))
+            }
+            Err(e) => {
+                self.drop_cursor(c);
+                self.finish(s, b, Err(e))
+            }
+        }
+    }
+
+    fn drop_cursor(&mut self, c: Box<Cursor>) {
+        if let Some(sn) = c.snap {
+            self.store.release(sn);
+        }
+    }
+
+    /// Stops the session's query under way, if any (a CancelRequest); true if there was one.
+    /// The caller reports the cancel; inside a block, the block has failed.
+    pub fn cancel_running(&mut self, s: &mut SessionState) -> bool {
+        match s.cursor.take() {
+            Some(c) => {
+                self.drop_cursor(c);
+                if s.in_block {
+                    s.failed = true;
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     fn finish(&mut self, s: &mut SessionState, b: &mut Batch, r: Result<QueryResult, DbError>) -> Step {
@@ -617,6 +784,9 @@ impl<D: BlockDevice> Database<D> {
     /// The session has gone: its open transaction, if any, is rolled back.
     pub fn end_session(&mut self, s: &mut SessionState) {
         s.copy = None;
+        if let Some(c) = s.cursor.take() {
+            self.drop_cursor(c);
+        }
         let _ = self.end_txn(s, false);
         (s.in_block, s.failed) = (false, false);
     }
@@ -634,6 +804,7 @@ impl<D: BlockDevice> Database<D> {
         loop {
             match self.step(&mut s, &mut b) {
                 Step::Result(r) => out.push(r),
+                Step::Running => {}
                 Step::Blocked => {
                     out.push(Err(err!(LOCK_NOT_AVAILABLE, "another session holds the write transaction")));
                     break;
@@ -656,17 +827,8 @@ impl<D: BlockDevice> Database<D> {
     fn statement(&mut self, s: &mut SessionState, at: ReadAt, st: &Statement, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
         let cat = self.catalog_at(at)?;
         match st {
-            Statement::Query(q) => {
-                let mut planner = Planner::new(&cat, Some(params));
-                planner.live = Some(self.live());
-                let p = planner.query(q, None)?;
-                if planner.shutdown.get() {
-                    self.shutdown_requested = true;
-                }
-                let rows = self.exec(at).run(&p.node)?;
-                let n = rows.len();
-                Ok(QueryResult { columns: Some(p.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect()), rows, tag: format!("SELECT {n}"), effect: None })
-            }
+            // Queries run through a cursor (`start_query`), a step at a time.
+            Statement::Query(_) => Err(err!(INTERNAL_ERROR, "a query reached the statement path")),
             Statement::Explain { statement, .. } => {
                 let Statement::Query(q) = statement.as_ref() else { return Err(err!(FEATURE_NOT_SUPPORTED, "EXPLAIN supports queries only")) };
                 let mut planner = Planner::new(&cat, Some(params));
@@ -761,7 +923,7 @@ impl<D: BlockDevice> Database<D> {
         let seed = self.store.seq() ^ self.clock_us as u64;
         let mut e = Exec::new(&mut self.store, at, self.clock_us, seed, self.limits.max_result_rows);
         if let Some(gauge) = self.limits.memory {
-            e.mem = Some(plan::MemCheck { gauge, base: gauge().0, work_mem: self.limits.work_mem_bytes });
+            e.mem = Some(exec::MemCheck { gauge, base: gauge().0, work_mem: self.limits.work_mem_bytes });
         }
         e
     }

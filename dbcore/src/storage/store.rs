@@ -859,6 +859,12 @@ impl<D: BlockDevice> Store<D> {
         Snapshot { seq: self.seq, roots: self.roots.clone() }
     }
 
+    /// Another hold on the same committed state as `s` (released separately).
+    pub fn retain(&mut self, s: &Snapshot) -> Snapshot {
+        *self.snapshots.entry(s.seq).or_insert(0) += 1;
+        Snapshot { seq: s.seq, roots: s.roots.clone() }
+    }
+
     pub fn release(&mut self, s: Snapshot) {
         if let Some(n) = self.snapshots.get_mut(&s.seq) {
             *n -= 1;

@@ -1,0 +1,959 @@
+//! The executor. Each plan node pulls rows from its inputs one at a time and keeps its place
+//! in a [`State`] that owns everything it holds (no borrows of the store or the plan), so a
+//! query can stop between two rows and go on later.
+//!
+//! That is how one long query shares the machine with the others: the serving loop runs a
+//! query with a budget of work per step ([`Exec::budget`], counted in rows read or
+//! compared). A scan that needs more rows, or a nested loop that needs another comparison,
+//! answers [`Poll::Yield`] once the budget is spent; every node above passes that up without
+//! losing its place, and the query resumes at the next step with a new budget. A scan reads
+//! its tree in chunks and resumes after the last key it saw, which is sound because the
+//! snapshot (or the session's own write transaction) it reads cannot change under it.
+//!
+//! Blocking nodes spread their work too: a sort sorts runs of [`SORT_RUN`] rows as they
+//! arrive and merges them while emitting; a hash join builds its table while its inner input
+//! arrives. Subqueries inside expressions run to completion (with no budget) when evaluated.
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cmp::Ordering;
+use core::ops::Bound;
+
+use platform::BlockDevice;
+
+use super::expr::{Env, Expr, Row};
+use super::plan::{Access, Agg, AggFunc, JoinKind, Node, SetKind, SortKey, SubPlan, MAX_DEPTH};
+use crate::err;
+use crate::error::DbError;
+use crate::storage::{ReadAt, Store};
+use crate::value::{decode_row, encode_key, SqlType, Value};
+
+/// Entries one scan reads from its tree at a time.
+const SCAN_CHUNK: usize = 256;
+/// Rows a sort sorts as one run before merging.
+pub const SORT_RUN: usize = 4096;
+/// Rows between two looks at the memory gauge.
+const MEM_CHECK_EVERY: u32 = 512;
+
+/// Runs plans over a snapshot or the open write transaction.
+pub struct Exec<'a, D: BlockDevice> {
+    pub store: &'a mut Store<D>,
+    pub at: ReadAt<'a>,
+    pub outer: Vec<Row>,
+    /// Results of uncorrelated subqueries, by subplan id.
+    pub cache: BTreeMap<usize, Rc<Vec<Row>>>,
+    pub now: i64,
+    pub rng: u64,
+    pub max_rows: usize,
+    /// The last regular expression compiled: (pattern, case-insensitive, program).
+    regex: Option<(String, bool, regex_automata::meta::Regex)>,
+    /// Memory checks: every [`MEM_CHECK_EVERY`] rows the query makes.
+    pub mem: Option<MemCheck>,
+    ticks: u32,
+    /// Work left in this step (rows read or compared); at 0 a pull answers [`Poll::Yield`].
+    /// `u64::MAX` (the default) never runs out.
+    pub budget: u64,
+}
+
+/// A query's memory budget, checked against the host's gauge.
+#[derive(Clone, Copy, Debug)]
+pub struct MemCheck {
+    pub gauge: super::MemoryGauge,
+    /// Bytes in use when the query started.
+    pub base: usize,
+    pub work_mem: usize,
+}
+
+impl MemCheck {
+    fn check(&self) -> Result<(), DbError> {
+        let (used, cap) = (self.gauge)();
+        if used > cap {
+            return Err(err!(OUT_OF_MEMORY, "out of memory: {} MiB in use, the most the server allows is {} MiB; the query was stopped", used >> 20, cap >> 20));
+        }
+        let took = used.saturating_sub(self.base);
+        if took > self.work_mem {
+            return Err(err!(OUT_OF_MEMORY, "out of memory: the query needs more than work_mem ({} MiB); it was stopped", self.work_mem >> 20));
+        }
+        Ok(())
+    }
+}
+
+/// What one pull gave.
+#[derive(Debug)]
+pub enum Poll {
+    Row(Row),
+    /// The node has no more rows.
+    Done,
+    /// The step's budget is spent: pull again later, with a new budget.
+    Yield,
+}
+
+/// Where a node is in its work. Starts [`State::Fresh`]; each variant belongs to one kind of
+/// node, and a node given another kind's state answers an internal error.
+#[derive(Debug, Default)]
+pub enum State {
+    #[default]
+    Fresh,
+    Done,
+    /// Node::One, its row not given yet.
+    One,
+    /// Node::Values: the next row's index.
+    Values(usize),
+    Series { next: Option<i64>, hi: i64, step: i64 },
+    Scan(Box<ScanRun>),
+    /// Filter, Project and Truncate: only the input's state.
+    Pass(Box<State>),
+    Join(Box<JoinRun>),
+    Aggregate(Box<AggRun>),
+    Sort(Box<SortRun>),
+    Distinct(Box<State>, BTreeSet<Row>),
+    /// Input, rows still to skip, rows still to give.
+    Limit(Box<State>, usize, usize),
+    /// Both inputs and the rows read from them so far.
+    SetOp(Box<State>, Box<State>, Vec<Row>, Vec<Row>),
+    /// Rows computed already, being given out.
+    Drain(alloc::vec::IntoIter<Row>),
+}
+
+/// A scan's place: the tree, the key range still to read and the entries read but not given.
+#[derive(Debug)]
+pub struct ScanRun {
+    /// The tree read: the table's own, or a secondary index's (then `table` is Some, and each
+    /// entry's key ends with the row id to fetch from the table's tree).
+    tree: u32,
+    table: Option<u32>,
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+    buf: VecDeque<(Vec<u8>, Vec<u8>)>,
+    /// Nothing left in the tree past `buf`.
+    end: bool,
+}
+
+#[derive(Debug)]
+pub struct JoinRun {
+    right: State,
+    right_rows: Vec<Row>,
+    right_done: bool,
+    /// Hash joins: right rows by join key.
+    table: BTreeMap<Vec<Value>, Vec<usize>>,
+    left: State,
+    cur: Option<LeftRow>,
+}
+
+/// The left row being joined: its candidates (None: every right row), the next to try, and
+/// whether one matched (for LEFT JOIN's null-extended row).
+#[derive(Debug)]
+struct LeftRow {
+    row: Row,
+    cands: Option<Vec<usize>>,
+    pos: usize,
+    matched: bool,
+}
+
+#[derive(Debug)]
+pub struct AggRun {
+    input: State,
+    groups: BTreeMap<Vec<Value>, Vec<AggState>>,
+}
+
+#[derive(Debug)]
+struct AggState {
+    count: i64,
+    isum: i128,
+    fsum: f64,
+    any_float: bool,
+    best: Option<Value>,
+    seen: Option<BTreeSet<Value>>,
+}
+
+#[derive(Debug)]
+pub struct SortRun {
+    input: State,
+    /// Rows not yet in a run, with their sort keys.
+    filling: Vec<(Row, Row)>,
+    /// Sorted runs; while merging, each run's next row is at `heads[i]`.
+    runs: Vec<Vec<(Row, Row)>>,
+    heads: Vec<usize>,
+    /// Merging: a binary heap of run indexes, least head first.
+    heap: Option<Vec<usize>>,
+    rows: usize,
+}
+
+impl<D: BlockDevice> Env for Exec<'_, D> {
+    fn regex_match(&mut self, s: &str, pattern: &str, icase: bool) -> Result<bool, DbError> {
+        if !matches!(&self.regex, Some((p, i, _)) if p == pattern && *i == icase) {
+            self.regex = Some((String::from(pattern), icase, super::expr::compile_regex(pattern, icase)?));
+        }
+        Ok(self.regex.as_ref().is_some_and(|(_, _, re)| re.is_match(s)))
+    }
+
+    fn subquery(&mut self, sp: &SubPlan, row: &[Value]) -> Result<Rc<Vec<Row>>, DbError> {
+        if !sp.correlated {
+            if let Some(r) = self.cache.get(&sp.id) {
+                return Ok(r.clone());
+            }
+        }
+        if self.outer.len() >= MAX_DEPTH * 4 {
+            return Err(err!(STATEMENT_TOO_COMPLEX, "subqueries nested too deeply"));
+        }
+        self.outer.push(row.to_vec());
+        let r = self.run(&sp.plan);
+        self.outer.pop();
+        let r = Rc::new(r?);
+        if !sp.correlated {
+            self.cache.insert(sp.id, r.clone());
+        }
+        Ok(r)
+    }
+
+    fn outer(&self, depth: usize, idx: usize) -> Value {
+        self.outer.len().checked_sub(depth + 1).and_then(|i| self.outer.get(i)).and_then(|r| r.get(idx)).cloned().unwrap_or(Value::Null)
+    }
+
+    fn now(&self) -> i64 {
+        self.now
+    }
+
+    fn random(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn mismatch() -> DbError {
+    err!(INTERNAL_ERROR, "executor state does not match its plan node")
+}
+
+impl<'a, D: BlockDevice> Exec<'a, D> {
+    pub fn new(store: &'a mut Store<D>, at: ReadAt<'a>, now: i64, seed: u64, max_rows: usize) -> Self {
+        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None, mem: None, ticks: 0, budget: u64::MAX }
+    }
+
+    pub fn check_size(&mut self, n: usize) -> Result<(), DbError> {
+        if n > self.max_rows {
+            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "a query step produced more than {} rows, the limit for one query", self.max_rows));
+        }
+        self.check_mem()
+    }
+
+    /// Looks at the memory gauge every [`MEM_CHECK_EVERY`] calls (one per row made).
+    fn check_mem(&mut self) -> Result<(), DbError> {
+        self.ticks = self.ticks.wrapping_add(1);
+        match self.mem {
+            Some(m) if self.ticks % MEM_CHECK_EVERY == 0 => m.check(),
+            _ => Ok(()),
+        }
+    }
+
+    fn spend(&mut self, n: u64) {
+        self.budget = self.budget.saturating_sub(n);
+    }
+
+    /// Runs a plan to the end, with no budget (subqueries, and the reads of writing
+    /// statements), and returns its rows.
+    pub fn run(&mut self, node: &Node) -> Result<Vec<Row>, DbError> {
+        let saved = core::mem::replace(&mut self.budget, u64::MAX);
+        let mut st = State::Fresh;
+        let mut out = Vec::new();
+        let r = loop {
+            match self.pull(node, &mut st) {
+                Ok(Poll::Row(r)) => {
+                    out.push(r);
+                    if let Err(e) = self.check_size(out.len()) {
+                        break Err(e);
+                    }
+                }
+                Ok(Poll::Done) => break Ok(out),
+                Ok(Poll::Yield) => break Err(err!(INTERNAL_ERROR, "a query without a budget yielded")),
+                Err(e) => break Err(e),
+            }
+        };
+        self.budget = saved;
+        r
+    }
+
+    /// Pulls every row of `node` into `into`; false if the budget ran out first.
+    fn fill(&mut self, node: &Node, st: &mut State, into: &mut Vec<Row>) -> Result<bool, DbError> {
+        loop {
+            match self.pull(node, st)? {
+                Poll::Row(r) => {
+                    into.push(r);
+                    self.check_size(into.len())?;
+                }
+                Poll::Done => return Ok(true),
+                Poll::Yield => return Ok(false),
+            }
+        }
+    }
+
+    /// The next row of `node`, whose place is `st`.
+    pub fn pull(&mut self, node: &Node, st: &mut State) -> Result<Poll, DbError> {
+        if let State::Fresh = st {
+            *st = self.start(node)?;
+        }
+        if let State::Done = st {
+            return Ok(Poll::Done);
+        }
+        if let State::Drain(rows) = st {
+            return Ok(match rows.next() {
+                Some(r) => Poll::Row(r),
+                None => {
+                    *st = State::Done;
+                    Poll::Done
+                }
+            });
+        }
+        match node {
+            Node::One => {
+                *st = State::Done;
+                Ok(Poll::Row(Vec::new()))
+            }
+            Node::Values(rows) => {
+                let State::Values(i) = st else { return Err(mismatch()) };
+                let Some(r) = rows.get(*i) else {
+                    *st = State::Done;
+                    return Ok(Poll::Done);
+                };
+                *i += 1;
+                let mut row = Vec::with_capacity(r.len());
+                for e in r {
+                    row.push(e.eval(&[], self)?);
+                }
+                Ok(Poll::Row(row))
+            }
+            Node::GenerateSeries(..) => {
+                let State::Series { next, hi, step } = st else { return Err(mismatch()) };
+                let i = match *next {
+                    Some(i) if (*step > 0 && i <= *hi) || (*step < 0 && i >= *hi) => i,
+                    _ => {
+                        *st = State::Done;
+                        return Ok(Poll::Done);
+                    }
+                };
+                if self.budget == 0 {
+                    return Ok(Poll::Yield);
+                }
+                self.spend(1);
+                *next = i.checked_add(*step);
+                Ok(Poll::Row(alloc::vec![Value::Int(i)]))
+            }
+            Node::Scan { filter, rowid, .. } => {
+                let State::Scan(s) = st else { return Err(mismatch()) };
+                self.pull_scan(s, filter.as_ref(), *rowid)
+            }
+            Node::Filter(input, pred) => {
+                let State::Pass(inner) = st else { return Err(mismatch()) };
+                loop {
+                    match self.pull(input, inner)? {
+                        Poll::Row(r) => {
+                            if pred.is_true(&r, self)? {
+                                return Ok(Poll::Row(r));
+                            }
+                        }
+                        other => return Ok(other),
+                    }
+                }
+            }
+            Node::Project(input, exprs) => {
+                let State::Pass(inner) = st else { return Err(mismatch()) };
+                match self.pull(input, inner)? {
+                    Poll::Row(r) => {
+                        let mut o = Vec::with_capacity(exprs.len());
+                        for e in exprs {
+                            o.push(e.eval(&r, self)?);
+                        }
+                        self.check_mem()?;
+                        Ok(Poll::Row(o))
+                    }
+                    other => Ok(other),
+                }
+            }
+            Node::Truncate(input, n) => {
+                let State::Pass(inner) = st else { return Err(mismatch()) };
+                match self.pull(input, inner)? {
+                    Poll::Row(mut r) => {
+                        r.truncate(*n);
+                        Ok(Poll::Row(r))
+                    }
+                    other => Ok(other),
+                }
+            }
+            Node::Join { left, right, kind, on, right_width, hash } => {
+                let State::Join(j) = st else { return Err(mismatch()) };
+                self.pull_join(j, left, right, *kind, on.as_ref(), *right_width, hash.as_ref())
+            }
+            Node::Aggregate { input, group, aggs } => {
+                let State::Aggregate(a) = st else { return Err(mismatch()) };
+                loop {
+                    match self.pull(input, &mut a.input)? {
+                        Poll::Row(r) => self.accumulate(&mut a.groups, &r, group, aggs)?,
+                        Poll::Yield => return Ok(Poll::Yield),
+                        Poll::Done => break,
+                    }
+                }
+                let rows = finish_groups(core::mem::take(&mut a.groups), group.is_empty(), aggs)?;
+                *st = State::Drain(rows.into_iter());
+                self.pull(node, st)
+            }
+            Node::Sort(input, keys) => {
+                let State::Sort(s) = st else { return Err(mismatch()) };
+                self.pull_sort(s, input, keys)
+            }
+            Node::Distinct(input) => {
+                let State::Distinct(inner, seen) = st else { return Err(mismatch()) };
+                loop {
+                    match self.pull(input, inner)? {
+                        Poll::Row(r) => {
+                            self.check_mem()?;
+                            if !seen.contains(&r) {
+                                seen.insert(r.clone());
+                                return Ok(Poll::Row(r));
+                            }
+                        }
+                        other => return Ok(other),
+                    }
+                }
+            }
+            Node::Limit(input, ..) => {
+                let State::Limit(inner, skip, left) = st else { return Err(mismatch()) };
+                loop {
+                    if *left == 0 {
+                        *st = State::Done;
+                        return Ok(Poll::Done);
+                    }
+                    match self.pull(input, inner)? {
+                        Poll::Row(r) => {
+                            if *skip > 0 {
+                                *skip -= 1;
+                                continue;
+                            }
+                            *left -= 1;
+                            return Ok(Poll::Row(r));
+                        }
+                        other => return Ok(other),
+                    }
+                }
+            }
+            Node::SetOp(kind, all, l, r) => {
+                let State::SetOp(ls, rs, a, b) = st else { return Err(mismatch()) };
+                if !self.fill(l, ls, a)? || !self.fill(r, rs, b)? {
+                    return Ok(Poll::Yield);
+                }
+                let rows = set_op(*kind, *all, core::mem::take(a), core::mem::take(b));
+                *st = State::Drain(rows.into_iter());
+                self.pull(node, st)
+            }
+        }
+    }
+
+    /// The state a node starts in; evaluates what the node needs once (bounds, limits).
+    fn start(&mut self, node: &Node) -> Result<State, DbError> {
+        Ok(match node {
+            Node::One => State::One,
+            Node::Values(_) => State::Values(0),
+            Node::GenerateSeries(lo, hi, step) => {
+                let lo = lo.eval(&[], self)?;
+                let hi = hi.eval(&[], self)?;
+                let step = match step {
+                    Some(s) => s.eval(&[], self)?,
+                    None => Value::Int(1),
+                };
+                let (Value::Int(lo), Value::Int(hi), Value::Int(step)) = (lo, hi, step) else { return Ok(State::Done) };
+                if step == 0 {
+                    return Err(err!(INVALID_PARAMETER_VALUE, "step size cannot equal zero"));
+                }
+                State::Series { next: Some(lo), hi, step }
+            }
+            Node::Scan { tree, access, .. } => State::Scan(Box::new(self.start_scan(*tree, access)?)),
+            Node::Filter(..) | Node::Project(..) | Node::Truncate(..) => State::Pass(Box::default()),
+            Node::Join { .. } => State::Join(Box::new(JoinRun {
+                right: State::Fresh,
+                right_rows: Vec::new(),
+                right_done: false,
+                table: BTreeMap::new(),
+                left: State::Fresh,
+                cur: None,
+            })),
+            Node::Aggregate { .. } => State::Aggregate(Box::new(AggRun { input: State::Fresh, groups: BTreeMap::new() })),
+            Node::Sort(..) => State::Sort(Box::new(SortRun { input: State::Fresh, filling: Vec::new(), runs: Vec::new(), heads: Vec::new(), heap: None, rows: 0 })),
+            Node::Distinct(_) => State::Distinct(Box::default(), BTreeSet::new()),
+            Node::Limit(_, limit, offset) => {
+                let l = match limit {
+                    Some(e) => match e.eval(&[], self)? {
+                        Value::Int(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                        Value::Null => usize::MAX,
+                        _ => return Err(err!(INVALID_ROW_COUNT, "LIMIT must not be negative")),
+                    },
+                    None => usize::MAX,
+                };
+                let o = match offset {
+                    Some(e) => match e.eval(&[], self)? {
+                        Value::Int(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                        Value::Null => 0,
+                        _ => return Err(err!(INVALID_ROW_COUNT, "OFFSET must not be negative")),
+                    },
+                    None => 0,
+                };
+                State::Limit(Box::default(), o, l)
+            }
+            Node::SetOp(..) => State::SetOp(Box::default(), Box::default(), Vec::new(), Vec::new()),
+        })
+    }
+
+    /// Works out which tree and key range a scan reads.
+    fn start_scan(&mut self, tree: u32, access: &Access) -> Result<ScanRun, DbError> {
+        let full = ScanRun { tree, table: None, lo: Bound::Unbounded, hi: Bound::Unbounded, buf: VecDeque::new(), end: false };
+        let Access::Index { tree: itree, col_types, eq, lo, hi, row_key, .. } = access else { return Ok(full) };
+        // A bound that cannot be compared bytewise with the stored keys (see `probe`) makes
+        // the scan read the whole table; its filter still checks every row.
+        let mut prefix = Vec::new();
+        for (i, e) in eq.iter().enumerate() {
+            let v = e.eval(&[], self)?;
+            match col_types.get(i).and_then(|t| probe(v, *t)) {
+                Some(v) => encode_key(&v, &mut prefix),
+                None => return Ok(full),
+            }
+        }
+        let mut lo_key = None;
+        let mut hi_key = None;
+        if let Some(rt) = col_types.get(eq.len()).copied() {
+            if let Some((e, incl)) = lo {
+                let Some(v) = probe(e.eval(&[], self)?, rt) else { return Ok(full) };
+                let mut k = prefix.clone();
+                encode_key(&v, &mut k);
+                if !incl {
+                    k.extend_from_slice(&[0xFF; 10]);
+                }
+                lo_key = Some(k);
+            }
+            if let Some((e, incl)) = hi {
+                let Some(v) = probe(e.eval(&[], self)?, rt) else { return Ok(full) };
+                let mut k = prefix.clone();
+                encode_key(&v, &mut k);
+                hi_key = Some((k, *incl));
+            }
+        }
+        let start = lo_key.unwrap_or_else(|| prefix.clone());
+        let hi_bound = match hi_key {
+            Some((mut k, true)) => {
+                k.extend_from_slice(&[0xFF; 10]);
+                Bound::Included(k)
+            }
+            Some((k, false)) => Bound::Excluded(k),
+            // Everything with the prefix: the prefix followed by 0xFF bytes bounds it.
+            None if prefix.is_empty() => Bound::Unbounded,
+            None => {
+                let mut k = prefix;
+                k.extend_from_slice(&[0xFF; 10]);
+                Bound::Included(k)
+            }
+        };
+        if *row_key {
+            // The index is the table's row key: its keys are the values without their one-byte
+            // type tag, and its entries are the rows.
+            let strip = |k: Vec<u8>| k.get(1..).map(<[u8]>::to_vec).unwrap_or_default();
+            let hi = match hi_bound {
+                Bound::Included(k) => Bound::Included(strip(k)),
+                Bound::Excluded(k) => Bound::Excluded(strip(k)),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            return Ok(ScanRun { tree, table: None, lo: Bound::Included(strip(start)), hi, buf: VecDeque::new(), end: false });
+        }
+        Ok(ScanRun { tree: *itree, table: Some(tree), lo: Bound::Included(start), hi: hi_bound, buf: VecDeque::new(), end: false })
+    }
+
+    /// Reads the next chunk of a scan's tree into its buffer.
+    fn refill(&mut self, s: &mut ScanRun) -> Result<(), DbError> {
+        let buf = &mut s.buf;
+        self.store.scan(self.at, s.tree, as_ref(&s.lo), as_ref(&s.hi), &mut |k, v| {
+            buf.push_back((k.to_vec(), v));
+            Ok(buf.len() < SCAN_CHUNK)
+        })?;
+        self.spend(s.buf.len().max(1) as u64);
+        match s.buf.back() {
+            Some((k, _)) if s.buf.len() >= SCAN_CHUNK => s.lo = Bound::Excluded(k.clone()),
+            _ => s.end = true,
+        }
+        Ok(())
+    }
+
+    fn pull_scan(&mut self, s: &mut ScanRun, filter: Option<&Expr>, rowid: bool) -> Result<Poll, DbError> {
+        loop {
+            let Some((k, v)) = s.buf.pop_front() else {
+                if s.end {
+                    return Ok(Poll::Done);
+                }
+                if self.budget == 0 {
+                    return Ok(Poll::Yield);
+                }
+                self.refill(s)?;
+                continue;
+            };
+            let (k, v) = match s.table {
+                None => (k, v),
+                Some(table) => {
+                    let Some(id) = k.len().checked_sub(8).and_then(|at| k.get(at..)) else { continue };
+                    match self.store.get(self.at, table, id)? {
+                        Some(v) => (id.to_vec(), v),
+                        None => continue,
+                    }
+                }
+            };
+            self.check_mem()?;
+            let mut row = decode_row(&v)?;
+            if let Some(f) = filter {
+                if !f.is_true(&row, self)? {
+                    continue;
+                }
+            }
+            if rowid {
+                let id = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| err!(DATA_CORRUPTED, "malformed row id"))?);
+                row.push(Value::Int(id as i64));
+            }
+            return Ok(Poll::Row(row));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pull_join(&mut self, j: &mut JoinRun, left: &Node, right: &Node, kind: JoinKind, on: Option<&Expr>, rw: usize, hash: Option<&(Vec<Expr>, Vec<Expr>)>) -> Result<Poll, DbError> {
+        // The inner (right) input first, all of it; a hash join files each row as it comes.
+        while !j.right_done {
+            match self.pull(right, &mut j.right)? {
+                Poll::Row(r) => {
+                    if let Some((_, rk)) = hash {
+                        let mut key = Vec::with_capacity(rk.len());
+                        for e in rk {
+                            key.push(e.eval(&r, self)?);
+                        }
+                        if !key.iter().any(Value::is_null) {
+                            j.table.entry(key).or_default().push(j.right_rows.len());
+                        }
+                    }
+                    j.right_rows.push(r);
+                    self.check_size(j.right_rows.len())?;
+                }
+                Poll::Yield => return Ok(Poll::Yield),
+                Poll::Done => j.right_done = true,
+            }
+        }
+        loop {
+            let cur = match &mut j.cur {
+                Some(c) => c,
+                None => {
+                    let row = match self.pull(left, &mut j.left)? {
+                        Poll::Row(r) => r,
+                        other => return Ok(other),
+                    };
+                    let cands = match hash {
+                        Some((lk, _)) => {
+                            let mut key = Vec::with_capacity(lk.len());
+                            for e in lk {
+                                key.push(e.eval(&row, self)?);
+                            }
+                            Some(if key.iter().any(Value::is_null) { Vec::new() } else { j.table.get(&key).cloned().unwrap_or_default() })
+                        }
+                        None => None,
+                    };
+                    j.cur.insert(LeftRow { row, cands, pos: 0, matched: false })
+                }
+            };
+            let n = cur.cands.as_ref().map_or(j.right_rows.len(), Vec::len);
+            while cur.pos < n {
+                if self.budget == 0 {
+                    return Ok(Poll::Yield);
+                }
+                self.spend(1);
+                let i = match &cur.cands {
+                    Some(c) => c[cur.pos],
+                    None => cur.pos,
+                };
+                cur.pos += 1;
+                let Some(r) = j.right_rows.get(i) else { continue };
+                let mut row = cur.row.clone();
+                row.extend(r.iter().cloned());
+                if let Some(c) = on {
+                    if !c.is_true(&row, self)? {
+                        continue;
+                    }
+                }
+                cur.matched = true;
+                return Ok(Poll::Row(row));
+            }
+            let done = j.cur.take();
+            if let Some(LeftRow { mut row, matched: false, .. }) = done {
+                if kind == JoinKind::Left {
+                    row.extend(core::iter::repeat_n(Value::Null, rw));
+                    return Ok(Poll::Row(row));
+                }
+            }
+        }
+    }
+
+    fn accumulate(&mut self, groups: &mut BTreeMap<Vec<Value>, Vec<AggState>>, r: &[Value], group: &[Expr], aggs: &[Agg]) -> Result<(), DbError> {
+        let mut key = Vec::with_capacity(group.len());
+        for g in group {
+            key.push(g.eval(r, self)?);
+        }
+        let mut vals = Vec::with_capacity(aggs.len());
+        for a in aggs {
+            vals.push(match &a.arg {
+                Some(e) => e.eval(r, self)?,
+                None => Value::Null,
+            });
+        }
+        self.check_mem()?;
+        let states = groups.entry(key).or_insert_with(|| fresh_states(aggs));
+        for ((a, s), v) in aggs.iter().zip(states.iter_mut()).zip(vals) {
+            if a.func == AggFunc::CountStar {
+                s.count += 1;
+                continue;
+            }
+            if v.is_null() {
+                continue;
+            }
+            if let Some(seen) = &mut s.seen {
+                if !seen.insert(v.clone()) {
+                    continue;
+                }
+            }
+            s.count += 1;
+            match a.func {
+                AggFunc::Sum | AggFunc::Avg => match v {
+                    Value::Int(i) => {
+                        s.isum += i as i128;
+                        s.fsum += i as f64;
+                    }
+                    Value::Float(f) => {
+                        s.any_float = true;
+                        s.fsum += f;
+                    }
+                    _ => {}
+                },
+                AggFunc::Min => {
+                    if s.best.as_ref().is_none_or(|b| v < *b) {
+                        s.best = Some(v);
+                    }
+                }
+                AggFunc::Max => {
+                    if s.best.as_ref().is_none_or(|b| v > *b) {
+                        s.best = Some(v);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn pull_sort(&mut self, s: &mut SortRun, input: &Node, keys: &[SortKey]) -> Result<Poll, DbError> {
+        if s.heap.is_none() {
+            loop {
+                match self.pull(input, &mut s.input)? {
+                    Poll::Row(r) => {
+                        let mut k = Vec::with_capacity(keys.len());
+                        for key in keys {
+                            k.push(key.expr.eval(&r, self)?);
+                        }
+                        s.filling.push((k, r));
+                        s.rows += 1;
+                        self.check_size(s.rows)?;
+                        if s.filling.len() >= SORT_RUN {
+                            let mut run = core::mem::take(&mut s.filling);
+                            run.sort_by(|a, b| compare_keys(keys, &a.0, &b.0));
+                            s.runs.push(run);
+                        }
+                    }
+                    Poll::Yield => return Ok(Poll::Yield),
+                    Poll::Done => break,
+                }
+            }
+            if !s.filling.is_empty() {
+                let mut run = core::mem::take(&mut s.filling);
+                run.sort_by(|a, b| compare_keys(keys, &a.0, &b.0));
+                s.runs.push(run);
+            }
+            s.heads = alloc::vec![0; s.runs.len()];
+            let mut heap: Vec<usize> = Vec::with_capacity(s.runs.len());
+            for i in 0..s.runs.len() {
+                heap.push(i);
+                sift_up(&mut heap, i, &|a, b| head_less(s, keys, a, b));
+            }
+            s.heap = Some(heap);
+        }
+        // Merging: the least head goes out; equal keys come out in input order (earlier runs
+        // first), so the sort is stable as the single-run sort is.
+        let Some(mut heap) = s.heap.take() else { return Err(mismatch()) };
+        let Some(&top) = heap.first() else {
+            s.heap = Some(heap);
+            return Ok(Poll::Done);
+        };
+        let pos = s.heads[top];
+        let row = match s.runs.get_mut(top).and_then(|run| run.get_mut(pos)) {
+            Some(entry) => core::mem::take(&mut entry.1),
+            None => return Err(mismatch()),
+        };
+        s.heads[top] += 1;
+        if s.heads[top] >= s.runs[top].len() {
+            s.runs[top] = Vec::new();
+            let last = heap.len() - 1;
+            heap.swap(0, last);
+            heap.pop();
+        }
+        if !heap.is_empty() {
+            sift_down(&mut heap, 0, &|a, b| head_less(s, keys, a, b));
+        }
+        s.heap = Some(heap);
+        Ok(Poll::Row(row))
+    }
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k),
+        Bound::Excluded(k) => Bound::Excluded(k),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// ORDER BY's order of two key tuples: per key ascending or descending, NULLs first or last.
+pub fn compare_keys(keys: &[SortKey], a: &[Value], b: &[Value]) -> Ordering {
+    for (i, key) in keys.iter().enumerate() {
+        let (Some(x), Some(y)) = (a.get(i), b.get(i)) else { return Ordering::Equal };
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => if key.nulls_first { Ordering::Less } else { Ordering::Greater },
+            (false, true) => if key.nulls_first { Ordering::Greater } else { Ordering::Less },
+            _ => if key.desc { y.cmp(x) } else { x.cmp(y) },
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+/// Whether run `a`'s next row sorts before run `b`'s (ties: the earlier run).
+fn head_less(s: &SortRun, keys: &[SortKey], a: usize, b: usize) -> bool {
+    let key = |i: usize| s.runs.get(i).and_then(|run| run.get(s.heads[i])).map(|e| &e.0[..]).unwrap_or(&[]);
+    match compare_keys(keys, key(a), key(b)) {
+        Ordering::Less => true,
+        Ordering::Greater => false,
+        Ordering::Equal => a < b,
+    }
+}
+
+fn sift_up(heap: &mut [usize], mut i: usize, less: &dyn Fn(usize, usize) -> bool) {
+    while i > 0 {
+        let parent = (i - 1) / 2;
+        if !less(heap[i], heap[parent]) {
+            break;
+        }
+        heap.swap(i, parent);
+        i = parent;
+    }
+}
+
+fn sift_down(heap: &mut [usize], mut i: usize, less: &dyn Fn(usize, usize) -> bool) {
+    loop {
+        let (l, r) = (2 * i + 1, 2 * i + 2);
+        let mut least = i;
+        if l < heap.len() && less(heap[l], heap[least]) {
+            least = l;
+        }
+        if r < heap.len() && less(heap[r], heap[least]) {
+            least = r;
+        }
+        if least == i {
+            break;
+        }
+        heap.swap(i, least);
+        i = least;
+    }
+}
+
+fn fresh_states(aggs: &[Agg]) -> Vec<AggState> {
+    aggs.iter()
+        .map(|a| AggState { count: 0, isum: 0, fsum: 0.0, any_float: false, best: None, seen: if a.distinct { Some(BTreeSet::new()) } else { None } })
+        .collect()
+}
+
+/// One row per group: the group key, then each aggregate's value.
+fn finish_groups(mut groups: BTreeMap<Vec<Value>, Vec<AggState>>, no_keys: bool, aggs: &[Agg]) -> Result<Vec<Row>, DbError> {
+    if groups.is_empty() && no_keys {
+        groups.insert(Vec::new(), fresh_states(aggs));
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (mut key, states) in groups {
+        for (a, s) in aggs.iter().zip(states) {
+            key.push(match a.func {
+                AggFunc::CountStar | AggFunc::Count => Value::Int(s.count),
+                _ if s.count == 0 => Value::Null,
+                AggFunc::Sum if !s.any_float && a.ty.is_int() => Value::Int(i64::try_from(s.isum).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "bigint out of range"))?),
+                AggFunc::Sum if !s.any_float => Value::Float(s.isum as f64),
+                AggFunc::Sum => Value::Float(s.fsum),
+                AggFunc::Avg if !s.any_float => Value::Float(s.isum as f64 / s.count as f64),
+                AggFunc::Avg => Value::Float(s.fsum / s.count as f64),
+                AggFunc::Min | AggFunc::Max => s.best.unwrap_or(Value::Null),
+            });
+        }
+        out.push(key);
+    }
+    Ok(out)
+}
+
+/// A probe value in the index column's type, or None when it cannot be compared bytewise
+/// with the stored keys (then the scan reads the whole table).
+fn probe(v: Value, ty: SqlType) -> Option<Value> {
+    match (&v, ty) {
+        (Value::Int(_), t) if t.is_int() => Some(v),
+        (Value::Float(_), t) if t.is_float() => Some(v),
+        (Value::Int(i), t) if t.is_float() => Some(Value::Float(*i as f64)),
+        (Value::Text(_), SqlType::Text | SqlType::Varchar(_)) => Some(v),
+        (Value::Bool(_), SqlType::Bool) => Some(v),
+        (Value::Timestamp(_), SqlType::Timestamp) => Some(v),
+        _ => None,
+    }
+}
+fn set_op(kind: SetKind, all: bool, a: Vec<Row>, b: Vec<Row>) -> Vec<Row> {
+    match (kind, all) {
+        (SetKind::Union, true) => {
+            let mut a = a;
+            a.extend(b);
+            a
+        }
+        (SetKind::Union, false) => {
+            let mut seen = BTreeSet::new();
+            a.into_iter().chain(b).filter(|r| seen.insert(r.clone())).collect()
+        }
+        (SetKind::Intersect, _) | (SetKind::Except, _) => {
+            let mut counts: BTreeMap<Row, usize> = BTreeMap::new();
+            for r in b {
+                *counts.entry(r).or_insert(0) += 1;
+            }
+            let mut seen = BTreeSet::new();
+            let mut out = Vec::new();
+            for r in a {
+                let c = counts.get_mut(&r);
+                let in_b = c.as_ref().is_some_and(|c| **c > 0);
+                let keep = if kind == SetKind::Intersect { in_b } else { !in_b };
+                if all {
+                    if let Some(c) = c {
+                        if *c > 0 {
+                            *c -= 1;
+                        }
+                    }
+                    if keep || (kind == SetKind::Except && !in_b) {
+                        out.push(r);
+                    }
+                } else if keep && seen.insert(r.clone()) {
+                    out.push(r);
+                }
+            }
+            out
+        }
+    }
+}
