@@ -357,3 +357,13 @@ fn a_long_batch_takes_turns_with_other_clients() {
     assert!(seen > 0 && seen < 5000, "b saw {seen} rows: it was answered in the middle of a's batch");
     assert_eq!(b.rows("SELECT count(*) FROM turns"), vec![vec![Some("5000".to_string())]]);
 }
+
+/// A long query runs a budget of rows per step: another client is answered meanwhile, and a
+/// CancelRequest stops it.
+#[test]
+fn a_long_query_takes_turns_and_can_be_cancelled() {
+    let dir = temp_dir("hosted-long");
+    let s = hosted(&dir.join("disk.img"), &[]);
+    let (took, slowest, answered, cancelled) = long_query_takes_turns(s.port, 3000);
+    println!("FIGURE hosted long query {took:?}; {answered} short queries meanwhile, slowest {slowest:?}; cancel answered in {cancelled:?}");
+}

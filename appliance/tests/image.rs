@@ -65,6 +65,15 @@ fn two_hundred_fifty_six_clients_at_once() {
 
 #[test]
 #[ignore = "boots the image in QEMU: run by cargo xtask test"]
+fn a_long_query_takes_turns_and_can_be_cancelled_in_the_image() {
+    let dir = temp_dir("image-long");
+    let s = boot(&new_disk(&dir, 16), "");
+    let (took, slowest, answered, cancelled) = long_query_takes_turns(s.port, 1000);
+    println!("FIGURE image long query {took:?}; {answered} short queries meanwhile, slowest {slowest:?}; cancel answered in {cancelled:?}");
+}
+
+#[test]
+#[ignore = "boots the image in QEMU: run by cargo xtask test"]
 fn iso_boots_through_grub_from_a_cdrom() {
     let iso = std::env::var("KERNDB_ISO").expect("KERNDB_ISO names the ISO: run these tests with `cargo xtask test`");
     let dir = temp_dir("image-iso");

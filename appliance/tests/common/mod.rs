@@ -719,3 +719,59 @@ pub fn many_clients(port: u16, n: usize, rounds: usize) -> Duration {
     assert!(open > n, "{open} connections open at once, expected more than {n}");
     slowest
 }
+
+/// Sends a CancelRequest for the session with this key (pid, secret), as psql does on ^C.
+pub fn cancel(port: u16, key: (u32, u32)) {
+    let mut c = Raw::connect(port);
+    let mut pkt = 16u32.to_be_bytes().to_vec();
+    pkt.extend_from_slice(&80_877_102u32.to_be_bytes());
+    pkt.extend_from_slice(&key.0.to_be_bytes());
+    pkt.extend_from_slice(&key.1.to_be_bytes());
+    c.send(&pkt);
+    assert!(c.closed_by_server(), "the cancel connection is closed without an answer");
+}
+
+/// One client runs a long query (an `n` x `n` nested-loop join) while another runs short ones:
+/// the short ones are answered while the long one runs, because a query runs a budget of rows
+/// per serving-loop step. Then a CancelRequest stops the long query with 57014, long before
+/// it would have ended, and its session goes on. Returns (the long query's time, the slowest
+/// short query's time, short queries answered during it, the time to the cancel's answer).
+pub fn long_query_takes_turns(port: u16, n: u32) -> (Duration, Duration, usize, Duration) {
+    let mut long = Raw::login(port);
+    let mut short = Raw::login(port);
+    long.s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    let sql = format!("SELECT count(*) FROM generate_series(1, {n}) AS a(i), generate_series(1, {n}) AS b(j) WHERE a.i + b.j = {n} + 1");
+    let started = Instant::now();
+    let mut q = sql.clone().into_bytes();
+    q.push(0);
+    long.send_msg(b'Q', &q);
+    let t = std::thread::spawn(move || {
+        let msgs = long.until_ready();
+        (msgs, started.elapsed(), long)
+    });
+    let mut answered = 0;
+    let mut slowest = Duration::ZERO;
+    while !t.is_finished() {
+        let t0 = Instant::now();
+        assert_eq!(short.rows(&format!("SELECT {answered} + 1")), vec![vec![Some((answered + 1).to_string())]]);
+        slowest = slowest.max(t0.elapsed());
+        if !t.is_finished() {
+            answered += 1;
+        }
+    }
+    let (msgs, took, mut long) = t.join().unwrap();
+    let count = msgs.iter().find(|m| m.ty == b'D').map(|m| data_row(&m.body));
+    assert_eq!(count, Some(vec![Some(n.to_string())]), "{msgs:?}");
+    assert!(answered >= 5, "only {answered} short queries were answered during a {took:?} query (slowest {slowest:?})");
+    // Cancel the same query a little after it starts.
+    long.send_msg(b'Q', &q);
+    let t0 = Instant::now();
+    std::thread::sleep(took / 10);
+    cancel(port, long.key.expect("BackendKeyData"));
+    let msgs = long.until_ready();
+    let cancelled = t0.elapsed();
+    assert_eq!(msgs.iter().find(|m| m.ty == b'E').and_then(|m| m.sqlstate()).as_deref(), Some("57014"), "{msgs:?}");
+    assert!(cancelled < took / 2, "the cancel took {cancelled:?}; the whole query takes {took:?}");
+    assert_eq!(long.rows("SELECT 2"), vec![vec![Some("2".to_string())]]);
+    (took, slowest, answered, cancelled)
+}

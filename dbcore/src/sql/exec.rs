@@ -568,14 +568,15 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
 
     /// Reads the next chunk of a scan's tree into its buffer.
     fn refill(&mut self, s: &mut ScanRun) -> Result<(), DbError> {
+        let chunk = usize::try_from(self.budget).unwrap_or(usize::MAX).clamp(1, SCAN_CHUNK);
         let buf = &mut s.buf;
         self.store.scan(self.at, s.tree, as_ref(&s.lo), as_ref(&s.hi), &mut |k, v| {
             buf.push_back((k.to_vec(), v));
-            Ok(buf.len() < SCAN_CHUNK)
+            Ok(buf.len() < chunk)
         })?;
         self.spend(s.buf.len().max(1) as u64);
         match s.buf.back() {
-            Some((k, _)) if s.buf.len() >= SCAN_CHUNK => s.lo = Bound::Excluded(k.clone()),
+            Some((k, _)) if s.buf.len() >= chunk => s.lo = Bound::Excluded(k.clone()),
             _ => s.end = true,
         }
         Ok(())

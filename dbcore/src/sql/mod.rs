@@ -566,7 +566,7 @@ impl<D: BlockDevice> Database<D> {
             }
             match ex.pull(node, state) {
                 Ok(exec::Poll::Row(r)) => {
-                    ex.budget -= 1;
+                    ex.budget = ex.budget.saturating_sub(1);
                     rows.push(r);
                     if let Err(e) = ex.check_size(rows.len()) {
                         break Err(e);

@@ -130,9 +130,12 @@ fn several_statements_stop_at_the_first_error() {
 
 fn run(d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str) -> Result<QueryResult, DbError> {
     let mut b = d.batch(sql)?;
-    match d.step(s, &mut b) {
-        Step::Result(r) => r,
-        other => panic!("{sql}: {other:?}"),
+    loop {
+        match d.step(s, &mut b) {
+            Step::Result(r) => return r,
+            Step::Running => {}
+            other => panic!("{sql}: {other:?}"),
+        }
     }
 }
 
@@ -432,4 +435,125 @@ fn correlated_subquery_reads_the_grouped_row_of_its_outer_query() {
     assert_eq!(code(&mut d, "select a, (select count(*) from t2 where x = t1.b) from t1 group by a"), "42803");
     // Inside an aggregate's argument the subquery sees the input row.
     assert_eq!(flat(&mut d, "select sum((select count(*) from t2 where x = t1.a)) from t1"), "5");
+}
+
+fn with_limits(dev: MemDisk, limits: Limits) -> Database<MemDisk> {
+    Database::open(dev, limits).unwrap()
+}
+
+/// Runs a batch's first statement step by step; its result and the steps it took.
+fn stepped(d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str) -> (Result<QueryResult, DbError>, usize) {
+    let mut b = d.batch(sql).unwrap();
+    for n in 1.. {
+        match d.step(s, &mut b) {
+            Step::Result(r) => return (r, n),
+            Step::Running => {}
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    unreachable!()
+}
+
+/// 10,000 rows: id, a group of 7 with ties, a text with NULLs.
+fn sample() -> Database<MemDisk> {
+    let mut d = Database::open(MemDisk::new(16 << 20), Limits::default()).unwrap();
+    d.execute("create table t (id int primary key, g int, s text); create index t_g on t (g)");
+    let r = d.execute("insert into t select i, i % 7, case when i % 5 = 0 then null else cast(i % 13 as text) end from generate_series(1, 10000) as x(i)");
+    assert!(r[0].is_ok(), "{r:?}");
+    d.execute("create table u (k int, v text); insert into u select i % 50, cast(i as text) from generate_series(1, 300) as x(i)");
+    d
+}
+
+/// A query runs a budget of rows per step and reads one snapshot throughout: a commit made
+/// by another session between its steps does not change its answer.
+#[test]
+fn a_long_query_runs_in_steps_over_one_snapshot() {
+    let d = sample();
+    let mut d = with_limits(d.into_device(), Limits { step_rows: 100, ..Limits::default() });
+    let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
+    let mut q = d.batch("select count(*), sum(g), count(s) from t").unwrap();
+    assert!(matches!(d.step(&mut a, &mut q), Step::Running));
+    assert_eq!(run(&mut d, &mut b, "delete from t where id <= 4000").unwrap().tag, "DELETE 4000");
+    assert_eq!(run(&mut d, &mut b, "select count(*) from t").unwrap().rows[0][0], Value::Int(6000));
+    let mut steps = 1;
+    let r = loop {
+        steps += 1;
+        match d.step(&mut a, &mut q) {
+            Step::Running => {}
+            Step::Result(r) => break r.unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(r.rows, alloc::vec![alloc::vec![Value::Int(10000), Value::Int((1..=10000).map(|i| i % 7).sum()), Value::Int(8000)]]);
+    assert!(steps >= 100, "10,000 rows at 100 a step took {steps} steps");
+    assert!(matches!(d.step(&mut a, &mut q), Step::Done));
+    // A query stopped between steps (CancelRequest) gives its snapshot back; the session goes on.
+    let mut q = d.batch("select * from t").unwrap();
+    let st = d.step(&mut a, &mut q);
+    assert!(matches!(st, Step::Running), "{st:?}");
+    assert!(d.cancel_running(&mut a));
+    assert!(!d.cancel_running(&mut a));
+    assert_eq!(run(&mut d, &mut a, "select count(*) from t").unwrap().rows[0][0], Value::Int(6000));
+}
+
+/// Whatever the budget, a query gives the same rows in the same order.
+#[test]
+fn every_budget_gives_the_same_answers() {
+    let queries = [
+        "select id, g, s from t order by g desc, s nulls first",
+        "select g, count(*), count(distinct s), min(s), max(id), sum(id) from t group by g order by g",
+        "select t.id, u.v from t join u on t.id = u.k where t.id < 60 order by t.id, u.v",
+        "select t.id, u.v from t, u where t.id < u.k + 2 and t.id < 5 and u.k < 4",
+        "select t.id, u.k from t left join u on u.k = t.id * 3 where t.id between 10 and 30",
+        "select distinct s from t order by s",
+        "select id from t where g = 3 and id > 9000 limit 20 offset 5",
+        "select id from t where id between 2000 and 2100 union select k from u except select id from t where id % 2 = 0",
+        "select id, (select count(*) from u where u.k = t.g) from t where id % 1000 = 0",
+        "select x from generate_series(1, 9000) as s(x) where x % 1111 = 0",
+        "select count(*) from t a, u b where a.id % 100 = b.k",
+    ];
+    let mut answers: Vec<Vec<QueryResult>> = Vec::new();
+    let mut d = sample();
+    for budget in [u64::MAX, 4096, 37, 1] {
+        d = with_limits(d.into_device(), Limits { step_rows: budget, ..Limits::default() });
+        let mut s = SessionState::new(1);
+        answers.push(queries.iter().map(|q| stepped(&mut d, &mut s, q).0.unwrap_or_else(|e| panic!("{q}: {e}"))).collect());
+    }
+    for (i, q) in queries.iter().enumerate() {
+        assert!(!answers[0][i].rows.is_empty(), "{q} gave no rows");
+        for a in &answers[1..] {
+            assert_eq!(a[i], answers[0][i], "{q}");
+        }
+    }
+}
+
+/// ORDER BY over several sort runs merges them into the order a stable sort gives.
+#[test]
+fn sorts_over_many_runs_match_a_stable_sort() {
+    let mut d = sample();
+    let got = rows(&mut d, "select id, g, s from t order by g desc, s nulls first");
+    assert_eq!(got.len(), 10000);
+    let mut want: Vec<(i64, i64, Option<String>)> = (1..=10000).map(|i: i64| (i, i % 7, if i % 5 == 0 { None } else { Some((i % 13).to_string()) })).collect();
+    want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| match (&a.2, &b.2) {
+        (None, None) => core::cmp::Ordering::Equal,
+        (None, _) => core::cmp::Ordering::Less,
+        (_, None) => core::cmp::Ordering::Greater,
+        (Some(x), Some(y)) => x.cmp(y),
+    }));
+    let want: Vec<Vec<Option<String>>> = want.into_iter().map(|(i, g, s)| alloc::vec![Some(i.to_string()), Some(g.to_string()), s]).collect();
+    assert!(got == want, "the merged order differs from a stable sort");
+}
+
+/// Rows that stream through (a count, a LIMIT) are not held, so the result-row limit bounds
+/// only what a query keeps; LIMIT stops its input early.
+#[test]
+fn streaming_rows_do_not_count_against_the_row_limit() {
+    let d = sample();
+    let mut d = with_limits(d.into_device(), Limits { max_result_rows: 1000, ..Limits::default() });
+    assert_eq!(flat(&mut d, "select count(*), sum(id) from t"), "10000,50005000");
+    assert_eq!(flat(&mut d, "select id from t limit 3 offset 2000"), "2001 2002 2003");
+    assert_eq!(code(&mut d, "select id from t"), "54000");
+    assert_eq!(code(&mut d, "select id from t order by s limit 1"), "54000");
+    // Rows past the LIMIT are never computed: PostgreSQL gives no division error here either.
+    assert_eq!(flat(&mut d, "select 100 / (5 - id) from t limit 3"), "25 33 50");
 }
