@@ -124,8 +124,51 @@ pub struct SessionState {
     pub settings: BTreeMap<String, String>,
     /// COPY FROM STDIN under way.
     copy: Option<CopyIn>,
-    /// A query that has run for a while and goes on at the next step.
-    cursor: Option<Box<Cursor>>,
+    /// A statement that has run for a while and goes on at the next step.
+    cursor: Option<Running>,
+}
+
+/// A statement under way across steps.
+#[derive(Debug)]
+enum Running {
+    Query(Box<Cursor>),
+    Write(Box<WriteJob>),
+}
+
+/// Work units one written row costs against a step's budget (a row read costs one).
+const WRITE_COST: u64 = 8;
+
+/// INSERT, UPDATE or DELETE under way: the rows to write are read first (all of them, so a
+/// statement never sees its own writes), then written, a step's budget at a time.
+#[derive(Debug)]
+struct WriteJob {
+    cat: Rc<Catalog>,
+    t: TableDef,
+    kind: WriteKind,
+    /// The plan that reads the rows to write, while it has more.
+    input: Option<(plan::Node, exec::State)>,
+    /// Rows read and not yet written.
+    rows: VecDeque<Row>,
+    /// Rows written, kept for RETURNING.
+    written: Vec<Row>,
+    n: usize,
+    returning: Option<Vec<ast::SelectItem>>,
+    params: Vec<(Value, SqlType)>,
+}
+
+#[derive(Debug)]
+enum WriteKind {
+    /// Input rows hold the target columns' values; defaults are computed once.
+    Insert { targets: Vec<usize>, defaults: Vec<Option<Value>> },
+    /// Input rows are table rows with their row id last.
+    Update { sets: Vec<(usize, Expr)>, idx: Vec<IndexDef> },
+    Delete { idx: Vec<IndexDef> },
+}
+
+impl WriteJob {
+    fn new(cat: &Rc<Catalog>, t: TableDef, kind: WriteKind, returning: Option<Vec<ast::SelectItem>>, params: &[(Value, SqlType)]) -> WriteJob {
+        WriteJob { cat: cat.clone(), t, kind, input: None, rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params: params.to_vec() }
+    }
 }
 
 /// A query under way across steps: its plan, where the executor is, and the rows so far.
@@ -417,8 +460,10 @@ impl<D: BlockDevice> Database<D> {
     /// Runs the next statement of `b` for session `s`. Outside BEGIN ... COMMIT each statement
     /// commits by itself. An error ends the batch (and, inside a block, fails the block).
     pub fn step(&mut self, s: &mut SessionState, b: &mut Batch) -> Step {
-        if let Some(c) = s.cursor.take() {
-            return self.resume(s, b, c);
+        match s.cursor.take() {
+            Some(Running::Query(c)) => return self.resume(s, b, c),
+            Some(Running::Write(job)) => return self.resume_write(s, b, job),
+            None => {}
         }
         let Some(stmt) = b.stmts.pop_front() else { return Step::Done };
         let r = match &stmt {
@@ -456,10 +501,14 @@ impl<D: BlockDevice> Database<D> {
                         return Step::Blocked;
                     }
                     Err(e) => Err(e),
-                    Ok(true) => match self.statement(s, ReadAt::Txn, &stmt, &b.params) {
-                        // COPY FROM commits when its data has arrived (copy_done).
-                        Ok(q) if !s.in_block && s.copy.is_none() => self.end_txn(s, true).map(|_| q),
-                        other => other,
+                    Ok(true) => match self.start_write(&stmt, &b.params) {
+                        Some(Ok(job)) => return self.resume_write(s, b, Box::new(job)),
+                        Some(Err(e)) => Err(e),
+                        None => match self.statement(s, ReadAt::Txn, &stmt, &b.params) {
+                            // COPY FROM commits when its data has arrived (copy_done).
+                            Ok(q) if !s.in_block && s.copy.is_none() => self.end_txn(s, true).map(|_| q),
+                            other => other,
+                        },
                     },
                 }
             }
@@ -582,7 +631,7 @@ impl<D: BlockDevice> Database<D> {
         drop(ex);
         match r {
             Ok(false) => {
-                s.cursor = Some(c);
+                s.cursor = Some(Running::Query(c));
                 Step::Running
             }
             Ok(true) => {
@@ -607,19 +656,22 @@ impl<D: BlockDevice> Database<D> {
         }
     }
 
-    /// Stops the session's query under way, if any (a CancelRequest); true if there was one.
-    /// The caller reports the cancel; inside a block, the block has failed.
+    /// Stops the session's statement under way, if any (a CancelRequest); true if there was
+    /// one. The caller reports the cancel. A write is undone: inside a block, the block has
+    /// failed; outside, its transaction is rolled back.
     pub fn cancel_running(&mut self, s: &mut SessionState) -> bool {
         match s.cursor.take() {
-            Some(c) => {
-                self.drop_cursor(c);
-                if s.in_block {
-                    s.failed = true;
-                }
-                true
+            Some(Running::Query(c)) => self.drop_cursor(c),
+            Some(Running::Write(_)) if !s.in_block => {
+                let _ = self.end_txn(s, false);
             }
-            None => false,
+            Some(Running::Write(_)) => {}
+            None => return false,
         }
+        if s.in_block {
+            s.failed = true;
+        }
+        true
     }
 
     fn finish(&mut self, s: &mut SessionState, b: &mut Batch, r: Result<QueryResult, DbError>) -> Step {
@@ -784,7 +836,7 @@ impl<D: BlockDevice> Database<D> {
     /// The session has gone: its open transaction, if any, is rolled back.
     pub fn end_session(&mut self, s: &mut SessionState) {
         s.copy = None;
-        if let Some(c) = s.cursor.take() {
+        if let Some(Running::Query(c)) = s.cursor.take() {
             self.drop_cursor(c);
         }
         let _ = self.end_txn(s, false);
@@ -845,14 +897,8 @@ impl<D: BlockDevice> Database<D> {
                 })
             }
             Statement::CreateTable(ct) => self.create_table(&cat, ct),
-            Statement::Insert(ins) => self.insert(&cat, ins, params),
-            Statement::Update(ast::Update { table, assignments, from, selection, returning, .. }) => {
-                if from.is_some() || returning.is_some() {
-                    return Err(err!(FEATURE_NOT_SUPPORTED, "UPDATE ... FROM and RETURNING are not supported yet"));
-                }
-                self.update(&cat, &table.relation, assignments, selection.as_ref(), params)
-            }
-            Statement::Delete(d) => self.delete(&cat, d, params),
+            // Writes to rows run as write jobs (`start_write`), a step at a time.
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => Err(err!(INTERNAL_ERROR, "a row write reached the statement path")),
             Statement::Drop { object_type, if_exists, names, .. } => self.drop(&cat, *object_type, *if_exists, names),
             Statement::CreateIndex(ci) => self.create_index(&cat, ci),
             Statement::CreateView(ast::CreateView { name, columns, query, or_replace, .. }) => {
@@ -1274,7 +1320,7 @@ impl<D: BlockDevice> Database<D> {
         cast_value(v, ty)
     }
 
-    fn insert(&mut self, cat: &Catalog, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
+    fn insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
         let ast::TableObject::TableName(n) = &ins.table else { return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT into a table function is not supported")) };
         let name = object_name(n)?;
         if ins.on.is_some() {
@@ -1284,8 +1330,9 @@ impl<D: BlockDevice> Database<D> {
         let targets = insert_targets(&t, ins)?;
         let planner = Planner::new(cat, Some(params));
         let source = ins.source.as_deref().ok_or_else(|| err!(FEATURE_NOT_SUPPORTED, "INSERT ... DEFAULT VALUES is not supported yet"))?;
-        // Rows of values for the target columns.
-        let mut input: Vec<Row> = Vec::new();
+        // Rows of values for the target columns: computed now (VALUES), or read by a plan.
+        let mut rows = VecDeque::new();
+        let mut input = None;
         match source.body.as_ref() {
             ast::SetExpr::Values(v) if source.order_by.is_none() && source.limit_clause.is_none() => {
                 let scope = Scope::new(Vec::new(), None);
@@ -1295,10 +1342,11 @@ impl<D: BlockDevice> Database<D> {
                     }
                     let mut row = Vec::with_capacity(r.content.len());
                     for (e, &ti) in r.content.iter().zip(&targets) {
-                        let x = planner.compile_as(e, &scope, t.columns[ti].ty, "column").map_err(|e| type_err(e, &t.columns[ti]))?;
+                        let c = &t.columns[ti];
+                        let x = planner.compile_as(e, &scope, c.ty, "column").map_err(|e| type_err(e, c))?;
                         row.push(x.eval(&[], &mut self.exec(ReadAt::Txn))?);
                     }
-                    input.push(row);
+                    rows.push_back(row);
                 }
             }
             _ => {
@@ -1306,36 +1354,14 @@ impl<D: BlockDevice> Database<D> {
                 if p.cols.len() > targets.len() {
                     return Err(err!(SYNTAX_ERROR, "INSERT has more expressions than target columns"));
                 }
-                input = self.exec(ReadAt::Txn).run(&p.node)?;
+                input = Some((p.node, exec::State::Fresh));
             }
         }
-        let mut defaults: Vec<Option<Value>> = alloc::vec![None; t.columns.len()];
-        let mut inserted = Vec::new();
-        for r in input {
-            let mut row = alloc::vec![Value::Null; t.columns.len()];
-            let mut given = alloc::vec![false; t.columns.len()];
-            for (v, &ti) in r.into_iter().zip(&targets) {
-                row[ti] = cast_value(v, t.columns[ti].ty).map_err(|e| type_err(e, &t.columns[ti]))?;
-                given[ti] = true;
-            }
-            for (i, c) in t.columns.iter().enumerate() {
-                if !given[i] {
-                    if let Some(d) = &c.default {
-                        if defaults[i].is_none() {
-                            defaults[i] = Some(self.eval_default(cat, d, c.ty)?);
-                        }
-                        row[i] = defaults[i].clone().unwrap_or(Value::Null);
-                    }
-                }
-            }
-            self.insert_row(cat, &t, row.clone())?;
-            inserted.push(row);
-        }
-        let n = inserted.len();
-        match &ins.returning {
-            Some(items) => self.returning(cat, &t, items, inserted, format!("INSERT 0 {n}"), params),
-            None => Ok(tag(&format!("INSERT 0 {n}"))),
-        }
+        let ncols = t.columns.len();
+        let mut job = WriteJob::new(cat, t, WriteKind::Insert { targets, defaults: alloc::vec![None; ncols] }, ins.returning.clone(), params);
+        job.rows = rows;
+        job.input = input;
+        Ok(job)
     }
 
     fn returning(&mut self, cat: &Catalog, t: &TableDef, items: &[ast::SelectItem], rows: Vec<Row>, tagtext: String, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
@@ -1453,7 +1479,7 @@ impl<D: BlockDevice> Database<D> {
         Ok(())
     }
 
-    fn update(&mut self, cat: &Catalog, rel: &ast::TableFactor, assignments: &[ast::Assignment], selection: Option<&ast::Expr>, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
+    fn update(&mut self, cat: &Rc<Catalog>, rel: &ast::TableFactor, assignments: &[ast::Assignment], selection: Option<&ast::Expr>, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
         let t = table_of(cat, rel)?.clone();
         let planner = Planner::new(cat, Some(params));
         let scope = Scope::new(table_cols(&t), None);
@@ -1468,52 +1494,55 @@ impl<D: BlockDevice> Database<D> {
             None => None,
         };
         let node = planner.table_rows(&t, cond);
-        let rows = self.exec(ReadAt::Txn).run(&node)?;
-        let n = rows.len();
         let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
-        for mut old in rows {
-            let id = match old.pop() {
-                Some(Value::Int(i)) => (i as u64).to_be_bytes(),
-                _ => return Err(err!(INTERNAL_ERROR, "row without id")),
-            };
-            let mut new = old.clone();
-            {
-                let mut ex = self.exec(ReadAt::Txn);
-                for (ci, x) in &sets {
-                    new[*ci] = cast_value(x.eval(&old, &mut ex)?, t.columns[*ci].ty).map_err(|e| type_err(e, &t.columns[*ci]))?;
-                }
-            }
-            for (c, v) in t.columns.iter().zip(&new) {
-                if c.not_null && v.is_null() {
-                    return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, t.name));
-                }
-            }
-            // A new primary key moves a row-keyed row.
-            let mut new_id = id;
-            if let Some(rk) = idx.iter().find(|i| i.row_key) {
-                new_id = row_key(rk, &new)?;
-                if new_id != id && self.store.get(ReadAt::Txn, t.tree, &new_id)?.is_some() {
-                    return Err(duplicate(rk, &new));
-                }
-            }
-            for i in idx.iter().filter(|i| !i.row_key) {
-                if new_id != id || i.columns.iter().any(|&c| old[c] != new[c] || old[c].is_null() != new[c].is_null()) {
-                    self.store.delete(i.tree, &Self::index_key(i, &old, &id))?;
-                    self.check_unique(i, &new, &new_id)?;
-                    self.store.put(i.tree, &Self::index_key(i, &new, &new_id), &[])?;
-                }
-            }
-            if new_id != id {
-                self.store.delete(t.tree, &id)?;
-            }
-            let mut buf = Vec::new();
-            encode_row(&new, &mut buf);
-            self.store.put(t.tree, &new_id, &buf)?;
-        }
-        Ok(tag(&format!("UPDATE {n}")))
+        let mut job = WriteJob::new(cat, t, WriteKind::Update { sets, idx }, None, params);
+        job.input = Some((node, exec::State::Fresh));
+        Ok(job)
     }
 
-    fn delete(&mut self, cat: &Catalog, d: &ast::Delete, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
+    /// Writes one row of an UPDATE: `old` is the row as read, with its row id last.
+    fn update_row(&mut self, t: &TableDef, sets: &[(usize, Expr)], idx: &[IndexDef], mut old: Row) -> Result<(), DbError> {
+        let id = match old.pop() {
+            Some(Value::Int(i)) => (i as u64).to_be_bytes(),
+            _ => return Err(err!(INTERNAL_ERROR, "row without id")),
+        };
+        let mut new = old.clone();
+        {
+            let mut ex = self.exec(ReadAt::Txn);
+            for (ci, x) in sets {
+                new[*ci] = cast_value(x.eval(&old, &mut ex)?, t.columns[*ci].ty).map_err(|e| type_err(e, &t.columns[*ci]))?;
+            }
+        }
+        for (c, v) in t.columns.iter().zip(&new) {
+            if c.not_null && v.is_null() {
+                return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, t.name));
+            }
+        }
+        // A new primary key moves a row-keyed row.
+        let mut new_id = id;
+        if let Some(rk) = idx.iter().find(|i| i.row_key) {
+            new_id = row_key(rk, &new)?;
+            if new_id != id && self.store.get(ReadAt::Txn, t.tree, &new_id)?.is_some() {
+                return Err(duplicate(rk, &new));
+            }
+        }
+        for i in idx.iter().filter(|i| !i.row_key) {
+            if new_id != id || i.columns.iter().any(|&c| old[c] != new[c] || old[c].is_null() != new[c].is_null()) {
+                self.store.delete(i.tree, &Self::index_key(i, &old, &id))?;
+                self.check_unique(i, &new, &new_id)?;
+                self.store.put(i.tree, &Self::index_key(i, &new, &new_id), &[])?;
+            }
+        }
+        if new_id != id {
+            self.store.delete(t.tree, &id)?;
+        }
+        let mut buf = Vec::new();
+        encode_row(&new, &mut buf);
+        self.store.put(t.tree, &new_id, &buf)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, cat: &Rc<Catalog>, d: &ast::Delete, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
         let t = delete_table(cat, d)?.clone();
         let planner = Planner::new(cat, Some(params));
         let scope = Scope::new(table_cols(&t), None);
@@ -1522,24 +1551,132 @@ impl<D: BlockDevice> Database<D> {
             None => None,
         };
         let node = planner.table_rows(&t, cond);
-        let rows = self.exec(ReadAt::Txn).run(&node)?;
-        let n = rows.len();
         let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
-        let mut deleted = Vec::new();
-        for mut old in rows {
-            let id = match old.pop() {
-                Some(Value::Int(i)) => (i as u64).to_be_bytes(),
-                _ => return Err(err!(INTERNAL_ERROR, "row without id")),
-            };
-            for i in idx.iter().filter(|i| !i.row_key) {
-                self.store.delete(i.tree, &Self::index_key(i, &old, &id))?;
-            }
-            self.store.delete(t.tree, &id)?;
-            deleted.push(old);
+        let mut job = WriteJob::new(cat, t, WriteKind::Delete { idx }, d.returning.clone(), params);
+        job.input = Some((node, exec::State::Fresh));
+        Ok(job)
+    }
+
+    /// Starts INSERT, UPDATE or DELETE as a [`WriteJob`]; None for other statements.
+    fn start_write(&mut self, st: &Statement, params: &[(Value, SqlType)]) -> Option<Result<WriteJob, DbError>> {
+        if !matches!(st, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) {
+            return None;
         }
-        match &d.returning {
-            Some(items) => self.returning(cat, &t, items, deleted, format!("DELETE {n}"), params),
-            None => Ok(tag(&format!("DELETE {n}"))),
+        let cat = match self.catalog_at(ReadAt::Txn) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(match st {
+            Statement::Insert(ins) => self.insert(&cat, ins, params),
+            Statement::Update(ast::Update { from: Some(_), .. }) | Statement::Update(ast::Update { returning: Some(_), .. }) => {
+                Err(err!(FEATURE_NOT_SUPPORTED, "UPDATE ... FROM and RETURNING are not supported yet"))
+            }
+            Statement::Update(ast::Update { table, assignments, selection, .. }) => self.update(&cat, &table.relation, assignments, selection.as_ref(), params),
+            Statement::Delete(d) => self.delete(&cat, d, params),
+            _ => return None,
+        })
+    }
+
+    /// Moves a write job on by one step's budget: reads its input rows (all of them, before
+    /// writing any), then writes them. Ok(Some): the statement's result; Ok(None): not done.
+    fn write_step(&mut self, job: &mut WriteJob) -> Result<Option<QueryResult>, DbError> {
+        let mut budget = self.limits.step_rows.max(1);
+        if let Some((node, state)) = &mut job.input {
+            let mut ex = self.exec(ReadAt::Txn);
+            ex.budget = budget;
+            let rows = &mut job.rows;
+            let done = loop {
+                match ex.pull(node, state)? {
+                    exec::Poll::Row(r) => {
+                        rows.push_back(r);
+                        ex.check_size(rows.len())?;
+                    }
+                    exec::Poll::Done => break true,
+                    exec::Poll::Yield => break false,
+                }
+            };
+            budget = ex.budget;
+            if !done {
+                return Ok(None);
+            }
+            job.input = None;
+        }
+        while budget > 0 {
+            let Some(r) = job.rows.pop_front() else { break };
+            budget = budget.saturating_sub(WRITE_COST);
+            job.n += 1;
+            match &mut job.kind {
+                WriteKind::Insert { targets, defaults } => {
+                    let t = &job.t;
+                    let mut row = alloc::vec![Value::Null; t.columns.len()];
+                    let mut given = alloc::vec![false; t.columns.len()];
+                    for (v, &ti) in r.into_iter().zip(targets.iter()) {
+                        row[ti] = cast_value(v, t.columns[ti].ty).map_err(|e| type_err(e, &t.columns[ti]))?;
+                        given[ti] = true;
+                    }
+                    for (i, c) in t.columns.iter().enumerate() {
+                        if !given[i] {
+                            if let Some(d) = &c.default {
+                                if defaults[i].is_none() {
+                                    defaults[i] = Some(self.eval_default(&job.cat, d, c.ty)?);
+                                }
+                                row[i] = defaults[i].clone().unwrap_or(Value::Null);
+                            }
+                        }
+                    }
+                    self.insert_row(&job.cat, t, row.clone())?;
+                    if job.returning.is_some() {
+                        job.written.push(row);
+                    }
+                }
+                WriteKind::Update { sets, idx } => self.update_row(&job.t, sets, idx, r)?,
+                WriteKind::Delete { idx } => {
+                    let mut old = r;
+                    let id = match old.pop() {
+                        Some(Value::Int(i)) => (i as u64).to_be_bytes(),
+                        _ => return Err(err!(INTERNAL_ERROR, "row without id")),
+                    };
+                    for i in idx.iter().filter(|i| !i.row_key) {
+                        self.store.delete(i.tree, &Self::index_key(i, &old, &id))?;
+                    }
+                    self.store.delete(job.t.tree, &id)?;
+                    if job.returning.is_some() {
+                        job.written.push(old);
+                    }
+                }
+            }
+        }
+        if !job.rows.is_empty() {
+            return Ok(None);
+        }
+        let n = job.n;
+        let tagtext = match job.kind {
+            WriteKind::Insert { .. } => format!("INSERT 0 {n}"),
+            WriteKind::Update { .. } => format!("UPDATE {n}"),
+            WriteKind::Delete { .. } => format!("DELETE {n}"),
+        };
+        Ok(Some(match job.returning.take() {
+            Some(items) => {
+                let (cat, t, params) = (job.cat.clone(), job.t.clone(), core::mem::take(&mut job.params));
+                self.returning(&cat, &t, &items, core::mem::take(&mut job.written), tagtext, &params)?
+            }
+            None => tag(&tagtext),
+        }))
+    }
+
+    /// Runs a write job for one step: its result (committed when outside a block) when it
+    /// ends, else [`Step::Running`] with the job kept in the session.
+    fn resume_write(&mut self, s: &mut SessionState, b: &mut Batch, mut job: Box<WriteJob>) -> Step {
+        match self.write_step(&mut job) {
+            Ok(None) => {
+                s.cursor = Some(Running::Write(job));
+                Step::Running
+            }
+            Ok(Some(q)) => {
+                let r = if s.in_block { Ok(q) } else { self.end_txn(s, true).map(|_| q) };
+                self.finish(s, b, r)
+            }
+            Err(e) => self.finish(s, b, Err(e)),
         }
     }
 }

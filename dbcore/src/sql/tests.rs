@@ -557,3 +557,41 @@ fn streaming_rows_do_not_count_against_the_row_limit() {
     // Rows past the LIMIT are never computed: PostgreSQL gives no division error here either.
     assert_eq!(flat(&mut d, "select 100 / (5 - id) from t limit 3"), "25 33 50");
 }
+
+/// A long write runs a budget of rows per step too: readers between its steps see the last
+/// commit, other writers wait, and a cancelled write leaves nothing behind.
+#[test]
+fn a_long_write_runs_in_steps_and_a_cancel_undoes_it() {
+    let d = sample();
+    let mut d = with_limits(d.into_device(), Limits { step_rows: 200, ..Limits::default() });
+    let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
+    let mut w = d.batch("update t set g = g + 100 where id > 10").unwrap();
+    assert!(matches!(d.step(&mut a, &mut w), Step::Running));
+    let mut steps = 1;
+    let r = loop {
+        assert_eq!(run(&mut d, &mut b, "select max(g) from t").unwrap().rows[0][0], Value::Int(6), "a reader sees the last commit");
+        let mut bw = d.batch("insert into u values (1, 'x')").unwrap();
+        assert!(matches!(d.step(&mut b, &mut bw), Step::Blocked));
+        steps += 1;
+        match d.step(&mut a, &mut w) {
+            Step::Running => {}
+            Step::Result(r) => break r.unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(r.tag, "UPDATE 9990");
+    assert!(steps > 50, "9,990 rows took {steps} steps");
+    assert_eq!(flat(&mut d, "select count(*), min(g), max(g) from t where g >= 100"), "9990,100,106");
+    // INSERT ... SELECT with RETURNING, in steps.
+    let (r, steps) = stepped(&mut d, &mut a, "insert into u select id, s from t where id <= 3000 returning k");
+    assert_eq!(r.unwrap().rows.len(), 3000);
+    assert!(steps > 10, "{steps}");
+    // A cancelled DELETE outside a block is rolled back and frees the write transaction.
+    let mut w = d.batch("delete from t").unwrap();
+    assert!(matches!(d.step(&mut a, &mut w), Step::Running));
+    assert!(matches!(d.step(&mut a, &mut w), Step::Running));
+    assert!(d.cancel_running(&mut a));
+    assert_eq!(run(&mut d, &mut b, "insert into u values (1, 'x')").unwrap().tag, "INSERT 0 1");
+    assert_eq!(flat(&mut d, "select count(*) from t"), "10000");
+    assert_eq!(flat(&mut d, "select count(*) from u"), "3301");
+}
