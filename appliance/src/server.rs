@@ -255,11 +255,10 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
     }
 
     /// A CancelRequest: the session with this key gets 57014 for what it is waiting on (the
-    /// write transaction, or COPY data) or for the query it is running (queries run a budget
-    /// of rows per step, so a long one is between two steps when the request is read). A
-    /// writing statement runs to completion within one step, so one that is running when the
-    /// request is read does not exist. A wrong key, or a session with nothing in flight,
-    /// changes nothing.
+    /// write transaction, or COPY data) or for the statement it is running: queries, INSERT,
+    /// UPDATE and DELETE run a budget of rows per step, so a long one is between two steps
+    /// when the request is read (a cancelled write is undone). DDL runs to completion within
+    /// one step. A wrong key, or a session with nothing in flight, changes nothing.
     fn cancel(&mut self, key: BackendKey) {
         let Some(c) = self.conns.values_mut().find(|c| c.session.key() == key && !c.session.is_closed()) else {
             log::debug!("cancel request for pid {}: no such session", key.pid);
