@@ -92,27 +92,36 @@ pub struct StoreStats {
     pub device_pages: u64,
 }
 
-struct Bits(Vec<u64>);
+/// A bitmap of pages, with its count of set bits kept up to date (read on every statistics
+/// query, so it must not be a scan).
+struct Bits(Vec<u64>, u64);
 
 impl Bits {
     fn new(n: u64) -> Bits {
-        Bits(alloc::vec![0; n.div_ceil(64) as usize])
+        Bits(alloc::vec![0; n.div_ceil(64) as usize], 0)
     }
     fn get(&self, i: u64) -> bool {
         self.0.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
     fn set(&mut self, i: u64) {
         if let Some(w) = self.0.get_mut((i / 64) as usize) {
-            *w |= 1 << (i % 64);
+            if *w & (1 << (i % 64)) == 0 {
+                *w |= 1 << (i % 64);
+                self.1 += 1;
+            }
         }
     }
     fn clear(&mut self, i: u64) {
         if let Some(w) = self.0.get_mut((i / 64) as usize) {
-            *w &= !(1 << (i % 64));
+            if *w & (1 << (i % 64)) != 0 {
+                *w &= !(1 << (i % 64));
+                self.1 -= 1;
+            }
         }
     }
     fn count(&self) -> u64 {
-        self.0.iter().map(|w| w.count_ones() as u64).sum()
+        debug_assert_eq!(self.1, self.0.iter().map(|w| w.count_ones() as u64).sum::<u64>());
+        self.1
     }
     /// First clear bit in `from..to`.
     fn next_clear(&self, from: u64, to: u64) -> Option<u64> {
@@ -134,7 +143,7 @@ impl Bits {
 
 impl Clone for Bits {
     fn clone(&self) -> Bits {
-        Bits(self.0.clone())
+        Bits(self.0.clone(), self.1)
     }
 }
 
