@@ -69,7 +69,8 @@ fuzz_target!(|data: &[u8]| {
     // Mostly trust, so that the input reaches the SQL engine; sometimes SCRAM.
     cfg.trust = mode % 8 != 0;
     cfg.max_message = 4096;
-    let limits = Limits { max_statement_bytes: 4096, max_result_rows: 10_000, cache_bytes: 1 << 20, ..Limits::default() };
+    // A small step budget, so that queries and writes yield and resume between steps.
+    let limits = Limits { max_statement_bytes: 4096, max_result_rows: 10_000, cache_bytes: 1 << 20, step_rows: 64, ..Limits::default() };
     let Ok(db) = Database::open(MemDisk::new(2 << 20), limits) else { return };
     let mut entropy = Counter(u64::from(mode));
     let transport = OneClient { input, accepted: false, closed: false, sent: 0 };
