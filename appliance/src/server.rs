@@ -592,7 +592,7 @@ fn declared_type(oid: u32) -> Result<Option<SqlType>, PgError> {
         20 => Some(SqlType::Int8),
         700 => Some(SqlType::Float4),
         701 => Some(SqlType::Float8),
-        1700 => Some(SqlType::Numeric),
+        1700 => Some(SqlType::NUMERIC),
         16 => Some(SqlType::Bool),
         25 | 705 => Some(SqlType::Text),
         1043 => Some(SqlType::Varchar(0)),
@@ -622,7 +622,7 @@ fn decode_param(raw: Option<&[u8]>, format: i16, ty: SqlType) -> Result<Value, P
                 dbcore::sql::expr::cast_value(Value::Int(v), ty).map_err(|e| PgError::error(e.code.0, e.message))
             }
             SqlType::Bool if b.len() == 1 => Ok(Value::Bool(b[0] != 0)),
-            SqlType::Numeric => {
+            SqlType::Numeric(_) => {
                 let text = pgwire::numeric::decode(b).ok_or_else(bad)?;
                 dbcore::sql::expr::cast_value(Value::Text(text), ty).map_err(|e| PgError::error(e.code.0, e.message))
             }
@@ -642,7 +642,7 @@ fn encode_value(v: &Value, ty: SqlType, format: i16) -> Option<Vec<u8>> {
         return match (v, ty) {
             (Value::Null, _) => None,
             // NUMERIC's binary form is built from its text, so both formats agree.
-            (v, SqlType::Numeric) => v.to_text().and_then(|t| pgwire::numeric::encode(&t)),
+            (v, SqlType::Numeric(_)) | (v @ Value::Numeric(_), _) => v.to_text().and_then(|t| pgwire::numeric::encode(&t)),
             (Value::Int(i), SqlType::Int2) => Some((*i as i16).to_be_bytes().to_vec()),
             (Value::Int(i), SqlType::Int4) => Some((*i as i32).to_be_bytes().to_vec()),
             (Value::Int(i), _) => Some(i.to_be_bytes().to_vec()),

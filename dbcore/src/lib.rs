@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod error;
+pub mod numeric;
 pub mod sql;
 pub mod stats;
 pub mod storage;

@@ -7,6 +7,7 @@ use core::fmt::Write;
 
 use crate::err;
 use crate::error::DbError;
+use crate::numeric::{self, Decimal, Typmod};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SqlType {
@@ -15,8 +16,8 @@ pub enum SqlType {
     Int8,
     Float4,
     Float8,
-    /// NUMERIC/DECIMAL. Held as a double for now (not yet exact; see docs/sql.md).
-    Numeric,
+    /// NUMERIC/DECIMAL, exact (crate::numeric), with its declared precision and scale.
+    Numeric(Typmod),
     Text,
     /// VARCHAR(n); 0 = no limit.
     Varchar(u32),
@@ -37,7 +38,7 @@ impl SqlType {
             SqlType::Bool => (4, 0),
             SqlType::Float4 => (6, 0),
             SqlType::Float8 => (7, 0),
-            SqlType::Numeric => (8, 0),
+            SqlType::Numeric(m) => (8, m.0),
             SqlType::Varchar(n) => (9, n),
             SqlType::Char(n) => (10, n),
             SqlType::Timestamp => (11, 0),
@@ -52,7 +53,7 @@ impl SqlType {
             5 => SqlType::Int2,
             6 => SqlType::Float4,
             7 => SqlType::Float8,
-            8 => SqlType::Numeric,
+            8 => SqlType::Numeric(Typmod(n)),
             9 => SqlType::Varchar(n),
             10 => SqlType::Char(n),
             11 => SqlType::Timestamp,
@@ -67,7 +68,7 @@ impl SqlType {
             SqlType::Int8 => 20,
             SqlType::Float4 => 700,
             SqlType::Float8 => 701,
-            SqlType::Numeric => 1700,
+            SqlType::Numeric(_) => 1700,
             SqlType::Text => 25,
             SqlType::Varchar(_) => 1043,
             SqlType::Char(_) => 1042,
@@ -92,7 +93,7 @@ impl SqlType {
             SqlType::Int8 => "bigint",
             SqlType::Float4 => "real",
             SqlType::Float8 => "double precision",
-            SqlType::Numeric => "numeric",
+            SqlType::Numeric(_) => "numeric",
             SqlType::Text => "text",
             SqlType::Varchar(_) => "character varying",
             SqlType::Char(_) => "character",
@@ -103,25 +104,33 @@ impl SqlType {
     pub fn is_int(self) -> bool {
         matches!(self, SqlType::Int2 | SqlType::Int4 | SqlType::Int8)
     }
+    /// REAL and DOUBLE PRECISION (inexact).
     pub fn is_float(self) -> bool {
-        matches!(self, SqlType::Float4 | SqlType::Float8 | SqlType::Numeric)
+        matches!(self, SqlType::Float4 | SqlType::Float8)
     }
+    pub fn is_decimal(self) -> bool {
+        matches!(self, SqlType::Numeric(_))
+    }
+    /// Unconstrained NUMERIC, the type of numeric literals and results.
+    pub const NUMERIC: SqlType = SqlType::Numeric(Typmod::NONE);
+    /// Every number type: integers, floats and NUMERIC.
     pub fn is_numeric(self) -> bool {
-        self.is_int() || self.is_float()
+        self.is_int() || self.is_float() || self.is_decimal()
     }
     pub fn is_text(self) -> bool {
         matches!(self, SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_))
     }
 }
 
-/// A value. Integers of every width are `Int`, floating and numeric values `Float`,
-/// timestamps microseconds since 2000-01-01 (PostgreSQL's epoch).
+/// A value. Integers of every width are `Int`, REAL and DOUBLE PRECISION `Float`, NUMERIC
+/// `Numeric`, timestamps microseconds since 2000-01-01 (PostgreSQL's epoch).
 #[derive(Debug, Clone)]
 pub enum Value {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
+    Numeric(Decimal),
     Text(String),
     Timestamp(i64),
 }
@@ -141,6 +150,7 @@ impl Value {
                 let _ = write!(s, "{i}");
             }
             Value::Float(f) => s = format_float(*f),
+            Value::Numeric(d) => s = numeric::to_text(d),
             Value::Text(t) => s.push_str(t),
             Value::Timestamp(us) => s = format_timestamp(*us),
         }
@@ -150,7 +160,7 @@ impl Value {
     fn rank(&self) -> u8 {
         match self {
             Value::Bool(_) => 1,
-            Value::Int(_) | Value::Float(_) => 2,
+            Value::Int(_) | Value::Float(_) | Value::Numeric(_) => 2,
             Value::Text(_) => 3,
             Value::Timestamp(_) => 4,
             Value::Null => 9,
@@ -168,6 +178,11 @@ impl Ord for Value {
             (Value::Float(a), Value::Float(b)) => a.total_cmp(b),
             (Value::Int(a), Value::Float(b)) => (*a as f64).total_cmp(b).then(Ordering::Equal),
             (Value::Float(a), Value::Int(b)) => a.total_cmp(&(*b as f64)),
+            (Value::Numeric(a), Value::Numeric(b)) => a.cmp(b),
+            (Value::Numeric(a), Value::Int(b)) => a.cmp(&Decimal::from(*b)),
+            (Value::Int(a), Value::Numeric(b)) => Decimal::from(*a).cmp(b),
+            (Value::Numeric(a), Value::Float(b)) => numeric::cmp_f64(a, *b),
+            (Value::Float(a), Value::Numeric(b)) => numeric::cmp_f64(b, *a).reverse(),
             (Value::Text(a), Value::Text(b)) => a.cmp(b),
             (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
             (a, b) => a.rank().cmp(&b.rank()),
@@ -319,6 +334,7 @@ const TAG_TRUE: u8 = 3;
 const TAG_TEXT: u8 = 4;
 const TAG_FLOAT: u8 = 5;
 const TAG_TS: u8 = 6;
+const TAG_NUMERIC: u8 = 7;
 
 /// Appends the encoding of one row.
 pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
@@ -338,6 +354,12 @@ pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
             Value::Timestamp(t) => {
                 out.push(TAG_TS);
                 out.extend_from_slice(&t.to_le_bytes());
+            }
+            Value::Numeric(d) => {
+                let (m, scale) = numeric::to_parts(d);
+                out.push(TAG_NUMERIC);
+                out.push(scale);
+                out.extend_from_slice(&m.to_le_bytes());
             }
             Value::Bool(false) => out.push(TAG_FALSE),
             Value::Bool(true) => out.push(TAG_TRUE),
@@ -407,6 +429,13 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>, DbError> {
             TAG_INT => Value::Int(r.u64().ok_or_else(bad)? as i64),
             TAG_FLOAT => Value::Float(f64::from_bits(r.u64().ok_or_else(bad)?)),
             TAG_TS => Value::Timestamp(r.u64().ok_or_else(bad)? as i64),
+            TAG_NUMERIC => {
+                let scale = r.u8().ok_or_else(bad)?;
+                let m = r.take(16).ok_or_else(bad)?;
+                let mut a = [0u8; 16];
+                a.copy_from_slice(m);
+                Value::Numeric(numeric::from_parts(i128::from_le_bytes(a), scale).ok_or_else(bad)?)
+            }
             TAG_FALSE => Value::Bool(false),
             TAG_TRUE => Value::Bool(true),
             TAG_TEXT => Value::Text(String::from(r.str32().ok_or_else(bad)?)),
@@ -437,6 +466,10 @@ pub fn encode_key(v: &Value, out: &mut Vec<u8>) {
             out.push(0x21);
             let b = f.to_bits();
             out.extend_from_slice(&(b ^ float_flip(b)).to_be_bytes());
+        }
+        Value::Numeric(d) => {
+            out.push(0x22);
+            numeric::encode_key(d, out);
         }
         Value::Text(s) => {
             out.push(0x30);
@@ -470,6 +503,7 @@ mod tests {
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::Int),
             (-1e12f64..1e12).prop_map(Value::Float),
+            (any::<i64>(), 0u32..=18).prop_map(|(m, s)| Value::Numeric(Decimal::new(m, s))),
             ".{0,40}".prop_map(Value::Text),
         ]
     }

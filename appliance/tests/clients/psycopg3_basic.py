@@ -41,4 +41,22 @@ with psycopg.connect(host="127.0.0.1", port=port, user="kerndb", password="kernd
     cur.execute("SELECT amount FROM pn ORDER BY id")
     got = [r[0] for r in cur.fetchall()]
     assert got == [Decimal("12345.678"), Decimal("-0.5")], f"binary numeric: {got}"
+    # NUMERIC is exact: cents add up, NUMERIC(p,s) rounds on store, scales come back as sent.
+    cur.execute("CREATE TABLE money (id INTEGER NOT NULL, amt NUMERIC(12,2))")
+    conn.commit()
+    cur.executemany("INSERT INTO money VALUES (%s, %s)", [(i, Decimal("0.10")) for i in range(1, 1001)])
+    cur.execute("INSERT INTO money VALUES (%b, %b)", (1001, Decimal("1.005")))
+    conn.commit()
+    cur.execute("SELECT sum(amt), avg(amt), max(amt) FROM money")
+    got = cur.fetchone()
+    assert got == (Decimal("101.01"), Decimal("0.10090909090909090909"), Decimal("1.01")), f"exact numeric: {got}"
+    assert str(got[0]) == "101.01", got
+    cur.execute("SELECT %s::numeric / 3, 0.1 + 0.2", (Decimal("1"),))
+    got = cur.fetchone()
+    assert got == (Decimal("0.33333333333333333333"), Decimal("0.3")), f"numeric division: {got}"
+    try:
+        cur.execute("INSERT INTO money VALUES (%s, %s)", (1002, Decimal("12345678901.5")))
+        raise SystemExit("expected numeric field overflow")
+    except psycopg.errors.NumericValueOutOfRange:
+        conn.rollback()
 print("psycopg 3 ok")

@@ -27,6 +27,7 @@ use super::expr::{Env, Expr, Row};
 use super::plan::{Access, Agg, AggFunc, JoinKind, Node, SetKind, SortKey, SubPlan, MAX_DEPTH};
 use crate::err;
 use crate::error::DbError;
+use crate::numeric::{self, Decimal};
 use crate::storage::{ReadAt, Store};
 use crate::value::{decode_row, encode_key, SqlType, Value};
 
@@ -164,6 +165,8 @@ struct AggState {
     isum: i128,
     fsum: f64,
     any_float: bool,
+    /// NUMERIC values summed exactly (integers stay in `isum`).
+    dsum: Decimal,
     best: Option<Value>,
     seen: Option<BTreeSet<Value>>,
 }
@@ -731,6 +734,13 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                     Value::Float(f) => {
                         s.any_float = true;
                         s.fsum += f;
+                        if a.ty.is_decimal() {
+                            s.dsum = numeric::add(&s.dsum, &numeric::from_f64(f)?)?;
+                        }
+                    }
+                    Value::Numeric(d) => {
+                        s.fsum += numeric::to_f64(&d);
+                        s.dsum = numeric::add(&s.dsum, &d)?;
                     }
                     _ => {}
                 },
@@ -878,7 +888,7 @@ fn sift_down(heap: &mut [usize], mut i: usize, less: &dyn Fn(usize, usize) -> bo
 
 fn fresh_states(aggs: &[Agg]) -> Vec<AggState> {
     aggs.iter()
-        .map(|a| AggState { count: 0, isum: 0, fsum: 0.0, any_float: false, best: None, seen: if a.distinct { Some(BTreeSet::new()) } else { None } })
+        .map(|a| AggState { count: 0, isum: 0, fsum: 0.0, any_float: false, dsum: Decimal::ZERO, best: None, seen: if a.distinct { Some(BTreeSet::new()) } else { None } })
         .collect()
 }
 
@@ -894,6 +904,11 @@ fn finish_groups(mut groups: BTreeMap<Vec<Value>, Vec<AggState>>, no_keys: bool,
                 AggFunc::CountStar | AggFunc::Count => Value::Int(s.count),
                 _ if s.count == 0 => Value::Null,
                 AggFunc::Sum if !s.any_float && a.ty.is_int() => Value::Int(i64::try_from(s.isum).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "bigint out of range"))?),
+                AggFunc::Sum | AggFunc::Avg if a.ty.is_decimal() => {
+                    let ints = Decimal::try_from_i128_with_scale(s.isum, 0).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "value overflows numeric format"))?;
+                    let total = numeric::add(&s.dsum, &ints)?;
+                    Value::Numeric(if a.func == AggFunc::Sum { total } else { numeric::avg(&total, s.count)? })
+                }
                 AggFunc::Sum if !s.any_float => Value::Float(s.isum as f64),
                 AggFunc::Sum => Value::Float(s.fsum),
                 AggFunc::Avg if !s.any_float => Value::Float(s.isum as f64 / s.count as f64),
@@ -913,6 +928,8 @@ fn probe(v: Value, ty: SqlType) -> Option<Value> {
         (Value::Int(_), t) if t.is_int() => Some(v),
         (Value::Float(_), t) if t.is_float() => Some(v),
         (Value::Int(i), t) if t.is_float() => Some(Value::Float(*i as f64)),
+        (Value::Numeric(_), t) if t.is_decimal() => Some(v),
+        (Value::Int(i), t) if t.is_decimal() => Some(Value::Numeric(Decimal::from(*i))),
         (Value::Text(_), SqlType::Text | SqlType::Varchar(_)) => Some(v),
         (Value::Bool(_), SqlType::Bool) => Some(v),
         (Value::Timestamp(_), SqlType::Timestamp) => Some(v),

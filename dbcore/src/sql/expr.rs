@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use crate::err;
 use crate::error::DbError;
+use crate::numeric::{self, Decimal};
 use crate::value::{format_float, parse_timestamp, SqlType, Value};
 
 use super::plan::SubPlan;
@@ -137,6 +138,15 @@ pub fn cast_value(v: Value, want: SqlType) -> Result<Value, DbError> {
     Ok(match (v, want) {
         (Value::Null, _) => Value::Null,
         (Value::Int(i), t) if t.is_int() => check_int(Some(i), t)?,
+        (Value::Int(i), T::Numeric(tm)) => Value::Numeric(numeric::apply_typmod(Decimal::from(i), tm)?),
+        (Value::Float(f), T::Numeric(tm)) => Value::Numeric(numeric::apply_typmod(numeric::from_f64(f)?, tm)?),
+        (Value::Numeric(d), T::Numeric(tm)) => Value::Numeric(numeric::apply_typmod(d, tm)?),
+        (Value::Numeric(d), t) if t.is_int() => check_int(numeric::to_i64(&d), t)?,
+        (Value::Numeric(d), t) if t.is_float() => {
+            let f = numeric::to_f64(&d);
+            Value::Float(if t == T::Float4 { f as f32 as f64 } else { f })
+        }
+        (Value::Text(s), T::Numeric(tm)) => Value::Numeric(numeric::apply_typmod(numeric::parse(&s)?, tm)?),
         (Value::Int(i), t) if t.is_float() => Value::Float(i as f64),
         (Value::Float(f), t) if t.is_float() => Value::Float(if t == T::Float4 { f as f32 as f64 } else { f }),
         (Value::Float(f), t) if t.is_int() => {
@@ -225,6 +235,7 @@ pub fn value_type_name(v: &Value) -> &'static str {
         Value::Bool(_) => "boolean",
         Value::Int(_) => "integer",
         Value::Float(_) => "double precision",
+        Value::Numeric(_) => "numeric",
         Value::Text(_) => "text",
         Value::Timestamp(_) => "timestamp without time zone",
     }
@@ -245,6 +256,17 @@ fn as_f64(v: &Value) -> Option<f64> {
     match v {
         Value::Int(i) => Some(*i as f64),
         Value::Float(f) => Some(*f),
+        Value::Numeric(d) => Some(numeric::to_f64(d)),
+        _ => None,
+    }
+}
+
+/// An operand of NUMERIC arithmetic: integers convert exactly.
+fn as_decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Int(i) => Some(Decimal::from(*i)),
+        Value::Numeric(d) => Some(*d),
+        Value::Float(f) => numeric::from_f64(*f).ok(),
         _ => None,
     }
 }
@@ -266,6 +288,7 @@ impl Expr {
             Expr::Neg(x, ty) => match x.eval(row, env)? {
                 Value::Int(i) => check_int(i.checked_neg(), *ty)?,
                 Value::Float(f) => Value::Float(-f),
+                Value::Numeric(d) => Value::Numeric(-d),
                 _ => Value::Null,
             },
             Expr::Not(x) => match x.eval(row, env)? {
@@ -588,6 +611,18 @@ pub fn eval_binary(op: BinOp, a: Value, b: Value, ty: SqlType) -> Result<Value, 
     if ty == SqlType::Timestamp {
         return Err(err!(FEATURE_NOT_SUPPORTED, "timestamp arithmetic is not supported yet"));
     }
+    if ty.is_decimal() {
+        if let (Some(x), Some(y)) = (as_decimal(&a), as_decimal(&b)) {
+            return Ok(Value::Numeric(match op {
+                Add => numeric::add(&x, &y)?,
+                Sub => numeric::sub(&x, &y)?,
+                Mul => numeric::mul(&x, &y)?,
+                Div => numeric::div(&x, &y)?,
+                Mod => numeric::rem(&x, &y)?,
+                _ => return Err(err!(INTERNAL_ERROR, "operator {op:?} on numeric")),
+            }));
+        }
+    }
     let (Some(x), Some(y)) = (as_f64(&a), as_f64(&b)) else {
         return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {op:?} {}", value_type_name(&a), value_type_name(&b)));
     };
@@ -622,6 +657,7 @@ fn int_arg(v: &Value) -> Option<i64> {
     match v {
         Value::Int(i) => Some(*i),
         Value::Float(f) => Some(*f as i64),
+        Value::Numeric(d) => numeric::to_i64(d),
         _ => None,
     }
 }
@@ -633,7 +669,7 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
     }
     let num = |v: &Value| as_f64(v).unwrap_or(0.0);
     let float = |x: f64| -> Result<Value, DbError> {
-        if ty.is_int() { cast_value(Value::Float(x), ty) } else { Ok(Value::Float(x)) }
+        if ty.is_int() || ty.is_decimal() { cast_value(Value::Float(x), ty) } else { Ok(Value::Float(x)) }
     };
     Ok(match f {
         F::Regex(negated, icase) => {
@@ -646,10 +682,12 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
         },
         F::Abs => match &a[0] {
             Value::Int(i) => check_int(i.checked_abs(), ty)?,
+            Value::Numeric(d) => Value::Numeric(d.abs()),
             v => Value::Float(num(v).abs()),
         },
         F::Sign => match &a[0] {
             Value::Int(i) => Value::Int(i.signum()),
+            Value::Numeric(d) => Value::Numeric(if d.is_zero() { Decimal::ZERO } else if d.is_sign_negative() { Decimal::NEGATIVE_ONE } else { Decimal::ONE }),
             v => Value::Float(if num(v) > 0.0 { 1.0 } else if num(v) < 0.0 { -1.0 } else { 0.0 }),
         },
         F::Coalesce => a.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null),
@@ -716,6 +754,16 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
             Value::Text(if from.is_empty() { s } else { s.replace(&from, &to) })
         }
         F::Concat => Value::Text(a.iter().filter_map(|v| v.to_text()).collect()),
+        F::Round | F::Trunc if matches!(a[0], Value::Numeric(_) | Value::Int(_)) && ty.is_decimal() => {
+            let Some(x) = as_decimal(&a[0]) else { return Err(err!(INTERNAL_ERROR, "round of non-numeric")) };
+            let d = a.get(1).and_then(int_arg).unwrap_or(0);
+            Value::Numeric(if d >= 0 {
+                let d = d.min(numeric::MAX_SCALE as i64) as u32;
+                if f == F::Round { numeric::round_to(&x, d) } else { numeric::trunc_to(&x, d) }
+            } else {
+                numeric::round_left(&x, d.unsigned_abs().min(40) as u32, f == F::Trunc)?
+            })
+        }
         F::Round | F::Trunc => {
             let x = num(&a[0]);
             let d = a.get(1).and_then(int_arg).unwrap_or(0).clamp(-20, 20) as i32;
@@ -728,10 +776,12 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
         }
         F::Floor => match &a[0] {
             Value::Int(i) => Value::Int(*i),
+            Value::Numeric(d) => Value::Numeric(numeric::round_to(&d.floor(), 0)),
             v => float(libm::floor(num(v)))?,
         },
         F::Ceil => match &a[0] {
             Value::Int(i) => Value::Int(*i),
+            Value::Numeric(d) => Value::Numeric(numeric::round_to(&d.ceil(), 0)),
             v => float(libm::ceil(num(v)))?,
         },
         F::Sqrt => {
@@ -739,15 +789,15 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
             if x < 0.0 {
                 return Err(err!(INVALID_ARGUMENT_FOR_POWER, "cannot take square root of a negative number"));
             }
-            Value::Float(libm::sqrt(x))
+            float(libm::sqrt(x))?
         }
-        F::Exp => Value::Float(libm::exp(num(&a[0]))),
+        F::Exp => float(libm::exp(num(&a[0])))?,
         F::Ln => {
             let x = num(&a[0]);
             if x <= 0.0 {
                 return Err(err!(INVALID_ARGUMENT_FOR_LOG, "cannot take logarithm of {}", if x == 0.0 { "zero" } else { "a negative number" }));
             }
-            Value::Float(libm::log(x))
+            float(libm::log(x))?
         }
         F::Power => Value::Float(libm::pow(num(&a[0]), num(&a[1]))),
         F::Mod => eval_binary(BinOp::Mod, a[0].clone(), a[1].clone(), ty)?,

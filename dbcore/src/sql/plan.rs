@@ -14,6 +14,7 @@ use super::catalog::{Catalog, TableDef};
 use super::expr::{cast_value, BinOp, Expr, Func, Ty};
 use crate::err;
 use crate::error::DbError;
+use crate::numeric::Typmod;
 use crate::value::{SqlType, Value};
 
 /// Lower-cases unquoted identifiers, as PostgreSQL does.
@@ -232,6 +233,11 @@ fn fold_strict(e: Expr) -> Expr {
     }
 }
 
+/// NUMERIC(p,s) as an expression's result type: arithmetic and functions give plain NUMERIC.
+fn plain(ty: SqlType) -> SqlType {
+    if ty.is_decimal() { SqlType::NUMERIC } else { ty }
+}
+
 fn int_const(n: i64) -> (Expr, Ty) {
     let ty = if i32::try_from(n).is_ok() { SqlType::Int4 } else { SqlType::Int8 };
     (Expr::Const(Value::Int(n)), Ty::Known(ty))
@@ -248,6 +254,12 @@ fn coerce(x: Expr, t: Ty, want: SqlType, what: &str) -> Result<Expr, DbError> {
             other => Ok(Expr::Cast(Box::new(other), want)),
         },
         Ty::Known(ty) if ty.is_float() && want.is_float() => Ok(x),
+        // NUMERIC(p,s) needs its rounding and range check; plain NUMERIC takes any numeric.
+        Ty::Known(ty) if ty.is_decimal() && want == SqlType::NUMERIC => Ok(x),
+        Ty::Known(ty) if (ty.is_decimal() || ty.is_float()) && want.is_numeric() && !want.is_int() => match x {
+            Expr::Const(v) => Ok(Expr::Const(cast_value(v, want)?)),
+            other => Ok(Expr::Cast(Box::new(other), want)),
+        },
         Ty::Known(ty) if ty.is_text() && want.is_text() => Ok(x),
         Ty::Null => Ok(x),
         Ty::Unknown => match x {
@@ -270,11 +282,8 @@ fn common_type(a: Ty, b: Ty, op: &str) -> Result<SqlType, DbError> {
             }
         }
         (Ty::Known(x), Ty::Known(y)) if x.is_numeric() && y.is_numeric() => {
-            if x == SqlType::Numeric && !y.is_float() || y == SqlType::Numeric && !x.is_float() || x == SqlType::Numeric && y == SqlType::Numeric {
-                SqlType::Numeric
-            } else {
-                SqlType::Float8
-            }
+            // PostgreSQL: integer with numeric is numeric; anything with a float is float8.
+            if x.is_float() || y.is_float() { SqlType::Float8 } else { SqlType::NUMERIC }
         }
         (Ty::Known(x), Ty::Known(y)) if x.is_text() && y.is_text() => SqlType::Text,
         (Ty::Known(x), Ty::Known(y)) => return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {op} {}", x.name(), y.name())),
@@ -398,7 +407,11 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
         D::BigInt(_) | D::Int8(_) => SqlType::Int8,
         D::Real | D::Float4 => SqlType::Float4,
         D::Double(_) | D::DoublePrecision | D::Float8 | D::Float(_) => SqlType::Float8,
-        D::Numeric(_) | D::Decimal(_) | D::Dec(_) => SqlType::Numeric,
+        D::Numeric(info) | D::Decimal(info) | D::Dec(info) => SqlType::Numeric(match info {
+            ast::ExactNumberInfo::None => Typmod::NONE,
+            ast::ExactNumberInfo::Precision(p) => Typmod::new(*p, 0)?,
+            ast::ExactNumberInfo::PrecisionAndScale(p, s) => Typmod::new(*p, *s)?,
+        }),
         D::Text | D::String(_) => SqlType::Text,
         D::Varchar(l) | D::CharacterVarying(l) | D::CharVarying(l) | D::Nvarchar(l) => SqlType::Varchar(len(l)),
         D::Char(l) | D::Character(l) => SqlType::Char(match l {
@@ -422,7 +435,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
             "bigint" => SqlType::Int8,
             "smallint" => SqlType::Int2,
             "boolean" => SqlType::Bool,
-            "numeric" | "decimal" => SqlType::Numeric,
+            "numeric" | "decimal" => SqlType::NUMERIC,
             "real" => SqlType::Float4,
             "timestamp" => SqlType::Timestamp,
             // Object identifiers, and the reg* aliases (shown as numbers, not names).
@@ -506,10 +519,13 @@ impl<'a> Planner<'a> {
                     let at = t.sql();
                     let ty = match f {
                         AggFunc::Count => SqlType::Int8,
+                        // PostgreSQL: sum(bigint) and avg of integers or numerics are numeric.
+                        AggFunc::Sum if at == SqlType::Int8 => SqlType::NUMERIC,
                         AggFunc::Sum if at.is_int() => SqlType::Int8,
-                        AggFunc::Avg if at.is_int() => SqlType::Numeric,
+                        AggFunc::Avg if at.is_int() || at.is_decimal() => SqlType::NUMERIC,
+                        AggFunc::Sum if at.is_decimal() => SqlType::NUMERIC,
                         AggFunc::Sum | AggFunc::Avg if at.is_numeric() => if at == SqlType::Float4 { SqlType::Float8 } else { at },
-                        AggFunc::Sum | AggFunc::Avg if t == Ty::Null || t == Ty::Unknown => SqlType::Numeric,
+                        AggFunc::Sum | AggFunc::Avg if t == Ty::Null || t == Ty::Unknown => SqlType::NUMERIC,
                         AggFunc::Sum | AggFunc::Avg => return Err(err!(UNDEFINED_FUNCTION, "function {name}({}) does not exist", at.name())),
                         _ => at,
                     };
@@ -622,6 +638,7 @@ impl<'a> Planner<'a> {
                                 return Ok(int_const(n));
                             }
                             Expr::Const(Value::Float(f)) => return Ok((Expr::Const(Value::Float(-f)), t)),
+                            Expr::Const(Value::Numeric(d)) => return Ok((Expr::Const(Value::Numeric(-*d)), t)),
                             _ => {}
                         }
                         let ty = self.numeric_operand(&x, t, "-")?;
@@ -867,7 +884,7 @@ impl<'a> Planner<'a> {
             E::Ceil { expr, .. } | E::Floor { expr, .. } => {
                 let (x, t) = self.compile(expr, scope)?;
                 let ty = self.numeric_operand(&x, t, "ceil")?;
-                let ty = if ty.is_int() { SqlType::Float8 } else { ty };
+                let ty = if ty.is_int() { SqlType::Float8 } else { plain(ty) };
                 (Expr::Func(if matches!(e, E::Ceil { .. }) { Func::Ceil } else { Func::Floor }, alloc::vec![x], ty), Ty::Known(ty))
             }
             other => return Err(err!(FEATURE_NOT_SUPPORTED, "expression is not supported yet: {other}")),
@@ -908,7 +925,7 @@ impl<'a> Planner<'a> {
                 let a = self.numeric_operand(&l, lt2, "arithmetic")?;
                 let b = self.numeric_operand(&r, rt2, "arithmetic")?;
                 let ty = common_type(Ty::Known(a), Ty::Known(b), "arithmetic")?;
-                let ty = if ty == SqlType::Float4 { SqlType::Float8 } else if ty == SqlType::Int2 { SqlType::Int4 } else { ty };
+                let ty = if ty == SqlType::Float4 { SqlType::Float8 } else if ty == SqlType::Int2 { SqlType::Int4 } else { plain(ty) };
                 self.note_param(&l, ty);
                 self.note_param(&r, ty);
                 let l = coerce(l, lt, ty, "operand")?;
@@ -968,7 +985,8 @@ impl<'a> Planner<'a> {
         let numeric1 = |c: Vec<(Expr, Ty)>, f: Func, float_result: bool| -> Result<(Expr, Ty), DbError> {
             let (x, t) = c.into_iter().next().expect("arity checked");
             let ty = self.numeric_operand(&x, t, &name)?;
-            let ty = if float_result { SqlType::Float8 } else { ty };
+            // sqrt, exp and ln of a numeric are numeric (computed in double precision).
+            let ty = if float_result && !ty.is_decimal() { SqlType::Float8 } else { plain(ty) };
             Ok((Expr::Func(f, alloc::vec![x], ty), Ty::Known(ty)))
         };
         let many_same = |c: Vec<(Expr, Ty)>, f: Func| -> Result<(Expr, Ty), DbError> {
@@ -1032,7 +1050,14 @@ impl<'a> Planner<'a> {
                     args.push(coerce(d, dt, SqlType::Int4, "argument")?);
                 }
                 let f = if name == "round" { Func::Round } else { Func::Trunc };
-                let ty = if ty.is_int() && args.len() == 1 { SqlType::Float8 } else { ty };
+                // round(int) is round(double precision); round(x, n) is round(numeric, int).
+                let ty = if ty.is_int() && args.len() == 1 {
+                    SqlType::Float8
+                } else if ty.is_int() || ty.is_decimal() {
+                    SqlType::NUMERIC
+                } else {
+                    ty
+                };
                 (Expr::Func(f, args, ty), Ty::Known(ty))
             }
             ("power" | "pow", 2) => {
@@ -1832,10 +1857,8 @@ fn literal(v: &ast::Value) -> Result<(Expr, Ty), DbError> {
     Ok(match v {
         ast::Value::Number(s, _) => match s.parse::<i64>() {
             Ok(n) => int_const(n),
-            Err(_) => match s.parse::<f64>() {
-                Ok(f) => (Expr::Const(Value::Float(f)), Ty::Known(SqlType::Numeric)),
-                Err(_) => return Err(err!(INVALID_TEXT_REPRESENTATION, "invalid number {s}")),
-            },
+            // A literal with a point or an exponent, or past bigint, is an exact numeric.
+            Err(_) => (Expr::Const(Value::Numeric(crate::numeric::parse(s)?)), Ty::Known(SqlType::NUMERIC)),
         },
         ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => (Expr::Const(Value::Text(s.clone())), Ty::Unknown),
         ast::Value::Boolean(b) => (Expr::Const(Value::Bool(*b)), Ty::Known(SqlType::Bool)),

@@ -75,6 +75,7 @@ const TYPES: [(i64, &str, i64); 11] = [
 pub fn typmod(ty: SqlType) -> i64 {
     match ty {
         SqlType::Char(n) | SqlType::Varchar(n) if n > 0 => i64::from(n) + 4,
+        SqlType::Numeric(m) => i64::from(m.pg()),
         _ => -1,
     }
 }
@@ -97,6 +98,7 @@ pub fn format_type(oid: i64, typmod: i64) -> Option<String> {
     };
     Some(match (oid, typmod) {
         (1042 | 1043, m) if m >= 4 => alloc::format!("{base}({})", m - 4),
+        (1700, m) if m >= 4 => alloc::format!("{base}({},{})", (m - 4) >> 16, (m - 4) & 0xFFFF),
         _ => String::from(base),
     })
 }

@@ -64,7 +64,7 @@ fn expressions_follow_postgres() {
     assert_eq!(flat(&mut d, "select 7 / 2, -7 / 2, 7 % 3, 2 + 3 * 4, - -5, - + - 3"), "3,-3,1,14,5,3");
     assert_eq!(flat(&mut d, "select null = null, null and false, null or true, not null"), "NULL,f,t,NULL");
     assert_eq!(flat(&mut d, "select 3000000000 + 1, -2147483648, 'a' || 'b'"), "3000000001,-2147483648,ab");
-    assert_eq!(flat(&mut d, "select 1.5 * 2, 7 / 2.0, cast(7 as real) / 2, 10 / 4 * 1.0"), "3,3.5,3.5,2");
+    assert_eq!(flat(&mut d, "select 1.5 * 2, 7 / 2.0, cast(7 as real) / 2, 10 / 4 * 1.0"), "3.0,3.5000000000000000,3.5,2.0");
     assert_eq!(flat(&mut d, "select case when 1 > 2 then 'a' when 2 > 1 then 'b' end, case 3 when 3 then 30 else 0 end"), "b,30");
     assert_eq!(flat(&mut d, "select coalesce(null, 2), nullif(3, 3), abs(-4), 5 between 1 and 9, 3 in (1, 2, null), 2 in (1, 2)"), "2,NULL,4,t,NULL,t");
     assert_eq!(flat(&mut d, "select cast('12' as integer) + 1, cast(2.7 as integer), 'x' like '_', upper('ab'), length('héllo')"), "13,3,t,AB,5");
@@ -86,7 +86,7 @@ fn dml_joins_aggregates_and_ordering() {
     }
     assert_eq!(flat(&mut d, "select a, y from t1, t2 where a = x order by a, y"), "1,100 2,200 2,201");
     assert_eq!(flat(&mut d, "select a, y from t1 left join t2 on a = x order by a desc, y"), "4,NULL 3,NULL 2,200 2,201 1,100");
-    assert_eq!(flat(&mut d, "select count(*), count(b), sum(b), min(c), max(b), avg(b) from t1"), "4,3,60,four,30,20");
+    assert_eq!(flat(&mut d, "select count(*), count(b), sum(b), min(c), max(b), avg(b) from t1"), "4,3,60,four,30,20.0000000000000000");
     assert_eq!(flat(&mut d, "select x, count(*) from t2 group by x having count(*) > 1"), "2,2");
     assert_eq!(flat(&mut d, "select distinct x from t2 order by 1 desc limit 2 offset 1"), "2 1");
     assert_eq!(flat(&mut d, "select b from t1 order by b nulls first"), "NULL 10 20 30");
@@ -216,6 +216,39 @@ fn data_survives_reopen() {
     let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
     assert_eq!(flat(&mut d, "select b, f, ts, v from t where a = 1"), "one,1.5,2024-01-02 03:04:05,abc");
     assert_eq!(code(&mut d, "insert into t (v) values ('abcd')"), "22001");
+}
+
+/// NUMERIC is exact and follows PostgreSQL's scales, rounding and errors; NUMERIC(p,s) rounds
+/// on store and refuses what does not fit; values survive a reopen and index lookups find them.
+#[test]
+fn numeric_is_exact() {
+    let mut d = db();
+    // The answers are PostgreSQL 15's.
+    assert_eq!(flat(&mut d, "select 0.1 + 0.2, 0.1 + 0.2 = 0.3, 1.10 + 2.205, 2.50 * 1.2, 1 / 3.0, 10 / 4.0"), "0.3,t,3.305,3.000,0.33333333333333333333,2.5000000000000000");
+    assert_eq!(flat(&mut d, "select cast('1.50' as numeric), 5.5 % 2, -7 % 2.00, abs(-2.50), sign(-0.5), round(2.345, 2), round(-2.5), trunc(2.349, 2), round(1250, -2)"), "1.50,1.5,-1.00,2.50,-1,2.35,-3,2.34,1300");
+    assert_eq!(flat(&mut d, "select floor(-2.5), ceil(2.1), cast(2.5 as int), cast(-2.5 as int), cast(2.5 as double precision) / 2, 12345678901234567890123"), "-3,3,3,-3,1.25,12345678901234567890123");
+    assert_eq!(flat(&mut d, "select 1.5 = 1.50, 2 > 1.5, 1.5 < 1.6::float8, cast(0.1 as real) + 0.2"), "t,t,t,0.30000000149011613");
+    assert_eq!(code(&mut d, "select 1.0 / 0"), "22012");
+    assert_eq!(code(&mut d, "select 99999999999999999999999999999 * 10"), "22003");
+    assert_eq!(code(&mut d, "select cast('1,5' as numeric)"), "22P02");
+    assert_eq!(code(&mut d, "create table bad (x numeric(3, 5))"), "22023");
+
+    one(&mut d, "create table acct (id int primary key, bal numeric(10,2), rate decimal, n bigint)").unwrap();
+    one(&mut d, "create index acct_bal on acct (bal)").unwrap();
+    one(&mut d, "insert into acct values (1, 10.005, 0.035, 9223372036854775807), (2, '20.1', 1e-3, 9223372036854775807), (3, 5, 2, 1)").unwrap();
+    assert_eq!(code(&mut d, "insert into acct values (4, 123456789.5, 0, 0)"), "22003");
+    assert_eq!(flat(&mut d, "select bal, rate from acct order by id"), "10.01,0.035 20.10,0.001 5.00,2");
+    assert_eq!(flat(&mut d, "select sum(bal), avg(bal), min(bal), max(rate), sum(n) from acct"), "35.11,11.7033333333333333,5.00,2,18446744073709551615");
+    assert_eq!(flat(&mut d, "select sum(bal * rate) from acct"), "10.37045");
+    assert_eq!(flat(&mut d, "select id from acct where bal = 20.1"), "2");
+    assert_eq!(flat(&mut d, "select id from acct where bal = 5"), "3");
+    assert_eq!(flat(&mut d, "select id from acct where bal between 6 and 20.10 order by id"), "1 2");
+    assert!(flat(&mut d, "explain select id from acct where bal = 20.1").contains("acct_bal"));
+    one(&mut d, "update acct set bal = bal - 0.015 where id = 1").unwrap();
+    assert_eq!(flat(&mut d, "select bal from acct where id = 1"), "10.00");
+    let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+    assert_eq!(flat(&mut d, "select id, bal, rate from acct where bal >= 10 order by bal desc"), "2,20.10,0.001 1,10.00,0.035");
+    assert_eq!(flat(&mut d, "select format_type(atttypid, atttypmod) from pg_attribute where attname = 'bal' and attrelid = 'acct'::regclass"), "numeric(10,2)");
 }
 
 /// Deeply nested statements either run or fail with 54001; they never overflow the stack. In
