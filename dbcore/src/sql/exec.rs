@@ -56,6 +56,8 @@ pub struct Exec<'a, D: BlockDevice> {
     /// Work left in this step (rows read or compared); at 0 a pull answers [`Poll::Yield`].
     /// `u64::MAX` (the default) never runs out.
     pub budget: u64,
+    /// Values of `$1`, `$2`, ... for a plan kept across executions (generic plans).
+    pub params: Rc<[Value]>,
 }
 
 /// A query's memory budget, checked against the host's gauge.
@@ -185,6 +187,10 @@ pub struct SortRun {
 }
 
 impl<D: BlockDevice> Env for Exec<'_, D> {
+    fn param(&self, i: usize) -> Value {
+        self.params.get(i).cloned().unwrap_or(Value::Null)
+    }
+
     fn regex_match(&mut self, s: &str, pattern: &str, icase: bool) -> Result<bool, DbError> {
         if !matches!(&self.regex, Some((p, i, _)) if p == pattern && *i == icase) {
             self.regex = Some((String::from(pattern), icase, super::expr::compile_regex(pattern, icase)?));
@@ -233,7 +239,7 @@ fn mismatch() -> DbError {
 
 impl<'a, D: BlockDevice> Exec<'a, D> {
     pub fn new(store: &'a mut Store<D>, at: ReadAt<'a>, now: i64, seed: u64, max_rows: usize) -> Self {
-        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None, mem: None, ticks: 0, budget: u64::MAX }
+        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None, mem: None, ticks: 0, budget: u64::MAX, params: Rc::from(Vec::new()) }
     }
 
     pub fn check_size(&mut self, n: usize) -> Result<(), DbError> {

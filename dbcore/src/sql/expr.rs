@@ -125,6 +125,11 @@ pub trait Env {
     fn outer(&self, depth: usize, idx: usize) -> Value;
     fn now(&self) -> i64;
     fn random(&mut self) -> f64;
+    /// The bound value of `$n` (0-based) for a plan kept across executions of a prepared
+    /// statement; NULL where none is bound (describing a statement).
+    fn param(&self, _i: usize) -> Value {
+        Value::Null
+    }
     /// `s ~ pattern`; the executor keeps the last compiled pattern, so a constant pattern is
     /// compiled once per statement, not once per row.
     fn regex_match(&mut self, s: &str, pattern: &str, icase: bool) -> Result<bool, DbError> {
@@ -282,7 +287,7 @@ impl Expr {
     pub fn eval(&self, row: &[Value], env: &mut dyn Env) -> Result<Value, DbError> {
         Ok(match self {
             Expr::Const(v) => v.clone(),
-            Expr::Param(_) => Value::Null,
+            Expr::Param(i) => env.param(*i),
             Expr::Column(i) => row.get(*i).cloned().unwrap_or(Value::Null),
             Expr::Outer(d, i) => env.outer(*d, *i),
             Expr::Neg(x, ty) => match x.eval(row, env)? {

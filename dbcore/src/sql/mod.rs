@@ -174,7 +174,9 @@ impl WriteJob {
 /// A query under way across steps: its plan, where the executor is, and the rows so far.
 #[derive(Debug)]
 struct Cursor {
-    node: plan::Node,
+    node: Rc<plan::Node>,
+    /// `$n` values when the plan is generic (kept by its prepared statement).
+    params: Rc<[Value]>,
     columns: Vec<ColumnInfo>,
     state: exec::State,
     rows: Vec<Row>,
@@ -212,7 +214,23 @@ pub struct Batch {
     stmts: VecDeque<Statement>,
     /// Values of `$1`, `$2`, ... with their types (extended protocol; empty for Query).
     params: Vec<(Value, SqlType)>,
+    /// The prepared statement's kept plan, for a batch made by [`Database::bind`].
+    plan: Option<PlanSlot>,
 }
+
+/// A query plan kept by a prepared statement across its executions, as PostgreSQL keeps a
+/// generic plan: `$n` stay parameters (read when the query runs), so the statement is planned
+/// once per catalog, not at every Execute. A DDL commit makes a new catalog, and the next
+/// execution plans again. Plans that hold rows computed while planning (pg_catalog, the
+/// statistics views) are not kept.
+#[derive(Debug)]
+struct KeptPlan {
+    cat: Rc<Catalog>,
+    node: Rc<plan::Node>,
+    columns: Vec<ColumnInfo>,
+}
+
+type PlanSlot = Rc<core::cell::RefCell<Option<KeptPlan>>>;
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
@@ -229,6 +247,7 @@ pub struct Prepared {
     pub param_types: Vec<SqlType>,
     /// Result columns for statements that return rows.
     pub columns: Option<Vec<ColumnInfo>>,
+    plan: PlanSlot,
 }
 
 impl Prepared {
@@ -270,6 +289,8 @@ pub struct Database<D: BlockDevice> {
     owner: String,
     /// The host's counters, for the statistics views; the server keeps a clone and writes.
     pub host: crate::stats::SharedHostStats,
+    /// Executions of prepared queries that used the statement's kept plan.
+    pub plans_reused: u64,
 }
 
 fn writes(s: &Statement) -> bool {
@@ -291,7 +312,7 @@ fn writes(s: &Statement) -> bool {
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
         let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
-        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default() })
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0 })
     }
 
     /// Names the one role (the server's configured user) for pg_catalog.
@@ -333,7 +354,7 @@ impl<D: BlockDevice> Database<D> {
         if sql.len() > self.limits.max_statement_bytes {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "statement is too long: {} bytes (the limit is {})", sql.len(), self.limits.max_statement_bytes));
         }
-        Ok(Batch { stmts: parse(sql)?.into(), params: Vec::new() })
+        Ok(Batch { stmts: parse(sql)?.into(), params: Vec::new(), plan: None })
     }
 
     fn catalog_at(&mut self, at: ReadAt) -> Result<Rc<Catalog>, DbError> {
@@ -422,7 +443,7 @@ impl<D: BlockDevice> Database<D> {
             types.resize(types.len().max(count_params(&s.to_string())), None);
         }
         let param_types = types.into_iter().map(|t| t.unwrap_or(SqlType::Text)).collect();
-        Ok(Prepared { stmt, sql: Rc::from(sql), param_types, columns })
+        Ok(Prepared { stmt, sql: Rc::from(sql), param_types, columns, plan: Rc::default() })
     }
 
     /// A batch that runs a prepared statement with bound values (already of its types).
@@ -430,7 +451,8 @@ impl<D: BlockDevice> Database<D> {
         if params.len() != p.param_types.len() {
             return Err(err!(PROTOCOL_VIOLATION, "bind message supplies {} parameters, but prepared statement requires {}", params.len(), p.param_types.len()));
         }
-        Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect() })
+        let plan = matches!(p.stmt, Some(Statement::Query(_))).then(|| p.plan.clone());
+        Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect(), plan })
     }
 
     fn end_txn(&mut self, s: &mut SessionState, commit: bool) -> Result<(), DbError> {
@@ -528,7 +550,7 @@ impl<D: BlockDevice> Database<D> {
                 } else {
                     Some(self.store.snapshot())
                 };
-                match self.start_query(q, snap, &b.params) {
+                match self.start_query(q, snap, &b.params, b.plan.as_ref()) {
                     Ok(c) => return self.resume(s, b, c),
                     Err(e) => Err(e),
                 }
@@ -556,23 +578,46 @@ impl<D: BlockDevice> Database<D> {
     }
 
     /// Plans a query and makes its cursor; the snapshot is given back if planning fails.
-    fn start_query(&mut self, q: &ast::Query, snap: Option<Snapshot>, params: &[(Value, SqlType)]) -> Result<Box<Cursor>, DbError> {
+    /// With a prepared statement's `slot`, its kept plan is used when it was made for this
+    /// catalog; else the query is planned with `$n` as parameters and the plan kept.
+    fn start_query(&mut self, q: &ast::Query, snap: Option<Snapshot>, params: &[(Value, SqlType)], slot: Option<&PlanSlot>) -> Result<Box<Cursor>, DbError> {
         let planned = {
             let at = match &snap {
                 Some(sn) => ReadAt::Snapshot(sn),
                 None => ReadAt::Txn,
             };
             self.catalog_at(at).and_then(|cat| {
+                if let Some(slot) = slot {
+                    if let Some(kept) = slot.borrow().as_ref().filter(|k| Rc::ptr_eq(&k.cat, &cat)) {
+                        self.plans_reused += 1;
+                        let values: Vec<Value> = params.iter().map(|(v, _)| v.clone()).collect();
+                        return Ok((kept.node.clone(), kept.columns.clone(), Rc::from(values)));
+                    }
+                    // A generic plan: `$n` typed as bound, evaluated when the query runs.
+                    let mut planner = Planner::new(&cat, None);
+                    *planner.param_types.borrow_mut() = params.iter().map(|(_, t)| Some(*t)).collect();
+                    planner.live = Some(self.live());
+                    if let Ok(p) = planner.query(q, None) {
+                        if !planner.shutdown.get() && !planner.computed_rows.get() && planner.param_types.borrow().len() == params.len() {
+                            let node = Rc::new(p.node);
+                            let columns: Vec<ColumnInfo> = p.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect();
+                            *slot.borrow_mut() = Some(KeptPlan { cat: cat.clone(), node: node.clone(), columns: columns.clone() });
+                            let values: Vec<Value> = params.iter().map(|(v, _)| v.clone()).collect();
+                            return Ok((node, columns, Rc::from(values)));
+                        }
+                    }
+                    // Otherwise plan with the values, as for a simple query.
+                }
                 let mut planner = Planner::new(&cat, Some(params));
                 planner.live = Some(self.live());
                 let p = planner.query(q, None)?;
                 if planner.shutdown.get() {
                     self.shutdown_requested = true;
                 }
-                Ok(p)
+                Ok((Rc::new(p.node), p.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect(), Rc::from(Vec::new())))
             })
         };
-        let p = match planned {
+        let (node, columns, params) = match planned {
             Ok(p) => p,
             Err(e) => {
                 if let Some(sn) = snap {
@@ -584,8 +629,9 @@ impl<D: BlockDevice> Database<D> {
         let ex = self.exec(ReadAt::Txn);
         let (rng, mem, now) = (ex.rng, ex.mem, ex.now);
         Ok(Box::new(Cursor {
-            node: p.node,
-            columns: p.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect(),
+            node,
+            params,
+            columns,
             state: exec::State::Fresh,
             rows: Vec::new(),
             snap,
@@ -599,7 +645,7 @@ impl<D: BlockDevice> Database<D> {
     /// Runs a query for one step's budget: its result when it ends, else [`Step::Running`]
     /// with the cursor kept in the session.
     fn resume(&mut self, s: &mut SessionState, b: &mut Batch, mut c: Box<Cursor>) -> Step {
-        let Cursor { node, state, rows, snap, cache, rng, now, mem, .. } = &mut *c;
+        let Cursor { node, params, state, rows, snap, cache, rng, now, mem, .. } = &mut *c;
         let at = match snap {
             Some(sn) => ReadAt::Snapshot(sn),
             None => ReadAt::Txn,
@@ -609,6 +655,7 @@ impl<D: BlockDevice> Database<D> {
         ex.mem = *mem;
         ex.cache = core::mem::take(cache);
         ex.budget = self.limits.step_rows.max(1);
+        ex.params = params.clone();
         let r = loop {
             if ex.budget == 0 {
                 break Ok(false);
@@ -873,7 +920,7 @@ impl<D: BlockDevice> Database<D> {
 
     /// The counters the statistics views show, as of now.
     fn live(&self) -> syscat::Live {
-        syscat::Live { store: self.store.stats(), host: self.host.clone(), now: self.clock_us }
+        syscat::Live { store: self.store.stats(), host: self.host.clone(), now: self.clock_us, plans_reused: self.plans_reused }
     }
 
     fn statement(&mut self, s: &mut SessionState, at: ReadAt, st: &Statement, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {

@@ -168,6 +168,9 @@ pub struct Planner<'a> {
     pub shutdown: Cell<bool>,
     /// Counters for the statistics views; None while describing a statement.
     pub live: Option<super::syscat::Live>,
+    /// Set when the plan holds rows computed while planning (pg_catalog, statistics views):
+    /// such a plan is not kept for later executions.
+    pub computed_rows: Cell<bool>,
 }
 
 fn no_table(name: &str) -> DbError {
@@ -448,7 +451,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
 
 impl<'a> Planner<'a> {
     pub fn new(cat: &'a Catalog, params: Option<&'a [(Value, SqlType)]>) -> Self {
-        Planner { cat, params, param_types: RefCell::new(Vec::new()), next_sub: Cell::new(0), depth: Cell::new(0), corr: RefCell::new(Vec::new()), shutdown: Cell::new(false), live: None }
+        Planner { cat, params, param_types: RefCell::new(Vec::new()), next_sub: Cell::new(0), depth: Cell::new(0), corr: RefCell::new(Vec::new()), shutdown: Cell::new(false), live: None, computed_rows: Cell::new(false) }
     }
 
     fn placeholder(&self, p: &str) -> Result<(Expr, Ty), DbError> {
@@ -1267,6 +1270,7 @@ impl<'a> Planner<'a> {
     /// A pg_catalog or information_schema relation named by `name`, computed now.
     fn system_relation(&self, name: &ast::ObjectName) -> Option<(String, super::syscat::SysRel)> {
         let sys = self.system_name(name)?;
+        self.computed_rows.set(true);
         let view_cols = |v: &super::catalog::ViewDef| -> Vec<(String, SqlType)> {
             let Ok(q) = super::parse_one_query(&v.sql) else { return Vec::new() };
             let Ok(p) = self.query(&q, None) else { return Vec::new() };

@@ -152,6 +152,8 @@ pub struct Live {
     pub host: crate::stats::SharedHostStats,
     /// Microseconds since 2000-01-01.
     pub now: i64,
+    /// Executions of prepared queries that used a kept plan.
+    pub plans_reused: u64,
 }
 
 /// The system relations computed from the catalog (besides the [`EMPTY`] ones).
@@ -226,6 +228,7 @@ fn stats_relation(name: &str, live: Option<&Live>) -> Option<SysRel> {
                 ("connections_accepted", n(h.connections_accepted)),
                 ("connections_refused", n(h.connections_refused)),
                 ("queries", n(h.queries)),
+                ("plans_reused", n(live.plans_reused)),
                 ("commits", n(st.commits)),
                 ("group_syncs", n(h.group_syncs)),
                 ("log_flushes", n(st.log_flushes)),
