@@ -211,7 +211,8 @@ impl SessionState {
 
 /// The statements of one Query message, run one [`Database::step`] at a time.
 pub struct Batch {
-    stmts: VecDeque<Statement>,
+    /// Shared with the prepared statement that made the batch (an AST is kilobytes).
+    stmts: VecDeque<Rc<Statement>>,
     /// Values of `$1`, `$2`, ... with their types (extended protocol; empty for Query).
     params: Vec<(Value, SqlType)>,
     /// The prepared statement's kept plan, for a batch made by [`Database::bind`].
@@ -241,7 +242,7 @@ impl Batch {
 /// A statement parsed for the extended protocol, with its parameter and result types.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    stmt: Option<Statement>,
+    stmt: Option<Rc<Statement>>,
     /// The statement's text, for pg_stat_activity.
     pub sql: Rc<str>,
     pub param_types: Vec<SqlType>,
@@ -354,7 +355,7 @@ impl<D: BlockDevice> Database<D> {
         if sql.len() > self.limits.max_statement_bytes {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "statement is too long: {} bytes (the limit is {})", sql.len(), self.limits.max_statement_bytes));
         }
-        Ok(Batch { stmts: parse(sql)?.into(), params: Vec::new(), plan: None })
+        Ok(Batch { stmts: parse(sql)?.into_iter().map(Rc::new).collect(), params: Vec::new(), plan: None })
     }
 
     fn catalog_at(&mut self, at: ReadAt) -> Result<Rc<Catalog>, DbError> {
@@ -412,7 +413,7 @@ impl<D: BlockDevice> Database<D> {
         *planner.param_types.borrow_mut() = declared.to_vec();
         let mut columns = None;
         if let Some(s) = &stmt {
-            match s {
+            match &**s {
                 Statement::Query(q) => columns = Some(planner.query(q, None)?.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect()),
                 Statement::Insert(ins) => {
                     describe_insert(&planner, &cat, ins)?;
@@ -451,7 +452,7 @@ impl<D: BlockDevice> Database<D> {
         if params.len() != p.param_types.len() {
             return Err(err!(PROTOCOL_VIOLATION, "bind message supplies {} parameters, but prepared statement requires {}", params.len(), p.param_types.len()));
         }
-        let plan = matches!(p.stmt, Some(Statement::Query(_))).then(|| p.plan.clone());
+        let plan = matches!(p.stmt.as_deref(), Some(Statement::Query(_))).then(|| p.plan.clone());
         Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect(), plan })
     }
 
@@ -488,7 +489,7 @@ impl<D: BlockDevice> Database<D> {
             None => {}
         }
         let Some(stmt) = b.stmts.pop_front() else { return Step::Done };
-        let r = match &stmt {
+        let r = match &*stmt {
             Statement::StartTransaction { .. } if !s.failed => {
                 s.in_block = true;
                 Ok(tag("BEGIN"))

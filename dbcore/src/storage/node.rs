@@ -20,27 +20,129 @@ pub enum Val {
     Overflow { len: u32, first: PageId },
 }
 
+/// A node's keys, in order, in one buffer: key `i` is `data[start(i)..ends[i]]`. A search
+/// touches one allocation instead of one per key (the keys of a decoded page used to be a
+/// `Vec` each, and binary searches over them were mostly cache misses).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Keys {
+    data: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl Keys {
+    pub fn with_capacity(n: usize, bytes: usize) -> Keys {
+        Keys { data: Vec::with_capacity(bytes), ends: Vec::with_capacity(n) }
+    }
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+    fn start(&self, i: usize) -> usize {
+        if i == 0 { 0 } else { self.ends[i - 1] as usize }
+    }
+    /// Key `i`; panics past the end, as slice indexing does.
+    pub fn get(&self, i: usize) -> &[u8] {
+        &self.data[self.start(i)..self.ends[i] as usize]
+    }
+    pub fn last(&self) -> Option<&[u8]> {
+        if self.is_empty() { None } else { Some(self.get(self.len() - 1)) }
+    }
+    pub fn push(&mut self, k: &[u8]) {
+        self.data.extend_from_slice(k);
+        self.ends.push(self.data.len() as u32);
+    }
+    pub fn insert(&mut self, i: usize, k: &[u8]) {
+        let at = self.start(i);
+        self.data.splice(at..at, k.iter().copied());
+        for e in &mut self.ends[i..] {
+            *e += k.len() as u32;
+        }
+        self.ends.insert(i, (at + k.len()) as u32);
+    }
+    pub fn remove(&mut self, i: usize) {
+        let (a, b) = (self.start(i), self.ends[i] as usize);
+        self.data.drain(a..b);
+        self.ends.remove(i);
+        for e in &mut self.ends[i..] {
+            *e -= (b - a) as u32;
+        }
+    }
+    /// Keeps keys `..m`, returns keys `m..`.
+    pub fn split_off(&mut self, m: usize) -> Keys {
+        let at = self.start(m);
+        let data = self.data.split_off(at);
+        let ends = self.ends.split_off(m).into_iter().map(|e| e - at as u32).collect();
+        Keys { data, ends }
+    }
+    pub fn pop(&mut self) -> Option<Vec<u8>> {
+        let i = self.len().checked_sub(1)?;
+        let k = self.data.split_off(self.start(i));
+        self.ends.pop();
+        Some(k)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+    /// The number of leading keys for which `pred` holds (keys are sorted, `pred` monotone).
+    pub fn partition_point(&self, mut pred: impl FnMut(&[u8]) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if pred(self.get(mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+    pub fn binary_search(&self, key: &[u8]) -> Result<usize, usize> {
+        let i = self.partition_point(|k| k < key);
+        if i < self.len() && self.get(i) == key { Ok(i) } else { Err(i) }
+    }
+    /// Bytes of key data.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+}
+
+impl From<Vec<Vec<u8>>> for Keys {
+    fn from(v: Vec<Vec<u8>>) -> Keys {
+        let mut k = Keys::with_capacity(v.len(), v.iter().map(Vec::len).sum());
+        for x in &v {
+            k.push(x);
+        }
+        k
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    Leaf { keys: Vec<Vec<u8>>, vals: Vec<Val> },
+    Leaf { keys: Keys, vals: Vec<Val> },
     /// `children.len() == keys.len() + 1`.
-    Interior { keys: Vec<Vec<u8>>, children: Vec<PageId> },
+    Interior { keys: Keys, children: Vec<PageId> },
     Overflow { data: Vec<u8>, next: PageId },
 }
 
-fn entry_size(k: &[u8], v: &Val) -> usize {
-    2 + 1 + 4 + k.len() + match v {
+fn val_size(v: &Val) -> usize {
+    match v {
         Val::Inline(b) => b.len(),
         Val::Overflow { .. } => 8,
     }
+}
+
+fn entry_size(k: &[u8], v: &Val) -> usize {
+    2 + 1 + 4 + k.len() + val_size(v)
 }
 
 impl Node {
     /// Encoded payload size in bytes.
     pub fn size(&self) -> usize {
         match self {
-            Node::Leaf { keys, vals } => 2 + keys.iter().zip(vals).map(|(k, v)| entry_size(k, v)).sum::<usize>(),
-            Node::Interior { keys, .. } => 2 + 8 + keys.iter().map(|k| 2 + k.len() + 8).sum::<usize>(),
+            Node::Leaf { keys, vals } => 2 + keys.bytes() + vals.iter().map(|v| 2 + 1 + 4 + val_size(v)).sum::<usize>(),
+            Node::Interior { keys, .. } => 2 + 8 + keys.bytes() + keys.len() * (2 + 8),
             Node::Overflow { data, .. } => 4 + data.len(),
         }
     }
@@ -51,7 +153,8 @@ impl Node {
             Node::Leaf { keys, .. } | Node::Interior { keys, .. } => keys.len(),
             Node::Overflow { .. } => 0,
         };
-        96 + self.size() + 48 * n
+        // The envelope, the encoded bytes, a key end and a value `Vec` per entry.
+        96 + self.size() + 28 * n
     }
 
     pub fn kind(&self) -> Kind {
@@ -116,7 +219,7 @@ impl Node {
         let node = match kind {
             Kind::Leaf => {
                 let n = r.u16().ok_or_else(bad)? as usize;
-                let (mut keys, mut vals) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                let (mut keys, mut vals) = (Keys::with_capacity(n, leaf_key_bytes(&page[HEADER..], n)), Vec::with_capacity(n));
                 for _ in 0..n {
                     let kl = r.u16().ok_or_else(bad)? as usize;
                     let flag = r.u8().ok_or_else(bad)?;
@@ -124,32 +227,37 @@ impl Node {
                     if kl > MAX_KEY {
                         return Err(bad());
                     }
-                    keys.push(r.take(kl).ok_or_else(bad)?.to_vec());
+                    let k = r.take(kl).ok_or_else(bad)?;
+                    if keys.last().is_some_and(|last| last >= k) {
+                        return Err(bad());
+                    }
+                    keys.push(k);
                     vals.push(match flag {
                         0 if vl as usize <= MAX_INLINE => Val::Inline(r.take(vl as usize).ok_or_else(bad)?.to_vec()),
                         1 => Val::Overflow { len: vl, first: r.u64().ok_or_else(bad)? },
                         _ => return Err(bad()),
                     });
                 }
-                if keys.windows(2).any(|w| w[0] >= w[1]) {
-                    return Err(bad());
-                }
                 Node::Leaf { keys, vals }
             }
             Kind::Interior => {
                 let n = r.u16().ok_or_else(bad)? as usize;
                 let mut children = Vec::with_capacity(n + 1);
-                let mut keys = Vec::with_capacity(n);
+                let mut keys = Keys::with_capacity(n, interior_key_bytes(&page[HEADER..], n));
                 children.push(r.u64().ok_or_else(bad)?);
                 for _ in 0..n {
                     let kl = r.u16().ok_or_else(bad)? as usize;
                     if kl > MAX_KEY {
                         return Err(bad());
                     }
-                    keys.push(r.take(kl).ok_or_else(bad)?.to_vec());
+                    let k = r.take(kl).ok_or_else(bad)?;
+                    if keys.last().is_some_and(|last| last >= k) {
+                        return Err(bad());
+                    }
+                    keys.push(k);
                     children.push(r.u64().ok_or_else(bad)?);
                 }
-                if n == 0 || keys.windows(2).any(|w| w[0] >= w[1]) {
+                if n == 0 {
                     return Err(bad());
                 }
                 Node::Interior { keys, children }
@@ -165,6 +273,38 @@ impl Node {
         };
         Ok(node)
     }
+}
+
+/// The key bytes of a leaf payload with `n` entries, to size its [`Keys`] exactly (a malformed
+/// payload gives what was read so far; decoding then refuses it).
+fn leaf_key_bytes(payload: &[u8], n: usize) -> usize {
+    let mut r = Reader::new(payload);
+    let _ = r.u16();
+    let mut total = 0;
+    for _ in 0..n {
+        let (Some(kl), Some(flag), Some(vl)) = (r.u16(), r.u8(), r.u32()) else { break };
+        let skip = kl as usize + if flag == 1 { 8 } else { vl as usize };
+        if r.take(skip).is_none() {
+            break;
+        }
+        total += kl as usize;
+    }
+    total
+}
+
+/// The key bytes of an interior payload with `n` keys.
+fn interior_key_bytes(payload: &[u8], n: usize) -> usize {
+    let mut r = Reader::new(payload);
+    let (_, _) = (r.u16(), r.u64());
+    let mut total = 0;
+    for _ in 0..n {
+        let Some(kl) = r.u16() else { break };
+        if r.take(kl as usize + 8).is_none() {
+            break;
+        }
+        total += kl as usize;
+    }
+    total
 }
 
 /// Where to split an overfull node of entry sizes `sizes` (overhead `base` bytes per half):
@@ -208,7 +348,7 @@ pub fn split_point(sizes: &[usize], base: usize, append: bool) -> usize {
 }
 
 /// Entry sizes for [`split_point`] of a leaf.
-pub fn leaf_sizes(keys: &[Vec<u8>], vals: &[Val]) -> Vec<usize> {
+pub fn leaf_sizes(keys: &Keys, vals: &[Val]) -> Vec<usize> {
     keys.iter().zip(vals).map(|(k, v)| entry_size(k, v)).collect()
 }
 
@@ -220,8 +360,8 @@ mod tests {
     #[test]
     fn nodes_round_trip_through_pages() {
         let nodes = [
-            Node::Leaf { keys: alloc::vec![b"a".to_vec(), b"b".to_vec()], vals: alloc::vec![Val::Inline(b"x".to_vec()), Val::Overflow { len: 5000, first: 77 }] },
-            Node::Interior { keys: alloc::vec![b"m".to_vec()], children: alloc::vec![3, 4] },
+            Node::Leaf { keys: alloc::vec![b"a".to_vec(), b"b".to_vec()].into(), vals: alloc::vec![Val::Inline(b"x".to_vec()), Val::Overflow { len: 5000, first: 77 }] },
+            Node::Interior { keys: alloc::vec![b"m".to_vec()].into(), children: alloc::vec![3, 4] },
             Node::Overflow { data: alloc::vec![9; 100], next: 12 },
         ];
         for n in nodes {
@@ -231,6 +371,37 @@ mod tests {
             let (k, l) = verify(5, &p, &[n.kind()]).unwrap();
             assert_eq!(Node::decode(5, k, l, &p).unwrap(), n);
         }
+    }
+
+    #[test]
+    fn keys_edit_like_a_vec_of_keys() {
+        let mut model: Vec<Vec<u8>> = Vec::new();
+        let mut keys = Keys::default();
+        let mut x = 7u32;
+        for step in 0..400 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let k: Vec<u8> = alloc::format!("{:0w$}", x % 1000, w = (x as usize >> 8) % 6 + 1).into_bytes();
+            match model.binary_search(&k) {
+                Ok(i) if step % 3 == 0 => {
+                    model.remove(i);
+                    keys.remove(i);
+                }
+                Ok(_) => {}
+                Err(i) => {
+                    model.insert(i, k.clone());
+                    keys.insert(i, &k);
+                }
+            }
+            assert_eq!(keys.binary_search(&k), model.binary_search(&k));
+            assert_eq!(keys.partition_point(|c| c <= k.as_slice()), model.partition_point(|c| c.as_slice() <= k.as_slice()));
+        }
+        assert_eq!(keys.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(), model);
+        let m = model.len() / 3;
+        let right = keys.split_off(m);
+        let mr = model.split_off(m);
+        assert_eq!(right, Keys::from(mr));
+        assert_eq!(keys.pop(), model.pop());
+        assert_eq!(keys, Keys::from(model));
     }
 
     #[test]

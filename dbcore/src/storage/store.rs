@@ -222,7 +222,8 @@ pub struct Store<D: BlockDevice> {
     /// Open snapshots: commit number -> how many.
     snapshots: BTreeMap<u64, usize>,
     txn: Option<Txn>,
-    frames: BTreeMap<PageId, Frame>,
+    /// The pool's pages by id (a hash map: one probe per page a search visits).
+    frames: hashbrown::HashMap<PageId, Frame>,
     lru: BTreeMap<u64, PageId>,
     tick: u64,
     pool_bytes: usize,
@@ -266,7 +267,7 @@ impl<D: BlockDevice> Store<D> {
             alloc_cursor: 0,
             snapshots: BTreeMap::new(),
             txn: None,
-            frames: BTreeMap::new(),
+            frames: hashbrown::HashMap::new(),
             lru: BTreeMap::new(),
             tick: 0,
             pool_bytes: 0,
@@ -493,24 +494,24 @@ impl<D: BlockDevice> Store<D> {
     /// Marks a use of page `p`. The LRU order is approximate: a page moves to the young end
     /// only when it has aged by a quarter of the pool since it last moved, so hot pages (the
     /// roots, the inner nodes) cost a map lookup per use, not a reordering.
-    fn touch(&mut self, p: PageId) {
+    /// Page `p`'s frame if it is in the pool, its use marked.
+    fn hit(&mut self, p: PageId) -> Option<&mut Frame> {
         self.tick += 1;
         let t = self.tick;
         let window = self.frames.len() as u64 / 4 + 1;
-        if let Some(f) = self.frames.get_mut(&p) {
-            if t - f.tick > window {
-                self.lru.remove(&f.tick);
-                f.tick = t;
-                self.lru.insert(t, p);
-            }
+        let f = self.frames.get_mut(&p)?;
+        self.stats.pool_hits += 1;
+        if t - f.tick > window {
+            self.lru.remove(&f.tick);
+            f.tick = t;
+            self.lru.insert(t, p);
         }
+        Some(f)
     }
 
     /// Loads page `p` into the pool if it is not there.
     fn load(&mut self, p: PageId) -> Result<(), DbError> {
-        if self.frames.contains_key(&p) {
-            self.stats.pool_hits += 1;
-            self.touch(p);
+        if self.hit(p).is_some() {
             return Ok(());
         }
         self.stats.pool_misses += 1;
@@ -572,6 +573,9 @@ impl<D: BlockDevice> Store<D> {
     }
 
     fn with_node<R>(&mut self, p: PageId, f: impl FnOnce(&Node) -> R) -> Result<R, DbError> {
+        if let Some(fr) = self.hit(p) {
+            return Ok(f(&fr.node));
+        }
         self.load(p)?;
         let fr = self.frames.get(&p).ok_or_else(|| err!(INTERNAL_ERROR, "page {p} vanished from the pool"))?;
         Ok(f(&fr.node))
@@ -809,7 +813,8 @@ impl<D: BlockDevice> Store<D> {
             self.write_raw(chain[i], &buf[..])?;
         }
         // 2. Dirty pages.
-        let dirty: Vec<PageId> = self.frames.iter().filter(|(_, f)| f.dirty).map(|(&p, _)| p).collect();
+        let mut dirty: Vec<PageId> = self.frames.iter().filter(|(_, f)| f.dirty).map(|(&p, _)| p).collect();
+        dirty.sort_unstable();
         for p in dirty {
             self.write_frame(p)?;
         }
@@ -913,8 +918,8 @@ impl<D: BlockDevice> Store<D> {
                 return Err(corrupt(p, "tree too deep (a cycle?)"));
             }
             let next = self.with_node(p, |n| match n {
-                Node::Interior { keys, children } => Ok(Err(children[keys.partition_point(|k| k.as_slice() <= key)])),
-                Node::Leaf { keys, vals } => Ok(Ok(keys.binary_search_by(|k| k.as_slice().cmp(key)).ok().map(|i| vals[i].clone()))),
+                Node::Interior { keys, children } => Ok(Err(children[keys.partition_point(|k| k <= key)])),
+                Node::Leaf { keys, vals } => Ok(Ok(keys.binary_search(key).ok().map(|i| vals[i].clone()))),
                 Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
             })??;
             match next {
@@ -936,7 +941,7 @@ impl<D: BlockDevice> Store<D> {
             }
             let next = self.with_node(p, |n| match n {
                 Node::Interior { children, .. } => Ok(Err(children[children.len() - 1])),
-                Node::Leaf { keys, .. } => Ok(Ok(keys.last().cloned())),
+                Node::Leaf { keys, .. } => Ok(Ok(keys.last().map(<[u8]>::to_vec))),
                 Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
             })??;
             match next {
@@ -996,12 +1001,12 @@ impl<D: BlockDevice> Store<D> {
             Node::Interior { keys, children } => {
                 let start = match lo {
                     Bound::Unbounded => 0,
-                    Bound::Included(k) | Bound::Excluded(k) => keys.partition_point(|x| x.as_slice() <= k),
+                    Bound::Included(k) | Bound::Excluded(k) => keys.partition_point(|x| x <= k),
                 };
                 let end = match hi {
                     Bound::Unbounded => children.len() - 1,
-                    Bound::Included(k) => keys.partition_point(|x| x.as_slice() <= k),
-                    Bound::Excluded(k) => keys.partition_point(|x| x.as_slice() < k),
+                    Bound::Included(k) => keys.partition_point(|x| x <= k),
+                    Bound::Excluded(k) => keys.partition_point(|x| x < k),
                 };
                 Ok(Got::Kids(children[start..=end.max(start)].to_vec()))
             }
@@ -1011,11 +1016,10 @@ impl<D: BlockDevice> Store<D> {
                 // Keys are sorted: start at the first one not below `lo`.
                 let first = match lo {
                     Bound::Unbounded => 0,
-                    Bound::Included(l) => keys.partition_point(|x| x.as_slice() < l),
-                    Bound::Excluded(l) => keys.partition_point(|x| x.as_slice() <= l),
+                    Bound::Included(l) => keys.partition_point(|x| x < l),
+                    Bound::Excluded(l) => keys.partition_point(|x| x <= l),
                 };
-                for (k, v) in keys[first..].iter().zip(&vals[first..]) {
-                    let k = k.as_slice();
+                for (k, v) in keys.iter().skip(first).zip(&vals[first..]) {
                     let after_lo = match lo {
                         Bound::Unbounded => true,
                         Bound::Included(l) => k >= l,
@@ -1164,14 +1168,14 @@ impl<D: BlockDevice> Store<D> {
         let v = if val.len() > MAX_INLINE { Val::Overflow { len: val.len() as u32, first: self.write_overflow(val)? } } else { Val::Inline(val.to_vec()) };
         let (root, replaced) = if info.root == 0 {
             let p = self.alloc()?;
-            self.install(p, Node::Leaf { keys: alloc::vec![key.to_vec()], vals: alloc::vec![v] }, true)?;
+            self.install(p, Node::Leaf { keys: alloc::vec![key.to_vec()].into(), vals: alloc::vec![v] }, true)?;
             (p, false)
         } else {
             let (p, split, old, _) = self.put_rec(info.root, key, v, 0)?;
             let root = match split {
                 Some((sep, right)) => {
                     let r = self.alloc()?;
-                    self.install(r, Node::Interior { keys: alloc::vec![sep], children: alloc::vec![p, right] }, true)?;
+                    self.install(r, Node::Interior { keys: alloc::vec![sep].into(), children: alloc::vec![p, right] }, true)?;
                     r
                 }
                 None => p,
@@ -1205,7 +1209,7 @@ impl<D: BlockDevice> Store<D> {
                     if let Node::Interior { keys, children } = n {
                         children[i] = c2;
                         if let Some((s, r)) = split {
-                            keys.insert(i, s);
+                            keys.insert(i, &s);
                             children.insert(i + 1, r);
                         }
                     }
@@ -1216,10 +1220,10 @@ impl<D: BlockDevice> Store<D> {
             }
             Descend::Leaf => {
                 let (old, append) = self.mutate(p, |n| match n {
-                    Node::Leaf { keys, vals } => match keys.binary_search_by(|k| k.as_slice().cmp(key)) {
+                    Node::Leaf { keys, vals } => match keys.binary_search(key) {
                         Ok(i) => (Some(core::mem::replace(&mut vals[i], val)), false),
                         Err(i) => {
-                            keys.insert(i, key.to_vec());
+                            keys.insert(i, key);
                             vals.insert(i, val);
                             (None, i + 1 == keys.len())
                         }
@@ -1235,7 +1239,7 @@ impl<D: BlockDevice> Store<D> {
     fn descend(&mut self, p: PageId, key: &[u8]) -> Result<Descend, DbError> {
         self.with_node(p, |n| match n {
             Node::Interior { keys, children } => {
-                let i = keys.partition_point(|k| k.as_slice() <= key);
+                let i = keys.partition_point(|k| k <= key);
                 Ok(Descend::Child(i, children[i], i + 1 == children.len()))
             }
             Node::Leaf { .. } => Ok(Descend::Leaf),
@@ -1253,7 +1257,7 @@ impl<D: BlockDevice> Store<D> {
                 let m = split_point(&leaf_sizes(keys, vals), 2, append);
                 let rk = keys.split_off(m);
                 let rv = vals.split_off(m);
-                (rk[0].clone(), Node::Leaf { keys: rk, vals: rv })
+                (rk.get(0).to_vec(), Node::Leaf { keys: rk, vals: rv })
             }
             Node::Interior { keys, children } => {
                 let sizes: Vec<usize> = keys.iter().map(|k| 2 + k.len() + 8).collect();
@@ -1312,7 +1316,7 @@ impl<D: BlockDevice> Store<D> {
             Descend::Leaf => {
                 let (old, empty) = self.mutate(p, |n| {
                     let Node::Leaf { keys, vals } = n else { return (None, false) };
-                    match keys.binary_search_by(|k| k.as_slice().cmp(key)) {
+                    match keys.binary_search(key) {
                         Ok(i) => {
                             keys.remove(i);
                             (Some(vals.remove(i)), keys.is_empty())
