@@ -310,6 +310,37 @@ impl Expr {
                 };
                 Value::Bool(distinct != *negated)
             }
+            Expr::Binary(op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), l, r, ty) => {
+                // Comparisons read columns and constants in place (no clone of a text value).
+                let a_owned;
+                let a = match l.peek(row) {
+                    Some(v) => v,
+                    None => {
+                        a_owned = l.eval(row, env)?;
+                        &a_owned
+                    }
+                };
+                let b_owned;
+                let b = match r.peek(row) {
+                    Some(v) => v,
+                    None => {
+                        b_owned = r.eval(row, env)?;
+                        &b_owned
+                    }
+                };
+                if a.is_null() || b.is_null() {
+                    return Ok(Value::Null);
+                }
+                let o = cmp_as(a, b, *ty)?;
+                Value::Bool(match op {
+                    BinOp::Eq => o.is_eq(),
+                    BinOp::Ne => o.is_ne(),
+                    BinOp::Lt => o.is_lt(),
+                    BinOp::Le => o.is_le(),
+                    BinOp::Gt => o.is_gt(),
+                    _ => o.is_ge(),
+                })
+            }
             Expr::Binary(op, l, r, ty) => {
                 let a = l.eval(row, env)?;
                 match (op, &a) {
@@ -428,6 +459,15 @@ impl Expr {
                 call(*f, vals, *ty, env)?
             }
         })
+    }
+
+    /// A column of the row or a constant, by reference; None for anything to compute.
+    fn peek<'a>(&'a self, row: &'a [Value]) -> Option<&'a Value> {
+        match self {
+            Expr::Const(v) => Some(v),
+            Expr::Column(i) => Some(row.get(*i).unwrap_or(&Value::Null)),
+            _ => None,
+        }
     }
 
     /// Evaluates a WHERE condition: only TRUE keeps the row.
@@ -705,7 +745,10 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
         }
         F::Lower => Value::Text(text_arg(&a[0]).unwrap_or_default().to_lowercase()),
         F::Upper => Value::Text(text_arg(&a[0]).unwrap_or_default().to_uppercase()),
-        F::Length => Value::Int(text_arg(&a[0]).unwrap_or_default().chars().count() as i64),
+        F::Length => Value::Int(match &a[0] {
+            Value::Text(t) => t.chars().count(),
+            v => text_arg(v).unwrap_or_default().chars().count(),
+        } as i64),
         F::Reverse => Value::Text(text_arg(&a[0]).unwrap_or_default().chars().rev().collect()),
         F::Repeat => {
             let s = text_arg(&a[0]).unwrap_or_default();

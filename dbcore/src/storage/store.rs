@@ -1011,7 +1011,7 @@ impl<D: BlockDevice> Store<D> {
                 Ok(Got::Kids(children[start..=end.max(start)].to_vec()))
             }
             Node::Leaf { keys, vals } => {
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(keys.len().min(64));
                 let mut past_end = false;
                 // Keys are sorted: start at the first one not below `lo`.
                 let first = match lo {
@@ -1053,7 +1053,10 @@ impl<D: BlockDevice> Store<D> {
             }
             Got::Entries(es, past_end) => {
                 for (k, v) in es {
-                    let v = self.read_val(&v)?;
+                    let v = match v {
+                        Val::Inline(b) => b,
+                        other => self.read_val(&other)?,
+                    };
                     if !visit(&k, v)? {
                         return Ok(false);
                     }
