@@ -57,6 +57,16 @@ impl FileDisk {
     /// Opens `path`. A regular file that is absent or empty is created with `create_len` bytes
     /// (sparse); a block device keeps its own size.
     pub fn open(path: &Path, create_len: u64) -> io::Result<FileDisk> {
+        Self::open_with(path, create_len, true)
+    }
+
+    /// Opens `path` with buffered I/O (the Linux page cache), `flush` still fdatasync: for
+    /// comparing with engines that read through the page cache (the storage benchmark).
+    pub fn open_buffered(path: &Path, create_len: u64) -> io::Result<FileDisk> {
+        Self::open_with(path, create_len, false)
+    }
+
+    fn open_with(path: &Path, create_len: u64, want_direct: bool) -> io::Result<FileDisk> {
         let meta = std::fs::metadata(path).ok();
         let is_block = meta.as_ref().is_some_and(|m| m.file_type().is_block_device());
         let mut opts = OpenOptions::new();
@@ -64,8 +74,10 @@ impl FileDisk {
         if !is_block {
             opts.create(true);
         }
-        let (file, direct) = match opts.clone().custom_flags(libc::O_DIRECT).open(path) {
+        let direct_open = if want_direct { opts.clone().custom_flags(libc::O_DIRECT).open(path) } else { Err(io::Error::from_raw_os_error(libc::EINVAL)) };
+        let (file, direct) = match direct_open {
             Ok(f) => (f, true),
+            Err(e) if !want_direct && e.raw_os_error() == Some(libc::EINVAL) => (opts.open(path)?, false),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 log::warn!("{}: the filesystem refuses O_DIRECT; using buffered I/O with fdatasync", path.display());
                 (opts.open(path)?, false)
