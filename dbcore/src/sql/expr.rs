@@ -312,22 +312,9 @@ impl Expr {
             }
             Expr::Binary(op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), l, r, ty) => {
                 // Comparisons read columns and constants in place (no clone of a text value).
-                let a_owned;
-                let a = match l.peek(row) {
-                    Some(v) => v,
-                    None => {
-                        a_owned = l.eval(row, env)?;
-                        &a_owned
-                    }
-                };
-                let b_owned;
-                let b = match r.peek(row) {
-                    Some(v) => v,
-                    None => {
-                        b_owned = r.eval(row, env)?;
-                        &b_owned
-                    }
-                };
+                let (mut a_owned, mut b_owned) = (None, None);
+                let a = l.operand(row, env, &mut a_owned)?;
+                let b = r.operand(row, env, &mut b_owned)?;
                 if a.is_null() || b.is_null() {
                     return Ok(Value::Null);
                 }
@@ -467,6 +454,14 @@ impl Expr {
             Expr::Const(v) => Some(v),
             Expr::Column(i) => Some(row.get(*i).unwrap_or(&Value::Null)),
             _ => None,
+        }
+    }
+
+    /// The value of an operand: in place for a column or a constant, else computed into `slot`.
+    fn operand<'a>(&'a self, row: &'a [Value], env: &mut dyn Env, slot: &'a mut Option<Value>) -> Result<&'a Value, DbError> {
+        match self.peek(row) {
+            Some(v) => Ok(v),
+            None => Ok(slot.insert(self.eval(row, env)?)),
         }
     }
 
