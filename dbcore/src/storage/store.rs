@@ -22,6 +22,8 @@ pub const CATALOG_TREE: u32 = 1;
 const LOG_HEADER: usize = 16;
 const LOG_BYTES: usize = PAYLOAD - LOG_HEADER;
 const DIR_ENTRY: usize = 20;
+/// Most pages one checkpoint write request carries.
+const WRITE_RUN: usize = 32;
 /// Owner of the transactions that recovery replays.
 const RECOVERY: u64 = u64::MAX - 1;
 
@@ -565,6 +567,37 @@ impl<D: BlockDevice> Store<D> {
         Ok(())
     }
 
+    /// Writes dirty frames `pages` (sorted), a run of consecutive pages in one device request
+    /// (at most [`WRITE_RUN`] pages): a bulk load's new pages are mostly consecutive.
+    fn write_frames(&mut self, pages: &[PageId]) -> Result<(), DbError> {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < pages.len() {
+            let first = pages[i];
+            let mut n = 1;
+            while i + n < pages.len() && n < WRITE_RUN && pages[i + n] == first + n as u64 {
+                n += 1;
+            }
+            buf.clear();
+            buf.resize(n * PAGE_SIZE, 0);
+            for (k, chunk) in buf.chunks_exact_mut(PAGE_SIZE).enumerate() {
+                let p = first + k as u64;
+                let Some(f) = self.frames.get(&p) else { return Err(err!(INTERNAL_ERROR, "dirty page {p} vanished from the pool")) };
+                let page: &mut [u8; PAGE_SIZE] = chunk.try_into().expect("chunks are pages");
+                let link = f.node.encode(page);
+                seal(p, page, f.node.kind(), link);
+            }
+            self.write_raw(first, &buf)?;
+            for k in 0..n as u64 {
+                if let Some(f) = self.frames.get_mut(&(first + k)) {
+                    f.dirty = false;
+                }
+            }
+            i += n;
+        }
+        Ok(())
+    }
+
     fn drop_frame(&mut self, p: PageId) {
         if let Some(f) = self.frames.remove(&p) {
             self.lru.remove(&f.tick);
@@ -815,9 +848,7 @@ impl<D: BlockDevice> Store<D> {
         // 2. Dirty pages.
         let mut dirty: Vec<PageId> = self.frames.iter().filter(|(_, f)| f.dirty).map(|(&p, _)| p).collect();
         dirty.sort_unstable();
-        for p in dirty {
-            self.write_frame(p)?;
-        }
+        self.write_frames(&dirty)?;
         // 3. The bitmap, into the other copy.
         let copy = 1 - self.bitmap_copy;
         let start = self.layout.bitmap_start(copy);
