@@ -545,24 +545,18 @@ impl<D: BlockDevice> Store<D> {
             let Some((&t, &p)) = self.lru.iter().next() else { break };
             let dirty = self.frames.get(&p).is_some_and(|f| f.dirty);
             if dirty {
-                self.write_frame(p)?;
+                // The dirty pages right after it go in the same request (they stay in the pool,
+                // clean): a bulk load evicts pages it wrote in order.
+                let mut run = alloc::vec![p];
+                while run.len() < WRITE_RUN && self.frames.get(&(p + run.len() as u64)).is_some_and(|f| f.dirty) {
+                    run.push(p + run.len() as u64);
+                }
+                self.write_frames(&run)?;
             }
             self.lru.remove(&t);
             if let Some(f) = self.frames.remove(&p) {
                 self.pool_bytes -= f.cost;
             }
-        }
-        Ok(())
-    }
-
-    fn write_frame(&mut self, p: PageId) -> Result<(), DbError> {
-        let mut buf = new_page();
-        let Some(f) = self.frames.get(&p) else { return Ok(()) };
-        let link = f.node.encode(&mut buf);
-        seal(p, &mut buf, f.node.kind(), link);
-        self.write_raw(p, &buf[..])?;
-        if let Some(f) = self.frames.get_mut(&p) {
-            f.dirty = false;
         }
         Ok(())
     }
