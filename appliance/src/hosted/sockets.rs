@@ -9,19 +9,27 @@ use crate::server::Transport;
 
 /// Connections accepted but not yet taken by the server.
 const ACCEPT_QUEUE: usize = 128;
+/// While the server is busy (it does not wait in poll(2), which would say when a connection
+/// arrives), it tries `accept` at most this often: a busy pass used to cost two failed
+/// `accept4` calls, more system calls than the query it served.
+const ACCEPT_EVERY_US: u64 = 1000;
 
 pub struct SocketTransport {
     listener: TcpListener,
     conns: BTreeMap<u64, TcpStream>,
     accepted: VecDeque<u64>,
     next: u64,
+    /// poll(2) saw the listener readable, or the accept queue filled: accept at the next pass.
+    listener_ready: bool,
+    /// When a busy server next tries `accept` without being told (µs).
+    next_accept_us: u64,
 }
 
 impl SocketTransport {
     pub fn bind(addr: &str) -> io::Result<SocketTransport> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
-        Ok(SocketTransport { listener, conns: BTreeMap::new(), accepted: VecDeque::new(), next: 1 })
+        Ok(SocketTransport { listener, conns: BTreeMap::new(), accepted: VecDeque::new(), next: 1, listener_ready: true, next_accept_us: 0 })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -32,9 +40,19 @@ impl SocketTransport {
 impl Transport for SocketTransport {
     type Conn = u64;
 
-    fn poll(&mut self, _now_us: u64) -> bool {
+    fn poll(&mut self, now_us: u64) -> bool {
         let mut any = false;
-        while self.accepted.len() < ACCEPT_QUEUE {
+        if !self.listener_ready && now_us < self.next_accept_us {
+            return false;
+        }
+        self.listener_ready = false;
+        self.next_accept_us = now_us.saturating_add(ACCEPT_EVERY_US);
+        loop {
+            if self.accepted.len() >= ACCEPT_QUEUE {
+                // More may be waiting in the kernel's backlog: look again next pass.
+                self.listener_ready = true;
+                break;
+            }
             match self.listener.accept() {
                 Ok((s, peer)) => {
                     if s.set_nonblocking(true).is_err() || s.set_nodelay(true).is_err() {
@@ -95,6 +113,9 @@ impl Transport for SocketTransport {
         }
         let ms = max_us.div_ceil(1000).min(i32::MAX as u64) as i32;
         // SAFETY: fds is a live, correctly sized array of pollfd for the duration of the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n != 0 && fds[0].revents != 0 {
+            self.listener_ready = true;
+        }
     }
 }
