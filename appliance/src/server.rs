@@ -561,7 +561,7 @@ fn send_result(session: &mut Session, r: Result<dbcore::QueryResult, DbError>) {
         Ok(q) => {
             if let Some(cols) = &q.columns {
                 let fields: Vec<FieldDesc> =
-                    cols.iter().map(|c| FieldDesc { name: &c.name, type_oid: c.ty.pg_oid(), type_len: c.ty.pg_len(), format: 0 }).collect();
+                    cols.iter().map(|c| FieldDesc { name: &c.name, type_oid: c.ty.pg_oid(), type_len: c.ty.pg_len(), type_modifier: c.ty.pg_typmod(), format: 0 }).collect();
                 session.send_row_description(&fields);
                 for row in &q.rows {
                     let texts: Vec<Option<String>> = row.iter().map(|v| v.to_text()).collect();
@@ -659,7 +659,7 @@ fn encode_value(v: &Value, ty: SqlType, format: i16) -> Option<Vec<u8>> {
 fn row_fields<'a>(cols: &'a [ColumnInfo], formats: &[i16]) -> Vec<FieldDesc<'a>> {
     cols.iter()
         .enumerate()
-        .map(|(i, c)| FieldDesc { name: &c.name, type_oid: c.ty.pg_oid(), type_len: c.ty.pg_len(), format: format_of(formats, i) })
+        .map(|(i, c)| FieldDesc { name: &c.name, type_oid: c.ty.pg_oid(), type_len: c.ty.pg_len(), type_modifier: c.ty.pg_typmod(), format: format_of(formats, i) })
         .collect()
 }
 

@@ -76,6 +76,15 @@ impl SqlType {
             SqlType::Timestamp => 1114,
         }
     }
+    /// PostgreSQL's typmod (atttypmod, RowDescription): the length + 4 for VARCHAR(n) and
+    /// CHAR(n), `(p << 16 | s) + 4` for NUMERIC(p,s), else -1.
+    pub fn pg_typmod(self) -> i32 {
+        match self {
+            SqlType::Char(n) | SqlType::Varchar(n) if n > 0 => n.saturating_add(4).min(i32::MAX as u32) as i32,
+            SqlType::Numeric(m) => m.pg(),
+            _ => -1,
+        }
+    }
     /// PostgreSQL's typlen (-1 for variable length).
     pub fn pg_len(self) -> i16 {
         match self {

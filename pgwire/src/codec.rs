@@ -287,7 +287,7 @@ impl Out<'_> {
             self.i16(0);
             self.i32(f.type_oid as i32);
             self.i16(f.type_len);
-            self.i32(-1);
+            self.i32(f.type_modifier);
             self.i16(f.format);
         }
         self.end(at);
@@ -366,6 +366,8 @@ pub struct FieldDesc<'a> {
     pub name: &'a str,
     pub type_oid: u32,
     pub type_len: i16,
+    /// atttypmod: -1, or the declared length or precision and scale.
+    pub type_modifier: i32,
     /// 0 text, 1 binary.
     pub format: i16,
 }

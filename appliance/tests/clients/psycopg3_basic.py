@@ -51,6 +51,9 @@ with psycopg.connect(host="127.0.0.1", port=port, user="kerndb", password="kernd
     got = cur.fetchone()
     assert got == (Decimal("101.01"), Decimal("0.10090909090909090909"), Decimal("1.01")), f"exact numeric: {got}"
     assert str(got[0]) == "101.01", got
+    cur.execute("SELECT amt FROM money WHERE id = 1")
+    col = cur.description[0]
+    assert (col.precision, col.scale) == (12, 2), f"NUMERIC(12,2) in RowDescription: {col.precision}, {col.scale}"
     cur.execute("SELECT %s::numeric / 3, 0.1 + 0.2", (Decimal("1"),))
     got = cur.fetchone()
     assert got == (Decimal("0.33333333333333333333"), Decimal("0.3")), f"numeric division: {got}"

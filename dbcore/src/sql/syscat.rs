@@ -73,11 +73,7 @@ const TYPES: [(i64, &str, i64); 11] = [
 
 /// A column type's typmod, as PostgreSQL stores it (length + 4 for character types).
 pub fn typmod(ty: SqlType) -> i64 {
-    match ty {
-        SqlType::Char(n) | SqlType::Varchar(n) if n > 0 => i64::from(n) + 4,
-        SqlType::Numeric(m) => i64::from(m.pg()),
-        _ => -1,
-    }
+    i64::from(ty.pg_typmod())
 }
 
 /// `format_type(oid, typmod)`.
