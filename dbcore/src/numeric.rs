@@ -57,7 +57,7 @@ impl Typmod {
 
     /// PostgreSQL's atttypmod: `(p << 16 | s) + 4`, or -1.
     pub fn pg(self) -> i32 {
-        if self.0 == 0 { -1 } else { self.0 as i32 + 4 }
+        if self.0 == 0 { -1 } else { (self.0 as i32).saturating_add(4) }
     }
 }
 
@@ -207,14 +207,15 @@ pub fn apply_typmod(d: Decimal, tm: Typmod) -> Result<Decimal, DbError> {
         return Err(field_overflow(p, s));
     }
     let int_digits = digit_count(r.mantissa().unsigned_abs()).saturating_sub(s);
-    if !r.is_zero() && int_digits > p - s {
+    // A typmod read from the catalog is untrusted: s > p is refused, not an underflow.
+    if !r.is_zero() && int_digits > p.saturating_sub(s) {
         return Err(field_overflow(p, s));
     }
     Ok(r)
 }
 
 fn field_overflow(p: u32, s: u32) -> DbError {
-    let limit = if p == s { String::from("1") } else { alloc::format!("10^{}", p - s) };
+    let limit = if p <= s { String::from("1") } else { alloc::format!("10^{}", p - s) };
     err!(NUMERIC_OUT_OF_RANGE, "numeric field overflow: a field with precision {p}, scale {s} must round to an absolute value less than {limit}")
 }
 
@@ -409,6 +410,11 @@ mod tests {
         assert!(Typmod::new(0, 0).is_err());
         assert!(Typmod::new(3, 4).is_err());
         assert_eq!(Typmod::new(40, 30).unwrap_err().code.0, "0A000");
+        // Typmods read from a (corrupt) catalog: errors, never a panic.
+        assert_eq!(apply_typmod(n("1"), Typmod(2 << 16 | 5)).unwrap_err().code.0, "22003");
+        assert!(apply_typmod(n("1"), Typmod(u32::MAX)).is_err());
+        let _ = Typmod(u32::MAX).pg();
+        let _ = Typmod(i32::MAX as u32).pg();
     }
 
     #[test]
@@ -426,6 +432,28 @@ mod tests {
         assert_eq!(t(trunc_to(&n("-2.349"), 2)), "-2.34");
         assert_eq!(t(round_left(&n("1250"), 2, false).unwrap()), "1300");
         assert_eq!(t(round_left(&n("1250"), 2, true).unwrap()), "1200");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errs(s in "[-+ .eE0-9x_]{0,40}|.{0,20}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn arithmetic_errs_but_never_panics(a in proptest::prelude::any::<i64>(), sa in 0u32..=28, b in proptest::prelude::any::<i64>(), sb in 0u32..=28, p in 1u64..40, sc in 0i64..40) {
+            let (x, y) = (Decimal::new(a, sa), Decimal::new(b, sb));
+            let _ = (add(&x, &y), sub(&x, &y), mul(&x, &y), div(&x, &y), rem(&x, &y), avg(&x, b));
+            let _ = (round_left(&x, sb, false), to_i64(&x), to_f64(&x), from_f64(to_f64(&x) * 1e20));
+            if let Ok(tm) = Typmod::new(p, sc) {
+                let _ = apply_typmod(x, tm);
+            }
+            let (mut kx, mut ky) = (alloc::vec::Vec::new(), alloc::vec::Vec::new());
+            encode_key(&x, &mut kx);
+            encode_key(&y, &mut ky);
+            proptest::prop_assert_eq!(kx.cmp(&ky), x.cmp(&y));
+            proptest::prop_assert_eq!(parse(&to_text(&x)).unwrap(), x);
+        }
     }
 
     #[test]
