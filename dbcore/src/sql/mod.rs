@@ -217,6 +217,7 @@ pub struct Batch {
     params: Vec<(Value, SqlType)>,
     /// The prepared statement's kept plan, for a batch made by [`Database::bind`].
     plan: Option<PlanSlot>,
+    insert: Option<InsertSlot>,
 }
 
 /// A query plan kept by a prepared statement across its executions, as PostgreSQL keeps a
@@ -232,6 +233,18 @@ struct KeptPlan {
 }
 
 type PlanSlot = Rc<core::cell::RefCell<Option<KeptPlan>>>;
+
+/// An `INSERT ... VALUES` kept by its prepared statement: the table, the target columns and
+/// each value compiled once (`$n` read when it runs), for the catalog it was made for.
+#[derive(Debug)]
+struct KeptInsert {
+    cat: Rc<Catalog>,
+    t: TableDef,
+    targets: Vec<usize>,
+    rows: Vec<Vec<Expr>>,
+}
+
+type InsertSlot = Rc<core::cell::RefCell<Option<KeptInsert>>>;
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
@@ -249,6 +262,7 @@ pub struct Prepared {
     /// Result columns for statements that return rows.
     pub columns: Option<Vec<ColumnInfo>>,
     plan: PlanSlot,
+    insert: InsertSlot,
 }
 
 impl Prepared {
@@ -355,7 +369,7 @@ impl<D: BlockDevice> Database<D> {
         if sql.len() > self.limits.max_statement_bytes {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "statement is too long: {} bytes (the limit is {})", sql.len(), self.limits.max_statement_bytes));
         }
-        Ok(Batch { stmts: parse(sql)?.into_iter().map(Rc::new).collect(), params: Vec::new(), plan: None })
+        Ok(Batch { stmts: parse(sql)?.into_iter().map(Rc::new).collect(), params: Vec::new(), plan: None, insert: None })
     }
 
     fn catalog_at(&mut self, at: ReadAt) -> Result<Rc<Catalog>, DbError> {
@@ -444,7 +458,7 @@ impl<D: BlockDevice> Database<D> {
             types.resize(types.len().max(count_params(&s.to_string())), None);
         }
         let param_types = types.into_iter().map(|t| t.unwrap_or(SqlType::Text)).collect();
-        Ok(Prepared { stmt, sql: Rc::from(sql), param_types, columns, plan: Rc::default() })
+        Ok(Prepared { stmt, sql: Rc::from(sql), param_types, columns, plan: Rc::default(), insert: Rc::default() })
     }
 
     /// A batch that runs a prepared statement with bound values (already of its types).
@@ -453,7 +467,8 @@ impl<D: BlockDevice> Database<D> {
             return Err(err!(PROTOCOL_VIOLATION, "bind message supplies {} parameters, but prepared statement requires {}", params.len(), p.param_types.len()));
         }
         let plan = matches!(p.stmt.as_deref(), Some(Statement::Query(_))).then(|| p.plan.clone());
-        Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect(), plan })
+        let insert = matches!(p.stmt.as_deref(), Some(Statement::Insert(_))).then(|| p.insert.clone());
+        Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect(), plan, insert })
     }
 
     fn end_txn(&mut self, s: &mut SessionState, commit: bool) -> Result<(), DbError> {
@@ -524,7 +539,7 @@ impl<D: BlockDevice> Database<D> {
                         return Step::Blocked;
                     }
                     Err(e) => Err(e),
-                    Ok(true) => match self.start_write(&stmt, &b.params) {
+                    Ok(true) => match self.start_write(&stmt, &b.params, b.insert.as_ref()) {
                         Some(Ok(job)) => return self.resume_write(s, b, Box::new(job)),
                         Some(Err(e)) => Err(e),
                         None => match self.statement(s, ReadAt::Txn, &stmt, &b.params) {
@@ -1368,6 +1383,71 @@ impl<D: BlockDevice> Database<D> {
         cast_value(v, ty)
     }
 
+    /// A prepared `INSERT ... VALUES` from its kept plan, made now if there is none for this
+    /// catalog. None: the statement is not of that form or cannot be compiled with `$n` as
+    /// parameters; [`Database::insert`] plans it with its values (and reports any error).
+    fn kept_insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &[(Value, SqlType)], slot: &InsertSlot) -> Result<Option<WriteJob>, DbError> {
+        let fresh = !slot.borrow().as_ref().is_some_and(|k| Rc::ptr_eq(&k.cat, cat));
+        if fresh {
+            let Some(kept) = self.compile_insert(cat, ins, params) else { return Ok(None) };
+            *slot.borrow_mut() = Some(kept);
+        } else {
+            self.plans_reused += 1;
+        }
+        let values: Vec<Value> = params.iter().map(|(v, _)| v.clone()).collect();
+        let guard = slot.borrow();
+        let Some(kept) = guard.as_ref() else { return Ok(None) };
+        let mut rows = VecDeque::with_capacity(kept.rows.len());
+        {
+            let mut ex = self.exec(ReadAt::Txn);
+            ex.params = Rc::from(values);
+            for r in &kept.rows {
+                let mut row = Vec::with_capacity(r.len());
+                for (x, &ti) in r.iter().zip(&kept.targets) {
+                    row.push(x.eval(&[], &mut ex).map_err(|e| type_err(e, &kept.t.columns[ti]))?);
+                }
+                rows.push_back(row);
+            }
+        }
+        let ncols = kept.t.columns.len();
+        let mut job = WriteJob::new(cat, kept.t.clone(), WriteKind::Insert { targets: kept.targets.clone(), defaults: alloc::vec![None; ncols] }, ins.returning.clone(), params);
+        job.rows = rows;
+        Ok(Some(job))
+    }
+
+    /// Compiles an `INSERT ... VALUES` with `$n` as parameters, or None.
+    fn compile_insert(&self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Option<KeptInsert> {
+        let ast::TableObject::TableName(n) = &ins.table else { return None };
+        if ins.on.is_some() {
+            return None;
+        }
+        let t = cat.tables.get(&object_name(n).ok()?)?.clone();
+        let targets = insert_targets(&t, ins).ok()?;
+        let source = ins.source.as_deref()?;
+        let ast::SetExpr::Values(v) = source.body.as_ref() else { return None };
+        if source.order_by.is_some() || source.limit_clause.is_some() {
+            return None;
+        }
+        let planner = Planner::new(cat, None);
+        *planner.param_types.borrow_mut() = params.iter().map(|(_, t)| Some(*t)).collect();
+        let scope = Scope::new(Vec::new(), None);
+        let mut rows = Vec::with_capacity(v.rows.len());
+        for r in &v.rows {
+            if r.content.len() > targets.len() {
+                return None;
+            }
+            let mut row = Vec::with_capacity(r.content.len());
+            for (e, &ti) in r.content.iter().zip(&targets) {
+                row.push(planner.compile_as(e, &scope, t.columns[ti].ty, "column").ok()?);
+            }
+            rows.push(row);
+        }
+        if planner.param_types.borrow().len() != params.len() || planner.shutdown.get() || planner.computed_rows.get() {
+            return None;
+        }
+        Some(KeptInsert { cat: cat.clone(), t, targets, rows })
+    }
+
     fn insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
         let ast::TableObject::TableName(n) = &ins.table else { return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT into a table function is not supported")) };
         let name = object_name(n)?;
@@ -1606,7 +1686,7 @@ impl<D: BlockDevice> Database<D> {
     }
 
     /// Starts INSERT, UPDATE or DELETE as a [`WriteJob`]; None for other statements.
-    fn start_write(&mut self, st: &Statement, params: &[(Value, SqlType)]) -> Option<Result<WriteJob, DbError>> {
+    fn start_write(&mut self, st: &Statement, params: &[(Value, SqlType)], slot: Option<&InsertSlot>) -> Option<Result<WriteJob, DbError>> {
         if !matches!(st, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) {
             return None;
         }
@@ -1615,7 +1695,10 @@ impl<D: BlockDevice> Database<D> {
             Err(e) => return Some(Err(e)),
         };
         Some(match st {
-            Statement::Insert(ins) => self.insert(&cat, ins, params),
+            Statement::Insert(ins) => match slot.and_then(|slot| self.kept_insert(&cat, ins, params, slot).transpose()) {
+                Some(job) => job,
+                None => self.insert(&cat, ins, params),
+            },
             Statement::Update(ast::Update { from: Some(_), .. }) | Statement::Update(ast::Update { returning: Some(_), .. }) => {
                 Err(err!(FEATURE_NOT_SUPPORTED, "UPDATE ... FROM and RETURNING are not supported yet"))
             }

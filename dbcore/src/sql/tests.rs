@@ -270,6 +270,37 @@ fn prepared_queries_keep_their_plan() {
     assert_ne!(c1, c2, "a kept plan would show the old count");
 }
 
+/// A prepared INSERT ... VALUES compiles its values once; each execution reads its `$n`, and
+/// errors are those of planning each time.
+#[test]
+fn prepared_inserts_keep_their_plan() {
+    let mut d = db();
+    one(&mut d, "create table t (k int primary key, v text not null, n numeric(6,2), w int default 7)").unwrap();
+    let mut s = SessionState::new(1);
+    let ins = d.prepare(1, "insert into t (k, v, n) values ($1, $2 || '!', $3 * 2)", &[]).unwrap();
+    for k in 1..=5i64 {
+        let q = run_prepared(&mut d, &mut s, &ins, alloc::vec![Value::Int(k), Value::Text(alloc::format!("v{k}")), Value::Int(k)]).unwrap();
+        assert_eq!(q.tag, "INSERT 0 1");
+    }
+    assert_eq!(d.plans_reused, 4);
+    assert_eq!(flat(&mut d, "select k, v, n, w from t where k in (1, 5) order by k"), "1,v1!,2.00,7 5,v5!,10.00,7");
+    let err = |d: &mut Database<MemDisk>, s: &mut SessionState, vals: Vec<Value>| run_prepared(d, s, &ins, vals).unwrap_err().code.0;
+    assert_eq!(err(&mut d, &mut s, alloc::vec![Value::Int(1), Value::Text("x".into()), Value::Int(1)]), "23505");
+    assert_eq!(err(&mut d, &mut s, alloc::vec![Value::Int(9), Value::Null, Value::Int(1)]), "23502");
+    assert_eq!(err(&mut d, &mut s, alloc::vec![Value::Int(9), Value::Text("x".into()), Value::Int(10_000)]), "22003");
+    assert_eq!(err(&mut d, &mut s, alloc::vec![Value::Int(i64::from(i32::MAX) + 1), Value::Text("x".into()), Value::Int(1)]), "22003");
+    assert_eq!(flat(&mut d, "select count(*) from t"), "5", "failed inserts wrote nothing");
+    // A text parameter for an integer column: planned with its value, as a simple query is.
+    let txt = d.prepare(1, "insert into t (k, v) values ($1, 'x')", &[Some(SqlType::Text)]).unwrap();
+    assert_eq!(run_prepared(&mut d, &mut s, &txt, alloc::vec![Value::Text("abc".into())]).unwrap_err().code.0, "22P02");
+    run_prepared(&mut d, &mut s, &txt, alloc::vec![Value::Text("42".into())]).unwrap();
+    // After DDL the insert plans again against the new table.
+    one(&mut d, "drop table t").unwrap();
+    one(&mut d, "create table t (v text not null, k int primary key, n numeric(6,1), w int default 8)").unwrap();
+    run_prepared(&mut d, &mut s, &ins, alloc::vec![Value::Int(3), Value::Text("new".into()), Value::Int(2)]).unwrap();
+    assert_eq!(flat(&mut d, "select * from t"), "new!,3,4.0,8");
+}
+
 fn one_numeric(k: i64) -> String {
     let tenths = k * 15;
     alloc::format!("{}.{}0", tenths / 10, tenths % 10)
