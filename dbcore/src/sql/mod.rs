@@ -304,7 +304,7 @@ pub struct Database<D: BlockDevice> {
     owner: String,
     /// The host's counters, for the statistics views; the server keeps a clone and writes.
     pub host: crate::stats::SharedHostStats,
-    /// Executions of prepared queries that used the statement's kept plan.
+    /// Executions of prepared queries and INSERT ... VALUES that used the statement's kept plan.
     pub plans_reused: u64,
 }
 
@@ -604,10 +604,10 @@ impl<D: BlockDevice> Database<D> {
             };
             self.catalog_at(at).and_then(|cat| {
                 if let Some(slot) = slot {
+                    let values = || -> Rc<[Value]> { params.iter().map(|(v, _)| v.clone()).collect() };
                     if let Some(kept) = slot.borrow().as_ref().filter(|k| Rc::ptr_eq(&k.cat, &cat)) {
                         self.plans_reused += 1;
-                        let values: Vec<Value> = params.iter().map(|(v, _)| v.clone()).collect();
-                        return Ok((kept.node.clone(), kept.columns.clone(), Rc::from(values)));
+                        return Ok((kept.node.clone(), kept.columns.clone(), values()));
                     }
                     // A generic plan: `$n` typed as bound, evaluated when the query runs.
                     let mut planner = Planner::new(&cat, None);
@@ -618,8 +618,7 @@ impl<D: BlockDevice> Database<D> {
                             let node = Rc::new(p.node);
                             let columns: Vec<ColumnInfo> = p.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect();
                             *slot.borrow_mut() = Some(KeptPlan { cat: cat.clone(), node: node.clone(), columns: columns.clone() });
-                            let values: Vec<Value> = params.iter().map(|(v, _)| v.clone()).collect();
-                            return Ok((node, columns, Rc::from(values)));
+                            return Ok((node, columns, values()));
                         }
                     }
                     // Otherwise plan with the values, as for a simple query.
@@ -1394,25 +1393,28 @@ impl<D: BlockDevice> Database<D> {
         } else {
             self.plans_reused += 1;
         }
-        let values: Vec<Value> = params.iter().map(|(v, _)| v.clone()).collect();
         let guard = slot.borrow();
         let Some(kept) = guard.as_ref() else { return Ok(None) };
-        let mut rows = VecDeque::with_capacity(kept.rows.len());
-        {
-            let mut ex = self.exec(ReadAt::Txn);
-            ex.params = Rc::from(values);
-            for r in &kept.rows {
-                let mut row = Vec::with_capacity(r.len());
-                for (x, &ti) in r.iter().zip(&kept.targets) {
-                    row.push(x.eval(&[], &mut ex).map_err(|e| type_err(e, &kept.t.columns[ti]))?);
-                }
-                rows.push_back(row);
-            }
-        }
+        let rows = self.eval_values(&kept.rows, &kept.t, &kept.targets, params.iter().map(|(v, _)| v.clone()).collect())?;
         let ncols = kept.t.columns.len();
         let mut job = WriteJob::new(cat, kept.t.clone(), WriteKind::Insert { targets: kept.targets.clone(), defaults: alloc::vec![None; ncols] }, ins.returning.clone(), params);
         job.rows = rows;
         Ok(Some(job))
+    }
+
+    /// Evaluates compiled VALUES rows (with `$n` bound to `params` for a kept plan).
+    fn eval_values(&mut self, rows: &[Vec<Expr>], t: &TableDef, targets: &[usize], params: Rc<[Value]>) -> Result<VecDeque<Row>, DbError> {
+        let mut ex = self.exec(ReadAt::Txn);
+        ex.params = params;
+        let mut out = VecDeque::with_capacity(rows.len());
+        for r in rows {
+            let mut row = Vec::with_capacity(r.len());
+            for (x, &ti) in r.iter().zip(targets) {
+                row.push(x.eval(&[], &mut ex).map_err(|e| type_err(e, &t.columns[ti]))?);
+            }
+            out.push_back(row);
+        }
+        Ok(out)
     }
 
     /// Compiles an `INSERT ... VALUES` with `$n` as parameters, or None.
@@ -1430,18 +1432,7 @@ impl<D: BlockDevice> Database<D> {
         }
         let planner = Planner::new(cat, None);
         *planner.param_types.borrow_mut() = params.iter().map(|(_, t)| Some(*t)).collect();
-        let scope = Scope::new(Vec::new(), None);
-        let mut rows = Vec::with_capacity(v.rows.len());
-        for r in &v.rows {
-            if r.content.len() > targets.len() {
-                return None;
-            }
-            let mut row = Vec::with_capacity(r.content.len());
-            for (e, &ti) in r.content.iter().zip(&targets) {
-                row.push(planner.compile_as(e, &scope, t.columns[ti].ty, "column").ok()?);
-            }
-            rows.push(row);
-        }
+        let rows = compile_values(&planner, v, &t, &targets).ok()?;
         if planner.param_types.borrow().len() != params.len() || planner.shutdown.get() || planner.computed_rows.get() {
             return None;
         }
@@ -1463,19 +1454,8 @@ impl<D: BlockDevice> Database<D> {
         let mut input = None;
         match source.body.as_ref() {
             ast::SetExpr::Values(v) if source.order_by.is_none() && source.limit_clause.is_none() => {
-                let scope = Scope::new(Vec::new(), None);
-                for r in &v.rows {
-                    if r.content.len() > targets.len() {
-                        return Err(err!(SYNTAX_ERROR, "INSERT has more expressions than target columns"));
-                    }
-                    let mut row = Vec::with_capacity(r.content.len());
-                    for (e, &ti) in r.content.iter().zip(&targets) {
-                        let c = &t.columns[ti];
-                        let x = planner.compile_as(e, &scope, c.ty, "column").map_err(|e| type_err(e, c))?;
-                        row.push(x.eval(&[], &mut self.exec(ReadAt::Txn))?);
-                    }
-                    rows.push_back(row);
-                }
+                let compiled = compile_values(&planner, v, &t, &targets)?;
+                rows = self.eval_values(&compiled, &t, &targets, Rc::from(Vec::new()))?;
             }
             _ => {
                 let p = planner.query(source, None)?;
@@ -1882,6 +1862,24 @@ fn add_index<D: BlockDevice>(store: &mut Store<D>, c: &mut Catalog, name: String
     store.put(CATALOG_TREE, &Catalog::index_key(&name), &Catalog::encode_index(&def))?;
     c.indexes.insert(name, def);
     Ok(())
+}
+
+/// The expressions of `INSERT ... VALUES` rows, each compiled to its target column's type.
+fn compile_values(planner: &Planner, v: &ast::Values, t: &TableDef, targets: &[usize]) -> Result<Vec<Vec<Expr>>, DbError> {
+    let scope = Scope::new(Vec::new(), None);
+    let mut rows = Vec::with_capacity(v.rows.len());
+    for r in &v.rows {
+        if r.content.len() > targets.len() {
+            return Err(err!(SYNTAX_ERROR, "INSERT has more expressions than target columns"));
+        }
+        let mut row = Vec::with_capacity(r.content.len());
+        for (e, &ti) in r.content.iter().zip(targets) {
+            let c = &t.columns[ti];
+            row.push(planner.compile_as(e, &scope, c.ty, "column").map_err(|e| type_err(e, c))?);
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 fn type_err(e: DbError, c: &ColumnDef) -> DbError {

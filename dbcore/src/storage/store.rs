@@ -1044,7 +1044,7 @@ impl<D: BlockDevice> Store<D> {
                     Bound::Included(l) => keys.partition_point(|x| x < l),
                     Bound::Excluded(l) => keys.partition_point(|x| x <= l),
                 };
-                for (k, v) in keys.iter().skip(first).zip(&vals[first..]) {
+                for (k, v) in (first..keys.len()).map(|i| keys.get(i)).zip(&vals[first..]) {
                     let after_lo = match lo {
                         Bound::Unbounded => true,
                         Bound::Included(l) => k >= l,
