@@ -71,7 +71,7 @@ impl Catalog {
         let mut c = Catalog::default();
         let mut entries = Vec::new();
         store.scan(at, CATALOG_TREE, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
-            entries.push((k.to_vec(), v));
+            entries.push((k.to_vec(), v.to_vec()));
             Ok(true)
         })?;
         for (k, v) in entries {

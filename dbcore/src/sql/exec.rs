@@ -129,9 +129,20 @@ pub struct ScanRun {
     table: Option<u32>,
     lo: Bound<Vec<u8>>,
     hi: Bound<Vec<u8>>,
-    buf: VecDeque<(Vec<u8>, Vec<u8>)>,
+    buf: VecDeque<Buffered>,
     /// Nothing left in the tree past `buf`.
     end: bool,
+    /// The scan reads its index's key range (not the whole table as a fallback).
+    ranged: bool,
+}
+
+/// An entry a scan has read but not yet given out.
+#[derive(Debug)]
+enum Buffered {
+    /// A table row, decoded, with its row id (None when the key is not a row id).
+    Row(Option<u64>, Row),
+    /// A secondary index entry: the row id to read from the table.
+    Ref([u8; 8]),
 }
 
 #[derive(Debug)]
@@ -350,9 +361,13 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 *next = i.checked_add(*step);
                 Ok(Poll::Row(alloc::vec![Value::Int(i)]))
             }
-            Node::Scan { filter, rowid, .. } => {
+            Node::Scan { filter, rowid, access, .. } => {
                 let State::Scan(s) = st else { return Err(mismatch()) };
-                self.pull_scan(s, filter.as_ref(), *rowid)
+                let filter = match access {
+                    Access::Index { residual, .. } if s.ranged => residual.as_ref(),
+                    _ => filter.as_ref(),
+                };
+                self.pull_scan(s, filter, *rowid)
             }
             Node::Filter(input, pred) => {
                 let State::Pass(inner) = st else { return Err(mismatch()) };
@@ -515,7 +530,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
 
     /// Works out which tree and key range a scan reads.
     fn start_scan(&mut self, tree: u32, access: &Access) -> Result<ScanRun, DbError> {
-        let full = ScanRun { tree, table: None, lo: Bound::Unbounded, hi: Bound::Unbounded, buf: VecDeque::new(), end: false };
+        let full = ScanRun { tree, table: None, lo: Bound::Unbounded, hi: Bound::Unbounded, buf: VecDeque::new(), end: false, ranged: false };
         let Access::Index { tree: itree, col_types, eq, lo, hi, row_key, .. } = access else { return Ok(full) };
         // A bound that cannot be compared bytewise with the stored keys (see `probe`) makes
         // the scan read the whole table; its filter still checks every row.
@@ -570,30 +585,46 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 Bound::Excluded(k) => Bound::Excluded(strip(k)),
                 Bound::Unbounded => Bound::Unbounded,
             };
-            return Ok(ScanRun { tree, table: None, lo: Bound::Included(strip(start)), hi, buf: VecDeque::new(), end: false });
+            return Ok(ScanRun { tree, table: None, lo: Bound::Included(strip(start)), hi, buf: VecDeque::new(), end: false, ranged: true });
         }
-        Ok(ScanRun { tree: *itree, table: Some(tree), lo: Bound::Included(start), hi: hi_bound, buf: VecDeque::new(), end: false })
+        Ok(ScanRun { tree: *itree, table: Some(tree), lo: Bound::Included(start), hi: hi_bound, buf: VecDeque::new(), end: false, ranged: true })
     }
 
     /// Reads the next chunk of a scan's tree into its buffer.
     fn refill(&mut self, s: &mut ScanRun) -> Result<(), DbError> {
         let chunk = usize::try_from(self.budget).unwrap_or(usize::MAX).clamp(1, SCAN_CHUNK);
-        let buf = &mut s.buf;
+        let (buf, index) = (&mut s.buf, s.table.is_some());
+        let mut read = 0;
+        let mut last = Vec::new();
+        // Rows are decoded from the page in the pool, with no copy of their bytes first.
         self.store.scan(self.at, s.tree, as_ref(&s.lo), as_ref(&s.hi), &mut |k, v| {
-            buf.push_back((k.to_vec(), v));
-            Ok(buf.len() < chunk)
+            read += 1;
+            if index {
+                if let Some(id) = k.len().checked_sub(8).and_then(|at| k.get(at..)).and_then(|id| <[u8; 8]>::try_from(id).ok()) {
+                    buf.push_back(Buffered::Ref(id));
+                }
+            } else {
+                let id = <[u8; 8]>::try_from(k).ok().map(u64::from_be_bytes);
+                buf.push_back(Buffered::Row(id, decode_row(v)?));
+            }
+            if read < chunk {
+                return Ok(true);
+            }
+            last.extend_from_slice(k);
+            Ok(false)
         })?;
-        self.spend(s.buf.len().max(1) as u64);
-        match s.buf.back() {
-            Some((k, _)) if s.buf.len() >= chunk => s.lo = Bound::Excluded(k.clone()),
-            _ => s.end = true,
+        self.spend(read.max(1) as u64);
+        if read >= chunk {
+            s.lo = Bound::Excluded(last);
+        } else {
+            s.end = true;
         }
         Ok(())
     }
 
     fn pull_scan(&mut self, s: &mut ScanRun, filter: Option<&Expr>, rowid: bool) -> Result<Poll, DbError> {
         loop {
-            let Some((k, v)) = s.buf.pop_front() else {
+            let Some(entry) = s.buf.pop_front() else {
                 if s.end {
                     return Ok(Poll::Done);
                 }
@@ -603,25 +634,22 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 self.refill(s)?;
                 continue;
             };
-            let (k, v) = match s.table {
-                None => (k, v),
-                Some(table) => {
-                    let Some(id) = k.len().checked_sub(8).and_then(|at| k.get(at..)) else { continue };
-                    match self.store.get(self.at, table, id)? {
-                        Some(v) => (id.to_vec(), v),
-                        None => continue,
-                    }
-                }
+            let (id, mut row) = match (entry, s.table) {
+                (Buffered::Row(id, row), _) => (id, row),
+                (Buffered::Ref(id), Some(table)) => match self.store.get(self.at, table, &id)? {
+                    Some(v) => (Some(u64::from_be_bytes(id)), decode_row(&v)?),
+                    None => continue,
+                },
+                (Buffered::Ref(_), None) => return Err(err!(INTERNAL_ERROR, "an index entry in a table scan")),
             };
             self.check_mem()?;
-            let mut row = decode_row(&v)?;
             if let Some(f) = filter {
                 if !f.is_true(&row, self)? {
                     continue;
                 }
             }
             if rowid {
-                let id = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| err!(DATA_CORRUPTED, "malformed row id"))?);
+                let id = id.ok_or_else(|| err!(DATA_CORRUPTED, "malformed row id"))?;
                 row.push(Value::Int(id as i64));
             }
             return Ok(Poll::Row(row));

@@ -1273,7 +1273,7 @@ impl<D: BlockDevice> Database<D> {
                 None => Bound::Unbounded,
             };
             self.store.scan(ReadAt::Txn, old_tree, lo, Bound::Unbounded, &mut |k, v| {
-                chunk.push((k.to_vec(), v));
+                chunk.push((k.to_vec(), v.to_vec()));
                 Ok(chunk.len() < CHUNK)
             })?;
             let Some((last, _)) = chunk.last() else { break };
@@ -1308,7 +1308,7 @@ impl<D: BlockDevice> Database<D> {
         let mut raw = Vec::new();
         let limit = self.limits.max_result_rows;
         self.store.scan(ReadAt::Txn, t.tree, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
-            raw.push((k.to_vec(), v));
+            raw.push((k.to_vec(), v.to_vec()));
             if raw.len() > limit {
                 return Err(err!(PROGRAM_LIMIT_EXCEEDED, "table has more than {limit} rows, the limit for one statement"));
             }
@@ -1835,7 +1835,7 @@ fn add_index<D: BlockDevice>(store: &mut Store<D>, c: &mut Catalog, name: String
     let def = IndexDef { name: name.clone(), table: String::from(table), tree, columns: cols, unique, primary, row_key: false };
     let mut rows = Vec::new();
     store.scan(ReadAt::Txn, t.tree, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
-        rows.push((k.to_vec(), v));
+        rows.push((k.to_vec(), v.to_vec()));
         Ok(true)
     })?;
     for (id, v) in rows {

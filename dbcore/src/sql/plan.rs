@@ -87,10 +87,14 @@ pub struct SortKey {
 pub enum Access {
     Full,
     /// Index lookup: equal values for the first `eq.len()` index columns, then an optional
-    /// range on the next one. The scan's filter still checks every row.
+    /// range on the next one.
     /// `row_key`: the index is the table's row key (its tree is the table's, keyed by the
     /// value without the index encoding's type tag), so entries are rows.
-    Index { tree: u32, col_types: Vec<SqlType>, eq: Vec<Expr>, lo: Option<(Expr, bool)>, hi: Option<(Expr, bool)>, name: String, row_key: bool },
+    /// `residual`: the scan's filter without the conditions the key range already decides
+    /// exactly (integer columns; see [`Planner::choose_index`]). It replaces the filter when
+    /// the scan reads the key range; a scan that falls back to reading the whole table (a bound
+    /// of another type) checks the whole filter.
+    Index { tree: u32, col_types: Vec<SqlType>, eq: Vec<Expr>, lo: Option<(Expr, bool)>, hi: Option<(Expr, bool)>, name: String, row_key: bool, residual: Option<Expr> },
 }
 
 #[derive(Debug)]
@@ -1762,25 +1766,48 @@ impl<'a> Planner<'a> {
             let mut eq = Vec::new();
             let mut lo = None;
             let mut hi = None;
+            // The conditions the key range decides exactly, by position in `conds`. Only
+            // integer columns qualify: their probes are integers compared as integers, and
+            // their keys have a fixed width, so the range holds exactly the rows that pass.
+            // A lower bound alone also takes NULLs (they sort last), so it is exact only on a
+            // column that holds none.
+            let mut exact = Vec::new();
+            let (mut lo_at, mut hi_at) = (None, None);
             for &c in &idx.columns {
-                if let Some(v) = conds.iter().find_map(|x| const_eq(x, c)) {
+                let col = &tdef.columns[c];
+                let int = col.ty.is_int();
+                if let Some((at, v)) = conds.iter().enumerate().find_map(|(at, x)| const_eq(x, c).map(|v| (at, v))) {
                     eq.push(v);
+                    if int {
+                        exact.push(at);
+                    }
                     continue;
                 }
-                for x in conds {
+                for (at, x) in conds.iter().enumerate() {
                     if let Some((op, v)) = const_cmp(x, c) {
                         match op {
-                            BinOp::Gt if lo.is_none() => lo = Some((v, false)),
-                            BinOp::Ge if lo.is_none() => lo = Some((v, true)),
-                            BinOp::Lt if hi.is_none() => hi = Some((v, false)),
-                            BinOp::Le if hi.is_none() => hi = Some((v, true)),
+                            BinOp::Gt if lo.is_none() => (lo, lo_at) = (Some((v, false)), Some(at)),
+                            BinOp::Ge if lo.is_none() => (lo, lo_at) = (Some((v, true)), Some(at)),
+                            BinOp::Lt if hi.is_none() => (hi, hi_at) = (Some((v, false)), Some(at)),
+                            BinOp::Le if hi.is_none() => (hi, hi_at) = (Some((v, true)), Some(at)),
                             _ => {}
                         }
                     }
                     if let Expr::Between(x, l, h, false) = x {
-                        if matches!(**x, Expr::Column(i) if i == c) && l.is_constant() && h.is_constant() {
-                            lo.get_or_insert(((**l).clone(), true));
-                            hi.get_or_insert(((**h).clone(), true));
+                        if matches!(**x, Expr::Column(i) if i == c) && l.is_constant() && h.is_constant() && lo.is_none() && hi.is_none() {
+                            lo = Some(((**l).clone(), true));
+                            hi = Some(((**h).clone(), true));
+                            (lo_at, hi_at) = (Some(at), Some(at));
+                        }
+                    }
+                }
+                if int {
+                    if let Some(at) = hi_at {
+                        exact.push(at);
+                    }
+                    if let Some(at) = lo_at {
+                        if hi_at.is_some() || col.not_null || idx.row_key {
+                            exact.push(at);
                         }
                     }
                 }
@@ -1792,7 +1819,8 @@ impl<'a> Planner<'a> {
             }
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
                 let col_types = idx.columns.iter().map(|&c| tdef.columns[c].ty).collect();
-                best = Some((score, Access::Index { tree: idx.tree, col_types, eq, lo, hi, name: idx.name.clone(), row_key: idx.row_key }));
+                let residual = join_and(conds.iter().enumerate().filter(|(at, _)| !exact.contains(at)).map(|(_, x)| x.clone()).collect());
+                best = Some((score, Access::Index { tree: idx.tree, col_types, eq, lo, hi, name: idx.name.clone(), row_key: idx.row_key, residual }));
             }
         }
         best.map(|(_, a)| a).unwrap_or(Access::Full)

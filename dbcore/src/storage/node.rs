@@ -20,6 +20,31 @@ pub enum Val {
     Overflow { len: u32, first: PageId },
 }
 
+/// A value as it lies in a node: borrowed inline bytes, or where its overflow chain starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValRef<'a> {
+    Inline(&'a [u8]),
+    Overflow { len: u32, first: PageId },
+}
+
+impl ValRef<'_> {
+    pub fn to_val(self) -> Val {
+        match self {
+            ValRef::Inline(b) => Val::Inline(b.to_vec()),
+            ValRef::Overflow { len, first } => Val::Overflow { len, first },
+        }
+    }
+}
+
+impl Val {
+    pub fn as_ref(&self) -> ValRef<'_> {
+        match self {
+            Val::Inline(b) => ValRef::Inline(b),
+            Val::Overflow { len, first } => ValRef::Overflow { len: *len, first: *first },
+        }
+    }
+}
+
 /// A node's keys, in order, in one buffer: key `i` is `data[start(i)..ends[i]]`. A search
 /// touches one allocation instead of one per key (the keys of a decoded page used to be a
 /// `Vec` each, and binary searches over them were mostly cache misses).
@@ -52,6 +77,23 @@ impl Keys {
     pub fn push(&mut self, k: &[u8]) {
         self.data.extend_from_slice(k);
         self.ends.push(self.data.len() as u32);
+    }
+    /// Pushes one entry made of `parts` one after the other.
+    pub fn push_parts(&mut self, parts: &[&[u8]]) {
+        for p in parts {
+            self.data.extend_from_slice(p);
+        }
+        self.ends.push(self.data.len() as u32);
+    }
+    /// Inserts one entry made of `parts` one after the other at `i`.
+    pub fn insert_parts(&mut self, i: usize, parts: &[&[u8]]) {
+        let at = self.start(i);
+        let n: usize = parts.iter().map(|p| p.len()).sum();
+        self.data.splice(at..at, parts.iter().flat_map(|p| p.iter().copied()));
+        for e in &mut self.ends[i..] {
+            *e += n as u32;
+        }
+        self.ends.insert(i, (at + n) as u32);
     }
     pub fn insert(&mut self, i: usize, k: &[u8]) {
         let at = self.start(i);
@@ -118,22 +160,112 @@ impl From<Vec<Vec<u8>>> for Keys {
     }
 }
 
+/// A leaf's values, in order, in one buffer (as [`Keys`]): entry `i` is a tag byte, then the
+/// inline bytes (tag 0) or the overflow chain's length as u32 LE and first page as u64 LE
+/// (tag 1). Decoding a leaf is two allocations instead of one per value, and a scan reads the
+/// values where they lie.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Vals {
+    entries: Keys,
+    /// How many entries are overflow references (for [`Vals::encoded_size`]).
+    overflows: usize,
+}
+
+const TAG_INLINE: u8 = 0;
+const TAG_OVERFLOW: u8 = 1;
+
+fn val_parts<'a>(v: ValRef<'a>, scratch: &'a mut [u8; 12]) -> (u8, &'a [u8]) {
+    match v {
+        ValRef::Inline(b) => (TAG_INLINE, b),
+        ValRef::Overflow { len, first } => {
+            scratch[..4].copy_from_slice(&len.to_le_bytes());
+            scratch[4..].copy_from_slice(&first.to_le_bytes());
+            (TAG_OVERFLOW, &scratch[..])
+        }
+    }
+}
+
+impl Vals {
+    pub fn with_capacity(n: usize, bytes: usize) -> Vals {
+        Vals { entries: Keys::with_capacity(n, bytes), overflows: 0 }
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    /// The bytes the values take in a leaf page, not counting their entry headers: inline
+    /// bytes, and 8 per overflow reference.
+    pub fn encoded_size(&self) -> usize {
+        self.entries.bytes() - self.len() - self.overflows * 4
+    }
+    /// Value `i`; panics past the end, as slice indexing does.
+    pub fn get(&self, i: usize) -> ValRef<'_> {
+        let b = self.entries.get(i);
+        match b.split_first() {
+            Some((&TAG_OVERFLOW, rest)) if rest.len() == 12 => {
+                let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
+                let first = u64::from_le_bytes(rest[4..].try_into().expect("8 bytes"));
+                ValRef::Overflow { len, first }
+            }
+            Some((_, rest)) => ValRef::Inline(rest),
+            // Entries are written only by `push` and `insert`, which always write a tag.
+            None => unreachable!("a value entry always has its tag"),
+        }
+    }
+    pub fn push(&mut self, v: ValRef<'_>) {
+        let mut scratch = [0; 12];
+        let (tag, b) = val_parts(v, &mut scratch);
+        self.overflows += usize::from(tag == TAG_OVERFLOW);
+        self.entries.push_parts(&[&[tag], b]);
+    }
+    pub fn insert(&mut self, i: usize, v: ValRef<'_>) {
+        let mut scratch = [0; 12];
+        let (tag, b) = val_parts(v, &mut scratch);
+        self.overflows += usize::from(tag == TAG_OVERFLOW);
+        self.entries.insert_parts(i, &[&[tag], b]);
+    }
+    pub fn remove(&mut self, i: usize) -> Val {
+        let v = self.get(i).to_val();
+        self.overflows -= usize::from(matches!(v, Val::Overflow { .. }));
+        self.entries.remove(i);
+        v
+    }
+    /// Puts `v` in place of value `i` and returns the old one.
+    pub fn replace(&mut self, i: usize, v: ValRef<'_>) -> Val {
+        let old = self.remove(i);
+        self.insert(i, v);
+        old
+    }
+    /// Keeps values `..m`, returns values `m..`.
+    pub fn split_off(&mut self, m: usize) -> Vals {
+        let mut right = Vals { entries: self.entries.split_off(m), overflows: 0 };
+        right.overflows = right.iter().filter(|v| matches!(v, ValRef::Overflow { .. })).count();
+        self.overflows -= right.overflows;
+        right
+    }
+    pub fn iter(&self) -> impl Iterator<Item = ValRef<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    Leaf { keys: Keys, vals: Vec<Val> },
+    Leaf { keys: Keys, vals: Vals },
     /// `children.len() == keys.len() + 1`.
     Interior { keys: Keys, children: Vec<PageId> },
     Overflow { data: Vec<u8>, next: PageId },
 }
 
-fn val_size(v: &Val) -> usize {
+fn val_size(v: ValRef<'_>) -> usize {
     match v {
-        Val::Inline(b) => b.len(),
-        Val::Overflow { .. } => 8,
+        ValRef::Inline(b) => b.len(),
+        ValRef::Overflow { .. } => 8,
     }
 }
 
-fn entry_size(k: &[u8], v: &Val) -> usize {
+fn entry_size(k: &[u8], v: ValRef<'_>) -> usize {
     2 + 1 + 4 + k.len() + val_size(v)
 }
 
@@ -141,7 +273,7 @@ impl Node {
     /// Encoded payload size in bytes.
     pub fn size(&self) -> usize {
         match self {
-            Node::Leaf { keys, vals } => 2 + keys.bytes() + vals.iter().map(|v| 2 + 1 + 4 + val_size(v)).sum::<usize>(),
+            Node::Leaf { keys, vals } => 2 + keys.bytes() + vals.len() * (2 + 1 + 4) + vals.encoded_size(),
             Node::Interior { keys, .. } => 2 + 8 + keys.bytes() + keys.len() * (2 + 8),
             Node::Overflow { data, .. } => 4 + data.len(),
         }
@@ -153,8 +285,8 @@ impl Node {
             Node::Leaf { keys, .. } | Node::Interior { keys, .. } => keys.len(),
             Node::Overflow { .. } => 0,
         };
-        // The envelope, the encoded bytes, a key end and a value `Vec` per entry.
-        96 + self.size() + 28 * n
+        // The envelope, the encoded bytes, and a key end and a value end per entry.
+        96 + self.size() + 8 * n
     }
 
     pub fn kind(&self) -> Kind {
@@ -174,16 +306,16 @@ impl Node {
         match self {
             Node::Leaf { keys, vals } => {
                 out.extend_from_slice(&(keys.len() as u16).to_le_bytes());
-                for (k, v) in keys.iter().zip(vals) {
+                for (k, v) in keys.iter().zip(vals.iter()) {
                     out.extend_from_slice(&(k.len() as u16).to_le_bytes());
                     match v {
-                        Val::Inline(b) => {
+                        ValRef::Inline(b) => {
                             out.push(0);
                             out.extend_from_slice(&(b.len() as u32).to_le_bytes());
                             out.extend_from_slice(k);
                             out.extend_from_slice(b);
                         }
-                        Val::Overflow { len, first } => {
+                        ValRef::Overflow { len, first } => {
                             out.push(1);
                             out.extend_from_slice(&len.to_le_bytes());
                             out.extend_from_slice(k);
@@ -219,7 +351,8 @@ impl Node {
         let node = match kind {
             Kind::Leaf => {
                 let n = r.u16().ok_or_else(bad)? as usize;
-                let (mut keys, mut vals) = (Keys::with_capacity(n, leaf_key_bytes(&page[HEADER..], n)), Vec::with_capacity(n));
+                let (key_bytes, val_bytes) = leaf_bytes(&page[HEADER..], n);
+                let (mut keys, mut vals) = (Keys::with_capacity(n, key_bytes), Vals::with_capacity(n, val_bytes));
                 for _ in 0..n {
                     let kl = r.u16().ok_or_else(bad)? as usize;
                     let flag = r.u8().ok_or_else(bad)?;
@@ -233,8 +366,8 @@ impl Node {
                     }
                     keys.push(k);
                     vals.push(match flag {
-                        0 if vl as usize <= MAX_INLINE => Val::Inline(r.take(vl as usize).ok_or_else(bad)?.to_vec()),
-                        1 => Val::Overflow { len: vl, first: r.u64().ok_or_else(bad)? },
+                        0 if vl as usize <= MAX_INLINE => ValRef::Inline(r.take(vl as usize).ok_or_else(bad)?),
+                        1 => ValRef::Overflow { len: vl, first: r.u64().ok_or_else(bad)? },
                         _ => return Err(bad()),
                     });
                 }
@@ -275,21 +408,22 @@ impl Node {
     }
 }
 
-/// The key bytes of a leaf payload with `n` entries, to size its [`Keys`] exactly (a malformed
-/// payload gives what was read so far; decoding then refuses it).
-fn leaf_key_bytes(payload: &[u8], n: usize) -> usize {
+/// The key bytes and the [`Vals`] bytes of a leaf payload with `n` entries, to size both
+/// buffers exactly (a malformed payload gives what was read so far; decoding then refuses it).
+fn leaf_bytes(payload: &[u8], n: usize) -> (usize, usize) {
     let mut r = Reader::new(payload);
     let _ = r.u16();
-    let mut total = 0;
+    let (mut keys, mut vals) = (0, 0);
     for _ in 0..n {
         let (Some(kl), Some(flag), Some(vl)) = (r.u16(), r.u8(), r.u32()) else { break };
-        let skip = kl as usize + if flag == 1 { 8 } else { vl as usize };
-        if r.take(skip).is_none() {
+        let v = if flag == 1 { 8 } else { vl as usize };
+        if r.take(kl as usize + v).is_none() {
             break;
         }
-        total += kl as usize;
+        keys += kl as usize;
+        vals += 1 + if flag == 1 { 12 } else { v };
     }
-    total
+    (keys, vals)
 }
 
 /// The key bytes of an interior payload with `n` keys.
@@ -348,8 +482,8 @@ pub fn split_point(sizes: &[usize], base: usize, append: bool) -> usize {
 }
 
 /// Entry sizes for [`split_point`] of a leaf.
-pub fn leaf_sizes(keys: &Keys, vals: &[Val]) -> Vec<usize> {
-    keys.iter().zip(vals).map(|(k, v)| entry_size(k, v)).collect()
+pub fn leaf_sizes(keys: &Keys, vals: &Vals) -> Vec<usize> {
+    keys.iter().zip(vals.iter()).map(|(k, v)| entry_size(k, v)).collect()
 }
 
 #[cfg(test)]
@@ -357,10 +491,46 @@ mod tests {
     use super::*;
     use super::super::page::{new_page, seal, verify};
 
+    fn vals(v: &[Val]) -> Vals {
+        let mut out = Vals::default();
+        for x in v {
+            out.push(x.as_ref());
+        }
+        out
+    }
+
+    #[test]
+    fn vals_edit_like_a_vec_of_values() {
+        let mut model: Vec<Val> = Vec::new();
+        let mut vs = Vals::default();
+        let mut x = 11u32;
+        for step in 0..600u32 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let v = if x % 5 == 0 { Val::Overflow { len: x, first: u64::from(step) << 20 } } else { Val::Inline(alloc::vec![step as u8; (x as usize >> 7) % 40]) };
+            let i = (x as usize >> 3) % (model.len() + 1);
+            match x % 4 {
+                0 if i < model.len() => assert_eq!(vs.remove(i), model.remove(i)),
+                1 if i < model.len() => assert_eq!(vs.replace(i, v.as_ref()), core::mem::replace(&mut model[i], v)),
+                _ => {
+                    vs.insert(i, v.as_ref());
+                    model.insert(i, v);
+                }
+            }
+            let size: usize = model.iter().map(|v| val_size(v.as_ref())).sum();
+            assert_eq!(vs.encoded_size(), size);
+        }
+        assert_eq!(vs.iter().map(ValRef::to_val).collect::<Vec<_>>(), model);
+        let m = model.len() / 3;
+        let right = vs.split_off(m);
+        let mr = model.split_off(m);
+        assert_eq!(right, vals(&mr));
+        assert_eq!(vs, vals(&model));
+    }
+
     #[test]
     fn nodes_round_trip_through_pages() {
         let nodes = [
-            Node::Leaf { keys: alloc::vec![b"a".to_vec(), b"b".to_vec()].into(), vals: alloc::vec![Val::Inline(b"x".to_vec()), Val::Overflow { len: 5000, first: 77 }] },
+            Node::Leaf { keys: alloc::vec![b"a".to_vec(), b"b".to_vec()].into(), vals: vals(&[Val::Inline(b"x".to_vec()), Val::Overflow { len: 5000, first: 77 }]) },
             Node::Interior { keys: alloc::vec![b"m".to_vec()].into(), children: alloc::vec![3, 4] },
             Node::Overflow { data: alloc::vec![9; 100], next: 12 },
         ];

@@ -8,7 +8,7 @@ use core::ops::Bound;
 
 use platform::{BlockDevice, IoError};
 
-use super::node::{leaf_sizes, split_point, Node, Val, MAX_INLINE, MAX_KEY, OVERFLOW_CHUNK};
+use super::node::{leaf_sizes, split_point, Node, Val, ValRef, Vals, MAX_INLINE, MAX_KEY, OVERFLOW_CHUNK};
 use super::page::{new_page, seal, verify, Kind, PageId, HEADER, PAGE_SIZE, PAYLOAD};
 use crate::err;
 use crate::error::DbError;
@@ -929,7 +929,7 @@ impl<D: BlockDevice> Store<D> {
     pub fn get(&mut self, at: ReadAt, tree: u32, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
         let info = self.root(at, tree)?;
         match self.find(info.root, key)? {
-            Some(v) => Ok(Some(self.read_val(&v)?)),
+            Some(v) => Ok(Some(self.read_val(v)?)),
             None => Ok(None),
         }
     }
@@ -944,7 +944,7 @@ impl<D: BlockDevice> Store<D> {
             }
             let next = self.with_node(p, |n| match n {
                 Node::Interior { keys, children } => Ok(Err(children[keys.partition_point(|k| k <= key)])),
-                Node::Leaf { keys, vals } => Ok(Ok(keys.binary_search(key).ok().map(|i| vals[i].clone()))),
+                Node::Leaf { keys, vals } => Ok(Ok(keys.binary_search(key).ok().map(|i| vals.get(i).to_val()))),
                 Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
             })??;
             match next {
@@ -977,13 +977,20 @@ impl<D: BlockDevice> Store<D> {
         Ok(None)
     }
 
-    fn read_val(&mut self, v: &Val) -> Result<Vec<u8>, DbError> {
+    fn read_val(&mut self, v: Val) -> Result<Vec<u8>, DbError> {
         match v {
-            Val::Inline(b) => Ok(b.clone()),
-            Val::Overflow { len, first } => {
-                let len = *len as usize;
+            Val::Inline(b) => Ok(b),
+            Val::Overflow { len, first } => self.read_overflow(len, first),
+        }
+    }
+
+    /// The bytes of an overflow chain of `len` bytes starting at page `first`.
+    fn read_overflow(&mut self, len: u32, first: PageId) -> Result<Vec<u8>, DbError> {
+        {
+            {
+                let len = len as usize;
                 let mut out = Vec::with_capacity(len);
-                let mut p = *first;
+                let mut p = first;
                 while out.len() < len {
                     if p == 0 {
                         return Err(err!(DATA_CORRUPTED, "overflow chain ends early ({} of {len} bytes)", out.len()));
@@ -1006,7 +1013,8 @@ impl<D: BlockDevice> Store<D> {
     }
 
     /// Calls `visit(key, value)` for the keys in `lo..hi`, in order, until it returns false.
-    pub fn scan(&mut self, at: ReadAt, tree: u32, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], Vec<u8>) -> Result<bool, DbError>) -> Result<(), DbError> {
+    /// Inline values are visited where they lie in the buffer pool.
+    pub fn scan(&mut self, at: ReadAt, tree: u32, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, DbError>) -> Result<(), DbError> {
         let root = self.root(at, tree)?.root;
         if root != 0 {
             self.scan_rec(root, lo, hi, visit, 0)?;
@@ -1014,15 +1022,20 @@ impl<D: BlockDevice> Store<D> {
         Ok(())
     }
 
-    fn scan_rec(&mut self, p: PageId, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], Vec<u8>) -> Result<bool, DbError>, depth: usize) -> Result<bool, DbError> {
+    fn scan_rec(&mut self, p: PageId, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, DbError>, depth: usize) -> Result<bool, DbError> {
         if depth > 64 {
             return Err(corrupt(p, "tree too deep (a cycle?)"));
         }
-        enum Got {
-            Kids(Vec<PageId>),
-            Entries(Vec<(Vec<u8>, Val)>, bool),
+        /// How a pass over a leaf ended.
+        enum Leaf {
+            /// The visitor said stop.
+            Stop,
+            /// The leaf's last key was visited (`true`: the range ends in this leaf).
+            End(bool),
+            /// Entry `i` is in an overflow chain: read it outside the pool borrow, then go on.
+            Overflow(usize, Vec<u8>, u32, PageId),
         }
-        let got = self.with_node(p, |n| match n {
+        let kids = self.with_node(p, |n| match n {
             Node::Interior { keys, children } => {
                 let start = match lo {
                     Bound::Unbounded => 0,
@@ -1033,60 +1046,60 @@ impl<D: BlockDevice> Store<D> {
                     Bound::Included(k) => keys.partition_point(|x| x <= k),
                     Bound::Excluded(k) => keys.partition_point(|x| x < k),
                 };
-                Ok(Got::Kids(children[start..=end.max(start)].to_vec()))
+                Ok(Some(children[start..=end.max(start)].to_vec()))
             }
-            Node::Leaf { keys, vals } => {
-                let mut out = Vec::with_capacity(keys.len().min(64));
-                let mut past_end = false;
+            Node::Leaf { .. } => Ok(None),
+            Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
+        })??;
+        if let Some(kids) = kids {
+            for c in kids {
+                if !self.scan_rec(c, lo, hi, visit, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        let mut from = None;
+        loop {
+            let got = self.with_node(p, |n| {
+                let Node::Leaf { keys, vals } = n else { return Err(corrupt(p, "a leaf changed kind")) };
                 // Keys are sorted: start at the first one not below `lo`.
-                let first = match lo {
+                let first = from.unwrap_or_else(|| match lo {
                     Bound::Unbounded => 0,
                     Bound::Included(l) => keys.partition_point(|x| x < l),
                     Bound::Excluded(l) => keys.partition_point(|x| x <= l),
-                };
-                for (k, v) in (first..keys.len()).map(|i| keys.get(i)).zip(&vals[first..]) {
-                    let after_lo = match lo {
-                        Bound::Unbounded => true,
-                        Bound::Included(l) => k >= l,
-                        Bound::Excluded(l) => k > l,
-                    };
+                });
+                for i in first..keys.len() {
+                    let k = keys.get(i);
                     let before_hi = match hi {
                         Bound::Unbounded => true,
                         Bound::Included(h) => k <= h,
                         Bound::Excluded(h) => k < h,
                     };
                     if !before_hi {
-                        past_end = true;
-                        break;
+                        return Ok(Leaf::End(true));
                     }
-                    if after_lo {
-                        out.push((k.to_vec(), v.clone()));
+                    match vals.get(i) {
+                        ValRef::Inline(v) => {
+                            if !visit(k, v)? {
+                                return Ok(Leaf::Stop);
+                            }
+                        }
+                        ValRef::Overflow { len, first } => return Ok(Leaf::Overflow(i, k.to_vec(), len, first)),
                     }
                 }
-                Ok(Got::Entries(out, past_end))
-            }
-            Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
-        })??;
-        match got {
-            Got::Kids(kids) => {
-                for c in kids {
-                    if !self.scan_rec(c, lo, hi, visit, depth + 1)? {
+                Ok(Leaf::End(false))
+            })??;
+            match got {
+                Leaf::Stop => return Ok(false),
+                Leaf::End(past_end) => return Ok(!past_end),
+                Leaf::Overflow(i, k, len, first) => {
+                    let v = self.read_overflow(len, first)?;
+                    if !visit(&k, &v)? {
                         return Ok(false);
                     }
+                    from = Some(i + 1);
                 }
-                Ok(true)
-            }
-            Got::Entries(es, past_end) => {
-                for (k, v) in es {
-                    let v = match v {
-                        Val::Inline(b) => b,
-                        other => self.read_val(&other)?,
-                    };
-                    if !visit(&k, v)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(!past_end)
             }
         }
     }
@@ -1118,7 +1131,7 @@ impl<D: BlockDevice> Store<D> {
         }
         let (kids, vals) = self.with_node(p, |n| match n {
             Node::Interior { children, .. } => (children.clone(), Vec::new()),
-            Node::Leaf { vals, .. } => (Vec::new(), vals.iter().filter(|v| matches!(v, Val::Overflow { .. })).cloned().collect()),
+            Node::Leaf { vals, .. } => (Vec::new(), vals.iter().filter(|v| matches!(v, ValRef::Overflow { .. })).map(ValRef::to_val).collect()),
             Node::Overflow { .. } => (Vec::new(), Vec::new()),
         })?;
         for c in kids {
@@ -1193,10 +1206,12 @@ impl<D: BlockDevice> Store<D> {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "row is too big: {} bytes", val.len()));
         }
         let info = self.root(ReadAt::Txn, tree)?;
-        let v = if val.len() > MAX_INLINE { Val::Overflow { len: val.len() as u32, first: self.write_overflow(val)? } } else { Val::Inline(val.to_vec()) };
+        let v = if val.len() > MAX_INLINE { ValRef::Overflow { len: val.len() as u32, first: self.write_overflow(val)? } } else { ValRef::Inline(val) };
         let (root, replaced) = if info.root == 0 {
             let p = self.alloc()?;
-            self.install(p, Node::Leaf { keys: alloc::vec![key.to_vec()].into(), vals: alloc::vec![v] }, true)?;
+            let mut vals = Vals::default();
+            vals.push(v);
+            self.install(p, Node::Leaf { keys: alloc::vec![key.to_vec()].into(), vals }, true)?;
             (p, false)
         } else {
             let (p, split, old, _) = self.put_rec(info.root, key, v, 0)?;
@@ -1224,7 +1239,7 @@ impl<D: BlockDevice> Store<D> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn put_rec(&mut self, p: PageId, key: &[u8], val: Val, depth: usize) -> Result<(PageId, Option<(Vec<u8>, PageId)>, Option<Val>, bool), DbError> {
+    fn put_rec(&mut self, p: PageId, key: &[u8], val: ValRef<'_>, depth: usize) -> Result<(PageId, Option<(Vec<u8>, PageId)>, Option<Val>, bool), DbError> {
         if depth > 64 {
             return Err(corrupt(p, "tree too deep (a cycle?)"));
         }
@@ -1249,7 +1264,7 @@ impl<D: BlockDevice> Store<D> {
             Descend::Leaf => {
                 let (old, append) = self.mutate(p, |n| match n {
                     Node::Leaf { keys, vals } => match keys.binary_search(key) {
-                        Ok(i) => (Some(core::mem::replace(&mut vals[i], val)), false),
+                        Ok(i) => (Some(vals.replace(i, val)), false),
                         Err(i) => {
                             keys.insert(i, key);
                             vals.insert(i, val);
@@ -1415,7 +1430,7 @@ impl<D: BlockDevice> Store<D> {
         }
         let (kids, vals) = self.with_node(p, |n| match n {
             Node::Interior { children, .. } => (children.clone(), Vec::new()),
-            Node::Leaf { vals, .. } => (Vec::new(), vals.clone()),
+            Node::Leaf { vals, .. } => (Vec::new(), vals.iter().filter(|v| matches!(v, ValRef::Overflow { .. })).map(ValRef::to_val).collect()),
             Node::Overflow { .. } => (Vec::new(), Vec::new()),
         })?;
         for c in kids {

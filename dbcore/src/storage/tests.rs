@@ -22,7 +22,7 @@ fn dump<D: BlockDevice>(s: &mut Store<D>, tree: u32) -> BTreeMap<Vec<u8>, Vec<u8
     let snap = s.snapshot();
     let mut out = BTreeMap::new();
     s.scan(ReadAt::Snapshot(&snap), tree, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
-        out.insert(k.to_vec(), v);
+        out.insert(k.to_vec(), v.to_vec());
         Ok(true)
     })
     .unwrap();
