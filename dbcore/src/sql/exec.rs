@@ -594,6 +594,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
     fn refill(&mut self, s: &mut ScanRun) -> Result<(), DbError> {
         let chunk = usize::try_from(self.budget).unwrap_or(usize::MAX).clamp(1, SCAN_CHUNK);
         let (buf, index) = (&mut s.buf, s.table.is_some());
+        buf.reserve(chunk.min(SCAN_CHUNK / 4));
         let mut read = 0;
         let mut last = Vec::new();
         // Rows are decoded from the page in the pool, with no copy of their bytes first.
@@ -736,20 +737,17 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
         for g in group {
             key.push(g.eval(r, self)?);
         }
-        let mut vals = Vec::with_capacity(aggs.len());
-        for a in aggs {
-            vals.push(match &a.arg {
-                Some(e) => e.eval(r, self)?,
-                None => Value::Null,
-            });
-        }
         self.check_mem()?;
         let states = groups.entry(key).or_insert_with(|| fresh_states(aggs));
-        for ((a, s), v) in aggs.iter().zip(states.iter_mut()).zip(vals) {
+        for (a, s) in aggs.iter().zip(states.iter_mut()) {
             if a.func == AggFunc::CountStar {
                 s.count += 1;
                 continue;
             }
+            let v = match &a.arg {
+                Some(e) => e.eval(r, self)?,
+                None => Value::Null,
+            };
             if v.is_null() {
                 continue;
             }

@@ -143,10 +143,10 @@ const WRITE_COST: u64 = 8;
 #[derive(Debug)]
 struct WriteJob {
     cat: Rc<Catalog>,
-    t: TableDef,
+    t: Rc<TableDef>,
     kind: WriteKind,
     /// The plan that reads the rows to write, while it has more.
-    input: Option<(plan::Node, exec::State)>,
+    input: Option<Box<(plan::Node, exec::State)>>,
     /// Rows read and not yet written.
     rows: VecDeque<Row>,
     /// Rows written, kept for RETURNING.
@@ -166,8 +166,10 @@ enum WriteKind {
 }
 
 impl WriteJob {
-    fn new(cat: &Rc<Catalog>, t: TableDef, kind: WriteKind, returning: Option<Vec<ast::SelectItem>>, params: &[(Value, SqlType)]) -> WriteJob {
-        WriteJob { cat: cat.clone(), t, kind, input: None, rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params: params.to_vec() }
+    fn new(cat: &Rc<Catalog>, t: impl Into<Rc<TableDef>>, kind: WriteKind, returning: Option<Vec<ast::SelectItem>>, params: &[(Value, SqlType)]) -> WriteJob {
+        // The parameters are kept only for RETURNING (the rest is compiled with them).
+        let params = if returning.is_some() { params.to_vec() } else { Vec::new() };
+        WriteJob { cat: cat.clone(), t: t.into(), kind, input: None, rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params }
     }
 }
 
@@ -239,7 +241,7 @@ type PlanSlot = Rc<core::cell::RefCell<Option<KeptPlan>>>;
 #[derive(Debug)]
 struct KeptInsert {
     cat: Rc<Catalog>,
-    t: TableDef,
+    t: Rc<TableDef>,
     targets: Vec<usize>,
     rows: Vec<Vec<Expr>>,
 }
@@ -1436,7 +1438,7 @@ impl<D: BlockDevice> Database<D> {
         if planner.param_types.borrow().len() != params.len() || planner.shutdown.get() || planner.computed_rows.get() {
             return None;
         }
-        Some(KeptInsert { cat: cat.clone(), t, targets, rows })
+        Some(KeptInsert { cat: cat.clone(), t: Rc::new(t), targets, rows })
     }
 
     fn insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
@@ -1462,7 +1464,7 @@ impl<D: BlockDevice> Database<D> {
                 if p.cols.len() > targets.len() {
                     return Err(err!(SYNTAX_ERROR, "INSERT has more expressions than target columns"));
                 }
-                input = Some((p.node, exec::State::Fresh));
+                input = Some(Box::new((p.node, exec::State::Fresh)));
             }
         }
         let ncols = t.columns.len();
@@ -1567,23 +1569,32 @@ impl<D: BlockDevice> Database<D> {
         let id = match cat.row_key_of(&t.name) {
             Some(rk) => {
                 let id = row_key(rk, &row)?;
-                if self.store.get(ReadAt::Txn, t.tree, &id)?.is_some() {
+                // The row goes in first: a duplicate key is found by the same descent.
+                let mut buf = Vec::new();
+                encode_row(&row, &mut buf);
+                if !self.store.insert_new(t.tree, &id, &buf)? {
                     return Err(duplicate(rk, &row));
                 }
-                id
+                self.insert_index_entries(cat, t, &row, &id)?;
+                return Ok(());
             }
             None => self.next_id(t)?.to_be_bytes(),
         };
+        self.insert_index_entries(cat, t, &row, &id)?;
+        let mut buf = Vec::new();
+        encode_row(&row, &mut buf);
+        self.store.put(t.tree, &id, &buf)?;
+        Ok(())
+    }
+
+    fn insert_index_entries(&mut self, cat: &Catalog, t: &TableDef, row: &Row, id: &[u8; 8]) -> Result<(), DbError> {
         for i in cat.indexes_of(&t.name) {
             if i.row_key {
                 continue;
             }
-            self.check_unique(i, &row, &id)?;
-            self.store.put(i.tree, &Self::index_key(i, &row, &id), &[])?;
+            self.check_unique(i, row, id)?;
+            self.store.put(i.tree, &Self::index_key(i, row, id), &[])?;
         }
-        let mut buf = Vec::new();
-        encode_row(&row, &mut buf);
-        self.store.put(t.tree, &id, &buf)?;
         Ok(())
     }
 
@@ -1604,7 +1615,7 @@ impl<D: BlockDevice> Database<D> {
         let node = planner.table_rows(&t, cond);
         let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
         let mut job = WriteJob::new(cat, t, WriteKind::Update { sets, idx }, None, params);
-        job.input = Some((node, exec::State::Fresh));
+        job.input = Some(Box::new((node, exec::State::Fresh)));
         Ok(job)
     }
 
@@ -1661,7 +1672,7 @@ impl<D: BlockDevice> Database<D> {
         let node = planner.table_rows(&t, cond);
         let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
         let mut job = WriteJob::new(cat, t, WriteKind::Delete { idx }, d.returning.clone(), params);
-        job.input = Some((node, exec::State::Fresh));
+        job.input = Some(Box::new((node, exec::State::Fresh)));
         Ok(job)
     }
 
@@ -1692,7 +1703,8 @@ impl<D: BlockDevice> Database<D> {
     /// writing any), then writes them. Ok(Some): the statement's result; Ok(None): not done.
     fn write_step(&mut self, job: &mut WriteJob) -> Result<Option<QueryResult>, DbError> {
         let mut budget = self.limits.step_rows.max(1);
-        if let Some((node, state)) = &mut job.input {
+        if let Some(input) = &mut job.input {
+            let (node, state) = &mut **input;
             let mut ex = self.exec(ReadAt::Txn);
             ex.budget = budget;
             let rows = &mut job.rows;
@@ -1735,10 +1747,10 @@ impl<D: BlockDevice> Database<D> {
                             }
                         }
                     }
-                    self.insert_row(&job.cat, t, row.clone())?;
                     if job.returning.is_some() {
-                        job.written.push(row);
+                        job.written.push(row.clone());
                     }
+                    self.insert_row(&job.cat, t, row)?;
                 }
                 WriteKind::Update { sets, idx } => self.update_row(&job.t, sets, idx, r)?,
                 WriteKind::Delete { idx } => {
@@ -1768,7 +1780,7 @@ impl<D: BlockDevice> Database<D> {
         };
         Ok(Some(match job.returning.take() {
             Some(items) => {
-                let (cat, t, params) = (job.cat.clone(), job.t.clone(), core::mem::take(&mut job.params));
+                let (cat, t, params) = (job.cat.clone(), (*job.t).clone(), core::mem::take(&mut job.params));
                 self.returning(&cat, &t, &items, core::mem::take(&mut job.written), tagtext, &params)?
             }
             None => tag(&tagtext),

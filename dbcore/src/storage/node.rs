@@ -89,19 +89,19 @@ impl Keys {
     pub fn insert_parts(&mut self, i: usize, parts: &[&[u8]]) {
         let at = self.start(i);
         let n: usize = parts.iter().map(|p| p.len()).sum();
-        self.data.splice(at..at, parts.iter().flat_map(|p| p.iter().copied()));
+        // Append, then rotate the new bytes into place (one memmove; `splice` with a chained
+        // iterator copies byte by byte).
+        for p in parts {
+            self.data.extend_from_slice(p);
+        }
+        self.data[at..].rotate_right(n);
         for e in &mut self.ends[i..] {
             *e += n as u32;
         }
         self.ends.insert(i, (at + n) as u32);
     }
     pub fn insert(&mut self, i: usize, k: &[u8]) {
-        let at = self.start(i);
-        self.data.splice(at..at, k.iter().copied());
-        for e in &mut self.ends[i..] {
-            *e += k.len() as u32;
-        }
-        self.ends.insert(i, (at + k.len()) as u32);
+        self.insert_parts(i, &[k]);
     }
     pub fn remove(&mut self, i: usize) {
         let (a, b) = (self.start(i), self.ends[i] as usize);

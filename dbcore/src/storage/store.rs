@@ -185,12 +185,21 @@ struct Txn {
     roots: BTreeMap<u32, TreeInfo>,
     next_tree: u32,
     /// Pages this transaction allocated: changed in place, freed at once, dropped on rollback.
-    owned: BTreeSet<PageId>,
+    owned: hashbrown::HashSet<PageId>,
     /// Committed pages this transaction replaced or dropped: freed when it commits.
     freed: Vec<PageId>,
     log: Vec<u8>,
     /// Too big for the log: commits by checkpoint.
     unlogged: bool,
+}
+
+/// What a put found at its key.
+enum Prior {
+    Absent,
+    /// The old value, replaced.
+    Replaced(Val),
+    /// The key was there and `replace` was false: nothing changed.
+    Kept,
 }
 
 enum Descend {
@@ -677,7 +686,7 @@ impl<D: BlockDevice> Store<D> {
             owner,
             roots: self.roots.clone(),
             next_tree: self.next_tree,
-            owned: BTreeSet::new(),
+            owned: hashbrown::HashSet::new(),
             freed: Vec::new(),
             log: Vec::new(),
             unlogged: false,
@@ -1199,6 +1208,18 @@ impl<D: BlockDevice> Store<D> {
 
     /// Inserts or replaces. Returns true if the key was there before.
     pub fn put(&mut self, tree: u32, key: &[u8], val: &[u8]) -> Result<bool, DbError> {
+        self.put_as(tree, key, val, true)
+    }
+
+    /// Inserts a key that is not there yet: false, and nothing changed, if it is (one descent
+    /// instead of a lookup and then a put).
+    pub fn insert_new(&mut self, tree: u32, key: &[u8], val: &[u8]) -> Result<bool, DbError> {
+        Ok(!self.put_as(tree, key, val, false)?)
+    }
+
+    /// Returns true if the key was there before; `replace`: then its value is replaced, else
+    /// left alone.
+    fn put_as(&mut self, tree: u32, key: &[u8], val: &[u8], replace: bool) -> Result<bool, DbError> {
         if key.len() > MAX_KEY {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "index row size {} exceeds the maximum {MAX_KEY}", key.len()));
         }
@@ -1214,7 +1235,13 @@ impl<D: BlockDevice> Store<D> {
             self.install(p, Node::Leaf { keys: alloc::vec![key.to_vec()].into(), vals }, true)?;
             (p, false)
         } else {
-            let (p, split, old, _) = self.put_rec(info.root, key, v, 0)?;
+            let (p, split, old, _) = self.put_rec(info.root, key, v, replace, 0)?;
+            if let Prior::Kept = old {
+                if let ValRef::Overflow { len, first } = v {
+                    self.free_val(&Val::Overflow { len, first })?;
+                }
+                return Ok(true);
+            }
             let root = match split {
                 Some((sep, right)) => {
                     let r = self.alloc()?;
@@ -1224,11 +1251,11 @@ impl<D: BlockDevice> Store<D> {
                 None => p,
             };
             let replaced = match old {
-                Some(o) => {
+                Prior::Replaced(o) => {
                     self.free_val(&o)?;
                     true
                 }
-                None => false,
+                Prior::Absent | Prior::Kept => false,
             };
             (root, replaced)
         };
@@ -1239,7 +1266,7 @@ impl<D: BlockDevice> Store<D> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn put_rec(&mut self, p: PageId, key: &[u8], val: ValRef<'_>, depth: usize) -> Result<(PageId, Option<(Vec<u8>, PageId)>, Option<Val>, bool), DbError> {
+    fn put_rec(&mut self, p: PageId, key: &[u8], val: ValRef<'_>, replace: bool, depth: usize) -> Result<(PageId, Option<(Vec<u8>, PageId)>, Prior, bool), DbError> {
         if depth > 64 {
             return Err(corrupt(p, "tree too deep (a cycle?)"));
         }
@@ -1247,7 +1274,7 @@ impl<D: BlockDevice> Store<D> {
         let step = self.descend(p, key)?;
         match step {
             Descend::Child(i, c, rightmost) => {
-                let (c2, split, old, append) = self.put_rec(c, key, val, depth + 1)?;
+                let (c2, split, old, append) = self.put_rec(c, key, val, replace, depth + 1)?;
                 self.mutate(p, |n| {
                     if let Node::Interior { keys, children } = n {
                         children[i] = c2;
@@ -1264,14 +1291,15 @@ impl<D: BlockDevice> Store<D> {
             Descend::Leaf => {
                 let (old, append) = self.mutate(p, |n| match n {
                     Node::Leaf { keys, vals } => match keys.binary_search(key) {
-                        Ok(i) => (Some(vals.replace(i, val)), false),
+                        Ok(i) if replace => (Prior::Replaced(vals.replace(i, val)), false),
+                        Ok(_) => (Prior::Kept, false),
                         Err(i) => {
                             keys.insert(i, key);
                             vals.insert(i, val);
-                            (None, i + 1 == keys.len())
+                            (Prior::Absent, i + 1 == keys.len())
                         }
                     },
-                    _ => (None, false),
+                    _ => (Prior::Absent, false),
                 })?;
                 let split = self.split_if_needed(p, append)?;
                 Ok((p, split, old, append))
