@@ -314,6 +314,17 @@ impl<D: BlockDevice> Store<D> {
     }
 
     fn format(&mut self) -> Result<(), DbError> {
+        // The log region is written once with zeros (invalid log pages): a device that
+        // allocates on first write, such as a sparse file, then does not allocate during
+        // commits, where a flush would have to make the allocation durable too.
+        let chunk = alloc::vec![0u8; 64 * PAGE_SIZE];
+        let (start, n) = (self.layout.wal_start(), self.layout.wal_pages);
+        let mut i = 0;
+        while i < n {
+            let k = (n - i).min(64);
+            self.write_raw(start + i, &chunk[..k as usize * PAGE_SIZE])?;
+            i += k;
+        }
         self.system_pages();
         self.roots.insert(CATALOG_TREE, TreeInfo { root: 0, entries: 0 });
         self.checkpoint()
