@@ -14,7 +14,7 @@
 //! arrive and merges them while emitting; a hash join builds its table while its inner input
 //! arrives. Subqueries inside expressions run to completion (with no budget) when evaluated.
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -129,7 +129,13 @@ pub struct ScanRun {
     table: Option<u32>,
     lo: Bound<Vec<u8>>,
     hi: Bound<Vec<u8>>,
-    buf: VecDeque<Buffered>,
+    buf: Vec<Buffered>,
+    /// The next entry of `buf` to give out.
+    next: usize,
+    /// The bytes of the rows in `buf`, one after the other: copied out of the pool in one go
+    /// and decoded one at a time as they are pulled, so that a row is freed soon after it is
+    /// made (the allocator then recycles the same few blocks).
+    arena: Vec<u8>,
     /// Nothing left in the tree past `buf`.
     end: bool,
     /// The scan reads its index's key range (not the whole table as a fallback).
@@ -137,10 +143,11 @@ pub struct ScanRun {
 }
 
 /// An entry a scan has read but not yet given out.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 enum Buffered {
-    /// A table row, decoded, with its row id (None when the key is not a row id).
-    Row(Option<u64>, Row),
+    /// A table row: its bytes are `arena[start..end]`; its row id (None when the key is not a
+    /// row id).
+    Row(Option<u64>, u32, u32),
     /// A secondary index entry: the row id to read from the table.
     Ref([u8; 8]),
 }
@@ -530,7 +537,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
 
     /// Works out which tree and key range a scan reads.
     fn start_scan(&mut self, tree: u32, access: &Access) -> Result<ScanRun, DbError> {
-        let full = ScanRun { tree, table: None, lo: Bound::Unbounded, hi: Bound::Unbounded, buf: VecDeque::new(), end: false, ranged: false };
+        let full = ScanRun { tree, table: None, lo: Bound::Unbounded, hi: Bound::Unbounded, buf: Vec::new(), next: 0, arena: Vec::new(), end: false, ranged: false };
         let Access::Index { tree: itree, col_types, eq, lo, hi, row_key, .. } = access else { return Ok(full) };
         // A bound that cannot be compared bytewise with the stored keys (see `probe`) makes
         // the scan read the whole table; its filter still checks every row.
@@ -585,16 +592,18 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 Bound::Excluded(k) => Bound::Excluded(strip(k)),
                 Bound::Unbounded => Bound::Unbounded,
             };
-            return Ok(ScanRun { tree, table: None, lo: Bound::Included(strip(start)), hi, buf: VecDeque::new(), end: false, ranged: true });
+            return Ok(ScanRun { tree, table: None, lo: Bound::Included(strip(start)), hi, buf: Vec::new(), next: 0, arena: Vec::new(), end: false, ranged: true });
         }
-        Ok(ScanRun { tree: *itree, table: Some(tree), lo: Bound::Included(start), hi: hi_bound, buf: VecDeque::new(), end: false, ranged: true })
+        Ok(ScanRun { tree: *itree, table: Some(tree), lo: Bound::Included(start), hi: hi_bound, buf: Vec::new(), next: 0, arena: Vec::new(), end: false, ranged: true })
     }
 
     /// Reads the next chunk of a scan's tree into its buffer.
     fn refill(&mut self, s: &mut ScanRun) -> Result<(), DbError> {
         let chunk = usize::try_from(self.budget).unwrap_or(usize::MAX).clamp(1, SCAN_CHUNK);
-        let (buf, index) = (&mut s.buf, s.table.is_some());
-        buf.reserve(chunk.min(SCAN_CHUNK / 4));
+        let (buf, arena, index) = (&mut s.buf, &mut s.arena, s.table.is_some());
+        buf.clear();
+        arena.clear();
+        s.next = 0;
         let mut read = 0;
         let mut last = Vec::new();
         // Rows are decoded from the page in the pool, with no copy of their bytes first.
@@ -602,11 +611,13 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
             read += 1;
             if index {
                 if let Some(id) = k.len().checked_sub(8).and_then(|at| k.get(at..)).and_then(|id| <[u8; 8]>::try_from(id).ok()) {
-                    buf.push_back(Buffered::Ref(id));
+                    buf.push(Buffered::Ref(id));
                 }
             } else {
                 let id = <[u8; 8]>::try_from(k).ok().map(u64::from_be_bytes);
-                buf.push_back(Buffered::Row(id, decode_row(v)?));
+                let start = arena.len();
+                arena.extend_from_slice(v);
+                buf.push(Buffered::Row(id, start as u32, arena.len() as u32));
             }
             if read < chunk {
                 return Ok(true);
@@ -625,7 +636,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
 
     fn pull_scan(&mut self, s: &mut ScanRun, filter: Option<&Expr>, rowid: bool) -> Result<Poll, DbError> {
         loop {
-            let Some(entry) = s.buf.pop_front() else {
+            let Some(&entry) = s.buf.get(s.next) else {
                 if s.end {
                     return Ok(Poll::Done);
                 }
@@ -635,8 +646,9 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 self.refill(s)?;
                 continue;
             };
+            s.next += 1;
             let (id, mut row) = match (entry, s.table) {
-                (Buffered::Row(id, row), _) => (id, row),
+                (Buffered::Row(id, start, end), _) => (id, decode_row(s.arena.get(start as usize..end as usize).unwrap_or_default())?),
                 (Buffered::Ref(id), Some(table)) => match self.store.get(self.at, table, &id)? {
                     Some(v) => (Some(u64::from_be_bytes(id)), decode_row(&v)?),
                     None => continue,
