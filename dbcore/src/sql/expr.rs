@@ -429,6 +429,18 @@ impl Expr {
                     _ => Value::Null,
                 }
             }
+            Expr::Func(Func::Length, args, ty) if args.len() == 1 => {
+                // In place: no copy of the text to measure it.
+                let mut slot = None;
+                match args[0].operand(row, env, &mut slot)? {
+                    Value::Text(s) => Value::Int(s.chars().count() as i64),
+                    Value::Null => Value::Null,
+                    other => {
+                        let v = other.clone();
+                        call(Func::Length, alloc::vec![v], *ty, env)?
+                    }
+                }
+            }
             Expr::Func(f, args, ty) => {
                 let mut vals = Vec::with_capacity(args.len());
                 if *f == Func::Coalesce {
