@@ -308,6 +308,8 @@ pub struct Database<D: BlockDevice> {
     pub host: crate::stats::SharedHostStats,
     /// Executions of prepared queries and INSERT ... VALUES that used the statement's kept plan.
     pub plans_reused: u64,
+    /// A row's encoding, reused from one insert to the next.
+    row_buf: Vec<u8>,
 }
 
 fn writes(s: &Statement) -> bool {
@@ -329,7 +331,7 @@ fn writes(s: &Statement) -> bool {
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
         let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
-        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0 })
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new() })
     }
 
     /// Names the one role (the server's configured user) for pg_catalog.
@@ -1570,9 +1572,12 @@ impl<D: BlockDevice> Database<D> {
             Some(rk) => {
                 let id = row_key(rk, &row)?;
                 // The row goes in first: a duplicate key is found by the same descent.
-                let mut buf = Vec::new();
+                let mut buf = core::mem::take(&mut self.row_buf);
+                buf.clear();
                 encode_row(&row, &mut buf);
-                if !self.store.insert_new(t.tree, &id, &buf)? {
+                let fresh = self.store.insert_new(t.tree, &id, &buf);
+                self.row_buf = buf;
+                if !fresh? {
                     return Err(duplicate(rk, &row));
                 }
                 self.insert_index_entries(cat, t, &row, &id)?;
@@ -1731,6 +1736,18 @@ impl<D: BlockDevice> Database<D> {
             match &mut job.kind {
                 WriteKind::Insert { targets, defaults } => {
                     let t = &job.t;
+                    if r.len() == t.columns.len() && targets.len() == r.len() && targets.iter().enumerate().all(|(i, &ti)| i == ti) {
+                        // Every column given, in table order: cast in place.
+                        let mut row = r;
+                        for (v, c) in row.iter_mut().zip(&t.columns) {
+                            *v = cast_value(core::mem::replace(v, Value::Null), c.ty).map_err(|e| type_err(e, c))?;
+                        }
+                        if job.returning.is_some() {
+                            job.written.push(row.clone());
+                        }
+                        self.insert_row(&job.cat, t, row)?;
+                        continue;
+                    }
                     let mut row = alloc::vec![Value::Null; t.columns.len()];
                     let mut given = alloc::vec![false; t.columns.len()];
                     for (v, &ti) in r.into_iter().zip(targets.iter()) {
