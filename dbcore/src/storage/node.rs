@@ -148,6 +148,11 @@ impl Keys {
     pub fn bytes(&self) -> usize {
         self.data.len()
     }
+    /// Makes room for `n` more keys of `bytes` bytes in all.
+    pub fn reserve(&mut self, n: usize, bytes: usize) {
+        self.ends.reserve(n);
+        self.data.reserve(bytes);
+    }
 }
 
 impl From<Vec<Vec<u8>>> for Keys {
@@ -237,6 +242,14 @@ impl Vals {
         let old = self.remove(i);
         self.insert(i, v);
         old
+    }
+    /// Bytes of the buffer.
+    pub fn bytes(&self) -> usize {
+        self.entries.bytes()
+    }
+    /// Makes room for `n` more values of `bytes` buffer bytes in all.
+    pub fn reserve(&mut self, n: usize, bytes: usize) {
+        self.entries.reserve(n, bytes);
     }
     /// Keeps values `..m`, returns values `m..`.
     pub fn split_off(&mut self, m: usize) -> Vals {

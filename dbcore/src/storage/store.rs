@@ -1337,8 +1337,14 @@ impl<D: BlockDevice> Store<D> {
         let (sep, right) = self.mutate(p, |n| match n {
             Node::Leaf { keys, vals } => {
                 let m = split_point(&leaf_sizes(keys, vals), 2, append);
-                let rk = keys.split_off(m);
-                let rv = vals.split_off(m);
+                let mut rk = keys.split_off(m);
+                let mut rv = vals.split_off(m);
+                if append {
+                    // Ascending inserts go on filling the right page: give it the left page's
+                    // room at once rather than growing its buffers an entry at a time.
+                    rk.reserve(keys.len(), keys.bytes());
+                    rv.reserve(vals.len(), vals.bytes());
+                }
                 (rk.get(0).to_vec(), Node::Leaf { keys: rk, vals: rv })
             }
             Node::Interior { keys, children } => {
