@@ -141,8 +141,16 @@ impl Keys {
         lo
     }
     pub fn binary_search(&self, key: &[u8]) -> Result<usize, usize> {
-        let i = self.partition_point(|k| k < key);
+        let i = self.lower_bound(key);
         if i < self.len() && self.get(i) == key { Ok(i) } else { Err(i) }
+    }
+    /// The number of keys below `key`.
+    pub fn lower_bound(&self, key: &[u8]) -> usize {
+        self.partition_point(|k| key_cmp(k, key).is_lt())
+    }
+    /// The number of keys at or below `key`.
+    pub fn upper_bound(&self, key: &[u8]) -> usize {
+        self.partition_point(|k| key_cmp(k, key).is_le())
     }
     /// Bytes of key data.
     pub fn bytes(&self) -> usize {
@@ -152,6 +160,16 @@ impl Keys {
     pub fn reserve(&mut self, n: usize, bytes: usize) {
         self.ends.reserve(n);
         self.data.reserve(bytes);
+    }
+}
+
+/// Bytewise order of two keys, with a fast path for the 8-byte keys of row ids and integer
+/// primary keys (big-endian, so their bytewise order is their order as u64).
+#[inline]
+pub fn key_cmp(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
+    match (<[u8; 8]>::try_from(a), <[u8; 8]>::try_from(b)) {
+        (Ok(x), Ok(y)) => u64::from_be_bytes(x).cmp(&u64::from_be_bytes(y)),
+        _ => a.cmp(b),
     }
 }
 
@@ -563,7 +581,7 @@ mod tests {
         let mut x = 7u32;
         for step in 0..400 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            let k: Vec<u8> = alloc::format!("{:0w$}", x % 1000, w = (x as usize >> 8) % 6 + 1).into_bytes();
+            let k: Vec<u8> = alloc::format!("{:0w$}", x % 1000, w = (x as usize >> 8) % 9 + 1).into_bytes();
             match model.binary_search(&k) {
                 Ok(i) if step % 3 == 0 => {
                     model.remove(i);
@@ -576,6 +594,8 @@ mod tests {
                 }
             }
             assert_eq!(keys.binary_search(&k), model.binary_search(&k));
+            assert_eq!(keys.lower_bound(&k), model.partition_point(|c| c.as_slice() < k.as_slice()));
+            assert_eq!(keys.upper_bound(&k), model.partition_point(|c| c.as_slice() <= k.as_slice()));
             assert_eq!(keys.partition_point(|c| c <= k.as_slice()), model.partition_point(|c| c.as_slice() <= k.as_slice()));
         }
         assert_eq!(keys.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(), model);

@@ -8,7 +8,7 @@ use core::ops::Bound;
 
 use platform::{BlockDevice, IoError};
 
-use super::node::{leaf_sizes, split_point, Node, Val, ValRef, Vals, MAX_INLINE, MAX_KEY, OVERFLOW_CHUNK};
+use super::node::{key_cmp, leaf_sizes, split_point, Node, Val, ValRef, Vals, MAX_INLINE, MAX_KEY, OVERFLOW_CHUNK};
 use super::page::{new_page, seal, verify, Kind, PageId, HEADER, PAGE_SIZE, PAYLOAD};
 use crate::err;
 use crate::error::DbError;
@@ -963,7 +963,7 @@ impl<D: BlockDevice> Store<D> {
                 return Err(corrupt(p, "tree too deep (a cycle?)"));
             }
             let next = self.with_node(p, |n| match n {
-                Node::Interior { keys, children } => Ok(Err(children[keys.partition_point(|k| k <= key)])),
+                Node::Interior { keys, children } => Ok(Err(children[keys.upper_bound(key)])),
                 Node::Leaf { keys, vals } => Ok(Ok(keys.binary_search(key).ok().map(|i| vals.get(i).to_val()))),
                 Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
             })??;
@@ -1059,12 +1059,12 @@ impl<D: BlockDevice> Store<D> {
             Node::Interior { keys, children } => {
                 let start = match lo {
                     Bound::Unbounded => 0,
-                    Bound::Included(k) | Bound::Excluded(k) => keys.partition_point(|x| x <= k),
+                    Bound::Included(k) | Bound::Excluded(k) => keys.upper_bound(k),
                 };
                 let end = match hi {
                     Bound::Unbounded => children.len() - 1,
-                    Bound::Included(k) => keys.partition_point(|x| x <= k),
-                    Bound::Excluded(k) => keys.partition_point(|x| x < k),
+                    Bound::Included(k) => keys.upper_bound(k),
+                    Bound::Excluded(k) => keys.lower_bound(k),
                 };
                 Ok(Some(children[start..=end.max(start)].to_vec()))
             }
@@ -1086,15 +1086,15 @@ impl<D: BlockDevice> Store<D> {
                 // Keys are sorted: start at the first one not below `lo`.
                 let first = from.unwrap_or_else(|| match lo {
                     Bound::Unbounded => 0,
-                    Bound::Included(l) => keys.partition_point(|x| x < l),
-                    Bound::Excluded(l) => keys.partition_point(|x| x <= l),
+                    Bound::Included(l) => keys.lower_bound(l),
+                    Bound::Excluded(l) => keys.upper_bound(l),
                 });
                 for i in first..keys.len() {
                     let k = keys.get(i);
                     let before_hi = match hi {
                         Bound::Unbounded => true,
-                        Bound::Included(h) => k <= h,
-                        Bound::Excluded(h) => k < h,
+                        Bound::Included(h) => key_cmp(k, h).is_le(),
+                        Bound::Excluded(h) => key_cmp(k, h).is_lt(),
                     };
                     if !before_hi {
                         return Ok(Leaf::End(true));
@@ -1321,7 +1321,7 @@ impl<D: BlockDevice> Store<D> {
     fn descend(&mut self, p: PageId, key: &[u8]) -> Result<Descend, DbError> {
         self.with_node(p, |n| match n {
             Node::Interior { keys, children } => {
-                let i = keys.partition_point(|k| k <= key);
+                let i = keys.upper_bound(key);
                 Ok(Descend::Child(i, children[i], i + 1 == children.len()))
             }
             Node::Leaf { .. } => Ok(Descend::Leaf),
