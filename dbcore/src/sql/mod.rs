@@ -146,7 +146,9 @@ struct WriteJob {
     t: Rc<TableDef>,
     kind: WriteKind,
     /// The plan that reads the rows to write, while it has more.
-    input: Option<Box<(plan::Node, exec::State)>>,
+    input: Option<Box<(Rc<plan::Node>, exec::State)>>,
+    /// `$n` for a kept plan's expressions (empty when the values were compiled in).
+    exec_params: Rc<[Value]>,
     /// Rows read and not yet written.
     rows: VecDeque<Row>,
     /// Rows written, kept for RETURNING.
@@ -161,7 +163,7 @@ enum WriteKind {
     /// Input rows hold the target columns' values; defaults are computed once.
     Insert { targets: Vec<usize>, defaults: Vec<Option<Value>> },
     /// Input rows are table rows with their row id last.
-    Update { sets: Vec<(usize, Expr)>, idx: Vec<IndexDef> },
+    Update { sets: Rc<[(usize, Expr)]>, idx: Rc<[IndexDef]> },
     Delete { idx: Vec<IndexDef> },
 }
 
@@ -169,7 +171,7 @@ impl WriteJob {
     fn new(cat: &Rc<Catalog>, t: impl Into<Rc<TableDef>>, kind: WriteKind, returning: Option<Vec<ast::SelectItem>>, params: &[(Value, SqlType)]) -> WriteJob {
         // The parameters are kept only for RETURNING (the rest is compiled with them).
         let params = if returning.is_some() { params.to_vec() } else { Vec::new() };
-        WriteJob { cat: cat.clone(), t: t.into(), kind, input: None, rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params }
+        WriteJob { cat: cat.clone(), t: t.into(), kind, input: None, exec_params: Rc::from(Vec::new()), rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params }
     }
 }
 
@@ -220,6 +222,7 @@ pub struct Batch {
     /// The prepared statement's kept plan, for a batch made by [`Database::bind`].
     plan: Option<PlanSlot>,
     insert: Option<InsertSlot>,
+    update: Option<UpdateSlot>,
 }
 
 /// A query plan kept by a prepared statement across its executions, as PostgreSQL keeps a
@@ -248,6 +251,45 @@ struct KeptInsert {
 
 type InsertSlot = Rc<core::cell::RefCell<Option<KeptInsert>>>;
 
+/// A prepared UPDATE's compiled assignments and plan, for one catalog; `$n` stay parameters.
+#[derive(Debug)]
+struct KeptUpdate {
+    cat: Rc<Catalog>,
+    t: Rc<TableDef>,
+    sets: Rc<[(usize, Expr)]>,
+    node: Rc<plan::Node>,
+    idx: Rc<[IndexDef]>,
+}
+
+type UpdateSlot = Rc<core::cell::RefCell<Option<KeptUpdate>>>;
+
+/// Compiles an UPDATE's assignments and the plan that reads its rows.
+fn compile_update(planner: &Planner, cat: &Rc<Catalog>, rel: &ast::TableFactor, assignments: &[ast::Assignment], selection: Option<&ast::Expr>) -> Result<KeptUpdate, DbError> {
+    let t = table_of(cat, rel)?.clone();
+    let scope = Scope::new(table_cols(&t), None);
+    let mut sets = Vec::new();
+    for a in assignments {
+        let (ci, _) = assignment_target(&t, a)?;
+        let x = planner.compile_as(&a.value, &scope, t.columns[ci].ty, "column").map_err(|e| type_err(e, &t.columns[ci]))?;
+        sets.push((ci, x));
+    }
+    let cond = match selection {
+        Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
+        None => None,
+    };
+    let node = planner.table_rows(&t, cond);
+    let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
+    Ok(KeptUpdate { cat: cat.clone(), t: Rc::new(t), sets: sets.into(), node: Rc::new(node), idx: idx.into() })
+}
+
+/// The write job of a compiled UPDATE, with `$n` bound to `exec_params`.
+fn update_job(k: &KeptUpdate, exec_params: Rc<[Value]>, params: &[(Value, SqlType)]) -> WriteJob {
+    let mut job = WriteJob::new(&k.cat, k.t.clone(), WriteKind::Update { sets: k.sets.clone(), idx: k.idx.clone() }, None, params);
+    job.input = Some(Box::new((k.node.clone(), exec::State::Fresh)));
+    job.exec_params = exec_params;
+    job
+}
+
 impl Batch {
     pub fn is_empty(&self) -> bool {
         self.stmts.is_empty()
@@ -265,6 +307,7 @@ pub struct Prepared {
     pub columns: Option<Vec<ColumnInfo>>,
     plan: PlanSlot,
     insert: InsertSlot,
+    update: UpdateSlot,
 }
 
 impl Prepared {
@@ -373,7 +416,7 @@ impl<D: BlockDevice> Database<D> {
         if sql.len() > self.limits.max_statement_bytes {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "statement is too long: {} bytes (the limit is {})", sql.len(), self.limits.max_statement_bytes));
         }
-        Ok(Batch { stmts: parse(sql)?.into_iter().map(Rc::new).collect(), params: Vec::new(), plan: None, insert: None })
+        Ok(Batch { stmts: parse(sql)?.into_iter().map(Rc::new).collect(), params: Vec::new(), plan: None, insert: None, update: None })
     }
 
     fn catalog_at(&mut self, at: ReadAt) -> Result<Rc<Catalog>, DbError> {
@@ -462,7 +505,7 @@ impl<D: BlockDevice> Database<D> {
             types.resize(types.len().max(count_params(&s.to_string())), None);
         }
         let param_types = types.into_iter().map(|t| t.unwrap_or(SqlType::Text)).collect();
-        Ok(Prepared { stmt, sql: Rc::from(sql), param_types, columns, plan: Rc::default(), insert: Rc::default() })
+        Ok(Prepared { stmt, sql: Rc::from(sql), param_types, columns, plan: Rc::default(), insert: Rc::default(), update: Rc::default() })
     }
 
     /// A batch that runs a prepared statement with bound values (already of its types).
@@ -472,7 +515,8 @@ impl<D: BlockDevice> Database<D> {
         }
         let plan = matches!(p.stmt.as_deref(), Some(Statement::Query(_))).then(|| p.plan.clone());
         let insert = matches!(p.stmt.as_deref(), Some(Statement::Insert(_))).then(|| p.insert.clone());
-        Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect(), plan, insert })
+        let update = matches!(p.stmt.as_deref(), Some(Statement::Update(_))).then(|| p.update.clone());
+        Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect(), plan, insert, update })
     }
 
     fn end_txn(&mut self, s: &mut SessionState, commit: bool) -> Result<(), DbError> {
@@ -543,7 +587,7 @@ impl<D: BlockDevice> Database<D> {
                         return Step::Blocked;
                     }
                     Err(e) => Err(e),
-                    Ok(true) => match self.start_write(&stmt, &b.params, b.insert.as_ref()) {
+                    Ok(true) => match self.start_write(&stmt, &b.params, b.insert.as_ref(), b.update.as_ref()) {
                         Some(Ok(job)) => return self.resume_write(s, b, Box::new(job)),
                         Some(Err(e)) => Err(e),
                         None => match self.statement(s, ReadAt::Txn, &stmt, &b.params) {
@@ -1466,7 +1510,7 @@ impl<D: BlockDevice> Database<D> {
                 if p.cols.len() > targets.len() {
                     return Err(err!(SYNTAX_ERROR, "INSERT has more expressions than target columns"));
                 }
-                input = Some(Box::new((p.node, exec::State::Fresh)));
+                input = Some(Box::new((Rc::new(p.node), exec::State::Fresh)));
             }
         }
         let ncols = t.columns.len();
@@ -1604,28 +1648,33 @@ impl<D: BlockDevice> Database<D> {
     }
 
     fn update(&mut self, cat: &Rc<Catalog>, rel: &ast::TableFactor, assignments: &[ast::Assignment], selection: Option<&ast::Expr>, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
-        let t = table_of(cat, rel)?.clone();
         let planner = Planner::new(cat, Some(params));
-        let scope = Scope::new(table_cols(&t), None);
-        let mut sets = Vec::new();
-        for a in assignments {
-            let (ci, _) = assignment_target(&t, a)?;
-            let x = planner.compile_as(&a.value, &scope, t.columns[ci].ty, "column").map_err(|e| type_err(e, &t.columns[ci]))?;
-            sets.push((ci, x));
+        let k = compile_update(&planner, cat, rel, assignments, selection)?;
+        Ok(update_job(&k, Rc::from(Vec::new()), params))
+    }
+
+    /// An UPDATE with its plan kept by the prepared statement (made again for a new catalog), or
+    /// None when it cannot be kept (then it is planned with its values).
+    fn kept_update(&mut self, cat: &Rc<Catalog>, up: &ast::Update, params: &[(Value, SqlType)], slot: &UpdateSlot) -> Result<Option<WriteJob>, DbError> {
+        let fresh = !slot.borrow().as_ref().is_some_and(|k| Rc::ptr_eq(&k.cat, cat));
+        if fresh {
+            let planner = Planner::new(cat, None);
+            *planner.param_types.borrow_mut() = params.iter().map(|(_, t)| Some(*t)).collect();
+            let Ok(kept) = compile_update(&planner, cat, &up.table.relation, &up.assignments, up.selection.as_ref()) else { return Ok(None) };
+            if planner.param_types.borrow().len() != params.len() || planner.shutdown.get() || planner.computed_rows.get() {
+                return Ok(None);
+            }
+            *slot.borrow_mut() = Some(kept);
+        } else {
+            self.plans_reused += 1;
         }
-        let cond = match selection {
-            Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
-            None => None,
-        };
-        let node = planner.table_rows(&t, cond);
-        let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
-        let mut job = WriteJob::new(cat, t, WriteKind::Update { sets, idx }, None, params);
-        job.input = Some(Box::new((node, exec::State::Fresh)));
-        Ok(job)
+        let guard = slot.borrow();
+        let Some(kept) = guard.as_ref() else { return Ok(None) };
+        Ok(Some(update_job(kept, params.iter().map(|(v, _)| v.clone()).collect(), params)))
     }
 
     /// Writes one row of an UPDATE: `old` is the row as read, with its row id last.
-    fn update_row(&mut self, t: &TableDef, sets: &[(usize, Expr)], idx: &[IndexDef], mut old: Row) -> Result<(), DbError> {
+    fn update_row(&mut self, t: &TableDef, sets: &[(usize, Expr)], idx: &[IndexDef], params: &Rc<[Value]>, mut old: Row) -> Result<(), DbError> {
         let id = match old.pop() {
             Some(Value::Int(i)) => (i as u64).to_be_bytes(),
             _ => return Err(err!(INTERNAL_ERROR, "row without id")),
@@ -1633,6 +1682,7 @@ impl<D: BlockDevice> Database<D> {
         let mut new = old.clone();
         {
             let mut ex = self.exec(ReadAt::Txn);
+            ex.params = params.clone();
             for (ci, x) in sets {
                 new[*ci] = cast_value(x.eval(&old, &mut ex)?, t.columns[*ci].ty).map_err(|e| type_err(e, &t.columns[*ci]))?;
             }
@@ -1677,12 +1727,12 @@ impl<D: BlockDevice> Database<D> {
         let node = planner.table_rows(&t, cond);
         let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
         let mut job = WriteJob::new(cat, t, WriteKind::Delete { idx }, d.returning.clone(), params);
-        job.input = Some(Box::new((node, exec::State::Fresh)));
+        job.input = Some(Box::new((Rc::new(node), exec::State::Fresh)));
         Ok(job)
     }
 
     /// Starts INSERT, UPDATE or DELETE as a [`WriteJob`]; None for other statements.
-    fn start_write(&mut self, st: &Statement, params: &[(Value, SqlType)], slot: Option<&InsertSlot>) -> Option<Result<WriteJob, DbError>> {
+    fn start_write(&mut self, st: &Statement, params: &[(Value, SqlType)], slot: Option<&InsertSlot>, uslot: Option<&UpdateSlot>) -> Option<Result<WriteJob, DbError>> {
         if !matches!(st, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) {
             return None;
         }
@@ -1698,7 +1748,10 @@ impl<D: BlockDevice> Database<D> {
             Statement::Update(ast::Update { from: Some(_), .. }) | Statement::Update(ast::Update { returning: Some(_), .. }) => {
                 Err(err!(FEATURE_NOT_SUPPORTED, "UPDATE ... FROM and RETURNING are not supported yet"))
             }
-            Statement::Update(ast::Update { table, assignments, selection, .. }) => self.update(&cat, &table.relation, assignments, selection.as_ref(), params),
+            Statement::Update(up) => match uslot.and_then(|slot| self.kept_update(&cat, up, params, slot).transpose()) {
+                Some(job) => job,
+                None => self.update(&cat, &up.table.relation, &up.assignments, up.selection.as_ref(), params),
+            },
             Statement::Delete(d) => self.delete(&cat, d, params),
             _ => return None,
         })
@@ -1712,6 +1765,7 @@ impl<D: BlockDevice> Database<D> {
             let (node, state) = &mut **input;
             let mut ex = self.exec(ReadAt::Txn);
             ex.budget = budget;
+            ex.params = job.exec_params.clone();
             let rows = &mut job.rows;
             let done = loop {
                 match ex.pull(node, state)? {
@@ -1769,7 +1823,7 @@ impl<D: BlockDevice> Database<D> {
                     }
                     self.insert_row(&job.cat, t, row)?;
                 }
-                WriteKind::Update { sets, idx } => self.update_row(&job.t, sets, idx, r)?,
+                WriteKind::Update { sets, idx } => self.update_row(&job.t, sets, idx, &job.exec_params, r)?,
                 WriteKind::Delete { idx } => {
                     let mut old = r;
                     let id = match old.pop() {

@@ -791,3 +791,49 @@ fn index_ranges_answer_as_full_scans_do() {
         assert_eq!(got, texts(&run_prepared(&mut d, &mut s, &p2, params).unwrap()), "{sql}");
     }
 }
+
+/// A prepared UPDATE compiles its assignments and its plan once; each execution reads its `$n`
+/// (in the key lookup, the SET expressions and the rest of WHERE), and the answers and errors
+/// are those of an UPDATE planned with its values. DDL makes it plan again.
+#[test]
+fn prepared_updates_keep_their_plan() {
+    let mut d = db();
+    one(&mut d, "create table acc (aid int primary key, bal int not null, note text, b int)").unwrap();
+    one(&mut d, "create index acc_b on acc (b)").unwrap();
+    one(&mut d, "insert into acc select g, 0, null, g % 3 from generate_series(1, 30) g").unwrap();
+    let mut s = SessionState::new(1);
+    let up = d.prepare(1, "update acc set bal = bal + $1, note = $3 where aid = $2", &[]).unwrap();
+    let mut model = [0i64; 31];
+    for (i, aid) in [5i64, 7, 5, 30, 31, 1, 5].into_iter().enumerate() {
+        let delta = i as i64 * 10 - 25;
+        let q = run_prepared(&mut d, &mut s, &up, alloc::vec![Value::Int(delta), Value::Int(aid), Value::Text(alloc::format!("n{i}"))]).unwrap();
+        let hit = aid <= 30;
+        assert_eq!(q.tag, if hit { "UPDATE 1" } else { "UPDATE 0" }, "aid {aid}");
+        if hit {
+            model[aid as usize] += delta;
+        }
+    }
+    assert_eq!(d.plans_reused, 6, "planned once, kept for the other six");
+    for aid in [1usize, 5, 7, 30, 2] {
+        assert_eq!(flat(&mut d, &alloc::format!("select bal from acc where aid = {aid}")), model[aid].to_string(), "aid {aid}");
+    }
+    assert_eq!(flat(&mut d, "select note from acc where aid = 5"), "n6");
+    // A range and a secondary index, with parameters in both.
+    let rng = d.prepare(1, "update acc set b = b + $3 where aid >= $1 and aid < $2 and b = $4", &[]).unwrap();
+    assert_eq!(run_prepared(&mut d, &mut s, &rng, alloc::vec![Value::Int(1), Value::Int(11), Value::Int(100), Value::Int(0)]).unwrap().tag, "UPDATE 3");
+    assert_eq!(run_prepared(&mut d, &mut s, &rng, alloc::vec![Value::Int(1), Value::Int(31), Value::Int(100), Value::Int(100)]).unwrap().tag, "UPDATE 3");
+    assert_eq!(flat(&mut d, "select count(*) from acc where b = 200"), "3");
+    assert_eq!(flat(&mut d, "select aid from acc where b = 200 order by aid"), "3 6 9");
+    // Errors: overflow and NOT NULL, as when planned each time; nothing is written.
+    assert_eq!(run_prepared(&mut d, &mut s, &up, alloc::vec![Value::Int(i64::from(i32::MAX)), Value::Int(1), Value::Null]).unwrap_err().code.0, "22003");
+    assert_eq!(run_prepared(&mut d, &mut s, &up, alloc::vec![Value::Null, Value::Int(1), Value::Null]).unwrap_err().code.0, "23502");
+    assert_eq!(flat(&mut d, "select bal from acc where aid = 1"), model[1].to_string());
+    // DDL: a dropped and re-created table is planned again.
+    let before = d.plans_reused;
+    one(&mut d, "drop table acc").unwrap();
+    one(&mut d, "create table acc (note text, aid int primary key, bal int not null, b int)").unwrap();
+    one(&mut d, "insert into acc values ('x', 1, 100, 0)").unwrap();
+    assert_eq!(run_prepared(&mut d, &mut s, &up, alloc::vec![Value::Int(5), Value::Int(1), Value::Text("y".into())]).unwrap().tag, "UPDATE 1");
+    assert_eq!(flat(&mut d, "select * from acc"), "y,1,105,0");
+    assert_eq!(d.plans_reused, before, "no plan of the old catalog was used");
+}
