@@ -140,6 +140,9 @@ pub struct ScanRun {
     end: bool,
     /// The scan reads its index's key range (not the whole table as a fallback).
     ranged: bool,
+    /// The range is one key of the table's own tree (every column of an integer or other row
+    /// key pinned by an equality): read with one lookup, not a scan.
+    point: bool,
 }
 
 /// An entry a scan has read but not yet given out.
@@ -537,8 +540,9 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
 
     /// Works out which tree and key range a scan reads.
     fn start_scan(&mut self, tree: u32, access: &Access) -> Result<ScanRun, DbError> {
-        let full = ScanRun { tree, table: None, lo: Bound::Unbounded, hi: Bound::Unbounded, buf: Vec::new(), next: 0, arena: Vec::new(), end: false, ranged: false };
+        let full = ScanRun { tree, table: None, lo: Bound::Unbounded, hi: Bound::Unbounded, buf: Vec::new(), next: 0, arena: Vec::new(), end: false, ranged: false, point: false };
         let Access::Index { tree: itree, col_types, eq, lo, hi, row_key, .. } = access else { return Ok(full) };
+        let point = *row_key && eq.len() == col_types.len() && lo.is_none() && hi.is_none();
         // A bound that cannot be compared bytewise with the stored keys (see `probe`) makes
         // the scan read the whole table; its filter still checks every row.
         let mut prefix = Vec::new();
@@ -592,9 +596,9 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 Bound::Excluded(k) => Bound::Excluded(strip(k)),
                 Bound::Unbounded => Bound::Unbounded,
             };
-            return Ok(ScanRun { tree, table: None, lo: Bound::Included(strip(start)), hi, buf: Vec::new(), next: 0, arena: Vec::new(), end: false, ranged: true });
+            return Ok(ScanRun { tree, table: None, lo: Bound::Included(strip(start)), hi, buf: Vec::new(), next: 0, arena: Vec::new(), end: false, ranged: true, point });
         }
-        Ok(ScanRun { tree: *itree, table: Some(tree), lo: Bound::Included(start), hi: hi_bound, buf: Vec::new(), next: 0, arena: Vec::new(), end: false, ranged: true })
+        Ok(ScanRun { tree: *itree, table: Some(tree), lo: Bound::Included(start), hi: hi_bound, buf: Vec::new(), next: 0, arena: Vec::new(), end: false, ranged: true, point: false })
     }
 
     /// Reads the next chunk of a scan's tree into its buffer.
@@ -604,6 +608,18 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
         buf.clear();
         arena.clear();
         s.next = 0;
+        if s.point {
+            if let Bound::Included(k) = &s.lo {
+                if let Some(v) = self.store.get(self.at, s.tree, k)? {
+                    let id = <[u8; 8]>::try_from(k.as_slice()).ok().map(u64::from_be_bytes);
+                    arena.extend_from_slice(&v);
+                    buf.push(Buffered::Row(id, 0, arena.len() as u32));
+                }
+                self.spend(1);
+                s.end = true;
+                return Ok(());
+            }
+        }
         let mut read = 0;
         let mut last = Vec::new();
         // Rows are decoded from the page in the pool, with no copy of their bytes first.
