@@ -236,6 +236,7 @@ fn stats_relation(name: &str, live: Option<&Live>) -> Option<SysRel> {
                 ("buffer_limit_bytes", n(st.pool_limit)),
                 ("disk_page_reads", n(st.page_reads)),
                 ("disk_page_writes", n(st.page_writes)),
+                ("disk_read_requests", n(st.read_requests)),
                 ("disk_write_requests", n(st.write_requests)),
                 ("disk_flushes", n(st.device_flushes)),
                 ("disk_pages_in_use", n(st.pages_in_use)),

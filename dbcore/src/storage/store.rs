@@ -24,6 +24,9 @@ const LOG_BYTES: usize = PAYLOAD - LOG_HEADER;
 const DIR_ENTRY: usize = 20;
 /// Most pages one checkpoint write request carries.
 const WRITE_RUN: usize = 32;
+/// Pages a scan reads in one request when the next children of its range lie one after the
+/// other on the disk and are not in the pool (a bulk-loaded table's leaves do).
+const READ_AHEAD: usize = 8;
 /// Owner of the transactions that recovery replays.
 const RECOVERY: u64 = u64::MAX - 1;
 
@@ -83,7 +86,9 @@ pub struct StoreStats {
     pub checkpoints: u64,
     pub page_reads: u64,
     pub page_writes: u64,
-    /// Requests to the block device: writes (one may carry several pages) and flushes.
+    /// Requests to the block device: reads and writes (one may carry several pages) and
+    /// flushes.
+    pub read_requests: u64,
     pub write_requests: u64,
     pub device_flushes: u64,
     pub pool_hits: u64,
@@ -478,6 +483,7 @@ impl<D: BlockDevice> Store<D> {
 
     fn read_page(&mut self, id: PageId, buf: &mut [u8; PAGE_SIZE]) -> Result<(), DbError> {
         self.stats.page_reads += 1;
+        self.stats.read_requests += 1;
         self.dev.read(id * PAGE_SIZE as u64, &mut buf[..]).map_err(|e| io(e, "read", id))
     }
 
@@ -608,6 +614,36 @@ impl<D: BlockDevice> Store<D> {
                 }
             }
             i += n;
+        }
+        Ok(())
+    }
+
+    /// Reads, in one request, the run of consecutive pages `kids[from..]` that are not in the
+    /// pool (at most [`READ_AHEAD`]), and puts them in the pool. A page that does not verify
+    /// is left out: the scan's own read of it reports it, if the scan gets there.
+    fn read_ahead(&mut self, kids: &[PageId], from: usize) -> Result<(), DbError> {
+        let first = kids[from];
+        if self.frames.contains_key(&first) {
+            return Ok(());
+        }
+        let mut n = 1;
+        while from + n < kids.len() && n < READ_AHEAD && kids[from + n] == first + n as u64 && !self.frames.contains_key(&kids[from + n]) {
+            n += 1;
+        }
+        if n == 1 || first < self.layout.data_start() || first + n as u64 > self.layout.pages {
+            return Ok(());
+        }
+        let mut buf = alloc::vec![0u8; n * PAGE_SIZE];
+        self.stats.page_reads += n as u64;
+        self.stats.read_requests += 1;
+        self.dev.read(first * PAGE_SIZE as u64, &mut buf).map_err(|e| io(e, "read", first))?;
+        for (k, chunk) in buf.chunks_exact(PAGE_SIZE).enumerate() {
+            let p = first + k as u64;
+            let page: &[u8; PAGE_SIZE] = chunk.try_into().expect("chunks are pages");
+            let Ok((kind, link)) = verify(p, page, &[Kind::Leaf, Kind::Interior, Kind::Overflow]) else { continue };
+            let Ok(node) = Node::decode(p, kind, link, page) else { continue };
+            self.stats.pool_misses += 1;
+            self.install(p, node, false)?;
         }
         Ok(())
     }
@@ -1072,7 +1108,8 @@ impl<D: BlockDevice> Store<D> {
             Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
         })??;
         if let Some(kids) = kids {
-            for c in kids {
+            for (i, &c) in kids.iter().enumerate() {
+                self.read_ahead(&kids, i)?;
                 if !self.scan_rec(c, lo, hi, visit, depth + 1)? {
                     return Ok(false);
                 }
