@@ -247,6 +247,8 @@ struct KeptInsert {
     t: Rc<TableDef>,
     targets: Vec<usize>,
     rows: Vec<Vec<Expr>>,
+    /// One row of exactly `$1, $2, ...` in order: the bound values are the row, as they are.
+    direct: bool,
 }
 
 type InsertSlot = Rc<core::cell::RefCell<Option<KeptInsert>>>;
@@ -587,7 +589,7 @@ impl<D: BlockDevice> Database<D> {
                         return Step::Blocked;
                     }
                     Err(e) => Err(e),
-                    Ok(true) => match self.start_write(&stmt, &b.params, b.insert.as_ref(), b.update.as_ref()) {
+                    Ok(true) => match self.start_write(&stmt, &mut b.params, b.insert.as_ref(), b.update.as_ref()) {
                         Some(Ok(job)) => return self.resume_write(s, b, Box::new(job)),
                         Some(Err(e)) => Err(e),
                         None => match self.statement(s, ReadAt::Txn, &stmt, &b.params) {
@@ -1433,7 +1435,7 @@ impl<D: BlockDevice> Database<D> {
     /// A prepared `INSERT ... VALUES` from its kept plan, made now if there is none for this
     /// catalog. None: the statement is not of that form or cannot be compiled with `$n` as
     /// parameters; [`Database::insert`] plans it with its values (and reports any error).
-    fn kept_insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &[(Value, SqlType)], slot: &InsertSlot) -> Result<Option<WriteJob>, DbError> {
+    fn kept_insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &mut [(Value, SqlType)], slot: &InsertSlot) -> Result<Option<WriteJob>, DbError> {
         let fresh = !slot.borrow().as_ref().is_some_and(|k| Rc::ptr_eq(&k.cat, cat));
         if fresh {
             let Some(kept) = self.compile_insert(cat, ins, params) else { return Ok(None) };
@@ -1443,7 +1445,13 @@ impl<D: BlockDevice> Database<D> {
         }
         let guard = slot.borrow();
         let Some(kept) = guard.as_ref() else { return Ok(None) };
-        let rows = self.eval_values(&kept.rows, &kept.t, &kept.targets, params.iter().map(|(v, _)| v.clone()).collect())?;
+        let rows = if kept.direct && ins.returning.is_none() {
+            // The batch's values move into the row (the batch runs once; nothing reads them
+            // after this).
+            VecDeque::from([params.iter_mut().map(|(v, _)| core::mem::replace(v, Value::Null)).collect::<Row>()])
+        } else {
+            self.eval_values(&kept.rows, &kept.t, &kept.targets, params.iter().map(|(v, _)| v.clone()).collect())?
+        };
         let ncols = kept.t.columns.len();
         let mut job = WriteJob::new(cat, kept.t.clone(), WriteKind::Insert { targets: kept.targets.clone(), defaults: alloc::vec![None; ncols] }, ins.returning.clone(), params);
         job.rows = rows;
@@ -1484,7 +1492,8 @@ impl<D: BlockDevice> Database<D> {
         if planner.param_types.borrow().len() != params.len() || planner.shutdown.get() || planner.computed_rows.get() {
             return None;
         }
-        Some(KeptInsert { cat: cat.clone(), t: Rc::new(t), targets, rows })
+        let direct = rows.len() == 1 && rows[0].len() == params.len() && rows[0].iter().enumerate().all(|(i, e)| matches!(e, Expr::Param(j) if *j == i));
+        Some(KeptInsert { cat: cat.clone(), t: Rc::new(t), targets, rows, direct })
     }
 
     fn insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
@@ -1732,7 +1741,7 @@ impl<D: BlockDevice> Database<D> {
     }
 
     /// Starts INSERT, UPDATE or DELETE as a [`WriteJob`]; None for other statements.
-    fn start_write(&mut self, st: &Statement, params: &[(Value, SqlType)], slot: Option<&InsertSlot>, uslot: Option<&UpdateSlot>) -> Option<Result<WriteJob, DbError>> {
+    fn start_write(&mut self, st: &Statement, params: &mut [(Value, SqlType)], slot: Option<&InsertSlot>, uslot: Option<&UpdateSlot>) -> Option<Result<WriteJob, DbError>> {
         if !matches!(st, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) {
             return None;
         }

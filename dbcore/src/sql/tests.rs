@@ -837,3 +837,26 @@ fn prepared_updates_keep_their_plan() {
     assert_eq!(flat(&mut d, "select * from acc"), "y,1,105,0");
     assert_eq!(d.plans_reused, before, "no plan of the old catalog was used");
 }
+
+/// `INSERT ... VALUES ($1, $2, ...)` with every column in order takes the bound values as its
+/// row: casts, constraints and RETURNING behave as for any other insert.
+#[test]
+fn prepared_inserts_of_plain_parameters() {
+    let mut d = db();
+    one(&mut d, "create table p (k int primary key, v text not null, n numeric(6,2))").unwrap();
+    let mut s = SessionState::new(1);
+    let ins = d.prepare(1, "insert into p values ($1, $2, $3)", &[]).unwrap();
+    for k in 1..=3i64 {
+        run_prepared(&mut d, &mut s, &ins, alloc::vec![Value::Int(k), Value::Text(alloc::format!("v{k}")), Value::Int(k * 10)]).unwrap();
+    }
+    assert_eq!(flat(&mut d, "select * from p order by k"), "1,v1,10.00 2,v2,20.00 3,v3,30.00");
+    let err = |d: &mut Database<MemDisk>, s: &mut SessionState, vals: Vec<Value>| run_prepared(d, s, &ins, vals).unwrap_err().code.0;
+    assert_eq!(err(&mut d, &mut s, alloc::vec![Value::Int(2), Value::Text("x".into()), Value::Null]), "23505");
+    assert_eq!(err(&mut d, &mut s, alloc::vec![Value::Int(4), Value::Null, Value::Null]), "23502");
+    assert_eq!(err(&mut d, &mut s, alloc::vec![Value::Int(4), Value::Text("x".into()), Value::Int(100_000)]), "22003");
+    assert_eq!(flat(&mut d, "select count(*) from p"), "3");
+    let ret = d.prepare(1, "insert into p values ($1, $2, $3) returning k + 1, v", &[]).unwrap();
+    let q = run_prepared(&mut d, &mut s, &ret, alloc::vec![Value::Int(7), Value::Text("r".into()), Value::Null]).unwrap();
+    assert_eq!(texts(&q), "8,r");
+    assert_eq!(flat(&mut d, "select v, n from p where k = 7"), "r,NULL");
+}
