@@ -608,17 +608,15 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
         buf.clear();
         arena.clear();
         s.next = 0;
-        if s.point {
-            if let Bound::Included(k) = &s.lo {
-                if let Some(v) = self.store.get(self.at, s.tree, k)? {
-                    let id = <[u8; 8]>::try_from(k.as_slice()).ok().map(u64::from_be_bytes);
-                    arena.extend_from_slice(&v);
-                    buf.push(Buffered::Row(id, 0, arena.len() as u32));
-                }
-                self.spend(1);
-                s.end = true;
-                return Ok(());
+        if s.point && let Bound::Included(k) = &s.lo {
+            if let Some(v) = self.store.get(self.at, s.tree, k)? {
+                let id = <[u8; 8]>::try_from(k.as_slice()).ok().map(u64::from_be_bytes);
+                arena.extend_from_slice(&v);
+                buf.push(Buffered::Row(id, 0, arena.len() as u32));
             }
+            self.spend(1);
+            s.end = true;
+            return Ok(());
         }
         let mut read = 0;
         let mut last = Vec::new();

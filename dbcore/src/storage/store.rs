@@ -198,6 +198,9 @@ struct Txn {
     unlogged: bool,
 }
 
+/// A scan's visitor: called with each key and value in order; false stops the scan.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, DbError> + 'a;
+
 /// What a put found at its key.
 enum Prior {
     Absent,
@@ -1070,7 +1073,7 @@ impl<D: BlockDevice> Store<D> {
 
     /// Calls `visit(key, value)` for the keys in `lo..hi`, in order, until it returns false.
     /// Inline values are visited where they lie in the buffer pool.
-    pub fn scan(&mut self, at: ReadAt, tree: u32, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, DbError>) -> Result<(), DbError> {
+    pub fn scan(&mut self, at: ReadAt, tree: u32, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut Visit<'_>) -> Result<(), DbError> {
         let root = self.root(at, tree)?.root;
         if root != 0 {
             self.scan_rec(root, lo, hi, visit, 0)?;
@@ -1078,7 +1081,7 @@ impl<D: BlockDevice> Store<D> {
         Ok(())
     }
 
-    fn scan_rec(&mut self, p: PageId, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, DbError>, depth: usize) -> Result<bool, DbError> {
+    fn scan_rec(&mut self, p: PageId, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut Visit<'_>, depth: usize) -> Result<bool, DbError> {
         if depth > 64 {
             return Err(corrupt(p, "tree too deep (a cycle?)"));
         }
