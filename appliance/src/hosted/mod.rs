@@ -64,6 +64,8 @@ pub struct ServeArgs {
     pub tap: Option<String>,
     /// Size of a disk file created on first use, in bytes.
     pub create_size: u64,
+    /// Read and write the disk through the Linux page cache instead of O_DIRECT.
+    pub buffered: bool,
     pub config: Config,
 }
 
@@ -71,6 +73,7 @@ const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] 
                     [--auth scram|trust] [--size MIB] [--max-connections N]
                     [--max-message BYTES] [--cache MIB] [--idle-timeout SECONDS]
                     [--auth-timeout SECONDS] [--work-mem MIB] [--log LEVEL]
+                    [--io direct|buffered]
                     [--tap NAME [--ip ADDR/PREFIX] [--gw ADDR|none] [--port N]]
 
   --disk PATH         a file or block device; an absent or empty file is formatted
@@ -86,6 +89,9 @@ const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] 
                       0: never)
   --auth-timeout S    seconds to finish start-up and authentication (default 60)
   --log LEVEL         error, warn, info (default), debug, trace
+  --io MODE           direct (default): the disk is opened with O_DIRECT, so every page
+                      kerndb does not cache is a device read, as on bare metal; buffered: reads
+                      and writes go through the Linux page cache (commits still fdatasync)
   --tap NAME          serve over kerndb's own TCP/IP stack (smoltcp, as in the image) on the
                       TAP device NAME instead of host sockets; --listen is not used
   --ip ADDR/PREFIX    with --tap: the address on the TAP link (default 10.0.2.15/24), or dhcp
@@ -103,6 +109,7 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
     let mut listen = String::from("127.0.0.1:5432");
     let mut tap = None;
     let mut create_size = 1024u64 << 20;
+    let mut buffered = false;
     let mut config = Config::default();
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -116,6 +123,13 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
             "--ip" => config.set("ip", value)?,
             "--gw" => config.set("gw", value)?,
             "--port" => config.set("port", value)?,
+            "--io" => {
+                buffered = match value.as_str() {
+                    "direct" => false,
+                    "buffered" => true,
+                    other => return Err(format!("--io: direct or buffered, not {other:?}")),
+                }
+            }
             "--size" => create_size = value.parse::<u64>().ok().filter(|m| *m >= 1).ok_or("--size: a number of MiB")? << 20,
             "--user" => config.set("user", value)?,
             "--password" => config.set("password", value)?,
@@ -131,7 +145,7 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
         }
     }
     let disk = disk.ok_or_else(|| format!("--disk is required\n{USAGE}"))?;
-    Ok(ServeArgs { disk, listen, tap, create_size, config })
+    Ok(ServeArgs { disk, listen, tap, create_size, buffered, config })
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -156,7 +170,8 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    let disk = match FileDisk::open(&a.disk, a.create_size) {
+    let opened = if a.buffered { FileDisk::open_buffered(&a.disk, a.create_size) } else { FileDisk::open(&a.disk, a.create_size) };
+    let disk = match opened {
         Ok(d) => d,
         Err(e) => {
             eprintln!("kerndb: cannot open disk {}: {e}", a.disk.display());
@@ -221,4 +236,21 @@ fn serve<T: crate::server::Transport>(db: Database<FileDisk>, transport: T, conf
 
 fn disk_len(d: &FileDisk) -> u64 {
     platform::BlockDevice::len(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn io_mode_is_direct_unless_asked() {
+        assert!(!parse_args(&args("serve --disk /tmp/x")).unwrap().buffered);
+        assert!(!parse_args(&args("serve --disk /tmp/x --io direct")).unwrap().buffered);
+        assert!(parse_args(&args("serve --disk /tmp/x --io buffered")).unwrap().buffered);
+        assert!(parse_args(&args("serve --disk /tmp/x --io fast")).err().unwrap().contains("direct or buffered"));
+    }
 }
