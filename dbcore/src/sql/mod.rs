@@ -164,7 +164,7 @@ enum WriteKind {
     Insert { targets: Vec<usize>, defaults: Vec<Option<Value>> },
     /// Input rows are table rows with their row id last.
     Update { sets: Rc<[(usize, Expr)]>, idx: Rc<[IndexDef]> },
-    Delete { idx: Vec<IndexDef> },
+    Delete { idx: Rc<[IndexDef]> },
 }
 
 impl WriteJob {
@@ -253,11 +253,13 @@ struct KeptInsert {
 
 type InsertSlot = Rc<core::cell::RefCell<Option<KeptInsert>>>;
 
-/// A prepared UPDATE's compiled assignments and plan, for one catalog; `$n` stay parameters.
+/// A prepared UPDATE's compiled assignments and plan, or a prepared DELETE's plan (`delete`,
+/// no assignments), for one catalog; `$n` stay parameters.
 #[derive(Debug)]
 struct KeptUpdate {
     cat: Rc<Catalog>,
     t: Rc<TableDef>,
+    delete: bool,
     sets: Rc<[(usize, Expr)]>,
     node: Rc<plan::Node>,
     idx: Rc<[IndexDef]>,
@@ -281,12 +283,26 @@ fn compile_update(planner: &Planner, cat: &Rc<Catalog>, rel: &ast::TableFactor, 
     };
     let node = planner.table_rows(&t, cond);
     let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
-    Ok(KeptUpdate { cat: cat.clone(), t: Rc::new(t), sets: sets.into(), node: Rc::new(node), idx: idx.into() })
+    Ok(KeptUpdate { cat: cat.clone(), t: Rc::new(t), delete: false, sets: sets.into(), node: Rc::new(node), idx: idx.into() })
 }
 
-/// The write job of a compiled UPDATE, with `$n` bound to `exec_params`.
-fn update_job(k: &KeptUpdate, exec_params: Rc<[Value]>, params: &[(Value, SqlType)]) -> WriteJob {
-    let mut job = WriteJob::new(&k.cat, k.t.clone(), WriteKind::Update { sets: k.sets.clone(), idx: k.idx.clone() }, None, params);
+/// Compiles the plan that reads a DELETE's rows.
+fn compile_delete(planner: &Planner, cat: &Rc<Catalog>, d: &ast::Delete) -> Result<KeptUpdate, DbError> {
+    let t = delete_table(cat, d)?.clone();
+    let scope = Scope::new(table_cols(&t), None);
+    let cond = match &d.selection {
+        Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
+        None => None,
+    };
+    let node = planner.table_rows(&t, cond);
+    let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
+    Ok(KeptUpdate { cat: cat.clone(), t: Rc::new(t), delete: true, sets: Rc::from(Vec::new()), node: Rc::new(node), idx: idx.into() })
+}
+
+/// The write job of a compiled UPDATE or DELETE, with `$n` bound to `exec_params`.
+fn update_job(k: &KeptUpdate, exec_params: Rc<[Value]>, params: &[(Value, SqlType)], returning: Option<Vec<ast::SelectItem>>) -> WriteJob {
+    let kind = if k.delete { WriteKind::Delete { idx: k.idx.clone() } } else { WriteKind::Update { sets: k.sets.clone(), idx: k.idx.clone() } };
+    let mut job = WriteJob::new(&k.cat, k.t.clone(), kind, returning, params);
     job.input = Some(Box::new((k.node.clone(), exec::State::Fresh)));
     job.exec_params = exec_params;
     job
@@ -517,7 +533,7 @@ impl<D: BlockDevice> Database<D> {
         }
         let plan = matches!(p.stmt.as_deref(), Some(Statement::Query(_))).then(|| p.plan.clone());
         let insert = matches!(p.stmt.as_deref(), Some(Statement::Insert(_))).then(|| p.insert.clone());
-        let update = matches!(p.stmt.as_deref(), Some(Statement::Update(_))).then(|| p.update.clone());
+        let update = matches!(p.stmt.as_deref(), Some(Statement::Update(_) | Statement::Delete(_))).then(|| p.update.clone());
         Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect(), plan, insert, update })
     }
 
@@ -1659,17 +1675,26 @@ impl<D: BlockDevice> Database<D> {
     fn update(&mut self, cat: &Rc<Catalog>, rel: &ast::TableFactor, assignments: &[ast::Assignment], selection: Option<&ast::Expr>, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
         let planner = Planner::new(cat, Some(params));
         let k = compile_update(&planner, cat, rel, assignments, selection)?;
-        Ok(update_job(&k, Rc::from(Vec::new()), params))
+        Ok(update_job(&k, Rc::from(Vec::new()), params, None))
     }
 
-    /// An UPDATE with its plan kept by the prepared statement (made again for a new catalog), or
-    /// None when it cannot be kept (then it is planned with its values).
-    fn kept_update(&mut self, cat: &Rc<Catalog>, up: &ast::Update, params: &[(Value, SqlType)], slot: &UpdateSlot) -> Result<Option<WriteJob>, DbError> {
+    /// An UPDATE or DELETE with its plan kept by the prepared statement (made again for a new
+    /// catalog), or None when it cannot be kept (then it is planned with its values).
+    fn kept_update(&mut self, cat: &Rc<Catalog>, st: &Statement, params: &[(Value, SqlType)], slot: &UpdateSlot) -> Result<Option<WriteJob>, DbError> {
+        let returning = match st {
+            Statement::Delete(d) => d.returning.clone(),
+            _ => None,
+        };
         let fresh = !slot.borrow().as_ref().is_some_and(|k| Rc::ptr_eq(&k.cat, cat));
         if fresh {
             let planner = Planner::new(cat, None);
             *planner.param_types.borrow_mut() = params.iter().map(|(_, t)| Some(*t)).collect();
-            let Ok(kept) = compile_update(&planner, cat, &up.table.relation, &up.assignments, up.selection.as_ref()) else { return Ok(None) };
+            let compiled = match st {
+                Statement::Update(up) => compile_update(&planner, cat, &up.table.relation, &up.assignments, up.selection.as_ref()),
+                Statement::Delete(d) => compile_delete(&planner, cat, d),
+                _ => return Ok(None),
+            };
+            let Ok(kept) = compiled else { return Ok(None) };
             if planner.param_types.borrow().len() != params.len() || planner.shutdown.get() || planner.computed_rows.get() {
                 return Ok(None);
             }
@@ -1679,7 +1704,7 @@ impl<D: BlockDevice> Database<D> {
         }
         let guard = slot.borrow();
         let Some(kept) = guard.as_ref() else { return Ok(None) };
-        Ok(Some(update_job(kept, params.iter().map(|(v, _)| v.clone()).collect(), params)))
+        Ok(Some(update_job(kept, params.iter().map(|(v, _)| v.clone()).collect(), params, returning)))
     }
 
     /// Writes one row of an UPDATE: `old` is the row as read, with its row id last.
@@ -1726,18 +1751,9 @@ impl<D: BlockDevice> Database<D> {
     }
 
     fn delete(&mut self, cat: &Rc<Catalog>, d: &ast::Delete, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
-        let t = delete_table(cat, d)?.clone();
         let planner = Planner::new(cat, Some(params));
-        let scope = Scope::new(table_cols(&t), None);
-        let cond = match &d.selection {
-            Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
-            None => None,
-        };
-        let node = planner.table_rows(&t, cond);
-        let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
-        let mut job = WriteJob::new(cat, t, WriteKind::Delete { idx }, d.returning.clone(), params);
-        job.input = Some(Box::new((Rc::new(node), exec::State::Fresh)));
-        Ok(job)
+        let k = compile_delete(&planner, cat, d)?;
+        Ok(update_job(&k, Rc::from(Vec::new()), params, d.returning.clone()))
     }
 
     /// Starts INSERT, UPDATE or DELETE as a [`WriteJob`]; None for other statements.
@@ -1757,11 +1773,14 @@ impl<D: BlockDevice> Database<D> {
             Statement::Update(ast::Update { from: Some(_), .. }) | Statement::Update(ast::Update { returning: Some(_), .. }) => {
                 Err(err!(FEATURE_NOT_SUPPORTED, "UPDATE ... FROM and RETURNING are not supported yet"))
             }
-            Statement::Update(up) => match uslot.and_then(|slot| self.kept_update(&cat, up, params, slot).transpose()) {
+            Statement::Update(up) => match uslot.and_then(|slot| self.kept_update(&cat, st, params, slot).transpose()) {
                 Some(job) => job,
                 None => self.update(&cat, &up.table.relation, &up.assignments, up.selection.as_ref(), params),
             },
-            Statement::Delete(d) => self.delete(&cat, d, params),
+            Statement::Delete(d) => match uslot.and_then(|slot| self.kept_update(&cat, st, params, slot).transpose()) {
+                Some(job) => job,
+                None => self.delete(&cat, d, params),
+            },
             _ => return None,
         })
     }

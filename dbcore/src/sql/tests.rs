@@ -860,3 +860,29 @@ fn prepared_inserts_of_plain_parameters() {
     assert_eq!(texts(&q), "8,r");
     assert_eq!(flat(&mut d, "select v, n from p where k = 7"), "r,NULL");
 }
+
+/// A prepared DELETE keeps its plan too; RETURNING and DDL behave as when planned each time.
+#[test]
+fn prepared_deletes_keep_their_plan() {
+    let mut d = db();
+    one(&mut d, "create table q (k int primary key, v text, b int)").unwrap();
+    one(&mut d, "create index q_b on q (b)").unwrap();
+    one(&mut d, "insert into q select g, 'v' || g, g % 4 from generate_series(1, 40) g").unwrap();
+    let mut s = SessionState::new(1);
+    let del = d.prepare(1, "delete from q where k = $1", &[]).unwrap();
+    for (k, want) in [(5i64, "DELETE 1"), (5, "DELETE 0"), (41, "DELETE 0"), (6, "DELETE 1")] {
+        assert_eq!(run_prepared(&mut d, &mut s, &del, alloc::vec![Value::Int(k)]).unwrap().tag, want, "k = {k}");
+    }
+    assert_eq!(d.plans_reused, 3);
+    let ret = d.prepare(1, "delete from q where b = $1 and k < $2 returning k, v", &[]).unwrap();
+    let q = run_prepared(&mut d, &mut s, &ret, alloc::vec![Value::Int(1), Value::Int(14)]).unwrap();
+    assert_eq!(texts(&q), "1,v1 9,v9 13,v13");
+    assert_eq!(run_prepared(&mut d, &mut s, &ret, alloc::vec![Value::Int(1), Value::Int(14)]).unwrap().tag, "DELETE 0");
+    assert_eq!(flat(&mut d, "select count(*) from q"), "35");
+    assert_eq!(flat(&mut d, "select count(*) from q where b = 1"), "6", "the index lost its entries too");
+    one(&mut d, "drop table q").unwrap();
+    one(&mut d, "create table q (v text, k int primary key, b int)").unwrap();
+    one(&mut d, "insert into q values ('a', 1, 0), ('b', 2, 0)").unwrap();
+    assert_eq!(run_prepared(&mut d, &mut s, &del, alloc::vec![Value::Int(2)]).unwrap().tag, "DELETE 1");
+    assert_eq!(flat(&mut d, "select * from q"), "a,1,0");
+}
