@@ -33,6 +33,8 @@ use crate::value::{decode_row, encode_key, SqlType, Value};
 
 /// Entries one scan reads from its tree at a time.
 const SCAN_CHUNK: usize = 256;
+/// Row bytes a scan copies out of the pool in one chunk, at most (past one row).
+const SCAN_BYTES: usize = 1 << 20;
 /// Rows a sort sorts as one run before merging.
 pub const SORT_RUN: usize = 4096;
 /// Rows between two looks at the memory gauge.
@@ -618,9 +620,10 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
             s.end = true;
             return Ok(());
         }
-        let mut read = 0;
+        let (mut read, mut stopped) = (0, false);
         let mut last = Vec::new();
-        // Rows are decoded from the page in the pool, with no copy of their bytes first.
+        // Row bytes are copied out of the pool into one reused buffer (at most about
+        // SCAN_BYTES of it, so its u32 offsets cannot wrap); each row is decoded when pulled.
         self.store.scan(self.at, s.tree, as_ref(&s.lo), as_ref(&s.hi), &mut |k, v| {
             read += 1;
             if index {
@@ -633,14 +636,15 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 arena.extend_from_slice(v);
                 buf.push(Buffered::Row(id, start as u32, arena.len() as u32));
             }
-            if read < chunk {
+            if read < chunk && arena.len() < SCAN_BYTES {
                 return Ok(true);
             }
             last.extend_from_slice(k);
+            stopped = true;
             Ok(false)
         })?;
         self.spend(read.max(1) as u64);
-        if read >= chunk {
+        if stopped {
             s.lo = Bound::Excluded(last);
         } else {
             s.end = true;
