@@ -1637,28 +1637,32 @@ impl<D: BlockDevice> Database<D> {
                 return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, t.name));
             }
         }
+        let mut buf = core::mem::take(&mut self.row_buf);
+        buf.clear();
+        encode_row(&row, &mut buf);
+        let r = self.insert_encoded(cat, t, &row, &buf);
+        self.row_buf = buf;
+        r
+    }
+
+    /// Writes a checked row (`buf` is its encoding) and its index entries.
+    fn insert_encoded(&mut self, cat: &Catalog, t: &TableDef, row: &Row, buf: &[u8]) -> Result<(), DbError> {
         let id = match cat.row_key_of(&t.name) {
             Some(rk) => {
-                let id = row_key(rk, &row)?;
                 // The row goes in first: a duplicate key is found by the same descent.
-                let mut buf = core::mem::take(&mut self.row_buf);
-                buf.clear();
-                encode_row(&row, &mut buf);
-                let fresh = self.store.insert_new(t.tree, &id, &buf);
-                self.row_buf = buf;
-                if !fresh? {
-                    return Err(duplicate(rk, &row));
+                let id = row_key(rk, row)?;
+                if !self.store.insert_new(t.tree, &id, buf)? {
+                    return Err(duplicate(rk, row));
                 }
-                self.insert_index_entries(cat, t, &row, &id)?;
-                return Ok(());
+                id
             }
-            None => self.next_id(t)?.to_be_bytes(),
+            None => {
+                let id = self.next_id(t)?.to_be_bytes();
+                self.store.put(t.tree, &id, buf)?;
+                id
+            }
         };
-        self.insert_index_entries(cat, t, &row, &id)?;
-        let mut buf = Vec::new();
-        encode_row(&row, &mut buf);
-        self.store.put(t.tree, &id, &buf)?;
-        Ok(())
+        self.insert_index_entries(cat, t, row, &id)
     }
 
     fn insert_index_entries(&mut self, cat: &Catalog, t: &TableDef, row: &Row, id: &[u8; 8]) -> Result<(), DbError> {
@@ -1818,34 +1822,32 @@ impl<D: BlockDevice> Database<D> {
             match &mut job.kind {
                 WriteKind::Insert { targets, defaults } => {
                     let t = &job.t;
-                    if r.len() == t.columns.len() && targets.len() == r.len() && targets.iter().enumerate().all(|(i, &ti)| i == ti) {
+                    let row = if r.len() == t.columns.len() && targets.len() == r.len() && targets.iter().enumerate().all(|(i, &ti)| i == ti) {
                         // Every column given, in table order: cast in place.
                         let mut row = r;
                         for (v, c) in row.iter_mut().zip(&t.columns) {
                             *v = cast_value(core::mem::replace(v, Value::Null), c.ty).map_err(|e| type_err(e, c))?;
                         }
-                        if job.returning.is_some() {
-                            job.written.push(row.clone());
+                        row
+                    } else {
+                        let mut row = alloc::vec![Value::Null; t.columns.len()];
+                        let mut given = alloc::vec![false; t.columns.len()];
+                        for (v, &ti) in r.into_iter().zip(targets.iter()) {
+                            row[ti] = cast_value(v, t.columns[ti].ty).map_err(|e| type_err(e, &t.columns[ti]))?;
+                            given[ti] = true;
                         }
-                        self.insert_row(&job.cat, t, row)?;
-                        continue;
-                    }
-                    let mut row = alloc::vec![Value::Null; t.columns.len()];
-                    let mut given = alloc::vec![false; t.columns.len()];
-                    for (v, &ti) in r.into_iter().zip(targets.iter()) {
-                        row[ti] = cast_value(v, t.columns[ti].ty).map_err(|e| type_err(e, &t.columns[ti]))?;
-                        given[ti] = true;
-                    }
-                    for (i, c) in t.columns.iter().enumerate() {
-                        if !given[i] {
-                            if let Some(d) = &c.default {
-                                if defaults[i].is_none() {
-                                    defaults[i] = Some(self.eval_default(&job.cat, d, c.ty)?);
+                        for (i, c) in t.columns.iter().enumerate() {
+                            if !given[i] {
+                                if let Some(d) = &c.default {
+                                    if defaults[i].is_none() {
+                                        defaults[i] = Some(self.eval_default(&job.cat, d, c.ty)?);
+                                    }
+                                    row[i] = defaults[i].clone().unwrap_or(Value::Null);
                                 }
-                                row[i] = defaults[i].clone().unwrap_or(Value::Null);
                             }
                         }
-                    }
+                        row
+                    };
                     if job.returning.is_some() {
                         job.written.push(row.clone());
                     }
