@@ -401,8 +401,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             let state = if !conn.session.is_authenticated() {
                 "starting"
             } else if conn.batch.is_some() || conn.pending_execute.is_some() {
-                let writer = self.db.store().writer();
-                if conn.state.in_copy() || writer.is_none() || writer == Some(conn.state.id) { "active" } else { "waiting" }
+                if conn.state.is_waiting() { "waiting" } else { "active" }
             } else {
                 match conn.state.status() {
                     b'T' => "idle in transaction",

@@ -8,7 +8,7 @@ pub mod plan;
 pub mod syscat;
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
@@ -126,6 +126,11 @@ pub struct SessionState {
     copy: Option<CopyIn>,
     /// A statement that has run for a while and goes on at the next step.
     cursor: Option<Running>,
+    /// The statement under way, run again from the start if it must wait for a lock.
+    stmt: Option<Rc<Statement>>,
+    /// The statement waits (for a lock, or for the write transaction) since this release
+    /// epoch of the store: it is worth trying again only once the epoch moved.
+    blocked: Option<(u64, Rc<Statement>)>,
 }
 
 /// A statement under way across steps.
@@ -195,7 +200,12 @@ struct Cursor {
 
 impl SessionState {
     pub fn new(id: u64) -> SessionState {
-        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new(), copy: None, cursor: None }
+        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new(), copy: None, cursor: None, stmt: None, blocked: None }
+    }
+
+    /// Is the session's next statement waiting for a lock or for the write transaction?
+    pub fn is_waiting(&self) -> bool {
+        self.blocked.is_some()
     }
 
     /// COPY FROM STDIN is waiting for data.
@@ -371,6 +381,8 @@ pub struct Database<D: BlockDevice> {
     pub plans_reused: u64,
     /// A row's encoding, reused from one insert to the next.
     row_buf: Vec<u8>,
+    /// Blocked sessions and the sessions each waits for (deadlock detection).
+    waits: BTreeMap<u64, Vec<u64>>,
 }
 
 fn writes(s: &Statement) -> bool {
@@ -392,7 +404,7 @@ fn writes(s: &Statement) -> bool {
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
         let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
-        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new() })
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), waits: BTreeMap::new() })
     }
 
     /// Names the one role (the server's configured user) for pg_catalog.
@@ -487,7 +499,7 @@ impl<D: BlockDevice> Database<D> {
             return Err(err!(SYNTAX_ERROR, "cannot insert multiple commands into a prepared statement"));
         }
         let stmt = b.stmts.pop_front();
-        let cat = if self.store.writer() == Some(who) { self.catalog_at(ReadAt::Txn)? } else { self.committed_catalog()? };
+        let cat = if self.store.is_writer(who) { self.catalog_at(ReadAt::Txn)? } else { self.committed_catalog()? };
         let planner = Planner::new(&cat, None);
         *planner.param_types.borrow_mut() = declared.to_vec();
         let mut columns = None;
@@ -539,9 +551,10 @@ impl<D: BlockDevice> Database<D> {
 
     fn end_txn(&mut self, s: &mut SessionState, commit: bool) -> Result<(), DbError> {
         let mut r = Ok(());
-        if self.store.writer() == Some(s.id) {
+        if self.store.is_writer(s.id) {
+            // Only a transaction that runs alone has DDL (`txn_cat`).
             if commit {
-                match self.store.commit() {
+                match self.store.commit_as(s.id) {
                     Ok(seq) => {
                         if let Some(c) = self.txn_cat.take() {
                             self.cat_cache = Some((seq, c));
@@ -551,25 +564,83 @@ impl<D: BlockDevice> Database<D> {
                 }
             } else {
                 self.store.rollback(s.id);
-                self.next_rowid.clear();
+                if !self.store.in_txn() {
+                    self.next_rowid.clear();
+                }
             }
             self.txn_cat = None;
         }
         if let Some(snap) = s.snapshot.take() {
             self.store.release(snap);
         }
+        self.stop_waiting(s);
+        for w in self.waits.values_mut() {
+            w.retain(|&x| x != s.id);
+        }
         r
+    }
+
+    /// The session no longer waits for anything.
+    fn stop_waiting(&mut self, s: &mut SessionState) {
+        s.blocked = None;
+        self.waits.remove(&s.id);
+        self.store.forget_wait(s.id);
+    }
+
+    /// `stmt` must wait for the sessions `on`: it goes back to the front of the batch and
+    /// runs again once locks were released, unless the wait closes a cycle (40P01).
+    fn wait(&mut self, s: &mut SessionState, b: &mut Batch, stmt: Rc<Statement>, on: Vec<u64>) -> Step {
+        if self.closes_cycle(s.id, &on) {
+            // As in PostgreSQL, the transaction is over at once (its locks go); a block then
+            // only accepts ROLLBACK.
+            let _ = self.end_txn(s, false);
+            let e = err!(DEADLOCK_DETECTED, "deadlock detected: this transaction and another wait for each other's locks");
+            return self.finish(s, b, Err(e));
+        }
+        self.waits.insert(s.id, on);
+        b.stmts.push_front(stmt.clone());
+        s.blocked = Some((self.store.release_epoch(), stmt));
+        Step::Blocked
+    }
+
+    /// Would `me` waiting for `on` close a cycle of waits?
+    fn closes_cycle(&self, me: u64, on: &[u64]) -> bool {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<u64> = on.to_vec();
+        while let Some(x) = todo.pop() {
+            if x == me {
+                return true;
+            }
+            if seen.insert(x) {
+                if let Some(next) = self.waits.get(&x) {
+                    todo.extend(next.iter().copied());
+                }
+            }
+        }
+        false
     }
 
     /// Runs the next statement of `b` for session `s`. Outside BEGIN ... COMMIT each statement
     /// commits by itself. An error ends the batch (and, inside a block, fails the block).
     pub fn step(&mut self, s: &mut SessionState, b: &mut Batch) -> Step {
+        if let Some((epoch, st)) = &s.blocked {
+            if b.stmts.front().is_some_and(|f| Rc::ptr_eq(f, st)) && *epoch == self.store.release_epoch() {
+                return Step::Blocked;
+            }
+            self.stop_waiting(s);
+        }
+        self.store.act_as(s.id);
         match s.cursor.take() {
             Some(Running::Query(c)) => return self.resume(s, b, c),
             Some(Running::Write(job)) => return self.resume_write(s, b, job),
             None => {}
         }
         let Some(stmt) = b.stmts.pop_front() else { return Step::Done };
+        s.stmt = Some(stmt.clone());
+        let reads_exclusive = matches!(&*stmt, Statement::Update(_) | Statement::Delete(_));
+        if self.store.is_writer(s.id) {
+            self.store.begin_statement(s.id, reads_exclusive);
+        }
         let r = match &*stmt {
             Statement::StartTransaction { .. } if !s.failed => {
                 s.in_block = true;
@@ -591,7 +662,7 @@ impl<D: BlockDevice> Database<D> {
             }
             _ if s.failed => Err(err!(IN_FAILED_TRANSACTION, "current transaction is aborted, commands ignored until end of transaction block")),
             _ if writes(&stmt) => {
-                if self.store.writer() != Some(s.id) {
+                if !self.store.is_writer(s.id) {
                     if let Some(snap) = &s.snapshot {
                         if snap.seq() != self.store.seq() {
                             let e = err!(SERIALIZATION_FAILURE, "could not serialize access due to concurrent update");
@@ -599,13 +670,24 @@ impl<D: BlockDevice> Database<D> {
                         }
                     }
                 }
-                match self.store.begin(s.id) {
+                // Row writes run keyed, beside other keyed transactions, taking locks as they
+                // go; anything else, and a block that already read from its snapshot (those
+                // reads took no locks), runs alone (docs/concurrent-writers.md).
+                let keyed = matches!(&*stmt, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) && s.snapshot.is_none();
+                let begun = if keyed { self.store.join(s.id) } else { self.store.begin(s.id) };
+                match begun {
                     Ok(false) => {
-                        b.stmts.push_front(stmt);
-                        return Step::Blocked;
+                        if !keyed {
+                            self.store.want_alone(s.id);
+                        }
+                        let on = self.store.waits_for(s.id, !keyed);
+                        return self.wait(s, b, stmt, on);
                     }
                     Err(e) => Err(e),
-                    Ok(true) => match self.start_write(&stmt, &mut b.params, b.insert.as_ref(), b.update.as_ref()) {
+                    Ok(true) => match {
+                        self.store.begin_statement(s.id, reads_exclusive);
+                        self.start_write(&stmt, &mut b.params, b.insert.as_ref(), b.update.as_ref())
+                    } {
                         Some(Ok(job)) => return self.resume_write(s, b, Box::new(job)),
                         Some(Err(e)) => Err(e),
                         None => match self.statement(s, ReadAt::Txn, &stmt, &b.params) {
@@ -617,7 +699,7 @@ impl<D: BlockDevice> Database<D> {
                 }
             }
             Statement::Query(q) => {
-                let snap = if self.store.writer() == Some(s.id) {
+                let snap = if self.store.is_writer(s.id) {
                     None
                 } else if s.in_block {
                     let snap = match &s.snapshot {
@@ -638,7 +720,7 @@ impl<D: BlockDevice> Database<D> {
                 }
             }
             _ => {
-                if self.store.writer() == Some(s.id) {
+                if self.store.is_writer(s.id) {
                     self.statement(s, ReadAt::Txn, &stmt, &b.params)
                 } else if s.in_block {
                     if s.snapshot.is_none() {
@@ -788,6 +870,8 @@ impl<D: BlockDevice> Database<D> {
     /// one. The caller reports the cancel. A write is undone: inside a block, the block has
     /// failed; outside, its transaction is rolled back.
     pub fn cancel_running(&mut self, s: &mut SessionState) -> bool {
+        s.stmt = None;
+        self.stop_waiting(s);
         match s.cursor.take() {
             Some(Running::Query(c)) => self.drop_cursor(c),
             Some(Running::Write(_)) if !s.in_block => {
@@ -803,6 +887,15 @@ impl<D: BlockDevice> Database<D> {
     }
 
     fn finish(&mut self, s: &mut SessionState, b: &mut Batch, r: Result<QueryResult, DbError>) -> Step {
+        if let Some(on) = self.store.take_conflict() {
+            // An access waited for another transaction's lock: the statement is undone, and
+            // runs again from the start when that lock has gone.
+            self.store.undo_statement(s.id);
+            if let Some(stmt) = s.stmt.take() {
+                return self.wait(s, b, stmt, on);
+            }
+        }
+        s.stmt = None;
         if r.is_err() {
             if s.in_block {
                 s.failed = true;
@@ -964,6 +1057,7 @@ impl<D: BlockDevice> Database<D> {
     /// The session has gone: its open transaction, if any, is rolled back.
     pub fn end_session(&mut self, s: &mut SessionState) {
         s.copy = None;
+        s.stmt = None;
         if let Some(Running::Query(c)) = s.cursor.take() {
             self.drop_cursor(c);
         }
@@ -1462,9 +1556,15 @@ impl<D: BlockDevice> Database<D> {
         let guard = slot.borrow();
         let Some(kept) = guard.as_ref() else { return Ok(None) };
         let rows = if kept.direct && ins.returning.is_none() {
-            // The batch's values move into the row (the batch runs once; nothing reads them
-            // after this).
-            VecDeque::from([params.iter_mut().map(|(v, _)| core::mem::replace(v, Value::Null)).collect::<Row>()])
+            // The batch's values move into the row when the transaction runs alone (the
+            // batch runs once; nothing reads them after this). A keyed one may wait for a
+            // lock and run the statement again, so it copies them.
+            let row: Row = if self.store.is_exclusive() {
+                params.iter_mut().map(|(v, _)| core::mem::replace(v, Value::Null)).collect()
+            } else {
+                params.iter().map(|(v, _)| v.clone()).collect()
+            };
+            VecDeque::from([row])
         } else {
             self.eval_values(&kept.rows, &kept.t, &kept.targets, params.iter().map(|(v, _)| v.clone()).collect())?
         };

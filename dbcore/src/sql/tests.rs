@@ -899,3 +899,297 @@ fn scans_of_large_rows_cross_chunks() {
     assert_eq!(flat(&mut d, "select count(*), sum(length(v)) from big"), "12,3600000");
     assert_eq!(flat(&mut d, "select k, substr(v, 299999, 2) from big"), "0,aa 1,bb 2,cc 3,dd 4,ee 5,ff 6,gg 7,hh 8,ii 9,jj 10,kk 11,ll");
 }
+
+// ---- concurrent keyed write transactions (docs/concurrent-writers.md) ----
+
+/// Steps one statement of `s`: its result, or None while it waits for a lock.
+fn try_step(d: &mut Database<MemDisk>, s: &mut SessionState, b: &mut Batch) -> Option<Result<QueryResult, DbError>> {
+    loop {
+        match d.step(s, b) {
+            Step::Result(r) => return Some(r),
+            Step::Running => {}
+            Step::Blocked => return None,
+            Step::Done => panic!("no statement left"),
+        }
+    }
+}
+
+fn accounts(n: i64) -> Database<MemDisk> {
+    let mut d = db();
+    one(&mut d, "create table acc (id int primary key, bal int not null)").unwrap();
+    one(&mut d, &format!("insert into acc select g, 0 from generate_series(1, {n}) g")).unwrap();
+    d
+}
+
+fn bal(d: &mut Database<MemDisk>, s: &mut SessionState, id: i64) -> Value {
+    run(d, s, &format!("select bal from acc where id = {id}")).unwrap().rows[0][0].clone()
+}
+
+#[test]
+fn keyed_transactions_run_side_by_side() {
+    let mut d = accounts(10);
+    let (mut a, mut b, mut r) = (SessionState::new(1), SessionState::new(2), SessionState::new(3));
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "update acc set bal = bal + 1 where id = 1").unwrap();
+    run(&mut d, &mut b, "begin").unwrap();
+    run(&mut d, &mut b, "update acc set bal = bal + 2 where id = 2").unwrap();
+    run(&mut d, &mut b, "insert into acc values (11, 5)").unwrap();
+    assert_eq!(d.store().writers(), alloc::vec![1, 2], "both transactions are open at once");
+    assert_eq!(bal(&mut d, &mut b, 2), Value::Int(2), "a transaction reads its own writes");
+    assert_eq!(flat(&mut d, "select sum(bal), count(*) from acc"), "0,10", "readers see neither");
+    run(&mut d, &mut a, "commit").unwrap();
+    assert_eq!(flat(&mut d, "select sum(bal), count(*) from acc"), "1,10", "only the committed one");
+    assert_eq!(bal(&mut d, &mut b, 11), Value::Int(5), "the other's changes stay open");
+    run(&mut d, &mut b, "commit").unwrap();
+    assert_eq!(flat(&mut d, "select sum(bal), count(*) from acc"), "8,11");
+
+    // The same row: the second writer waits, then runs after the first (a serial order).
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "update acc set bal = bal + 10 where id = 3").unwrap();
+    let mut w = d.batch("update acc set bal = bal * 2 where id = 3").unwrap();
+    assert!(try_step(&mut d, &mut b, &mut w).is_none());
+    assert!(b.is_waiting());
+    assert!(try_step(&mut d, &mut b, &mut w).is_none(), "still waiting: nothing was released");
+    assert_eq!(bal(&mut d, &mut r, 3), Value::Int(0));
+    run(&mut d, &mut a, "commit").unwrap();
+    assert_eq!(try_step(&mut d, &mut b, &mut w).unwrap().unwrap().tag, "UPDATE 1");
+    assert_eq!(bal(&mut d, &mut r, 3), Value::Int(20));
+
+    // A reader of a row another transaction wrote waits too (it would read uncommitted data).
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "update acc set bal = 99 where id = 4").unwrap();
+    run(&mut d, &mut b, "begin").unwrap();
+    run(&mut d, &mut b, "update acc set bal = 1 where id = 5").unwrap();
+    let mut q = d.batch("select bal from acc where id = 4").unwrap();
+    assert!(try_step(&mut d, &mut b, &mut q).is_none());
+    // Rolling one back leaves the other's changes.
+    run(&mut d, &mut a, "rollback").unwrap();
+    assert_eq!(try_step(&mut d, &mut b, &mut q).unwrap().unwrap().rows[0][0], Value::Int(0));
+    run(&mut d, &mut b, "commit").unwrap();
+    assert_eq!(flat(&mut d, "select id, bal from acc where id in (4, 5) order by id"), "4,0 5,1");
+
+    // Everything committed survives a reopen (the log holds each commit's own records).
+    d.sync().unwrap();
+    let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+    assert_eq!(flat(&mut d, "select sum(bal), count(*) from acc"), "29,11");
+    assert_eq!(d.store.verify_all().map(|_| ()), Ok(()));
+}
+
+#[test]
+fn a_deadlock_fails_one_transaction_and_the_other_commits() {
+    let mut d = accounts(4);
+    let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "update acc set bal = bal + 1 where id = 1").unwrap();
+    run(&mut d, &mut b, "begin").unwrap();
+    run(&mut d, &mut b, "update acc set bal = bal + 10 where id = 2").unwrap();
+    let mut w = d.batch("update acc set bal = bal + 1 where id = 2").unwrap();
+    assert!(try_step(&mut d, &mut a, &mut w).is_none(), "a waits for b");
+    let e = run(&mut d, &mut b, "update acc set bal = bal + 10 where id = 1").unwrap_err();
+    assert_eq!(e.code.0, "40P01", "{e}");
+    assert_eq!(b.status(), b'E');
+    // b's locks went with its transaction: a goes on at once.
+    assert_eq!(try_step(&mut d, &mut a, &mut w).unwrap().unwrap().tag, "UPDATE 1");
+    assert_eq!(run(&mut d, &mut b, "commit").unwrap().tag, "ROLLBACK");
+    run(&mut d, &mut a, "commit").unwrap();
+    assert_eq!(flat(&mut d, "select id, bal from acc order by id"), "1,1 2,1 3,0 4,0");
+}
+
+#[test]
+fn a_transaction_that_must_run_alone_waits_for_keyed_ones() {
+    let mut d = accounts(10);
+    let (mut a, mut b, mut c) = (SessionState::new(1), SessionState::new(2), SessionState::new(3));
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "update acc set bal = 1 where id = 1").unwrap();
+    let mut ddl = d.batch("create table z (x int)").unwrap();
+    assert!(try_step(&mut d, &mut b, &mut ddl).is_none());
+    let mut up = d.batch("update acc set bal = 7 where id = 9").unwrap();
+    assert!(try_step(&mut d, &mut c, &mut up).is_none(), "no new transaction starts while one waits to run alone");
+    run(&mut d, &mut a, "commit").unwrap();
+    assert_eq!(try_step(&mut d, &mut b, &mut ddl).unwrap().unwrap().tag, "CREATE TABLE");
+    assert_eq!(try_step(&mut d, &mut c, &mut up).unwrap().unwrap().tag, "UPDATE 1");
+    // A keyed block whose statement scans waits until it is alone, its earlier work kept.
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "update acc set bal = bal + 100 where id = 2").unwrap();
+    run(&mut d, &mut b, "begin").unwrap();
+    run(&mut d, &mut b, "update acc set bal = bal + 1 where id = 3").unwrap();
+    let mut scan = d.batch("update acc set bal = bal * 2 where bal >= 1").unwrap();
+    assert!(try_step(&mut d, &mut a, &mut scan).is_none());
+    run(&mut d, &mut b, "commit").unwrap();
+    assert_eq!(try_step(&mut d, &mut a, &mut scan).unwrap().unwrap().tag, "UPDATE 4");
+    run(&mut d, &mut a, "commit").unwrap();
+    assert_eq!(flat(&mut d, "select id, bal from acc where bal > 0 order by id"), "1,2 2,200 3,2 9,14");
+}
+
+/// A small deterministic generator for the schedules below.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Add(i64, i64),
+    Read(i64),
+    Insert(i64, i64),
+    Delete(i64),
+    History(i64),
+}
+
+impl Op {
+    fn sql(self) -> String {
+        match self {
+            Op::Add(k, v) => format!("update acc set bal = bal + {v} where id = {k}"),
+            Op::Read(k) => format!("select bal from acc where id = {k}"),
+            Op::Insert(k, v) => format!("insert into acc values ({k}, {v})"),
+            Op::Delete(k) => format!("delete from acc where id = {k}"),
+            Op::History(v) => format!("insert into h values ({v})"),
+        }
+    }
+}
+
+#[test]
+fn interleaved_keyed_transactions_equal_a_serial_order() {
+    let mut total_deadlocks = 0;
+    for seed in 1..=40u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut d = accounts(6);
+        one(&mut d, "create table h (v int)").unwrap();
+        let n = 4;
+        let mut sessions: Vec<SessionState> = (1..=n).map(SessionState::new).collect();
+        // Per session: the open transaction's ops, what its reads returned, and its batch.
+        let mut txn: Vec<Vec<(Op, Option<Value>)>> = alloc::vec![Vec::new(); n as usize];
+        let mut pending: Vec<Option<(Option<Op>, Batch)>> = (0..n).map(|_| None).collect();
+        let mut left = alloc::vec![25u32; n as usize];
+        // Committed transactions with their place in the serial order: a writer's is its
+        // commit; a reader's (a block that only read, from its snapshot) is its snapshot's.
+        let mut committed: Vec<((usize, u8), Vec<(Op, Option<Value>)>)> = Vec::new();
+        let mut writes_committed = 0;
+        let mut snap_at: Vec<Option<usize>> = alloc::vec![None; n as usize];
+        let (mut deadlocks, mut waits, mut overlaps) = (0, 0, 0);
+        for _ in 0..20_000 {
+            if left.iter().all(|&l| l == 0) && pending.iter().all(Option::is_none) {
+                break;
+            }
+            let i = rng.below(n) as usize;
+            let s = &mut sessions[i];
+            if pending[i].is_none() {
+                let sql = if s.status() == b'E' {
+                    String::from("rollback")
+                } else if s.status() == b'I' {
+                    if left[i] == 0 {
+                        continue;
+                    }
+                    left[i] -= 1;
+                    String::from("begin")
+                } else if txn[i].len() >= 1 + rng.below(4) as usize {
+                    String::from(if rng.below(8) == 0 { "rollback" } else { "commit" })
+                } else {
+                    let op = match rng.below(10) {
+                        0..=3 => Op::Add(1 + rng.below(6) as i64, 1 + rng.below(9) as i64),
+                        4..=5 => Op::Read(1 + rng.below(8) as i64),
+                        6 => Op::Insert(7 + rng.below(2) as i64, rng.below(50) as i64),
+                        7 => Op::Delete(7 + rng.below(2) as i64),
+                        _ => Op::History(rng.below(100) as i64),
+                    };
+                    pending[i] = Some((Some(op), d.batch(&op.sql()).unwrap()));
+                    String::new()
+                };
+                if !sql.is_empty() {
+                    pending[i] = Some((None, d.batch(&sql).unwrap()));
+                }
+            }
+            let (op, b) = pending[i].as_mut().unwrap();
+            let Some(r) = try_step(&mut d, s, b) else {
+                waits += 1;
+                continue;
+            };
+            let op = *op;
+            pending[i] = None;
+            // Every page of the last commit and of the open transaction still verifies.
+            d.store.verify_all().unwrap();
+            d.store.verify_txn().unwrap();
+            if d.store().writers().len() > 1 {
+                overlaps += 1;
+            }
+            match (op, r) {
+                (Some(op), Ok(q)) => {
+                    let read = matches!(op, Op::Read(_)).then(|| q.rows.first().map(|r| r[0].clone()).unwrap_or(Value::Null));
+                    if txn[i].is_empty() && !d.store().is_writer(s.id) {
+                        snap_at[i] = Some(writes_committed);
+                    }
+                    txn[i].push((op, read));
+                }
+                (Some(_), Err(e)) => {
+                    // 40001: a block that read from its snapshot first, then wrote after a commit.
+                    assert!(matches!(e.code.0, "23505" | "40P01" | "40001"), "seed {seed}: {e}");
+                    deadlocks += usize::from(e.code.0 == "40P01");
+                    assert_eq!(s.status(), b'E');
+                }
+                (None, Ok(q)) if q.tag == "COMMIT" => {
+                    let ops = core::mem::take(&mut txn[i]);
+                    let place = if ops.iter().all(|(op, _)| matches!(op, Op::Read(_))) {
+                        (snap_at[i].unwrap_or(writes_committed), 2)
+                    } else {
+                        writes_committed += 1;
+                        (writes_committed, 1)
+                    };
+                    snap_at[i] = None;
+                    committed.push((place, ops));
+                }
+                (None, Ok(q)) if q.tag == "ROLLBACK" => {
+                    txn[i].clear();
+                    snap_at[i] = None;
+                }
+                (None, Ok(_)) => {}
+                (None, Err(e)) => panic!("seed {seed}: {e}"),
+            }
+        }
+        assert!(left.iter().all(|&l| l == 0) && pending.iter().all(Option::is_none), "seed {seed}: the schedule did not finish (stuck?)");
+        // Replayed one after the other in commit order, the committed transactions give the
+        // same reads and the same final state.
+        let mut model: BTreeMap<i64, i64> = (1..=6).map(|k| (k, 0)).collect();
+        let (mut hsum, mut hn) = (0i64, 0i64);
+        committed.sort_by_key(|(place, _)| *place);
+        for (t, (_, ops)) in committed.iter().enumerate() {
+            for &(op, ref read) in ops {
+                match op {
+                    Op::Add(k, v) => {
+                        if let Some(b) = model.get_mut(&k) {
+                            *b += v;
+                        }
+                    }
+                    Op::Read(k) => assert_eq!(read.clone().unwrap(), model.get(&k).map_or(Value::Null, |&b| Value::Int(b)), "seed {seed}, commit {t}: {op:?}"),
+                    Op::Insert(k, v) => assert!(model.insert(k, v).is_none(), "seed {seed}, commit {t}: {op:?} over a row"),
+                    Op::Delete(k) => {
+                        model.remove(&k);
+                    }
+                    Op::History(v) => {
+                        hsum += v;
+                        hn += 1;
+                    }
+                }
+            }
+        }
+        let want: Vec<String> = model.iter().map(|(k, b)| format!("{k},{b}")).collect();
+        assert_eq!(flat(&mut d, "select id, bal from acc order by id"), want.join(" "), "seed {seed}");
+        let hwant = if hn == 0 { String::from("NULL,0") } else { format!("{hsum},{hn}") };
+        assert_eq!(flat(&mut d, "select sum(v), count(*) from h"), hwant, "seed {seed}");
+        assert!(overlaps > 0 && waits > 0 && committed.len() > 40, "seed {seed}: the schedule should overlap and wait ({overlaps}, {waits}, {deadlocks}, {} commits)", committed.len());
+        total_deadlocks += deadlocks;
+        d.sync().unwrap();
+        let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+        assert_eq!(flat(&mut d, "select id, bal from acc order by id"), want.join(" "), "seed {seed} after reopen");
+        assert_eq!(flat(&mut d, "select sum(v), count(*) from h"), hwant, "seed {seed} after reopen");
+        d.store.verify_all().unwrap();
+    }
+    assert!(total_deadlocks > 0, "some schedule should deadlock");
+}

@@ -185,17 +185,86 @@ impl Layout {
     }
 }
 
+/// A locked key: its tree and its bytes.
+type LockKey = (u32, Vec<u8>);
+
+/// The most keys one transaction locks before it runs alone (docs/concurrent-writers.md).
+pub const MAX_KEY_LOCKS: usize = 4096;
+
+/// Who holds a key's lock.
+#[derive(Default)]
+struct Lock {
+    excl: Option<u64>,
+    shared: Vec<u64>,
+}
+
+impl Lock {
+    /// The other holders that keep `me` from taking the lock (`excl`: exclusively).
+    fn blockers(&self, me: u64, excl: bool) -> Vec<u64> {
+        let mut v: Vec<u64> = self.excl.filter(|&x| x != me).into_iter().collect();
+        if excl {
+            v.extend(self.shared.iter().copied().filter(|&x| x != me && Some(x) != self.excl));
+        }
+        v
+    }
+
+    fn drop_holder(&mut self, me: u64) {
+        if self.excl == Some(me) {
+            self.excl = None;
+        }
+        self.shared.retain(|&x| x != me);
+    }
+
+    fn is_free(&self) -> bool {
+        self.excl.is_none() && self.shared.is_empty()
+    }
+}
+
+/// One write transaction's share of the physical transaction (docs/concurrent-writers.md).
+struct Owner {
+    id: u64,
+    log: Vec<u8>,
+    /// Too big for the log: commits by checkpoint.
+    unlogged: bool,
+    /// Keys this owner changed. Their before-images are their values in the last commit: no
+    /// one else can have committed a key this owner holds exclusively.
+    written: hashbrown::HashSet<LockKey>,
+    /// Keys this owner has locked: true when exclusively.
+    held: hashbrown::HashMap<LockKey, bool>,
+    stmt: StmtUndo,
+}
+
+impl Owner {
+    fn new(id: u64) -> Owner {
+        Owner { id, log: Vec::new(), unlogged: false, written: Default::default(), held: Default::default(), stmt: StmtUndo::default() }
+    }
+}
+
+/// What undoes the running statement of an owner when it must wait for a lock.
+#[derive(Default)]
+struct StmtUndo {
+    log_len: usize,
+    /// UPDATE and DELETE lock what they read exclusively.
+    reads_exclusive: bool,
+    /// Locks the statement took or raised, with the mode held before (None: not held).
+    locks: Vec<(LockKey, Option<bool>)>,
+    /// Keys the statement wrote: None if this was the owner's first write of the key (put
+    /// back the committed value), else the value before the statement.
+    writes: hashbrown::HashMap<LockKey, Option<Option<Vec<u8>>>>,
+}
+
 struct Txn {
-    owner: u64,
+    /// The write transactions sharing this physical transaction; `cur` is the one whose
+    /// statement runs now. An exclusive transaction has one owner and takes no locks.
+    owners: Vec<Owner>,
+    cur: usize,
+    exclusive: bool,
     roots: BTreeMap<u32, TreeInfo>,
     next_tree: u32,
     /// Pages this transaction allocated: changed in place, freed at once, dropped on rollback.
     owned: hashbrown::HashSet<PageId>,
     /// Committed pages this transaction replaced or dropped: freed when it commits.
     freed: Vec<PageId>,
-    log: Vec<u8>,
-    /// Too big for the log: commits by checkpoint.
-    unlogged: bool,
 }
 
 /// A scan's visitor: called with each key and value in order; false stops the scan.
@@ -241,6 +310,17 @@ pub struct Store<D: BlockDevice> {
     /// Open snapshots: commit number -> how many.
     snapshots: BTreeMap<u64, usize>,
     txn: Option<Txn>,
+    /// Key locks of the keyed transactions (docs/concurrent-writers.md).
+    locks: hashbrown::HashMap<LockKey, Lock>,
+    /// The owners the last refused access waited for.
+    conflict: Option<Vec<u64>>,
+    /// A transaction that waits to run alone: no new owner joins meanwhile.
+    want_exclusive: Option<u64>,
+    /// Counts releases of locks and ends of transactions: a blocked statement is worth
+    /// running again only after it moved.
+    release_epoch: u64,
+    /// Restoring or re-applying values: no log records, no locks.
+    quiet: bool,
     /// The pool's pages by id (a hash map: one probe per page a search visits).
     frames: hashbrown::HashMap<PageId, Frame>,
     lru: BTreeMap<u64, PageId>,
@@ -286,6 +366,11 @@ impl<D: BlockDevice> Store<D> {
             alloc_cursor: 0,
             snapshots: BTreeMap::new(),
             txn: None,
+            locks: Default::default(),
+            conflict: None,
+            want_exclusive: None,
+            release_epoch: 0,
+            quiet: false,
             frames: hashbrown::HashMap::new(),
             lru: BTreeMap::new(),
             tick: 0,
@@ -726,27 +811,324 @@ impl<D: BlockDevice> Store<D> {
 
     // ---- transactions ----
 
-    /// Starts `owner`'s write transaction. `Ok(false)`: another owner holds it.
-    pub fn begin(&mut self, owner: u64) -> Result<bool, DbError> {
-        if let Some(t) = &self.txn {
-            return Ok(t.owner == owner);
-        }
+    fn open_txn(&mut self, owner: u64, exclusive: bool) -> Result<(), DbError> {
         self.check_writable()?;
         self.txn = Some(Txn {
-            owner,
+            owners: alloc::vec![Owner::new(owner)],
+            cur: 0,
+            exclusive,
             roots: self.roots.clone(),
             next_tree: self.next_tree,
             owned: hashbrown::HashSet::new(),
             freed: Vec::new(),
-            log: Vec::new(),
-            unlogged: false,
         });
+        Ok(())
+    }
+
+    /// Starts (or makes exclusive) `owner`'s write transaction, to run alone: no other
+    /// transaction may be open. `Ok(false)`: others are open, or another waits to run alone.
+    pub fn begin(&mut self, owner: u64) -> Result<bool, DbError> {
+        if let Some(t) = &mut self.txn {
+            let Some(i) = t.owners.iter().position(|o| o.id == owner) else { return Ok(false) };
+            if t.owners.len() > 1 {
+                return Ok(false);
+            }
+            t.cur = i;
+            t.exclusive = true;
+            if self.want_exclusive == Some(owner) {
+                self.want_exclusive = None;
+            }
+            return Ok(true);
+        }
+        if self.want_exclusive.is_some_and(|w| w != owner) {
+            return Ok(false);
+        }
+        self.want_exclusive = None;
+        self.open_txn(owner, true)?;
         Ok(true)
     }
 
-    /// Who holds the write transaction.
-    pub fn writer(&self) -> Option<u64> {
-        self.txn.as_ref().map(|t| t.owner)
+    /// Starts or continues `owner`'s keyed write transaction, which may share the physical
+    /// transaction with other keyed ones. `Ok(false)`: a transaction runs alone or waits to.
+    pub fn join(&mut self, owner: u64) -> Result<bool, DbError> {
+        let wanted = self.want_exclusive.is_some_and(|w| w != owner);
+        match &mut self.txn {
+            Some(t) => {
+                if let Some(i) = t.owners.iter().position(|o| o.id == owner) {
+                    t.cur = i;
+                    return Ok(true);
+                }
+                if t.exclusive || wanted {
+                    return Ok(false);
+                }
+                if let Some(e) = &self.poisoned {
+                    return Err(err!(READ_ONLY, "the database refuses writes after an I/O failure ({e}); restart it"));
+                }
+                t.owners.push(Owner::new(owner));
+                t.cur = t.owners.len() - 1;
+                Ok(true)
+            }
+            None if wanted => Ok(false),
+            None => {
+                self.open_txn(owner, false)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Marks `owner` as waiting to run alone (its [`Store::begin`] returned false): no new
+    /// keyed transaction starts until it has run.
+    pub fn want_alone(&mut self, owner: u64) {
+        self.want_exclusive.get_or_insert(owner);
+    }
+
+    /// `owner` no longer waits (it gave up, or its session ended).
+    pub fn forget_wait(&mut self, owner: u64) {
+        if self.want_exclusive == Some(owner) {
+            self.want_exclusive = None;
+            self.release_epoch += 1;
+        }
+    }
+
+    /// Whom `owner` waits for when its begin (`alone`) or join was refused.
+    pub fn waits_for(&self, owner: u64, alone: bool) -> Vec<u64> {
+        let owners: Vec<u64> = self.txn.as_ref().map(|t| t.owners.iter().map(|o| o.id).filter(|&x| x != owner).collect()).unwrap_or_default();
+        let mut v = if alone || self.txn.as_ref().is_some_and(|t| t.exclusive) { owners } else { Vec::new() };
+        if let Some(w) = self.want_exclusive.filter(|&w| w != owner && !v.contains(&w)) {
+            v.push(w);
+        }
+        v
+    }
+
+    /// Is `owner` one of the open write transactions?
+    pub fn is_writer(&self, owner: u64) -> bool {
+        self.txn.as_ref().is_some_and(|t| t.owners.iter().any(|o| o.id == owner))
+    }
+
+    /// Is a write transaction open?
+    pub fn in_txn(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// The open write transactions.
+    pub fn writers(&self) -> Vec<u64> {
+        self.txn.as_ref().map(|t| t.owners.iter().map(|o| o.id).collect()).unwrap_or_default()
+    }
+
+    /// Does the open write transaction run alone?
+    pub fn is_exclusive(&self) -> bool {
+        self.txn.as_ref().is_some_and(|t| t.exclusive)
+    }
+
+    /// Counts releases of locks (see `release_epoch`).
+    pub fn release_epoch(&self) -> u64 {
+        self.release_epoch
+    }
+
+    /// Makes `owner`'s the transaction whose statements run now (its writes, locks and log
+    /// records are its own).
+    pub fn act_as(&mut self, owner: u64) {
+        if let Some(t) = &mut self.txn {
+            if let Some(i) = t.owners.iter().position(|o| o.id == owner) {
+                t.cur = i;
+            }
+        }
+    }
+
+    /// A statement of `owner` starts: what it does from now on can be undone by
+    /// [`Store::undo_statement`]. `reads_exclusive`: it locks what it reads exclusively.
+    pub fn begin_statement(&mut self, owner: u64, reads_exclusive: bool) {
+        self.act_as(owner);
+        if let Some(t) = &mut self.txn {
+            let o = &mut t.owners[t.cur];
+            if o.id == owner {
+                o.stmt = StmtUndo { log_len: o.log.len(), reads_exclusive, ..Default::default() };
+            }
+        }
+        self.conflict = None;
+    }
+
+    /// The owners that the last refused access waits for, if an access was refused.
+    pub fn take_conflict(&mut self) -> Option<Vec<u64>> {
+        self.conflict.take()
+    }
+
+    fn hooks(&self) -> bool {
+        !self.quiet && !self.replaying && self.txn.as_ref().is_some_and(|t| !t.exclusive)
+    }
+
+    /// Keyed transactions: locks `key` of `tree` for the running owner, exclusively to write.
+    fn lock(&mut self, tree: u32, key: &[u8], write: bool) -> Result<(), DbError> {
+        let Some(t) = &mut self.txn else { return Ok(()) };
+        let o = &mut t.owners[t.cur];
+        let excl = write || o.stmt.reads_exclusive;
+        let k = (tree, key.to_vec());
+        let prev = o.held.get(&k).copied();
+        if prev == Some(true) || (prev == Some(false) && !excl) {
+            return Ok(());
+        }
+        if prev.is_none() && o.held.len() >= MAX_KEY_LOCKS {
+            return self.escalate();
+        }
+        let me = o.id;
+        let l = self.locks.entry(k.clone()).or_default();
+        let b = l.blockers(me, excl);
+        if !b.is_empty() {
+            self.conflict = Some(b);
+            return Err(err!(LOCK_NOT_AVAILABLE, "could not obtain lock on a row in relation tree {tree}"));
+        }
+        if excl {
+            l.excl = Some(me);
+        } else {
+            l.shared.push(me);
+        }
+        o.held.insert(k.clone(), excl);
+        o.stmt.locks.push((k, prev));
+        Ok(())
+    }
+
+    /// The running owner must run alone from now on: at once if it is the only one, else its
+    /// statement fails to wait until it is.
+    fn escalate(&mut self) -> Result<(), DbError> {
+        let Some(t) = &mut self.txn else { return Ok(()) };
+        let me = t.owners[t.cur].id;
+        if t.owners.len() == 1 {
+            t.exclusive = true;
+            if self.want_exclusive == Some(me) {
+                self.want_exclusive = None;
+            }
+            return Ok(());
+        }
+        self.want_exclusive.get_or_insert(me);
+        self.conflict = Some(t.owners.iter().map(|o| o.id).filter(|&x| x != me).collect());
+        Err(err!(LOCK_NOT_AVAILABLE, "this statement must run alone, and other write transactions are open"))
+    }
+
+    /// Keyed transactions: before a write of `key`, its lock and what undoes the write.
+    fn note_write(&mut self, tree: u32, key: &[u8]) -> Result<(), DbError> {
+        self.lock(tree, key, true)?;
+        let Some(t) = &self.txn else { return Ok(()) };
+        if t.exclusive {
+            return Ok(());
+        }
+        let o = &t.owners[t.cur];
+        let k = (tree, key.to_vec());
+        if o.stmt.writes.contains_key(&k) {
+            return Ok(());
+        }
+        let before = if o.written.contains(&k) {
+            let root = t.roots.get(&tree).map_or(0, |i| i.root);
+            Some(self.value_at(root, key)?)
+        } else {
+            None
+        };
+        let Some(t) = &mut self.txn else { return Ok(()) };
+        let o = &mut t.owners[t.cur];
+        o.written.insert(k.clone());
+        o.stmt.writes.insert(k, before);
+        Ok(())
+    }
+
+    fn value_at(&mut self, root: PageId, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+        match self.find(root, key)? {
+            Some(v) => Ok(Some(self.read_val(v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A key's value in the last commit.
+    fn committed_value(&mut self, tree: u32, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+        let root = self.roots.get(&tree).map_or(0, |i| i.root);
+        self.value_at(root, key)
+    }
+
+    /// A key's value in the open transaction.
+    fn txn_value(&mut self, tree: u32, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+        let root = self.txn.as_ref().and_then(|t| t.roots.get(&tree)).map_or(0, |i| i.root);
+        self.value_at(root, key)
+    }
+
+    /// Sets a key without a log record or a lock (restoring or re-applying a value).
+    fn set_quiet(&mut self, tree: u32, key: &[u8], v: Option<&[u8]>) -> Result<(), DbError> {
+        let q = core::mem::replace(&mut self.quiet, true);
+        let r = match v {
+            Some(v) => self.put_as(tree, key, v, true).map(|_| ()),
+            None => self.delete(tree, key).map(|_| ()),
+        };
+        self.quiet = q;
+        r
+    }
+
+    fn release_locks(&mut self, o: &Owner) {
+        for k in o.held.keys() {
+            if let Some(l) = self.locks.get_mut(k) {
+                l.drop_holder(o.id);
+                if l.is_free() {
+                    self.locks.remove(k);
+                }
+            }
+        }
+        if self.want_exclusive == Some(o.id) {
+            self.want_exclusive = None;
+        }
+        self.release_epoch += 1;
+    }
+
+    /// Undoes what `owner`'s running statement wrote and gives back the locks it took, so that
+    /// it can run again from the start (it waited for a lock).
+    pub fn undo_statement(&mut self, owner: u64) {
+        if let Err(e) = self.try_undo_statement(owner) {
+            self.poison(e);
+        }
+    }
+
+    fn try_undo_statement(&mut self, owner: u64) -> Result<(), DbError> {
+        let Some(t) = &mut self.txn else { return Ok(()) };
+        let Some(i) = t.owners.iter().position(|o| o.id == owner) else { return Ok(()) };
+        t.cur = i;
+        let o = &mut t.owners[i];
+        let stmt = core::mem::take(&mut o.stmt);
+        o.stmt.reads_exclusive = stmt.reads_exclusive;
+        o.stmt.log_len = stmt.log_len;
+        if !o.unlogged {
+            o.log.truncate(stmt.log_len);
+        }
+        for (k, _) in stmt.writes.iter().filter(|(_, b)| b.is_none()) {
+            o.written.remove(k);
+        }
+        for ((tree, key), before) in stmt.writes {
+            let v = match before {
+                Some(v) => v,
+                None => self.committed_value(tree, &key)?,
+            };
+            self.set_quiet(tree, &key, v.as_deref())?;
+        }
+        let Some(t) = &mut self.txn else { return Ok(()) };
+        let o = &mut t.owners[i];
+        for (k, prev) in stmt.locks.into_iter().rev() {
+            let l = self.locks.get_mut(&k);
+            match prev {
+                Some(shared) => {
+                    o.held.insert(k, shared);
+                    if let Some(l) = l {
+                        if l.excl == Some(owner) {
+                            l.excl = None;
+                        }
+                    }
+                }
+                None => {
+                    o.held.remove(&k);
+                    if let Some(l) = l {
+                        l.drop_holder(owner);
+                        if l.is_free() {
+                            self.locks.remove(&k);
+                        }
+                    }
+                }
+            }
+        }
+        self.release_epoch += 1;
+        Ok(())
     }
 
     /// The last committed transaction's number.
@@ -759,30 +1141,78 @@ impl<D: BlockDevice> Store<D> {
     }
 
     fn log(&mut self, kind: u8, parts: &[&[u8]]) {
-        if self.replaying {
+        if self.replaying || self.quiet {
             return;
         }
         let cap = self.layout.wal_pages as usize * LOG_BYTES / 4;
         let Some(t) = &mut self.txn else { return };
-        if t.unlogged {
+        let o = &mut t.owners[t.cur];
+        if o.unlogged {
             return;
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        t.log.push(kind);
-        t.log.extend_from_slice(&(len as u32).to_le_bytes());
+        o.log.push(kind);
+        o.log.extend_from_slice(&(len as u32).to_le_bytes());
         for p in parts {
-            t.log.extend_from_slice(p);
+            o.log.extend_from_slice(p);
         }
-        if t.log.len() > cap {
-            t.unlogged = true;
-            t.log = Vec::new();
+        if o.log.len() > cap {
+            o.unlogged = true;
+            o.log = Vec::new();
         }
     }
 
-    /// Makes the open transaction's changes the committed state. Its log records are buffered;
+    /// Makes the running owner's changes the committed state. Its log records are buffered;
     /// they are durable after the next [`Store::sync`]. Returns the commit number.
     pub fn commit(&mut self) -> Result<u64, DbError> {
-        let Some(t) = self.txn.take() else { return Ok(self.seq) };
+        let Some(t) = &self.txn else { return Ok(self.seq) };
+        let id = t.owners[t.cur].id;
+        self.commit_as(id)
+    }
+
+    /// Commits `owner`'s transaction; the other owners' changes stay open
+    /// (docs/concurrent-writers.md, "Commit of owner A").
+    pub fn commit_as(&mut self, owner: u64) -> Result<u64, DbError> {
+        let Some(t) = &mut self.txn else { return Ok(self.seq) };
+        let Some(i) = t.owners.iter().position(|o| o.id == owner) else { return Ok(self.seq) };
+        if t.owners.len() == 1 {
+            let mut t = self.txn.take().expect("checked");
+            let o = t.owners.pop().expect("one owner");
+            self.release_locks(&o);
+            return self.commit_txn(t, o);
+        }
+        let mine = t.owners.remove(i);
+        t.cur = 0;
+        let keys: Vec<LockKey> = t.owners.iter().flat_map(|o| o.written.iter().cloned()).collect();
+        let r = (|| {
+            // The others' keys go back to their committed values, their after-images kept.
+            let mut after = Vec::new();
+            for (tree, key) in keys {
+                let now = self.txn_value(tree, &key)?;
+                let before = self.committed_value(tree, &key)?;
+                if now != before {
+                    self.set_quiet(tree, &key, before.as_deref())?;
+                    after.push((tree, key, now));
+                }
+            }
+            let mut t = self.txn.take().expect("open");
+            let others = core::mem::take(&mut t.owners);
+            self.release_locks(&mine);
+            let seq = self.commit_txn(t, mine)?;
+            // A new physical transaction for the others, with their changes again.
+            self.open_txn(0, false)?;
+            if let Some(t) = &mut self.txn {
+                t.owners = others;
+            }
+            for (tree, key, v) in after {
+                self.set_quiet(tree, &key, v.as_deref())?;
+            }
+            Ok(seq)
+        })();
+        r.map_err(|e| self.poison(e))
+    }
+
+    fn commit_txn(&mut self, t: Txn, o: Owner) -> Result<u64, DbError> {
         self.seq += 1;
         let seq = self.seq;
         for &p in &t.owned {
@@ -795,10 +1225,10 @@ impl<D: BlockDevice> Store<D> {
         self.roots = t.roots;
         self.next_tree = t.next_tree;
         self.stats.commits += 1;
-        if t.unlogged {
+        if o.unlogged {
             self.checkpoint()?;
         } else if !self.replaying {
-            self.wal_buf.extend_from_slice(&t.log);
+            self.wal_buf.extend_from_slice(&o.log);
             self.wal_buf.push(REC_COMMIT);
             self.wal_buf.extend_from_slice(&8u32.to_le_bytes());
             self.wal_buf.extend_from_slice(&seq.to_le_bytes());
@@ -807,17 +1237,35 @@ impl<D: BlockDevice> Store<D> {
         Ok(seq)
     }
 
-    /// Forgets `owner`'s open transaction, if it holds one.
+    /// Forgets `owner`'s open transaction, if it holds one; the other owners' stay.
     pub fn rollback(&mut self, owner: u64) {
-        if self.txn.as_ref().is_none_or(|t| t.owner != owner) {
+        let Some(t) = &mut self.txn else { return };
+        let Some(i) = t.owners.iter().position(|o| o.id == owner) else { return };
+        if t.owners.len() == 1 {
+            if let Some(mut t) = self.txn.take() {
+                if let Some(o) = t.owners.pop() {
+                    self.release_locks(&o);
+                }
+                for p in t.owned {
+                    self.used.clear(p);
+                    self.drop_frame(p);
+                }
+            }
             return;
         }
-        if let Some(t) = self.txn.take() {
-            for p in t.owned {
-                self.used.clear(p);
-                self.drop_frame(p);
+        let o = t.owners.remove(i);
+        t.cur = 0;
+        let r = (|| {
+            for (tree, key) in &o.written {
+                let before = self.committed_value(*tree, key)?;
+                self.set_quiet(*tree, key, before.as_deref())?;
             }
+            Ok::<(), DbError>(())
+        })();
+        if let Err(e) = r {
+            self.poison(e);
         }
+        self.release_locks(&o);
     }
 
     /// Did a commit happen since `owner`'s transaction (or snapshot `base`) began?
@@ -986,6 +1434,9 @@ impl<D: BlockDevice> Store<D> {
     }
 
     pub fn get(&mut self, at: ReadAt, tree: u32, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+        if matches!(at, ReadAt::Txn) && self.hooks() {
+            self.lock(tree, key, false)?;
+        }
         let info = self.root(at, tree)?;
         match self.find(info.root, key)? {
             Some(v) => Ok(Some(self.read_val(v)?)),
@@ -1074,6 +1525,10 @@ impl<D: BlockDevice> Store<D> {
     /// Calls `visit(key, value)` for the keys in `lo..hi`, in order, until it returns false.
     /// Inline values are visited where they lie in the buffer pool.
     pub fn scan(&mut self, at: ReadAt, tree: u32, lo: Bound<&[u8]>, hi: Bound<&[u8]>, visit: &mut Visit<'_>) -> Result<(), DbError> {
+        if matches!(at, ReadAt::Txn) && self.hooks() {
+            // A range's keys cannot be locked one by one (rows may appear in it): alone.
+            self.escalate()?;
+        }
         let root = self.root(at, tree)?.root;
         if root != 0 {
             self.scan_rec(root, lo, hi, visit, 0)?;
@@ -1167,6 +1622,9 @@ impl<D: BlockDevice> Store<D> {
     // ---- writes (inside the open transaction) ----
 
     pub fn create_tree(&mut self) -> Result<u32, DbError> {
+        if self.hooks() {
+            self.escalate()?;
+        }
         let t = self.txn()?;
         let id = t.next_tree;
         t.next_tree = t.next_tree.checked_add(1).ok_or_else(|| err!(PROGRAM_LIMIT_EXCEEDED, "out of tree ids"))?;
@@ -1176,6 +1634,9 @@ impl<D: BlockDevice> Store<D> {
     }
 
     pub fn drop_tree(&mut self, tree: u32) -> Result<(), DbError> {
+        if self.hooks() {
+            self.escalate()?;
+        }
         let info = self.root(ReadAt::Txn, tree)?;
         if info.root != 0 {
             self.free_subtree(info.root, 0)?;
@@ -1206,6 +1667,9 @@ impl<D: BlockDevice> Store<D> {
 
     /// Removes every entry of a tree (TRUNCATE).
     pub fn clear_tree(&mut self, tree: u32) -> Result<(), DbError> {
+        if self.hooks() {
+            self.escalate()?;
+        }
         let info = self.root(ReadAt::Txn, tree)?;
         if info.root != 0 {
             self.free_subtree(info.root, 0)?;
@@ -1277,6 +1741,9 @@ impl<D: BlockDevice> Store<D> {
         if val.len() > u32::MAX as usize / 2 {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "row is too big: {} bytes", val.len()));
         }
+        if self.hooks() {
+            self.note_write(tree, key)?;
+        }
         let info = self.root(ReadAt::Txn, tree)?;
         let v = if val.len() > MAX_INLINE { ValRef::Overflow { len: val.len() as u32, first: self.write_overflow(val)? } } else { ValRef::Inline(val) };
         let (root, replaced) = if info.root == 0 {
@@ -1291,6 +1758,9 @@ impl<D: BlockDevice> Store<D> {
                 if let ValRef::Overflow { len, first } = v {
                     self.free_val(&Val::Overflow { len, first })?;
                 }
+                // The descent copied the path (the old pages are freed at commit): the copy,
+                // unchanged, is the tree now.
+                self.txn()?.roots.insert(tree, TreeInfo { root: p, entries: info.entries });
                 return Ok(true);
             }
             let root = match split {
@@ -1403,6 +1873,9 @@ impl<D: BlockDevice> Store<D> {
 
     /// Deletes a key. Returns true if it was there.
     pub fn delete(&mut self, tree: u32, key: &[u8]) -> Result<bool, DbError> {
+        if self.hooks() {
+            self.note_write(tree, key)?;
+        }
         let info = self.root(ReadAt::Txn, tree)?;
         if self.find(info.root, key)?.is_none() {
             return Ok(false);
@@ -1497,6 +1970,16 @@ impl<D: BlockDevice> Store<D> {
 
     /// Reads every page reachable from the committed state and checks it (for tests and
     /// `kerndb check`): returns the number of pages checked.
+    #[cfg(test)]
+    pub fn verify_txn(&mut self) -> Result<u64, DbError> {
+        let roots: Vec<PageId> = self.txn.as_ref().map(|t| t.roots.values().map(|i| i.root).filter(|&r| r != 0).collect()).unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        for r in roots {
+            self.verify_rec(r, &mut seen, 0)?;
+        }
+        Ok(seen.len() as u64)
+    }
+
     pub fn verify_all(&mut self) -> Result<u64, DbError> {
         let roots: Vec<PageId> = self.roots.values().map(|i| i.root).filter(|&r| r != 0).collect();
         let mut seen = BTreeSet::new();
@@ -1510,7 +1993,7 @@ impl<D: BlockDevice> Store<D> {
         if depth > 64 || !seen.insert(p) {
             return Err(corrupt(p, "page reached twice"));
         }
-        if !self.committed.get(p) {
+        if !self.committed.get(p) && !self.txn.as_ref().is_some_and(|t| t.owned.contains(&p)) {
             return Err(corrupt(p, "reachable page not marked in use"));
         }
         let (kids, vals) = self.with_node(p, |n| match n {
