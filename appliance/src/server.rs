@@ -61,6 +61,9 @@ struct Conn {
     /// When the connection opened and when its client last sent anything (µs).
     opened_us: u64,
     last_input_us: u64,
+    /// The output may depend on commits up to this number (its own, or ones it read): it
+    /// leaves only once they are durable.
+    needs_seq: u64,
 }
 
 /// A bound statement: not run yet (`batch`), or run with rows left to send (`result`).
@@ -172,6 +175,14 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             }
         };
         log::info!("shutting down ({why:?}): closing {} connections", self.conns.len());
+        // What is queued may depend on commits of a background flush: make them durable
+        // first, or send nothing that might be wrong.
+        if let Err(e) = self.db.sync() {
+            log::error!("log flush failed: {}", e.message);
+            for c in self.conns.values_mut() {
+                c.session.output().clear();
+            }
+        }
         let deadline = clock.now_micros() + 1_000_000;
         let ids: Vec<T::Conn> = self.conns.keys().copied().collect();
         for id in &ids {
@@ -230,11 +241,14 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             busy = true;
             self.cancel(key);
         }
-        // Group commit: every commit of this pass shares one log flush, and no reply leaves
-        // before it (a reply may depend on a commit, its own or one it read).
-        if self.db.needs_sync() {
-            self.host.borrow_mut().counters.group_syncs += 1;
-            if let Err(e) = self.db.sync() {
+        // Group commit: the commits of this pass (and of the passes while the last flush ran)
+        // share one log flush, which runs in the background where the disk can. No reply
+        // leaves before the commits it may depend on are durable (`needs_seq`).
+        if self.db.needs_sync() || self.db.flush_in_flight() {
+            if self.db.needs_sync() && !self.db.flush_in_flight() {
+                self.host.borrow_mut().counters.group_syncs += 1;
+            }
+            if let Err(e) = self.db.sync_start() {
                 // The outcome of the waiting commits is unknown: close every connection
                 // rather than send an answer that may be wrong. The store now refuses writes.
                 log::error!("log flush failed, closing all connections: {}", e.message);
@@ -330,11 +344,23 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             log::debug!("connection {c:?} opened (pid {})", key.pid);
         }
         let state = SessionState::new(key.pid as u64);
-        self.conns.insert(c, Conn { session, state, batch: None, statements: BTreeMap::new(), portals: BTreeMap::new(), pending_execute: None, opened_us: now_us, last_input_us: now_us });
+        self.conns.insert(c, Conn { session, state, batch: None, statements: BTreeMap::new(), portals: BTreeMap::new(), pending_execute: None, opened_us: now_us, last_input_us: now_us, needs_seq: 0 });
     }
 
     /// Reads from one connection and runs what it asked for; (anything happened, it is gone).
     fn serve_input(&mut self, id: T::Conn, buf: &mut [u8], now_us: u64) -> (bool, bool) {
+        let before = self.conns.get_mut(&id).map_or(0, |c| c.session.output().len());
+        let r = self.serve_input_inner(id, buf, now_us);
+        let seq = self.db.seq();
+        if let Some(conn) = self.conns.get_mut(&id) {
+            if conn.session.output().len() > before {
+                conn.needs_seq = seq;
+            }
+        }
+        r
+    }
+
+    fn serve_input_inner(&mut self, id: T::Conn, buf: &mut [u8], now_us: u64) -> (bool, bool) {
         let Some(conn) = self.conns.get_mut(&id) else { return (false, false) };
         let mut busy = false;
         let mut gone = false;
@@ -421,8 +447,9 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
     fn serve_output(&mut self, id: T::Conn, mut gone: bool) -> bool {
         let Some(conn) = self.conns.get_mut(&id) else { return false };
         let mut busy = false;
+        let durable = conn.needs_seq <= self.db.durable_seq();
         let out = conn.session.output();
-        if !out.is_empty() && !gone {
+        if !out.is_empty() && !gone && durable {
             match self.transport.send(id, out) {
                 Ok(n) => {
                     busy |= n > 0;

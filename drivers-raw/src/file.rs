@@ -4,7 +4,9 @@
 //! as on bare metal. Filesystems that refuse O_DIRECT (tmpfs) get buffered I/O instead, with a
 //! warning; `flush` is fdatasync in both cases.
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -18,6 +20,19 @@ pub struct FileDisk {
     len: u64,
     direct: bool,
     bounce: AlignedBuf,
+    /// The background flush (fdatasync on a thread of its own), once asked for.
+    flusher: Option<Flusher>,
+}
+
+/// Writes log pages and runs fdatasync on a thread of its own, so that the serving loop goes
+/// on while the device works. Each completion writes a byte to a socket whose other end the
+/// loop's poll(2) watches ([`FileDisk::flush_waker`]).
+struct Flusher {
+    start: mpsc::Sender<(u64, AlignedBuf, usize)>,
+    done: mpsc::Receiver<(io::Result<()>, AlignedBuf)>,
+    /// The buffer for the next request (it travels to the thread and back).
+    spare: Option<AlignedBuf>,
+    running: bool,
 }
 
 /// A heap buffer aligned for O_DIRECT.
@@ -95,11 +110,35 @@ impl FileDisk {
             len = create_len;
         }
         len -= len % DIRECT_ALIGN as u64;
-        Ok(FileDisk { file, len, direct, bounce: AlignedBuf::new(64 * 1024) })
+        Ok(FileDisk { file, len, direct, bounce: AlignedBuf::new(64 * 1024), flusher: None })
     }
 
     pub fn is_direct(&self) -> bool {
         self.direct
+    }
+
+    /// Turns on background log writes and flushes ([`BlockDevice::write_flush_start`]) and
+    /// returns the socket that becomes readable whenever one completes (for the serving loop's
+    /// poll set; read it empty). Without this call, `write_flush_start` declines.
+    pub fn flush_waker(&mut self) -> io::Result<UnixStream> {
+        let (mut ping, wake) = UnixStream::pair()?;
+        ping.set_nonblocking(true)?;
+        wake.set_nonblocking(true)?;
+        let file = self.file.try_clone()?;
+        let (start, requests) = mpsc::channel::<(u64, AlignedBuf, usize)>();
+        let (report, done) = mpsc::channel();
+        std::thread::Builder::new().name(String::from("kerndb-flush")).spawn(move || {
+            for (offset, mut buf, len) in requests {
+                let r = file.write_all_at(&buf.as_mut_slice()[..len], offset).and_then(|()| file.sync_data());
+                if report.send((r, buf)).is_err() {
+                    break;
+                }
+                // A full socket already wakes the loop: a failed write loses nothing.
+                let _ = ping.write(&[1]);
+            }
+        })?;
+        self.flusher = Some(Flusher { start, done, spare: Some(AlignedBuf::new(64 * 1024)), running: false });
+        Ok(wake)
     }
 }
 
@@ -141,5 +180,74 @@ impl BlockDevice for FileDisk {
     }
     fn flush(&mut self) -> Result<(), IoError> {
         self.file.sync_data().map_err(io_err)
+    }
+    fn write_flush_start(&mut self, offset: u64, buf: &[u8]) -> Result<bool, IoError> {
+        self.check_range(offset, buf.len())?;
+        if self.direct && (offset % DIRECT_ALIGN as u64 != 0 || buf.len() % DIRECT_ALIGN != 0) {
+            return Err(IoError::Misaligned);
+        }
+        let Some(f) = &mut self.flusher else { return Ok(false) };
+        if f.running {
+            return Err(IoError::Device);
+        }
+        let mut b = match f.spare.take() {
+            Some(b) if b.len >= buf.len() => b,
+            _ => AlignedBuf::new(buf.len().next_multiple_of(DIRECT_ALIGN).max(64 * 1024)),
+        };
+        b.as_mut_slice()[..buf.len()].copy_from_slice(buf);
+        f.start.send((offset, b, buf.len())).map_err(|_| IoError::Device)?;
+        f.running = true;
+        Ok(true)
+    }
+    fn write_flush_done(&mut self, wait: bool) -> Option<Result<(), IoError>> {
+        let Some(f) = &mut self.flusher else { return Some(Ok(())) };
+        if !f.running {
+            return Some(Ok(()));
+        }
+        let got = if wait { f.done.recv().map_err(|_| mpsc::TryRecvError::Disconnected) } else { f.done.try_recv() };
+        let r = match got {
+            Ok((r, buf)) => {
+                f.spare = Some(buf);
+                r.map_err(io_err)
+            }
+            Err(mpsc::TryRecvError::Empty) => return None,
+            Err(mpsc::TryRecvError::Disconnected) => Err(IoError::Device),
+        };
+        f.running = false;
+        Some(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn background_writes_land_and_wake_the_loop() {
+        let path = std::env::temp_dir().join(format!("kerndb-filedisk-{}.img", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut d = FileDisk::open(&path, 1 << 20).unwrap();
+        assert!(!d.write_flush_start(0, &[0u8; 4096]).unwrap(), "declines until a waker is asked for");
+        let mut wake = d.flush_waker().unwrap();
+        let page: Vec<u8> = (0..4096).map(|i| (i % 251) as u8).collect();
+        assert!(d.write_flush_start(8192, &page).unwrap());
+        assert!(d.write_flush_start(0, &page).is_err(), "one at a time");
+        let mut got = None;
+        for _ in 0..2000 {
+            got = d.write_flush_done(false);
+            if got.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(matches!(got, Some(Ok(()))));
+        let mut b = [0u8; 8];
+        assert!(wake.read(&mut b).unwrap() >= 1, "the waker became readable");
+        let mut back = vec![0u8; 4096];
+        d.read(8192, &mut back).unwrap();
+        assert_eq!(back, page);
+        assert!(matches!(d.write_flush_done(false), Some(Ok(()))), "nothing running");
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -50,6 +50,20 @@ pub trait BlockDevice {
     /// Makes every completed write durable; the only ordering barrier.
     fn flush(&mut self) -> Result<(), IoError>;
 
+    /// Starts writing `buf` at `offset` and then flushing, in the background while the caller
+    /// goes on (a write-ahead log's group commit): `buf` and every write completed before the
+    /// call are durable once [`BlockDevice::write_flush_done`] reports it. At most one runs at a
+    /// time. `Ok(false)`: this device has no background flush; use `write` and `flush`.
+    fn write_flush_start(&mut self, _offset: u64, _buf: &[u8]) -> Result<bool, IoError> {
+        Ok(false)
+    }
+
+    /// The outcome of the background write and flush, once it has completed (`wait`: block
+    /// until it has); None while it runs.
+    fn write_flush_done(&mut self, _wait: bool) -> Option<Result<(), IoError>> {
+        Some(Ok(()))
+    }
+
     /// Checks a request against the device bounds and the sector size.
     fn check_range(&self, offset: u64, len: usize) -> Result<(), IoError> {
         if offset % SECTOR_SIZE as u64 != 0 || len % SECTOR_SIZE != 0 {
@@ -74,6 +88,12 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     }
     fn flush(&mut self) -> Result<(), IoError> {
         (**self).flush()
+    }
+    fn write_flush_start(&mut self, offset: u64, buf: &[u8]) -> Result<bool, IoError> {
+        (**self).write_flush_start(offset, buf)
+    }
+    fn write_flush_done(&mut self, wait: bool) -> Option<Result<(), IoError>> {
+        (**self).write_flush_done(wait)
     }
 }
 

@@ -171,12 +171,25 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     let opened = if a.buffered { FileDisk::open_buffered(&a.disk, a.create_size) } else { FileDisk::open(&a.disk, a.create_size) };
-    let disk = match opened {
+    let mut disk = match opened {
         Ok(d) => d,
         Err(e) => {
             eprintln!("kerndb: cannot open disk {}: {e}", a.disk.display());
             return std::process::ExitCode::from(1);
         }
+    };
+    // Log flushes run on a thread of their own while the loop serves (the TAP transport
+    // has no poll set to wake, so it flushes in line).
+    let waker = if a.tap.is_none() {
+        match disk.flush_waker() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log::warn!("no background flushes ({e}); every flush waits");
+                None
+            }
+        }
+    } else {
+        None
     };
     log::info!("disk {}: {} MiB, O_DIRECT {}", a.disk.display(), disk_len(&disk) >> 20, if disk.is_direct() { "on" } else { "off" });
     let mut limits = a.config.limits();
@@ -204,13 +217,16 @@ pub fn main() -> std::process::ExitCode {
         let where_ = format!("{addr}:{} on TAP device {name} (smoltcp)", a.config.port);
         return serve(db, transport, &a.config, &clock, &mut entropy, &where_);
     }
-    let transport = match sockets::SocketTransport::bind(&a.listen) {
+    let mut transport = match sockets::SocketTransport::bind(&a.listen) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("kerndb: cannot listen on {}: {e}", a.listen);
             return std::process::ExitCode::from(1);
         }
     };
+    if let Some(w) = waker {
+        transport.set_waker(w);
+    }
     let addr = transport.local_addr();
     serve(db, transport, &a.config, &clock, &mut entropy, &addr.to_string())
 }

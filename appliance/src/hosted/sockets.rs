@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 
 use crate::server::Transport;
 
@@ -23,13 +24,20 @@ pub struct SocketTransport {
     listener_ready: bool,
     /// When a busy server next tries `accept` without being told (µs).
     next_accept_us: u64,
+    /// Readable when the disk's background flush completes ([`SocketTransport::set_waker`]).
+    waker: Option<UnixStream>,
 }
 
 impl SocketTransport {
     pub fn bind(addr: &str) -> io::Result<SocketTransport> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
-        Ok(SocketTransport { listener, conns: BTreeMap::new(), accepted: VecDeque::new(), next: 1, listener_ready: true, next_accept_us: 0 })
+        Ok(SocketTransport { listener, conns: BTreeMap::new(), accepted: VecDeque::new(), next: 1, listener_ready: true, next_accept_us: 0, waker: None })
+    }
+
+    /// Also wakes from poll(2) when `waker` becomes readable (the disk's flush completed).
+    pub fn set_waker(&mut self, waker: UnixStream) {
+        self.waker = Some(waker);
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -111,11 +119,18 @@ impl Transport for SocketTransport {
         for s in self.conns.values() {
             fds.push(libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         }
+        if let Some(w) = &self.waker {
+            fds.push(libc::pollfd { fd: w.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
         let ms = max_us.div_ceil(1000).min(i32::MAX as u64) as i32;
         // SAFETY: fds is a live, correctly sized array of pollfd for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         if n != 0 && fds[0].revents != 0 {
             self.listener_ready = true;
+        }
+        if let Some(w) = &mut self.waker {
+            let mut sink = [0u8; 64];
+            while matches!(w.read(&mut sink), Ok(n) if n > 0) {}
         }
     }
 }

@@ -441,6 +441,28 @@ impl<D: BlockDevice> Database<D> {
         self.store.sync()
     }
 
+    /// Group commit without waiting where the disk can flush in the background (see
+    /// [`Store::sync_start`]): answers that depend on commits past [`Database::durable_seq`]
+    /// must wait.
+    pub fn sync_start(&mut self) -> Result<(), DbError> {
+        self.store.sync_start()
+    }
+
+    /// Commits up to this number are durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.store.durable_seq()
+    }
+
+    /// The last commit's number.
+    pub fn seq(&self) -> u64 {
+        self.store.seq()
+    }
+
+    /// Is a background log flush running?
+    pub fn flush_in_flight(&self) -> bool {
+        self.store.flush_in_flight()
+    }
+
     /// Parses the text of a Query message into a batch.
     pub fn batch(&self, sql: &str) -> Result<Batch, DbError> {
         if sql.len() > self.limits.max_statement_bytes {

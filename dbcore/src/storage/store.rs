@@ -170,7 +170,7 @@ struct Layout {
 
 impl Layout {
     fn for_device(pages: u64) -> Layout {
-        let wal_pages = (pages / 8).clamp(16, 4096);
+        let wal_pages = (pages / 8).clamp(16, 65536);
         let bitmap_pages = pages.div_ceil(PAYLOAD as u64 * 8);
         Layout { pages, wal_pages, bitmap_pages }
     }
@@ -321,6 +321,10 @@ pub struct Store<D: BlockDevice> {
     release_epoch: u64,
     /// Restoring or re-applying values: no log records, no locks.
     quiet: bool,
+    /// A background log flush is running: the commit number it makes durable.
+    flushing: Option<u64>,
+    /// Commits up to this number are durable.
+    durable_seq: u64,
     /// The pool's pages by id (a hash map: one probe per page a search visits).
     frames: hashbrown::HashMap<PageId, Frame>,
     lru: BTreeMap<u64, PageId>,
@@ -371,6 +375,8 @@ impl<D: BlockDevice> Store<D> {
             want_exclusive: None,
             release_epoch: 0,
             quiet: false,
+            flushing: None,
+            durable_seq: 0,
             frames: hashbrown::HashMap::new(),
             lru: BTreeMap::new(),
             tick: 0,
@@ -436,6 +442,7 @@ impl<D: BlockDevice> Store<D> {
         self.bitmap_copy = sb.bitmap_copy;
         self.wal_epoch = sb.wal_epoch;
         self.seq = sb.seq;
+        self.durable_seq = sb.seq;
         self.next_tree = sb.next_tree;
         // Bitmap.
         let start = self.layout.bitmap_start(sb.bitmap_copy);
@@ -1280,13 +1287,23 @@ impl<D: BlockDevice> Store<D> {
 
     /// Group commit: writes the buffered log records to fresh log pages and flushes once.
     pub fn sync(&mut self) -> Result<(), DbError> {
+        self.wait_flush()?;
         if self.wal_buf.is_empty() {
             return Ok(());
         }
         self.check_writable()?;
+        let Some((at, out)) = self.log_pages() else { return self.checkpoint() };
+        self.write_raw(at, &out)?;
+        self.flush_dev()?;
+        self.logged(self.seq)
+    }
+
+    /// The buffered log records as fresh log pages: their first page and bytes. None if they
+    /// do not fit in the log (then a checkpoint must make them durable).
+    fn log_pages(&mut self) -> Option<(PageId, Vec<u8>)> {
         let n = self.wal_buf.len().div_ceil(LOG_BYTES) as u64;
         if self.wal_next + n > self.layout.wal_pages {
-            return self.checkpoint();
+            return None;
         }
         let mut out = alloc::vec![0u8; n as usize * PAGE_SIZE];
         for (i, chunk) in self.wal_buf.chunks(LOG_BYTES).enumerate() {
@@ -1299,21 +1316,91 @@ impl<D: BlockDevice> Store<D> {
             page[HEADER + LOG_HEADER..HEADER + LOG_HEADER + chunk.len()].copy_from_slice(chunk);
             seal(id, page, Kind::Log, 0);
         }
-        self.write_raw(self.layout.wal_start() + self.wal_next, &out)?;
-        self.flush_dev()?;
-        self.stats.log_flushes += 1;
         self.stats.log_bytes += self.wal_buf.len() as u64;
+        let at = self.layout.wal_start() + self.wal_next;
         self.wal_next += n;
         self.wal_buf.clear();
+        Some((at, out))
+    }
+
+    /// The log pages up to commit `upto` are written and flushed.
+    fn logged(&mut self, upto: u64) -> Result<(), DbError> {
+        self.stats.log_flushes += 1;
+        self.durable_seq = self.durable_seq.max(upto);
         if self.wal_next * 2 > self.layout.wal_pages {
             self.checkpoint()?;
         }
         Ok(())
     }
 
+    /// Group commit without waiting: the buffered log records are written and flushed in the
+    /// background where the device can (else now). Commits up to [`Store::durable_seq`] are
+    /// durable; [`Store::sync_poll`] moves it when the background work ends. Commits made
+    /// meanwhile go in the next one.
+    pub fn sync_start(&mut self) -> Result<(), DbError> {
+        self.sync_poll()?;
+        if self.flushing.is_some() || self.wal_buf.is_empty() {
+            return Ok(());
+        }
+        self.check_writable()?;
+        let upto = self.seq;
+        let Some((at, out)) = self.log_pages() else { return self.checkpoint() };
+        match self.dev.write_flush_start(at * PAGE_SIZE as u64, &out) {
+            Ok(true) => {
+                self.stats.page_writes += (out.len() / PAGE_SIZE) as u64;
+                self.stats.write_requests += 1;
+                self.flushing = Some(upto);
+                Ok(())
+            }
+            Ok(false) => {
+                self.write_raw(at, &out)?;
+                self.flush_dev()?;
+                self.logged(upto)
+            }
+            Err(e) => Err(self.poison(err!(IO_ERROR, "could not write the log: {e}"))),
+        }
+    }
+
+    /// Takes note of background log work that has completed.
+    pub fn sync_poll(&mut self) -> Result<(), DbError> {
+        self.flush_result(false)
+    }
+
+    /// Waits for background log work: a checkpoint, or a flush in line, must not overtake it.
+    fn wait_flush(&mut self) -> Result<(), DbError> {
+        self.flush_result(true)
+    }
+
+    fn flush_result(&mut self, wait: bool) -> Result<(), DbError> {
+        let Some(upto) = self.flushing else { return Ok(()) };
+        match self.dev.write_flush_done(wait) {
+            None => Ok(()),
+            Some(Ok(())) => {
+                self.flushing = None;
+                self.logged(upto)
+            }
+            Some(Err(e)) => {
+                self.flushing = None;
+                Err(self.poison(err!(IO_ERROR, "could not write the log: {e}")))
+            }
+        }
+    }
+
+    /// Commits up to this number are durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq
+    }
+
+    /// Is a background flush running?
+    pub fn flush_in_flight(&self) -> bool {
+        self.flushing.is_some()
+    }
+
     /// Writes the committed state in place and starts a new log (docs/storage-format.md).
     pub fn checkpoint(&mut self) -> Result<(), DbError> {
         self.check_writable()?;
+        // Background log work must land before the log starts again at its first page.
+        self.wait_flush()?;
         // 1. The directory, as a new chain.
         let entries: Vec<(u32, TreeInfo)> = self.roots.iter().map(|(&k, &v)| (k, v)).collect();
         let per = (PAYLOAD - 2) / DIR_ENTRY;
@@ -1393,6 +1480,7 @@ impl<D: BlockDevice> Store<D> {
         self.wal_next = 0;
         self.wal_buf.clear();
         self.durable = self.committed.clone();
+        self.durable_seq = self.seq;
         self.stats.checkpoints += 1;
         self.reclaim();
         Ok(())

@@ -568,3 +568,85 @@ proptest! {
         s.verify_all().unwrap();
     }
 }
+
+/// A memory disk whose background log write lands only when the test releases it.
+struct SlowLog {
+    disk: MemDisk,
+    pending: Option<(u64, Vec<u8>)>,
+    release: bool,
+}
+
+impl BlockDevice for SlowLog {
+    fn len(&self) -> u64 {
+        self.disk.len()
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), platform::IoError> {
+        self.disk.read(offset, buf)
+    }
+    fn write(&mut self, offset: u64, buf: &[u8]) -> Result<(), platform::IoError> {
+        self.disk.write(offset, buf)
+    }
+    fn flush(&mut self) -> Result<(), platform::IoError> {
+        Ok(())
+    }
+    fn write_flush_start(&mut self, offset: u64, buf: &[u8]) -> Result<bool, platform::IoError> {
+        assert!(self.pending.is_none(), "one background write at a time");
+        self.pending = Some((offset, buf.to_vec()));
+        Ok(true)
+    }
+    fn write_flush_done(&mut self, wait: bool) -> Option<Result<(), platform::IoError>> {
+        if !(wait || self.release) {
+            return self.pending.is_none().then_some(Ok(()));
+        }
+        if let Some((at, b)) = self.pending.take() {
+            self.disk.write(at, &b).unwrap();
+        }
+        Some(Ok(()))
+    }
+}
+
+#[test]
+fn background_log_flushes_move_the_durable_commit_when_they_land() {
+    let dev = SlowLog { disk: MemDisk::new(2 << 20), pending: None, release: false };
+    let mut s = Store::open(dev, small_pool()).unwrap();
+    s.begin(1).unwrap();
+    let t = s.create_tree().unwrap();
+    s.commit().unwrap();
+    s.sync().unwrap();
+    let base = s.seq();
+    assert_eq!(s.durable_seq(), base);
+    let commit = |s: &mut Store<SlowLog>, k: u64| {
+        s.begin(1).unwrap();
+        s.put(t, &key(k), b"v").unwrap();
+        s.commit().unwrap()
+    };
+    let first = commit(&mut s, 1);
+    s.sync_start().unwrap();
+    assert!(s.flush_in_flight());
+    assert_eq!(s.durable_seq(), base, "not durable until the write lands");
+    let second = commit(&mut s, 2);
+    s.sync_start().unwrap();
+    assert_eq!(s.durable_seq(), base, "one background write at a time");
+    // A power cut now: neither commit's records are on the disk.
+    let lost = s.device_mut().disk.bytes().to_vec();
+    s.device_mut().release = true;
+    s.sync_poll().unwrap();
+    assert_eq!(s.durable_seq(), first);
+    assert!(s.needs_sync(), "the second commit waits for the next write");
+    s.sync_start().unwrap();
+    s.sync_poll().unwrap();
+    assert_eq!(s.durable_seq(), second);
+    // sync and checkpoint wait for background work rather than overtake it.
+    s.device_mut().release = false;
+    commit(&mut s, 3);
+    s.sync_start().unwrap();
+    s.checkpoint().unwrap();
+    assert_eq!(s.durable_seq(), s.seq());
+    assert!(!s.flush_in_flight());
+    let mut r = Store::open(s.into_device().disk, small_pool()).unwrap();
+    assert_eq!(dump(&mut r, t).len(), 3);
+    let mut cut = MemDisk::new(2 << 20);
+    cut.bytes_mut().copy_from_slice(&lost);
+    let mut r = Store::open(cut, small_pool()).unwrap();
+    assert!(dump(&mut r, t).is_empty(), "commits whose log write never landed are not there");
+}
