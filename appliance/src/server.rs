@@ -61,8 +61,8 @@ struct Conn {
     /// When the connection opened and when its client last sent anything (µs).
     opened_us: u64,
     last_input_us: u64,
-    /// The output may depend on commits up to this number (its own, or ones it read): it
-    /// leaves only once they are durable.
+    /// The output may depend on commits up to this number (its own, or ones whose writes it
+    /// read; see `SessionState::needs_seq`): it leaves only once they are durable.
     needs_seq: u64,
 }
 
@@ -349,13 +349,9 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
 
     /// Reads from one connection and runs what it asked for; (anything happened, it is gone).
     fn serve_input(&mut self, id: T::Conn, buf: &mut [u8], now_us: u64) -> (bool, bool) {
-        let before = self.conns.get_mut(&id).map_or(0, |c| c.session.output().len());
         let r = self.serve_input_inner(id, buf, now_us);
-        let seq = self.db.seq();
         if let Some(conn) = self.conns.get_mut(&id) {
-            if conn.session.output().len() > before {
-                conn.needs_seq = seq;
-            }
+            conn.needs_seq = conn.needs_seq.max(conn.state.needs_seq());
         }
         r
     }

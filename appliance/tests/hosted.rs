@@ -94,15 +94,17 @@ fn transactions_block_writers_and_report_status() {
     let status = |msgs: &[Msg]| msgs.last().map(|m| m.body[0]).unwrap();
     assert_eq!(status(&a.query("begin")), b'T');
     assert_eq!(status(&a.query("insert into t values (1)")), b'T');
-    // b's write waits for a's transaction; b still reads the committed state.
+    // b's write that must run alone (a DELETE that scans) waits for a's transaction; b still
+    // reads the committed state. (Writes of rows by key would run beside a's.)
     assert!(b.rows("select x from t").is_empty());
-    b.send_msg(b'Q', b"insert into t values (2)\0");
+    b.send_msg(b'Q', b"delete from t where x = 0\0");
     b.s.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
     let mut buf = [0u8; 1];
     assert!(std::io::Read::read(&mut b.s, &mut buf).is_err(), "b must wait while a writes");
     b.s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     assert_eq!(status(&a.query("commit")), b'I');
     assert_eq!(status(&b.until_ready()), b'I');
+    assert_eq!(b.rows("insert into t values (2)").len(), 0);
     // An error in a block: E until ROLLBACK.
     assert_eq!(status(&a.query("begin; select nope from t")), b'E');
     let m = a.query("select 1");
@@ -230,9 +232,9 @@ fn cancel_request_stops_a_waiting_statement() {
     let mut a = Raw::login(s.port);
     let mut b = Raw::login(s.port);
     a.rows("create table c (x int)");
-    // A holds the write transaction; B's insert waits for it.
+    // A holds a write transaction; B's DELETE, which scans and so must run alone, waits for it.
     assert!(a.query("begin; insert into c values (1)").iter().any(|m| m.ty == b'Z' && m.body == b"T"));
-    let mut q = b"insert into c values (2)".to_vec();
+    let mut q = b"delete from c where x = 2".to_vec();
     q.push(0);
     b.send_msg(b'Q', &q);
     std::thread::sleep(std::time::Duration::from_millis(200));

@@ -131,6 +131,9 @@ pub struct SessionState {
     /// The statement waits (for a lock, or for the write transaction) since this release
     /// epoch of the store: it is worth trying again only once the epoch moved.
     blocked: Option<(u64, Rc<Statement>)>,
+    /// The latest commit that this session's answers so far may depend on (its own commits,
+    /// the snapshots it read, the rows it locked): they may leave only once it is durable.
+    needs: u64,
 }
 
 /// A statement under way across steps.
@@ -200,7 +203,13 @@ struct Cursor {
 
 impl SessionState {
     pub fn new(id: u64) -> SessionState {
-        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new(), copy: None, cursor: None, stmt: None, blocked: None }
+        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new(), copy: None, cursor: None, stmt: None, blocked: None, needs: 0 }
+    }
+
+    /// The latest commit this session's answers so far may depend on: an answer must not
+    /// leave before [`Database::durable_seq`] reaches it.
+    pub fn needs_seq(&self) -> u64 {
+        self.needs
     }
 
     /// Is the session's next statement waiting for a lock or for the write transaction?
@@ -574,10 +583,12 @@ impl<D: BlockDevice> Database<D> {
     fn end_txn(&mut self, s: &mut SessionState, commit: bool) -> Result<(), DbError> {
         let mut r = Ok(());
         if self.store.is_writer(s.id) {
+            s.needs = s.needs.max(self.store.depends_of(s.id));
             // Only a transaction that runs alone has DDL (`txn_cat`).
             if commit {
                 match self.store.commit_as(s.id) {
                     Ok(seq) => {
+                        s.needs = s.needs.max(seq);
                         if let Some(c) = self.txn_cat.take() {
                             self.cat_cache = Some((seq, c));
                         }
@@ -736,6 +747,9 @@ impl<D: BlockDevice> Database<D> {
                 } else {
                     Some(self.store.snapshot())
                 };
+                if let Some(sn) = &snap {
+                    s.needs = s.needs.max(sn.seq());
+                }
                 match self.start_query(q, snap, &b.params, b.plan.as_ref()) {
                     Ok(c) => return self.resume(s, b, c),
                     Err(e) => Err(e),
@@ -749,11 +763,13 @@ impl<D: BlockDevice> Database<D> {
                         s.snapshot = Some(self.store.snapshot());
                     }
                     let snap = s.snapshot.take().expect("just set");
+                    s.needs = s.needs.max(snap.seq());
                     let r = self.statement(s, ReadAt::Snapshot(&snap), &stmt, &b.params);
                     s.snapshot = Some(snap);
                     r
                 } else {
                     let snap = self.store.snapshot();
+                    s.needs = s.needs.max(snap.seq());
                     let r = self.statement(s, ReadAt::Snapshot(&snap), &stmt, &b.params);
                     self.store.release(snap);
                     r
@@ -918,6 +934,9 @@ impl<D: BlockDevice> Database<D> {
             }
         }
         s.stmt = None;
+        if self.store.is_writer(s.id) {
+            s.needs = s.needs.max(self.store.depends_of(s.id));
+        }
         if r.is_err() {
             if s.in_block {
                 s.failed = true;

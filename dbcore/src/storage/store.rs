@@ -232,11 +232,14 @@ struct Owner {
     /// Keys this owner has locked: true when exclusively.
     held: hashbrown::HashMap<LockKey, bool>,
     stmt: StmtUndo,
+    /// The latest commit, not known durable when locked, that wrote a key this owner locked:
+    /// what it read may depend on that commit.
+    depends: u64,
 }
 
 impl Owner {
     fn new(id: u64) -> Owner {
-        Owner { id, log: Vec::new(), unlogged: false, written: Default::default(), held: Default::default(), stmt: StmtUndo::default() }
+        Owner { id, log: Vec::new(), unlogged: false, written: Default::default(), held: Default::default(), stmt: StmtUndo::default(), depends: 0 }
     }
 }
 
@@ -325,6 +328,11 @@ pub struct Store<D: BlockDevice> {
     flushing: Option<u64>,
     /// Commits up to this number are durable.
     durable_seq: u64,
+    /// Keys written by keyed commits not yet known durable, with the commit's number: who
+    /// locks one may read what that commit wrote ([`Store::depends_of`]).
+    recent: hashbrown::HashMap<LockKey, u64>,
+    /// The last commit of a transaction that ran alone: a keyed one may have read its writes.
+    last_alone_seq: u64,
     /// The pool's pages by id (a hash map: one probe per page a search visits).
     frames: hashbrown::HashMap<PageId, Frame>,
     lru: BTreeMap<u64, PageId>,
@@ -377,6 +385,8 @@ impl<D: BlockDevice> Store<D> {
             quiet: false,
             flushing: None,
             durable_seq: 0,
+            recent: Default::default(),
+            last_alone_seq: 0,
             frames: hashbrown::HashMap::new(),
             lru: BTreeMap::new(),
             tick: 0,
@@ -989,6 +999,9 @@ impl<D: BlockDevice> Store<D> {
         } else {
             l.shared.push(me);
         }
+        if let Some(&c) = self.recent.get(&k) {
+            o.depends = o.depends.max(c);
+        }
         o.held.insert(k.clone(), excl);
         o.stmt.locks.push((k, prev));
         Ok(())
@@ -1222,6 +1235,15 @@ impl<D: BlockDevice> Store<D> {
     fn commit_txn(&mut self, t: Txn, o: Owner) -> Result<u64, DbError> {
         self.seq += 1;
         let seq = self.seq;
+        if !self.replaying {
+            if t.exclusive {
+                self.last_alone_seq = seq;
+            } else {
+                for k in o.written {
+                    self.recent.insert(k, seq);
+                }
+            }
+        }
         for &p in &t.owned {
             self.committed.set(p);
         }
@@ -1327,6 +1349,8 @@ impl<D: BlockDevice> Store<D> {
     fn logged(&mut self, upto: u64) -> Result<(), DbError> {
         self.stats.log_flushes += 1;
         self.durable_seq = self.durable_seq.max(upto);
+        let durable = self.durable_seq;
+        self.recent.retain(|_, c| *c > durable);
         if self.wal_next * 2 > self.layout.wal_pages {
             self.checkpoint()?;
         }
@@ -1389,6 +1413,19 @@ impl<D: BlockDevice> Store<D> {
     /// Commits up to this number are durable.
     pub fn durable_seq(&self) -> u64 {
         self.durable_seq
+    }
+
+    /// The latest commit that what `owner`'s transaction has read so far may depend on: a
+    /// keyed one read only keys it locked ([`Owner::depends`]), one that runs alone may have
+    /// read anything committed. An answer built from those reads must not leave before this
+    /// commit is durable.
+    pub fn depends_of(&self, owner: u64) -> u64 {
+        let Some(t) = &self.txn else { return 0 };
+        let Some(o) = t.owners.iter().find(|o| o.id == owner) else { return 0 };
+        if t.exclusive {
+            return self.seq;
+        }
+        o.depends.max(self.last_alone_seq)
     }
 
     /// Is a background flush running?
@@ -1481,6 +1518,7 @@ impl<D: BlockDevice> Store<D> {
         self.wal_buf.clear();
         self.durable = self.committed.clone();
         self.durable_seq = self.seq;
+        self.recent.clear();
         self.stats.checkpoints += 1;
         self.reclaim();
         Ok(())
