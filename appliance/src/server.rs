@@ -235,6 +235,10 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             busy |= b;
             if g {
                 gone.push(id);
+            } else {
+                // An answer that depends on nothing not yet durable leaves now, not after the
+                // other connections' statements of this pass.
+                busy |= self.serve_output(id, false);
             }
         }
         for key in core::mem::take(&mut self.cancels) {
