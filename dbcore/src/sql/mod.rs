@@ -803,6 +803,14 @@ impl<D: BlockDevice> Database<D> {
                         if !planner.shutdown.get() && !planner.computed_rows.get() && planner.param_types.borrow().len() == params.len() {
                             let node = Rc::new(p.node);
                             let columns: Vec<ColumnInfo> = p.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect();
+                            // The client was told the result's columns when it prepared the
+                            // statement: after DDL they must stay the same (as in PostgreSQL).
+                            if let Some(old) = slot.borrow().as_ref() {
+                                let same = old.columns.len() == columns.len() && old.columns.iter().zip(&columns).all(|(a, b)| a.ty == b.ty);
+                                if !same {
+                                    return Err(err!(FEATURE_NOT_SUPPORTED, "cached plan must not change result type"));
+                                }
+                            }
                             *slot.borrow_mut() = Some(KeptPlan { cat: cat.clone(), node: node.clone(), columns: columns.clone() });
                             return Ok((node, columns, values()));
                         }

@@ -268,6 +268,15 @@ fn prepared_queries_keep_their_plan() {
     one(&mut d, "insert into t values (4, 'x', 2)").unwrap();
     let c2 = texts(&run_prepared(&mut d, &mut s, &stats, alloc::vec![]).unwrap());
     assert_ne!(c1, c2, "a kept plan would show the old count");
+    // A result whose columns change under a prepared statement (its client was told the old
+    // ones) is refused, as PostgreSQL does; the same columns plan again and answer.
+    let star = d.prepare(1, "select * from t where k = $1", &[]).unwrap();
+    assert_eq!(texts(&run_prepared(&mut d, &mut s, &star, alloc::vec![Value::Int(3)]).unwrap()), "3,new,1.00");
+    one(&mut d, "alter table t add column w int").unwrap();
+    let e = run_prepared(&mut d, &mut s, &star, alloc::vec![Value::Int(3)]).unwrap_err();
+    assert_eq!((e.code.0, e.message.as_str()), ("0A000", "cached plan must not change result type"));
+    one(&mut d, "create index t_n on t (n)").unwrap();
+    assert_eq!(texts(&run_prepared(&mut d, &mut s, &sel, alloc::vec![Value::Int(3)]).unwrap()), "new,1.00");
 }
 
 /// A prepared INSERT ... VALUES compiles its values once; each execution reads its `$n`, and
