@@ -308,7 +308,10 @@ pub struct Store<D: BlockDevice> {
     /// Pages of the durable checkpoint.
     durable: Bits,
     /// Pages freed by commit `seq`, waiting for snapshots and the next checkpoint.
-    pending: Vec<(u64, PageId)>,
+    pending: alloc::collections::VecDeque<(u64, PageId)>,
+    /// Pending pages no snapshot sees any more that the durable checkpoint still uses: free
+    /// after the next checkpoint.
+    held: Vec<PageId>,
     alloc_cursor: u64,
     /// Open snapshots: commit number -> how many.
     snapshots: BTreeMap<u64, usize>,
@@ -374,7 +377,8 @@ impl<D: BlockDevice> Store<D> {
             used: Bits::new(pages),
             committed: Bits::new(pages),
             durable: Bits::new(pages),
-            pending: Vec::new(),
+            pending: Default::default(),
+            held: Vec::new(),
             alloc_cursor: 0,
             snapshots: BTreeMap::new(),
             txn: None,
@@ -811,19 +815,23 @@ impl<D: BlockDevice> Store<D> {
         }
     }
 
-    /// Frees pending pages that no snapshot and no durable checkpoint can see any more.
+    /// Frees pending pages that no snapshot and no durable checkpoint can see any more. They
+    /// are queued in commit order, so this stops at the first one a snapshot may still see
+    /// (it runs at every commit and every snapshot release).
     fn reclaim(&mut self) {
         let oldest = self.snapshots.keys().next().copied().unwrap_or(u64::MAX);
-        let mut keep = Vec::new();
-        for (s, p) in core::mem::take(&mut self.pending) {
-            if s <= oldest && !self.durable.get(p) {
+        while let Some(&(s, p)) = self.pending.front() {
+            if s > oldest {
+                break;
+            }
+            self.pending.pop_front();
+            if self.durable.get(p) {
+                self.held.push(p);
+            } else {
                 self.used.clear(p);
                 self.drop_frame(p);
-            } else {
-                keep.push((s, p));
             }
         }
-        self.pending = keep;
     }
 
     // ---- transactions ----
@@ -1249,7 +1257,7 @@ impl<D: BlockDevice> Store<D> {
         }
         for &p in &t.freed {
             self.committed.clear(p);
-            self.pending.push((seq, p));
+            self.pending.push_back((seq, p));
         }
         self.roots = t.roots;
         self.next_tree = t.next_tree;
@@ -1455,7 +1463,7 @@ impl<D: BlockDevice> Store<D> {
         }
         for p in core::mem::replace(&mut self.dir_pages, chain.clone()) {
             self.committed.clear(p);
-            self.pending.push((self.seq, p));
+            self.pending.push_back((self.seq, p));
         }
         for (i, part) in entries.chunks(per.max(1)).chain(core::iter::once(&[][..])).take(npages).enumerate() {
             let mut buf = new_page();
@@ -1517,6 +1525,11 @@ impl<D: BlockDevice> Store<D> {
         self.wal_next = 0;
         self.wal_buf.clear();
         self.durable = self.committed.clone();
+        // Held pages are in no committed state, so no longer in the durable one.
+        for p in core::mem::take(&mut self.held) {
+            self.used.clear(p);
+            self.drop_frame(p);
+        }
         self.durable_seq = self.seq;
         self.recent.clear();
         self.stats.checkpoints += 1;
