@@ -116,6 +116,21 @@ fn transactions_block_writers_and_report_status() {
     drop(c);
     assert_eq!(a.rows("insert into t values (3)").len(), 0);
     assert_eq!(a.rows("select x from t"), vec![vec![Some("1".into())], vec![Some("2".into())], vec![Some("3".into())]]);
+    // Writes of different keys run side by side; a write of the same key waits, then sees
+    // the first transaction's commit.
+    a.rows("create table k (id int primary key, v text)");
+    assert_eq!(status(&a.query("begin; insert into k values (1, 'a')")), b'T');
+    assert_eq!(status(&b.query("begin; insert into k values (2, 'b')")), b'T', "another key does not wait");
+    let mut c = Raw::login(s.port);
+    c.send_msg(b'Q', b"insert into k values (1, 'c')\0");
+    c.s.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    assert!(std::io::Read::read(&mut c.s, &mut buf).is_err(), "the same key waits");
+    c.s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    assert_eq!(status(&b.query("commit")), b'I');
+    assert_eq!(status(&a.query("commit")), b'I');
+    let m = c.until_ready();
+    assert_eq!(m.iter().find_map(|m| m.sqlstate()).as_deref(), Some("23505"), "{m:?}");
+    assert_eq!(a.rows("select id, v from k order by id"), vec![vec![Some("1".into()), Some("a".into())], vec![Some("2".into()), Some("b".into())]]);
 }
 
 #[test]
