@@ -966,7 +966,8 @@ impl<D: BlockDevice> Store<D> {
         self.act_as(owner);
         if let Some(t) = &mut self.txn {
             let o = &mut t.owners[t.cur];
-            if o.id == owner {
+            // A transaction that runs alone never waits for a lock: nothing to undo.
+            if o.id == owner && !t.exclusive {
                 o.stmt = StmtUndo { log_len: o.log.len(), reads_exclusive, ..Default::default() };
             }
         }
