@@ -27,6 +27,9 @@ const WRITE_RUN: usize = 32;
 /// Pages a scan reads in one request when the next children of its range lie one after the
 /// other on the disk and are not in the pool (a bulk-loaded table's leaves do).
 const READ_AHEAD: usize = 8;
+/// The most log bytes one transaction buffers: past it (a bulk load) the transaction commits
+/// by checkpoint instead, without growing a buffer it would throw away.
+const MAX_TXN_LOG: usize = 4 << 20;
 /// Owner of the transactions that recovery replays.
 const RECOVERY: u64 = u64::MAX - 1;
 
@@ -1173,7 +1176,7 @@ impl<D: BlockDevice> Store<D> {
         if self.replaying || self.quiet {
             return;
         }
-        let cap = self.layout.wal_pages as usize * LOG_BYTES / 4;
+        let cap = (self.layout.wal_pages as usize * LOG_BYTES / 4).min(MAX_TXN_LOG);
         let Some(t) = &mut self.txn else { return };
         let o = &mut t.owners[t.cur];
         if o.unlogged {
