@@ -1030,6 +1030,32 @@ fn a_transaction_that_must_run_alone_waits_for_keyed_ones() {
     assert_eq!(flat(&mut d, "select id, bal from acc where bal > 0 order by id"), "1,2 2,200 3,2 9,14");
 }
 
+#[test]
+fn a_transaction_past_the_lock_limit_waits_to_run_alone_and_loses_nothing() {
+    let mut d = accounts(10);
+    let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
+    run(&mut d, &mut b, "begin").unwrap();
+    run(&mut d, &mut b, "update acc set bal = 5 where id = 1").unwrap();
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "update acc set bal = 7 where id = 2").unwrap();
+    // 5,000 new keys pass the lock limit while b is open: the statement is undone and waits.
+    let mut big = d.batch("insert into acc select g, g from generate_series(100, 5099) g").unwrap();
+    assert!(try_step(&mut d, &mut a, &mut big).is_none());
+    assert!(try_step(&mut d, &mut a, &mut big).is_none(), "still waiting");
+    // b's own scan would now have to run alone too, while a waits for b: a deadlock.
+    let mut scan = d.batch("select count(*) from acc where id >= 100").unwrap();
+    assert_eq!(try_step(&mut d, &mut b, &mut scan).unwrap().unwrap_err().code.0, "40P01");
+    run(&mut d, &mut b, "rollback").unwrap();
+    let mut later = d.batch("update acc set bal = 5 where id = 1").unwrap();
+    assert!(try_step(&mut d, &mut b, &mut later).is_none(), "no new transaction starts while a waits to run alone");
+    assert_eq!(try_step(&mut d, &mut a, &mut big).unwrap().unwrap().tag, "INSERT 0 5000");
+    assert_eq!(bal(&mut d, &mut a, 2), Value::Int(7), "a's earlier work is kept");
+    assert!(try_step(&mut d, &mut b, &mut later).is_none(), "a runs alone until it ends");
+    run(&mut d, &mut a, "commit").unwrap();
+    assert_eq!(try_step(&mut d, &mut b, &mut later).unwrap().unwrap().tag, "UPDATE 1");
+    assert_eq!(flat(&mut d, "select count(*), sum(bal) from acc"), format!("5010,{}", 5 + 7 + (100..5100).sum::<i64>()));
+}
+
 /// A small deterministic generator for the schedules below.
 struct Rng(u64);
 impl Rng {
