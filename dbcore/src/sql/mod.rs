@@ -1494,10 +1494,10 @@ impl<D: BlockDevice> Database<D> {
                     return Err(err!(NOT_NULL_VIOLATION, "column \"{}\" of relation \"{}\" contains null values", col.name, t.name));
                 }
                 let key = row_key(&pk, &row)?;
-                if self.store.get(ReadAt::Txn, new_tree, &key)?.is_some() {
+                // One descent finds a duplicate and inserts.
+                if !self.store.insert_new(new_tree, &key, &v)? {
                     return Err(err!(UNIQUE_VIOLATION, "could not create unique index \"{iname}\": key is duplicated"));
                 }
-                self.store.put(new_tree, &key, &v)?;
                 for i in &others {
                     self.store.put(i.tree, &Self::index_key(i, &row, &key), &[])?;
                 }
