@@ -20,6 +20,10 @@ pub struct FileDisk {
     len: u64,
     direct: bool,
     bounce: AlignedBuf,
+    /// Buffered I/O reads pages from a shared read-only map of the file: a page the Linux page
+    /// cache holds costs a copy, not a system call. Writes still go through `pwrite`, which
+    /// the map sees at once (one page cache).
+    map: Option<memmap2::Mmap>,
     /// The background flush (fdatasync on a thread of its own), once asked for.
     flusher: Option<Flusher>,
 }
@@ -110,7 +114,16 @@ impl FileDisk {
             len = create_len;
         }
         len -= len % DIRECT_ALIGN as u64;
-        Ok(FileDisk { file, len, direct, bounce: AlignedBuf::new(64 * 1024), flusher: None })
+        let map = if direct || usize::try_from(len).is_err() {
+            None
+        } else {
+            // SAFETY: the map is read-only and lives no longer than `file`. Its bytes change
+            // only through this FileDisk's own writes (coherent on Linux); a file shrunk under a
+            // running server by another program would fault on access, as it would corrupt
+            // the database anyway. `len` does not pass the file's length at open.
+            unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }.ok()
+        };
+        Ok(FileDisk { file, len, direct, bounce: AlignedBuf::new(64 * 1024), map, flusher: None })
     }
 
     pub fn is_direct(&self) -> bool {
@@ -153,6 +166,11 @@ impl BlockDevice for FileDisk {
     }
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
         self.check_range(offset, buf.len())?;
+        if let Some(m) = &self.map {
+            let at = offset as usize;
+            buf.copy_from_slice(m.get(at..at + buf.len()).ok_or(IoError::OutOfRange)?);
+            return Ok(());
+        }
         let mut done = 0;
         while done < buf.len() {
             let n = (buf.len() - done).min(self.bounce.len);
@@ -222,6 +240,30 @@ impl BlockDevice for FileDisk {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn buffered_reads_through_the_map_see_every_write() {
+        let path = std::env::temp_dir().join(format!("kerndb-filedisk-map-{}.img", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut d = FileDisk::open_buffered(&path, 1 << 20).unwrap();
+        assert!(d.map.is_some(), "buffered I/O reads through a map");
+        let mut back = vec![0u8; 8192];
+        d.read(4096, &mut back).unwrap();
+        assert!(back.iter().all(|&b| b == 0));
+        for round in 0..3u8 {
+            let page: Vec<u8> = (0..8192).map(|i| (i % 251) as u8 ^ round).collect();
+            d.write(4096, &page).unwrap();
+            d.read(4096, &mut back).unwrap();
+            assert_eq!(back, page, "round {round}: a read after a write sees it");
+        }
+        assert_eq!(d.read((1 << 20) - 4096, &mut back), Err(IoError::OutOfRange));
+        drop(d);
+        // What the map showed is what the file holds.
+        let mut d = FileDisk::open(&path, 1 << 20).unwrap();
+        d.read(4096, &mut back).unwrap();
+        assert_eq!(back[1], 1 ^ 2);
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn background_writes_land_and_wake_the_loop() {
