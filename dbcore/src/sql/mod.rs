@@ -131,6 +131,9 @@ pub struct SessionState {
     /// The statement waits (for a lock, or for the write transaction) since this release
     /// epoch of the store: it is worth trying again only once the epoch moved.
     blocked: Option<(u64, Rc<Statement>)>,
+    /// When (`Database::clock_us`) the statement under way first had to wait: `lock_timeout`
+    /// counts from here.
+    wait_since: Option<i64>,
     /// The latest commit that this session's answers so far may depend on (its own commits,
     /// the snapshots it read, the rows it locked): they may leave only once it is durable.
     needs: u64,
@@ -203,7 +206,7 @@ struct Cursor {
 
 impl SessionState {
     pub fn new(id: u64) -> SessionState {
-        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new(), copy: None, cursor: None, stmt: None, blocked: None, needs: 0 }
+        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new(), copy: None, cursor: None, stmt: None, blocked: None, wait_since: None, needs: 0 }
     }
 
     /// The latest commit this session's answers so far may depend on: an answer must not
@@ -633,6 +636,7 @@ impl<D: BlockDevice> Database<D> {
         self.waits.insert(s.id, on);
         b.stmts.push_front(stmt.clone());
         s.blocked = Some((self.store.release_epoch(), stmt));
+        s.wait_since.get_or_insert(self.clock_us);
         Step::Blocked
     }
 
@@ -656,6 +660,15 @@ impl<D: BlockDevice> Database<D> {
     /// Runs the next statement of `b` for session `s`. Outside BEGIN ... COMMIT each statement
     /// commits by itself. An error ends the batch (and, inside a block, fails the block).
     pub fn step(&mut self, s: &mut SessionState, b: &mut Batch) -> Step {
+        if let (Some(since), Some((_, st))) = (s.wait_since, &s.blocked) {
+            let limit = lock_timeout_us(s);
+            if limit > 0 && self.clock_us.saturating_sub(since) >= limit && b.stmts.front().is_some_and(|f| Rc::ptr_eq(f, st)) {
+                b.stmts.pop_front();
+                self.stop_waiting(s);
+                s.stmt = None;
+                return self.finish(s, b, Err(err!(LOCK_NOT_AVAILABLE, "canceling statement due to lock timeout")));
+            }
+        }
         if let Some((epoch, st)) = &s.blocked {
             if b.stmts.front().is_some_and(|f| Rc::ptr_eq(f, st)) && *epoch == self.store.release_epoch() {
                 return Step::Blocked;
@@ -917,6 +930,7 @@ impl<D: BlockDevice> Database<D> {
     /// failed; outside, its transaction is rolled back.
     pub fn cancel_running(&mut self, s: &mut SessionState) -> bool {
         s.stmt = None;
+        s.wait_since = None;
         self.stop_waiting(s);
         match s.cursor.take() {
             Some(Running::Query(c)) => self.drop_cursor(c),
@@ -942,6 +956,7 @@ impl<D: BlockDevice> Database<D> {
             }
         }
         s.stmt = None;
+        s.wait_since = None;
         if self.store.is_writer(s.id) {
             s.needs = s.needs.max(self.store.depends_of(s.id));
         }
@@ -1107,6 +1122,7 @@ impl<D: BlockDevice> Database<D> {
     pub fn end_session(&mut self, s: &mut SessionState) {
         s.copy = None;
         s.stmt = None;
+        s.wait_since = None;
         if let Some(Running::Query(c)) = s.cursor.take() {
             self.drop_cursor(c);
         }
@@ -2068,8 +2084,29 @@ fn duplicate(i: &IndexDef, row: &[Value]) -> DbError {
     err!(UNIQUE_VIOLATION, "duplicate key value violates unique constraint \"{}\" (key {})", i.name, vals.join(", "))
 }
 
+/// The session's `lock_timeout` in microseconds (0: wait for ever). PostgreSQL's units: a
+/// bare number is milliseconds.
+fn lock_timeout_us(s: &SessionState) -> i64 {
+    let Some(v) = s.settings.get("lock_timeout") else { return 0 };
+    let v = v.trim().trim_matches('\'').trim();
+    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(v.len());
+    let (n, unit) = v.split_at(split);
+    let Ok(n) = n.parse::<f64>() else { return 0 };
+    let scale = match unit.trim() {
+        "" | "ms" => 1e3,
+        "us" => 1.0,
+        "s" => 1e6,
+        "min" => 60e6,
+        "h" => 3600e6,
+        "d" => 86400e6,
+        _ => return 0,
+    };
+    (n * scale).min(i64::MAX as f64) as i64
+}
+
 fn default_setting(name: &str) -> Option<&'static str> {
     Some(match name {
+        "lock_timeout" => "0",
         "server_version" => "15.0",
         "server_encoding" | "client_encoding" => "UTF8",
         "datestyle" => "ISO, MDY",

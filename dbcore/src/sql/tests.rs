@@ -1056,6 +1056,38 @@ fn a_transaction_past_the_lock_limit_waits_to_run_alone_and_loses_nothing() {
     assert_eq!(flat(&mut d, "select count(*), sum(bal) from acc"), format!("5010,{}", 5 + 7 + (100..5100).sum::<i64>()));
 }
 
+#[test]
+fn lock_timeout_ends_a_wait_with_55p03() {
+    let mut d = accounts(4);
+    let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "update acc set bal = 1 where id = 1").unwrap();
+    assert_eq!(run(&mut d, &mut b, "show lock_timeout").unwrap().rows[0][0], Value::Text("0".into()));
+    run(&mut d, &mut b, "set lock_timeout = '50ms'").unwrap();
+    run(&mut d, &mut b, "begin").unwrap();
+    run(&mut d, &mut b, "update acc set bal = 2 where id = 2").unwrap();
+    d.clock_us = 1_000_000;
+    let mut w = d.batch("update acc set bal = 2 where id = 1").unwrap();
+    assert!(try_step(&mut d, &mut b, &mut w).is_none());
+    d.clock_us += 49_000;
+    assert!(try_step(&mut d, &mut b, &mut w).is_none(), "within the timeout it still waits");
+    d.clock_us += 2_000;
+    let e = try_step(&mut d, &mut b, &mut w).unwrap().unwrap_err();
+    assert_eq!((e.code.0, e.message.as_str()), ("55P03", "canceling statement due to lock timeout"));
+    assert_eq!(b.status(), b'E', "the block has failed");
+    assert!(!b.is_waiting());
+    run(&mut d, &mut b, "rollback").unwrap();
+    run(&mut d, &mut a, "commit").unwrap();
+    // Without a wait the setting changes nothing; units as in PostgreSQL.
+    run(&mut d, &mut b, "set lock_timeout = 1").unwrap();
+    assert_eq!(run(&mut d, &mut b, "update acc set bal = 3 where id = 1").unwrap().tag, "UPDATE 1");
+    assert_eq!(flat(&mut d, "select id, bal from acc order by id"), "1,3 2,0 3,0 4,0");
+    for (v, us) in [("250", 250_000), ("2s", 2_000_000), ("1.5 min", 90_000_000), ("10us", 10), ("0", 0), ("soon", 0)] {
+        b.settings.insert("lock_timeout".into(), v.into());
+        assert_eq!(lock_timeout_us(&b), us, "{v}");
+    }
+}
+
 /// A small deterministic generator for the schedules below.
 struct Rng(u64);
 impl Rng {
