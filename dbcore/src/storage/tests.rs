@@ -331,16 +331,33 @@ fn bit_flips_are_errors_naming_the_block() {
     }
 }
 
+/// A small simulated store with two committed, empty trees, for the crash runs.
+fn crash_store() -> (Store<SimDisk>, [u32; 2]) {
+    let mut s = Store::open(SimDisk::new(512 * 1024), StoreConfig { cache_bytes: 12 * 1024 }).unwrap();
+    s.begin(9).unwrap();
+    let trees = [s.create_tree().unwrap(), s.create_tree().unwrap()];
+    s.commit().unwrap();
+    s.sync().unwrap();
+    (s, trees)
+}
+
+/// Cuts the power, recovers, and checks that every page verifies and the state is the
+/// acknowledged one or the one in flight; returns the recovered store.
+fn crash_and_recover(s: Store<SimDisk>, rng: &mut SimRng, seed: u64, trees: &[u32], acked: &Model, inflight: Option<&Model>, what: &str) -> Store<SimDisk> {
+    let crashed = s.into_device().crash(rng);
+    let mut r = Store::open(crashed, StoreConfig { cache_bytes: 12 * 1024 }).unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));
+    r.verify_all().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let got: Model = trees.iter().map(|&t| (t, dump(&mut r, t))).collect();
+    assert!(&got == acked || Some(&got) == inflight, "seed {seed}: recovered state is neither the acknowledged one nor the one in flight{what}");
+    r
+}
+
 /// One crash run: a random workload on a small device that fails at a random operation, then
 /// a power cut that loses or tears unflushed writes, then recovery. Every acknowledged commit
 /// must be there, the one in flight may be, nothing else, and every page verifies.
 fn crash_run(seed: u64) {
     let mut rng = SimRng::new(seed);
-    let mut s = Store::open(SimDisk::new(512 * 1024), StoreConfig { cache_bytes: 12 * 1024 }).unwrap();
-    s.begin(1).unwrap();
-    let trees = [s.create_tree().unwrap(), s.create_tree().unwrap()];
-    s.commit().unwrap();
-    s.sync().unwrap();
+    let (mut s, trees) = crash_store();
     let mut acked: Model = trees.iter().map(|&t| (t, BTreeMap::new())).collect();
     let mut inflight: Option<Model> = None;
     s.device_mut().fail_after(rng.below(600));
@@ -382,11 +399,7 @@ fn crash_run(seed: u64) {
             break;
         }
     }
-    let crashed = s.into_device().crash(&mut rng);
-    let mut r = Store::open(crashed, StoreConfig { cache_bytes: 12 * 1024 }).unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));
-    r.verify_all().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    let got: Model = trees.iter().map(|&t| (t, dump(&mut r, t))).collect();
-    assert!(got == acked || Some(&got) == inflight.as_ref(), "seed {seed}: recovered state is neither the acknowledged one nor the one in flight");
+    let mut r = crash_and_recover(s, &mut rng, seed, &trees, &acked, inflight.as_ref(), "");
     // The recovered store takes writes.
     r.begin(1).unwrap();
     r.put(trees[0], b"after", b"crash").unwrap();
@@ -409,11 +422,7 @@ fn crashes_lose_nothing_acknowledged() {
 /// the one in flight, and nothing of a transaction that was open.
 fn crash_run_shared(seed: u64) {
     let mut rng = SimRng::new(seed);
-    let mut s = Store::open(SimDisk::new(512 * 1024), StoreConfig { cache_bytes: 12 * 1024 }).unwrap();
-    s.begin(9).unwrap();
-    let trees = [s.create_tree().unwrap(), s.create_tree().unwrap()];
-    s.commit().unwrap();
-    s.sync().unwrap();
+    let (mut s, trees) = crash_store();
     let mut acked: Model = trees.iter().map(|&t| (t, BTreeMap::new())).collect();
     let mut inflight: Option<Model> = None;
     // Per owner: its uncommitted writes (None: deleted).
@@ -479,11 +488,7 @@ fn crash_run_shared(seed: u64) {
             Err(_) => break 'work,
         }
     }
-    let crashed = s.into_device().crash(&mut rng);
-    let mut r = Store::open(crashed, StoreConfig { cache_bytes: 12 * 1024 }).unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));
-    r.verify_all().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    let got: Model = trees.iter().map(|&t| (t, dump(&mut r, t))).collect();
-    assert!(got == acked || Some(&got) == inflight.as_ref(), "seed {seed}: recovered state is neither the acknowledged one nor the one in flight ({shared_at_once} shared commits)");
+    crash_and_recover(s, &mut rng, seed, &trees, &acked, inflight.as_ref(), &alloc::format!(" ({shared_at_once} shared commits)"));
 }
 
 /// Crash points with several transactions open; `KERNDB_CRASH_POINTS=n` for a longer run.
