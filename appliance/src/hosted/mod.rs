@@ -66,14 +66,19 @@ pub struct ServeArgs {
     pub create_size: u64,
     /// Read and write the disk through the Linux page cache instead of O_DIRECT.
     pub buffered: bool,
+    /// Poll without sleeping for this long after the last traffic (µs).
+    pub spin_us: u64,
     pub config: Config,
 }
+
+/// `--spin-us` unless given: about three of this machine's round trips to a sleeping thread.
+const DEFAULT_SPIN_US: u64 = 1000;
 
 const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] [--password P]
                     [--auth scram|trust] [--size MIB] [--max-connections N]
                     [--max-message BYTES] [--cache MIB] [--idle-timeout SECONDS]
                     [--auth-timeout SECONDS] [--work-mem MIB] [--log LEVEL]
-                    [--io direct|buffered]
+                    [--io direct|buffered] [--spin-us N]
                     [--tap NAME [--ip ADDR/PREFIX] [--gw ADDR|none] [--port N]]
 
   --disk PATH         a file or block device; an absent or empty file is formatted
@@ -92,6 +97,9 @@ const USAGE: &str = "usage: kerndb serve --disk PATH [--listen ADDR] [--user U] 
   --io MODE           direct (default): the disk is opened with O_DIRECT, so every page
                       kerndb does not cache is a device read, as on bare metal; buffered: reads
                       and writes go through the Linux page cache (commits still fdatasync)
+  --spin-us N         after the last network traffic, poll for N microseconds before sleeping
+                      (default 1000): a client's next request is answered without the cost
+                      of waking a sleeping thread; 0 sleeps at once
   --tap NAME          serve over kerndb's own TCP/IP stack (smoltcp, as in the image) on the
                       TAP device NAME instead of host sockets; --listen is not used
   --ip ADDR/PREFIX    with --tap: the address on the TAP link (default 10.0.2.15/24), or dhcp
@@ -110,6 +118,7 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
     let mut tap = None;
     let mut create_size = 1024u64 << 20;
     let mut buffered = false;
+    let mut spin_us = DEFAULT_SPIN_US;
     let mut config = Config::default();
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -130,6 +139,7 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
                     other => return Err(format!("--io: direct or buffered, not {other:?}")),
                 }
             }
+            "--spin-us" => spin_us = value.parse::<u64>().ok().filter(|n| *n <= 1_000_000).ok_or("--spin-us: microseconds, at most 1000000")?,
             "--size" => create_size = value.parse::<u64>().ok().filter(|m| *m >= 1).ok_or("--size: a number of MiB")? << 20,
             "--user" => config.set("user", value)?,
             "--password" => config.set("password", value)?,
@@ -145,7 +155,7 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, String> {
         }
     }
     let disk = disk.ok_or_else(|| format!("--disk is required\n{USAGE}"))?;
-    Ok(ServeArgs { disk, listen, tap, create_size, buffered, config })
+    Ok(ServeArgs { disk, listen, tap, create_size, buffered, spin_us, config })
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -227,6 +237,7 @@ pub fn main() -> std::process::ExitCode {
     if let Some(w) = waker {
         transport.set_waker(w);
     }
+    transport.set_spin(a.spin_us);
     let addr = transport.local_addr();
     serve(db, transport, &a.config, &clock, &mut entropy, &addr.to_string())
 }
@@ -268,5 +279,13 @@ mod tests {
         assert!(!parse_args(&args("serve --disk /tmp/x --io direct")).unwrap().buffered);
         assert!(parse_args(&args("serve --disk /tmp/x --io buffered")).unwrap().buffered);
         assert!(parse_args(&args("serve --disk /tmp/x --io fast")).err().unwrap().contains("direct or buffered"));
+    }
+
+    #[test]
+    fn spin_time_has_a_default_and_a_limit() {
+        assert_eq!(parse_args(&args("serve --disk /tmp/x")).unwrap().spin_us, DEFAULT_SPIN_US);
+        assert_eq!(parse_args(&args("serve --disk /tmp/x --spin-us 0")).unwrap().spin_us, 0);
+        assert!(parse_args(&args("serve --disk /tmp/x --spin-us 2000000")).err().unwrap().contains("at most"));
+        assert!(parse_args(&args("serve --disk /tmp/x --spin-us -1")).err().unwrap().contains("microseconds"));
     }
 }
