@@ -235,7 +235,8 @@ impl Transport for SocketTransport {
                 if self.poll_ready(0) != 0 {
                     return;
                 }
-                std::hint::spin_loop();
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
                 spun = start.elapsed().as_micros() as u64;
             }
         }
