@@ -4,6 +4,7 @@
 //! `cargo xtask bench storage` runs it; docs/figures.md has the results.
 //!
 //!   bench [--rows N] [--lookups N] [--scans N] [--commits N] [--rounds N] [--dir PATH]
+//!         [--no-direct]
 //!
 //! kerndb runs twice: on a file opened with O_DIRECT (as it runs on a raw device: every pool
 //! miss is a device read) and on the same kind of file through the Linux page cache (as SQLite
@@ -29,13 +30,19 @@ struct Opts {
     commits: u64,
     rounds: usize,
     dir: PathBuf,
+    /// Leave out kerndb on O_DIRECT (to profile the other two).
+    no_direct: bool,
 }
 
 fn opts() -> Result<Opts, String> {
-    let mut o = Opts { rows: 1_000_000, lookups: 100_000, scans: 10_000, commits: 1_000, rounds: 3, dir: std::env::temp_dir() };
+    let mut o = Opts { rows: 1_000_000, lookups: 100_000, scans: 10_000, commits: 1_000, rounds: 3, dir: std::env::temp_dir(), no_direct: false };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--no-direct" {
+            o.no_direct = true;
+            continue;
+        }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let n = || v.parse::<u64>().map_err(|_| format!("{flag}: not a number: {v}"));
         match flag.as_str() {
@@ -161,6 +168,9 @@ fn main() {
     let values: Vec<String> = (0..o.rows).map(value).collect();
     let mut bulk = [0f64; 3];
     for (i, k) in kerns.iter_mut().enumerate() {
+        if i == 0 && o.no_direct {
+            continue;
+        }
         let t = Instant::now();
         let p = k.prepare("INSERT INTO t VALUES ($1, $2)");
         k.exec("BEGIN");
@@ -204,6 +214,9 @@ fn main() {
             _ => [1, 2, 0],
         };
         for engine in order {
+            if engine == 0 && o.no_direct {
+                continue;
+            }
             let mut rng = Rng(0x1234_5678 + round as u64);
             // Point lookups.
             let t = Instant::now();
@@ -266,7 +279,7 @@ fn main() {
     table.push_str("| workload | kerndb O_DIRECT per s | kerndb page cache per s | SQLite per s | O_DIRECT / SQLite | page cache / SQLite |\n|---|---|---|---|---|---|\n");
     table.push_str(&format!("| bulk insert, {} rows in one transaction | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |\n", o.rows, bulk[0], bulk[1], bulk[2], bulk[0] / bulk[2], bulk[1] / bulk[2]));
     for (name, [kd, kb, sv]) in results {
-        let (d, b, sm) = (median(kd), median(kb), median(sv));
+        let (d, b, sm) = (if kd.is_empty() { 0.0 } else { median(kd) }, median(kb), median(sv));
         table.push_str(&format!("| {name} | {d:.0} | {b:.0} | {sm:.0} | {:.2} | {:.2} |\n", d / sm, b / sm));
     }
     for (label, k) in ["O_DIRECT", "page cache"].iter().zip(&kerns) {

@@ -168,6 +168,8 @@ pub fn cast_value(v: Value, want: SqlType) -> Result<Value, DbError> {
         }
         (Value::Bool(b), t) if t.is_int() => Value::Int(b as i64),
         (Value::Int(i), T::Bool) => Value::Bool(i != 0),
+        // Text to text moves the string (a bulk load's every value comes this way).
+        (Value::Text(s), t) if t.is_text() => fit_text(s, t)?,
         (v, t) if t.is_text() => {
             let s = match v {
                 Value::Bool(b) => String::from(if b { "true" } else { "false" }),

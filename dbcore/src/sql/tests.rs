@@ -1260,3 +1260,11 @@ fn interleaved_keyed_transactions_equal_a_serial_order() {
     }
     assert!(total_deadlocks > 0, "some schedule should deadlock");
 }
+
+#[test]
+fn command_tags_count_in_decimal() {
+    assert_eq!(super::count_tag("INSERT 0 ", 0), "INSERT 0 0");
+    assert_eq!(super::count_tag("UPDATE ", 7), "UPDATE 7");
+    assert_eq!(super::count_tag("DELETE ", 1_234_567_890), "DELETE 1234567890");
+    assert_eq!(super::count_tag("", u64::MAX), u64::MAX.to_string());
+}
