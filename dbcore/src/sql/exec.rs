@@ -622,6 +622,11 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
         }
         let (mut read, mut stopped) = (0, false);
         let mut last = Vec::new();
+        // One allocation for a chunk of ordinary rows, not a run of reallocations.
+        if !index && arena.capacity() == 0 {
+            arena.reserve(chunk.min(64) * 128);
+            buf.reserve(chunk.min(64));
+        }
         // Row bytes are copied out of the pool into one reused buffer (at most about
         // SCAN_BYTES of it, so its u32 offsets cannot wrap); each row is decoded when pulled.
         self.store.scan(self.at, s.tree, as_ref(&s.lo), as_ref(&s.hi), &mut |k, v| {
