@@ -613,7 +613,8 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
         if s.point && let Bound::Included(k) = &s.lo {
             if let Some(v) = self.store.get(self.at, s.tree, k)? {
                 let id = <[u8; 8]>::try_from(k.as_slice()).ok().map(u64::from_be_bytes);
-                arena.extend_from_slice(&v);
+                // The value read becomes the buffer (no second copy).
+                *arena = v;
                 buf.push(Buffered::Row(id, 0, arena.len() as u32));
             }
             self.spend(1);

@@ -680,19 +680,26 @@ impl<D: BlockDevice> Store<D> {
 
     fn make_room(&mut self, need: usize) -> Result<(), DbError> {
         while self.pool_bytes + need > self.cfg.cache_bytes {
-            let Some((&t, &p)) = self.lru.iter().next() else { break };
-            let dirty = self.frames.get(&p).is_some_and(|f| f.dirty);
-            if dirty {
+            // The oldest frame leaves: one LRU and one map operation when it is clean (the
+            // common case when reading a table larger than the pool).
+            let Some((t, p)) = self.lru.pop_first() else { break };
+            let Some(f) = self.frames.remove(&p) else { continue };
+            if f.dirty {
                 // The dirty pages right after it go in the same request (they stay in the pool,
                 // clean): a bulk load evicts pages it wrote in order.
+                self.frames.insert(p, f);
                 let mut run = alloc::vec![p];
                 while run.len() < WRITE_RUN && self.frames.get(&(p + run.len() as u64)).is_some_and(|f| f.dirty) {
                     run.push(p + run.len() as u64);
                 }
-                self.write_frames(&run)?;
-            }
-            self.lru.remove(&t);
-            if let Some(f) = self.frames.remove(&p) {
+                if let Err(e) = self.write_frames(&run) {
+                    self.lru.insert(t, p);
+                    return Err(e);
+                }
+                if let Some(f) = self.frames.remove(&p) {
+                    self.pool_bytes -= f.cost;
+                }
+            } else {
                 self.pool_bytes -= f.cost;
             }
         }
