@@ -428,11 +428,22 @@ impl<'a> Reader<'a> {
 
 /// Decodes one row read from a table; any malformation is corruption.
 pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>, DbError> {
+    let mut row = Vec::new();
+    decode_row_into(bytes, &mut row)?;
+    Ok(row)
+}
+
+/// Decodes one row into `row`, reusing its allocations: its vector, and the string of a text
+/// value where the new row has text in the same column. What `row` held before does not
+/// matter; after an error it holds part of a row.
+pub fn decode_row_into(bytes: &[u8], row: &mut Vec<Value>) -> Result<(), DbError> {
     let bad = || err!(DATA_CORRUPTED, "malformed row");
     let mut r = Reader::new(bytes);
     let n = r.u16().ok_or_else(bad)? as usize;
-    let mut row = Vec::with_capacity(n.min(bytes.len()));
-    for _ in 0..n {
+    row.truncate(n);
+    // Untrusted `n`: reserve no more than the bytes could hold.
+    row.reserve(n.min(bytes.len()).saturating_sub(row.len()));
+    for i in 0..n {
         let v = match r.u8().ok_or_else(bad)? {
             TAG_NULL => Value::Null,
             TAG_INT => Value::Int(r.u64().ok_or_else(bad)? as i64),
@@ -447,15 +458,26 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>, DbError> {
             }
             TAG_FALSE => Value::Bool(false),
             TAG_TRUE => Value::Bool(true),
-            TAG_TEXT => Value::Text(String::from(r.str32().ok_or_else(bad)?)),
+            TAG_TEXT => {
+                let t = r.str32().ok_or_else(bad)?;
+                if let Some(Value::Text(old)) = row.get_mut(i) {
+                    old.clear();
+                    old.push_str(t);
+                    continue;
+                }
+                Value::Text(String::from(t))
+            }
             _ => return Err(bad()),
         };
-        row.push(v);
+        match row.get_mut(i) {
+            Some(slot) => *slot = v,
+            None => row.push(v),
+        }
     }
     if !r.is_empty() {
         return Err(bad());
     }
-    Ok(row)
+    Ok(())
 }
 
 /// Appends an order-preserving encoding of `v` to an index key: comparing encoded keys
@@ -522,12 +544,20 @@ mod tests {
         fn rows_roundtrip(row in proptest::collection::vec(value(), 0..20)) {
             let mut b = Vec::new();
             encode_row(&row, &mut b);
-            prop_assert_eq!(decode_row(&b).unwrap(), row);
+            prop_assert_eq!(decode_row(&b).unwrap(), row.clone());
+            // Decoding into a row that held something else gives the same row.
+            let mut reused = alloc::vec![Value::Text(String::from("left over")), Value::Int(7), Value::Null, Value::Text(String::new())];
+            decode_row_into(&b, &mut reused).unwrap();
+            prop_assert_eq!(&reused, &row);
+            decode_row_into(&b, &mut reused).unwrap();
+            prop_assert_eq!(reused, row);
         }
 
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode_row(&bytes);
+            let mut reused = alloc::vec![Value::Text(String::from("x")); 40];
+            let _ = decode_row_into(&bytes, &mut reused);
         }
 
         #[test]

@@ -29,7 +29,7 @@ use crate::err;
 use crate::error::DbError;
 use crate::numeric::{self, Decimal};
 use crate::storage::{ReadAt, Store};
-use crate::value::{decode_row, encode_key, SqlType, Value};
+use crate::value::{decode_row_into, encode_key, SqlType, Value};
 
 /// Entries one scan reads from its tree at a time.
 const SCAN_CHUNK: usize = 256;
@@ -60,6 +60,9 @@ pub struct Exec<'a, D: BlockDevice> {
     pub budget: u64,
     /// Values of `$1`, `$2`, ... for a plan kept across executions (generic plans).
     pub params: Rc<[Value]>,
+    /// A row a consumer is done with, whose allocations (its vector, its strings) the next
+    /// row a scan decodes reuses: an aggregate over a scan allocates nothing per row.
+    spare: Option<Row>,
 }
 
 /// A query's memory budget, checked against the host's gauge.
@@ -262,7 +265,7 @@ fn mismatch() -> DbError {
 
 impl<'a, D: BlockDevice> Exec<'a, D> {
     pub fn new(store: &'a mut Store<D>, at: ReadAt<'a>, now: i64, seed: u64, max_rows: usize) -> Self {
-        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None, mem: None, ticks: 0, budget: u64::MAX, params: Rc::from(Vec::new()) }
+        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None, mem: None, ticks: 0, budget: u64::MAX, params: Rc::from(Vec::new()), spare: None }
     }
 
     pub fn check_size(&mut self, n: usize) -> Result<(), DbError> {
@@ -426,7 +429,10 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 let State::Aggregate(a) = st else { return Err(mismatch()) };
                 loop {
                     match self.pull(input, &mut a.input)? {
-                        Poll::Row(r) => self.accumulate(&mut a.groups, &r, group, aggs)?,
+                        Poll::Row(r) => {
+                            self.accumulate(&mut a.groups, &r, group, aggs)?;
+                            self.spare = Some(r);
+                        }
                         Poll::Yield => return Ok(Poll::Yield),
                         Poll::Done => break,
                     }
@@ -671,17 +677,28 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 continue;
             };
             s.next += 1;
-            let (id, mut row) = match (entry, s.table) {
-                (Buffered::Row(id, start, end), _) => (id, decode_row(s.arena.get(start as usize..end as usize).unwrap_or_default())?),
+            let mut row = self.spare.take().unwrap_or_default();
+            let id = match (entry, s.table) {
+                (Buffered::Row(id, start, end), _) => {
+                    decode_row_into(s.arena.get(start as usize..end as usize).unwrap_or_default(), &mut row)?;
+                    id
+                }
                 (Buffered::Ref(id), Some(table)) => match self.store.get(self.at, table, &id)? {
-                    Some(v) => (Some(u64::from_be_bytes(id)), decode_row(&v)?),
-                    None => continue,
+                    Some(v) => {
+                        decode_row_into(&v, &mut row)?;
+                        Some(u64::from_be_bytes(id))
+                    }
+                    None => {
+                        self.spare = Some(row);
+                        continue;
+                    }
                 },
                 (Buffered::Ref(_), None) => return Err(err!(INTERNAL_ERROR, "an index entry in a table scan")),
             };
             self.check_mem()?;
             if let Some(f) = filter {
                 if !f.is_true(&row, self)? {
+                    self.spare = Some(row);
                     continue;
                 }
             }
