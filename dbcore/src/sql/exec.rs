@@ -631,8 +631,8 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
         let mut last = Vec::new();
         // One allocation for a chunk of ordinary rows, not a run of reallocations.
         if !index && arena.capacity() == 0 {
-            arena.reserve(chunk.min(64) * 128);
-            buf.reserve(chunk.min(64));
+            arena.reserve(chunk * 128);
+            buf.reserve(chunk);
         }
         // Row bytes are copied out of the pool into one reused buffer (at most about
         // SCAN_BYTES of it, so its u32 offsets cannot wrap); each row is decoded when pulled.
@@ -786,12 +786,20 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
     }
 
     fn accumulate(&mut self, groups: &mut BTreeMap<Vec<Value>, Vec<AggState>>, r: &[Value], group: &[Expr], aggs: &[Agg]) -> Result<(), DbError> {
-        let mut key = Vec::with_capacity(group.len());
-        for g in group {
-            key.push(g.eval(r, self)?);
-        }
         self.check_mem()?;
-        let states = groups.entry(key).or_insert_with(|| fresh_states(aggs));
+        let states = if group.is_empty() {
+            // No GROUP BY: one group, found without building or comparing a key.
+            match groups.first_entry() {
+                Some(e) => e.into_mut(),
+                None => groups.entry(Vec::new()).or_insert_with(|| fresh_states(aggs)),
+            }
+        } else {
+            let mut key = Vec::with_capacity(group.len());
+            for g in group {
+                key.push(g.eval(r, self)?);
+            }
+            groups.entry(key).or_insert_with(|| fresh_states(aggs))
+        };
         for (a, s) in aggs.iter().zip(states.iter_mut()) {
             if a.func == AggFunc::CountStar {
                 s.count += 1;
