@@ -161,6 +161,11 @@ impl Keys {
         self.ends.reserve(n);
         self.data.reserve(bytes);
     }
+    /// Empties it, keeping its memory.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
 }
 
 /// Bytewise order of two keys, with a fast path for the 8-byte keys of row ids and integer
@@ -217,6 +222,11 @@ impl Vals {
     }
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+    /// Empties it, keeping its memory.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.overflows = 0;
     }
     /// The bytes the values take in a leaf page, not counting their entry headers: inline
     /// bytes, and 8 per overflow reference.
@@ -377,13 +387,30 @@ impl Node {
 
     /// Parses a verified page of `kind` read from block `id`. Anything malformed is corruption.
     pub fn decode(id: PageId, kind: Kind, link: PageId, page: &[u8; PAGE_SIZE]) -> Result<Node, DbError> {
+        Node::decode_reusing(id, kind, link, page, None)
+    }
+
+    /// [`Node::decode`], into the buffers of `spare` (a node the pool evicted) where it is a
+    /// leaf and the page is one: a pool that misses as often as it evicts then allocates
+    /// nothing per miss. (The buffers may be larger than the node needs; the pool counts a
+    /// node by its contents, at most a page, so the error is bounded by a page a frame.)
+    pub fn decode_reusing(id: PageId, kind: Kind, link: PageId, page: &[u8; PAGE_SIZE], spare: Option<Node>) -> Result<Node, DbError> {
         let bad = || err!(DATA_CORRUPTED, "invalid page in block {id}: malformed {kind:?} node");
         let mut r = Reader::new(&page[HEADER..]);
         let node = match kind {
             Kind::Leaf => {
                 let n = r.u16().ok_or_else(bad)? as usize;
                 let (key_bytes, val_bytes) = leaf_bytes(&page[HEADER..], n);
-                let (mut keys, mut vals) = (Keys::with_capacity(n, key_bytes), Vals::with_capacity(n, val_bytes));
+                let (mut keys, mut vals) = match spare {
+                    Some(Node::Leaf { mut keys, mut vals }) => {
+                        keys.clear();
+                        vals.clear();
+                        keys.reserve(n, key_bytes);
+                        vals.reserve(n, val_bytes);
+                        (keys, vals)
+                    }
+                    _ => (Keys::with_capacity(n, key_bytes), Vals::with_capacity(n, val_bytes)),
+                };
                 for _ in 0..n {
                     let kl = r.u16().ok_or_else(bad)? as usize;
                     let flag = r.u8().ok_or_else(bad)?;
@@ -571,6 +598,14 @@ mod tests {
             seal(5, &mut p, n.kind(), link);
             let (k, l) = verify(5, &p, &[n.kind()]).unwrap();
             assert_eq!(Node::decode(5, k, l, &p).unwrap(), n);
+            let spare = Node::Leaf { keys: Keys::with_capacity(3, 9), vals: Vals::with_capacity(3, 9) };
+            let mut left_over = spare.clone();
+            if let Node::Leaf { keys, vals } = &mut left_over {
+                keys.push(b"zzz");
+                vals.push(ValRef::Overflow { len: 9000, first: 77 });
+            }
+            assert_eq!(Node::decode_reusing(5, k, l, &p, Some(left_over)).unwrap(), n, "a spare's old entries do not show");
+            assert_eq!(Node::decode_reusing(5, k, l, &p, Some(spare)).unwrap(), n);
         }
     }
 

@@ -342,6 +342,8 @@ pub struct Store<D: BlockDevice> {
     /// The pool's pages by id (a hash map: one probe per page a search visits).
     frames: hashbrown::HashMap<PageId, Frame>,
     lru: BTreeMap<u64, PageId>,
+    /// The node of the last clean frame evicted: the next page read decodes into its buffers.
+    spare_node: Option<Node>,
     tick: u64,
     pool_bytes: usize,
     cfg: StoreConfig,
@@ -395,6 +397,7 @@ impl<D: BlockDevice> Store<D> {
             recent: Default::default(),
             last_alone_seq: 0,
             frames: hashbrown::HashMap::new(),
+            spare_node: None,
             lru: BTreeMap::new(),
             tick: 0,
             pool_bytes: 0,
@@ -661,7 +664,7 @@ impl<D: BlockDevice> Store<D> {
         let mut buf = new_page();
         self.read_page(p, &mut buf)?;
         let (kind, link) = verify(p, &buf, &[Kind::Leaf, Kind::Interior, Kind::Overflow])?;
-        let node = Node::decode(p, kind, link, &buf)?;
+        let node = Node::decode_reusing(p, kind, link, &buf, self.spare_node.take())?;
         self.install(p, node, false)
     }
 
@@ -701,6 +704,7 @@ impl<D: BlockDevice> Store<D> {
                 }
             } else {
                 self.pool_bytes -= f.cost;
+                self.spare_node = Some(f.node);
             }
         }
         Ok(())
@@ -760,7 +764,7 @@ impl<D: BlockDevice> Store<D> {
             let p = first + k as u64;
             let page: &[u8; PAGE_SIZE] = chunk.try_into().expect("chunks are pages");
             let Ok((kind, link)) = verify(p, page, &[Kind::Leaf, Kind::Interior, Kind::Overflow]) else { continue };
-            let Ok(node) = Node::decode(p, kind, link, page) else { continue };
+            let Ok(node) = Node::decode_reusing(p, kind, link, page, self.spare_node.take()) else { continue };
             self.stats.pool_misses += 1;
             self.install(p, node, false)?;
         }
