@@ -172,17 +172,18 @@ struct WriteJob {
 #[derive(Debug)]
 enum WriteKind {
     /// Input rows hold the target columns' values; defaults are computed once.
-    Insert { targets: Vec<usize>, defaults: Vec<Option<Value>> },
+    Insert { targets: Rc<[usize]>, defaults: Vec<Option<Value>> },
     /// Input rows are table rows with their row id last.
     Update { sets: Rc<[(usize, Expr)]>, idx: Rc<[IndexDef]> },
     Delete { idx: Rc<[IndexDef]> },
 }
 
 impl WriteJob {
-    fn new(cat: &Rc<Catalog>, t: impl Into<Rc<TableDef>>, kind: WriteKind, returning: Option<Vec<ast::SelectItem>>, params: &[(Value, SqlType)]) -> WriteJob {
+    fn new(cat: &Rc<Catalog>, t: impl Into<Rc<TableDef>>, kind: WriteKind, returning: Option<Vec<ast::SelectItem>>, params: &[(Value, SqlType)], exec_params: Rc<[Value]>) -> Box<WriteJob> {
         // The parameters are kept only for RETURNING (the rest is compiled with them).
         let params = if returning.is_some() { params.to_vec() } else { Vec::new() };
-        WriteJob { cat: cat.clone(), t: t.into(), kind, input: None, exec_params: Rc::from(Vec::new()), rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params }
+        // Boxed from the start: the job moves through several results before it runs.
+        Box::new(WriteJob { cat: cat.clone(), t: t.into(), kind, input: None, exec_params, rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params })
     }
 }
 
@@ -267,7 +268,7 @@ type PlanSlot = Rc<core::cell::RefCell<Option<KeptPlan>>>;
 struct KeptInsert {
     cat: Rc<Catalog>,
     t: Rc<TableDef>,
-    targets: Vec<usize>,
+    targets: Rc<[usize]>,
     rows: Vec<Vec<Expr>>,
     /// One row of exactly `$1, $2, ...` in order: the bound values are the row, as they are.
     direct: bool,
@@ -322,11 +323,10 @@ fn compile_delete(planner: &Planner, cat: &Rc<Catalog>, d: &ast::Delete) -> Resu
 }
 
 /// The write job of a compiled UPDATE or DELETE, with `$n` bound to `exec_params`.
-fn update_job(k: &KeptUpdate, exec_params: Rc<[Value]>, params: &[(Value, SqlType)], returning: Option<Vec<ast::SelectItem>>) -> WriteJob {
+fn update_job(k: &KeptUpdate, exec_params: Rc<[Value]>, params: &[(Value, SqlType)], returning: Option<Vec<ast::SelectItem>>) -> Box<WriteJob> {
     let kind = if k.delete { WriteKind::Delete { idx: k.idx.clone() } } else { WriteKind::Update { sets: k.sets.clone(), idx: k.idx.clone() } };
-    let mut job = WriteJob::new(&k.cat, k.t.clone(), kind, returning, params);
+    let mut job = WriteJob::new(&k.cat, k.t.clone(), kind, returning, params, exec_params);
     job.input = Some(Box::new((k.node.clone(), exec::State::Fresh)));
-    job.exec_params = exec_params;
     job
 }
 
@@ -393,6 +393,9 @@ pub struct Database<D: BlockDevice> {
     pub plans_reused: u64,
     /// A row's encoding, reused from one insert to the next.
     row_buf: Vec<u8>,
+    /// An empty `$n` list, shared by the write jobs that have none (one allocation, not one
+    /// per statement).
+    no_params: Rc<[Value]>,
     /// Blocked sessions and the sessions each waits for (deadlock detection).
     waits: BTreeMap<u64, Vec<u64>>,
 }
@@ -416,7 +419,7 @@ fn writes(s: &Statement) -> bool {
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
         let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
-        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), waits: BTreeMap::new() })
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), no_params: Rc::from(Vec::new()), waits: BTreeMap::new() })
     }
 
     /// Names the one role (the server's configured user) for pg_catalog.
@@ -734,7 +737,7 @@ impl<D: BlockDevice> Database<D> {
                         self.store.begin_statement(s.id, reads_exclusive);
                         self.start_write(&stmt, &mut b.params, b.insert.as_ref(), b.update.as_ref())
                     } {
-                        Some(Ok(job)) => return self.resume_write(s, b, Box::new(job)),
+                        Some(Ok(job)) => return self.resume_write(s, b, job),
                         Some(Err(e)) => Err(e),
                         None => match self.statement(s, ReadAt::Txn, &stmt, &b.params) {
                             // COPY FROM commits when its data has arrived (copy_done).
@@ -1610,7 +1613,7 @@ impl<D: BlockDevice> Database<D> {
     /// A prepared `INSERT ... VALUES` from its kept plan, made now if there is none for this
     /// catalog. None: the statement is not of that form or cannot be compiled with `$n` as
     /// parameters; [`Database::insert`] plans it with its values (and reports any error).
-    fn kept_insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &mut [(Value, SqlType)], slot: &InsertSlot) -> Result<Option<WriteJob>, DbError> {
+    fn kept_insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &mut [(Value, SqlType)], slot: &InsertSlot) -> Result<Option<Box<WriteJob>>, DbError> {
         let fresh = !slot.borrow().as_ref().is_some_and(|k| Rc::ptr_eq(&k.cat, cat));
         if fresh {
             let Some(kept) = self.compile_insert(cat, ins, params) else { return Ok(None) };
@@ -1633,7 +1636,7 @@ impl<D: BlockDevice> Database<D> {
         } else {
             self.eval_values(&kept.rows, &kept.t, &kept.targets, params.iter().map(|(v, _)| v.clone()).collect())?
         };
-        let mut job = WriteJob::new(cat, kept.t.clone(), WriteKind::Insert { targets: kept.targets.clone(), defaults: Vec::new() }, ins.returning.clone(), params);
+        let mut job = WriteJob::new(cat, kept.t.clone(), WriteKind::Insert { targets: kept.targets.clone(), defaults: Vec::new() }, ins.returning.clone(), params, self.no_params.clone());
         job.rows = rows;
         Ok(Some(job))
     }
@@ -1673,10 +1676,10 @@ impl<D: BlockDevice> Database<D> {
             return None;
         }
         let direct = rows.len() == 1 && rows[0].len() == params.len() && rows[0].iter().enumerate().all(|(i, e)| matches!(e, Expr::Param(j) if *j == i));
-        Some(KeptInsert { cat: cat.clone(), t: Rc::new(t), targets, rows, direct })
+        Some(KeptInsert { cat: cat.clone(), t: Rc::new(t), targets: targets.into(), rows, direct })
     }
 
-    fn insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
+    fn insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<Box<WriteJob>, DbError> {
         let ast::TableObject::TableName(n) = &ins.table else { return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT into a table function is not supported")) };
         let name = object_name(n)?;
         if ins.on.is_some() {
@@ -1702,7 +1705,7 @@ impl<D: BlockDevice> Database<D> {
                 input = Some(Box::new((Rc::new(p.node), exec::State::Fresh)));
             }
         }
-        let mut job = WriteJob::new(cat, t, WriteKind::Insert { targets, defaults: Vec::new() }, ins.returning.clone(), params);
+        let mut job = WriteJob::new(cat, t, WriteKind::Insert { targets: targets.into(), defaults: Vec::new() }, ins.returning.clone(), params, self.no_params.clone());
         job.rows = rows;
         job.input = input;
         Ok(job)
@@ -1839,15 +1842,15 @@ impl<D: BlockDevice> Database<D> {
         Ok(())
     }
 
-    fn update(&mut self, cat: &Rc<Catalog>, rel: &ast::TableFactor, assignments: &[ast::Assignment], selection: Option<&ast::Expr>, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
+    fn update(&mut self, cat: &Rc<Catalog>, rel: &ast::TableFactor, assignments: &[ast::Assignment], selection: Option<&ast::Expr>, params: &[(Value, SqlType)]) -> Result<Box<WriteJob>, DbError> {
         let planner = Planner::new(cat, Some(params));
         let k = compile_update(&planner, cat, rel, assignments, selection)?;
-        Ok(update_job(&k, Rc::from(Vec::new()), params, None))
+        Ok(update_job(&k, self.no_params.clone(), params, None))
     }
 
     /// An UPDATE or DELETE with its plan kept by the prepared statement (made again for a new
     /// catalog), or None when it cannot be kept (then it is planned with its values).
-    fn kept_update(&mut self, cat: &Rc<Catalog>, st: &Statement, params: &[(Value, SqlType)], slot: &UpdateSlot) -> Result<Option<WriteJob>, DbError> {
+    fn kept_update(&mut self, cat: &Rc<Catalog>, st: &Statement, params: &[(Value, SqlType)], slot: &UpdateSlot) -> Result<Option<Box<WriteJob>>, DbError> {
         let returning = match st {
             Statement::Delete(d) => d.returning.clone(),
             _ => None,
@@ -1917,14 +1920,14 @@ impl<D: BlockDevice> Database<D> {
         Ok(())
     }
 
-    fn delete(&mut self, cat: &Rc<Catalog>, d: &ast::Delete, params: &[(Value, SqlType)]) -> Result<WriteJob, DbError> {
+    fn delete(&mut self, cat: &Rc<Catalog>, d: &ast::Delete, params: &[(Value, SqlType)]) -> Result<Box<WriteJob>, DbError> {
         let planner = Planner::new(cat, Some(params));
         let k = compile_delete(&planner, cat, d)?;
-        Ok(update_job(&k, Rc::from(Vec::new()), params, d.returning.clone()))
+        Ok(update_job(&k, self.no_params.clone(), params, d.returning.clone()))
     }
 
     /// Starts INSERT, UPDATE or DELETE as a [`WriteJob`]; None for other statements.
-    fn start_write(&mut self, st: &Statement, params: &mut [(Value, SqlType)], slot: Option<&InsertSlot>, uslot: Option<&UpdateSlot>) -> Option<Result<WriteJob, DbError>> {
+    fn start_write(&mut self, st: &Statement, params: &mut [(Value, SqlType)], slot: Option<&InsertSlot>, uslot: Option<&UpdateSlot>) -> Option<Result<Box<WriteJob>, DbError>> {
         if !matches!(st, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) {
             return None;
         }
