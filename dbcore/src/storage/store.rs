@@ -1,7 +1,7 @@
 //! The storage engine: copy-on-write B+trees in a bounded buffer pool, a logical write-ahead log
 //! with group commit, checkpoints and recovery. The format and the protocols are written down in
 //! docs/storage-format.md; this file follows it.
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::ops::Bound;
@@ -160,11 +160,8 @@ impl Clone for Bits {
 struct Frame {
     node: Node,
     dirty: bool,
-    /// When it was installed: its entry in the clock ring is the one with this tick.
     tick: u64,
     cost: usize,
-    /// Used since the clock hand last passed it.
-    referenced: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -344,9 +341,7 @@ pub struct Store<D: BlockDevice> {
     last_alone_seq: u64,
     /// The pool's pages by id (a hash map: one probe per page a search visits).
     frames: hashbrown::HashMap<PageId, Frame>,
-    /// The clock ring (oldest first): each frame's (page, tick), and stale entries of frames
-    /// dropped or replaced since, skipped when the hand reaches them.
-    ring: VecDeque<(PageId, u64)>,
+    lru: BTreeMap<u64, PageId>,
     /// The node of the last clean frame evicted: the next page read decodes into its buffers.
     spare_node: Option<Node>,
     tick: u64,
@@ -403,7 +398,7 @@ impl<D: BlockDevice> Store<D> {
             last_alone_seq: 0,
             frames: hashbrown::HashMap::new(),
             spare_node: None,
-            ring: VecDeque::new(),
+            lru: BTreeMap::new(),
             tick: 0,
             pool_bytes: 0,
             cfg,
@@ -639,12 +634,21 @@ impl<D: BlockDevice> Store<D> {
         }
     }
 
-    /// Page `p`'s frame if it is in the pool, its use marked. Eviction is CLOCK (second
-    /// chance): a use sets a bit and moves nothing, so a hit costs one map lookup.
+    /// Marks a use of page `p`. The LRU order is approximate: a page moves to the young end
+    /// only when it has aged by a quarter of the pool since it last moved, so hot pages (the
+    /// roots, the inner nodes) cost a map lookup per use, not a reordering.
+    /// Page `p`'s frame if it is in the pool, its use marked.
     fn hit(&mut self, p: PageId) -> Option<&mut Frame> {
+        self.tick += 1;
+        let t = self.tick;
+        let window = self.frames.len() as u64 / 4 + 1;
         let f = self.frames.get_mut(&p)?;
         self.stats.pool_hits += 1;
-        f.referenced = true;
+        if t - f.tick > window {
+            self.lru.remove(&f.tick);
+            f.tick = t;
+            self.lru.insert(t, p);
+        }
         Some(f)
     }
 
@@ -668,34 +672,20 @@ impl<D: BlockDevice> Store<D> {
         let cost = node.footprint();
         self.make_room(cost)?;
         self.tick += 1;
-        if let Some(old) = self.frames.insert(p, Frame { node, dirty, tick: self.tick, cost, referenced: false }) {
-            // Its ring entry is now stale.
+        if let Some(old) = self.frames.insert(p, Frame { node, dirty, tick: self.tick, cost }) {
+            self.lru.remove(&old.tick);
             self.pool_bytes -= old.cost;
         }
-        self.ring.push_back((p, self.tick));
+        self.lru.insert(self.tick, p);
         self.pool_bytes += cost;
-        if self.ring.len() > 2 * self.frames.len() + 64 {
-            // Stale entries (frames dropped or replaced) outnumber the live ones: sweep them.
-            let frames = &self.frames;
-            self.ring.retain(|(p, t)| frames.get(p).is_some_and(|f| f.tick == *t));
-        }
         Ok(())
     }
 
     fn make_room(&mut self, need: usize) -> Result<(), DbError> {
         while self.pool_bytes + need > self.cfg.cache_bytes {
-            // The clock hand: a frame used since the hand last passed gets a second chance;
-            // the first one not used leaves.
-            let Some((p, t)) = self.ring.pop_front() else { break };
-            match self.frames.get_mut(&p) {
-                Some(f) if f.tick == t => {
-                    if core::mem::take(&mut f.referenced) {
-                        self.ring.push_back((p, t));
-                        continue;
-                    }
-                }
-                _ => continue,
-            }
+            // The oldest frame leaves: one LRU and one map operation when it is clean (the
+            // common case when reading a table larger than the pool).
+            let Some((t, p)) = self.lru.pop_first() else { break };
             let Some(f) = self.frames.remove(&p) else { continue };
             if f.dirty {
                 // The dirty pages right after it go in the same request (they stay in the pool,
@@ -706,7 +696,7 @@ impl<D: BlockDevice> Store<D> {
                     run.push(p + run.len() as u64);
                 }
                 if let Err(e) = self.write_frames(&run) {
-                    self.ring.push_front((p, t));
+                    self.lru.insert(t, p);
                     return Err(e);
                 }
                 if let Some(f) = self.frames.remove(&p) {
@@ -783,7 +773,7 @@ impl<D: BlockDevice> Store<D> {
 
     fn drop_frame(&mut self, p: PageId) {
         if let Some(f) = self.frames.remove(&p) {
-            // Its ring entry is now stale.
+            self.lru.remove(&f.tick);
             self.pool_bytes -= f.cost;
         }
     }

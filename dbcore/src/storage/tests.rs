@@ -202,6 +202,56 @@ fn a_database_four_times_the_pool_works() {
 }
 
 #[test]
+fn a_rebuild_through_a_small_pool_reads_each_page_about_once() {
+    // As ALTER TABLE ADD PRIMARY KEY does after a COPY: scan one table (most of it still in
+    // the pool) in chunks while writing a copy of it in the same transaction; the two do not
+    // fit the pool together.
+    let cfg = StoreConfig { cache_bytes: 2 << 20 };
+    let mut s = Store::open(MemDisk::new(64 << 20), cfg).unwrap();
+    s.begin(1).unwrap();
+    let old = s.create_tree().unwrap();
+    let n = cfg.cache_bytes as u64 * 7 / 10 / 130;
+    for i in 0..n {
+        s.put(old, &key(i), &val(i, 100)).unwrap();
+    }
+    s.commit().unwrap();
+    s.sync().unwrap();
+    // The pool still holds the old table's last pages, as after a COPY.
+    let before = s.stats();
+    s.begin(1).unwrap();
+    let new = s.create_tree().unwrap();
+    let mut from: Option<Vec<u8>> = None;
+    let mut copied = 0u64;
+    loop {
+        let mut chunk = Vec::new();
+        let lo = match &from {
+            Some(k) => Bound::Excluded(k.as_slice()),
+            None => Bound::Unbounded,
+        };
+        s.scan(ReadAt::Txn, old, lo, Bound::Unbounded, &mut |k, v| {
+            chunk.push((k.to_vec(), v.to_vec()));
+            Ok(chunk.len() < 256)
+        })
+        .unwrap();
+        let Some((last, _)) = chunk.last() else { break };
+        from = Some(last.clone());
+        for (k, v) in &chunk {
+            let mut nk = b"new".to_vec();
+            nk.extend_from_slice(k);
+            s.put(new, &nk, v).unwrap();
+            copied += 1;
+        }
+    }
+    s.commit().unwrap();
+    assert_eq!(copied, n);
+    let st = s.stats();
+    let (reads, requests) = (st.page_reads - before.page_reads, st.read_requests - before.read_requests);
+    let leaves = n * 115 / PAGE_SIZE as u64;
+    assert!(reads <= leaves + leaves / 3 + 16, "{reads} page reads for about {leaves} leaves of the old table");
+    assert!(requests * 3 <= reads, "{requests} read requests for {reads} pages: read-ahead should batch them");
+}
+
+#[test]
 fn a_hot_key_stays_in_the_pool_while_a_larger_table_streams_through() {
     let cfg = StoreConfig { cache_bytes: 256 * 1024 };
     let mut s = Store::open(MemDisk::new(16 << 20), cfg).unwrap();
