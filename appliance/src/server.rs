@@ -246,13 +246,21 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
             self.cancel(key);
         }
         // Group commit: the commits of this pass (and of the passes while the last flush ran)
-        // share one log flush, which runs in the background where the disk can. No reply
-        // leaves before the commits it may depend on are durable (`needs_seq`).
+        // share one log flush. No reply leaves before the commits it may depend on are
+        // durable (`needs_seq`). The flush runs in the background where the disk can, so that
+        // other sessions' statements run meanwhile; when no other session has anything under
+        // way it runs in line, which answers sooner: handing it to another thread and back
+        // costs about as much as the flush itself (docs/architecture.md, "Group commit").
         if self.db.needs_sync() || self.db.flush_in_flight() {
-            if self.db.needs_sync() && !self.db.flush_in_flight() {
-                self.host.borrow_mut().counters.group_syncs += 1;
+            let starts = self.db.needs_sync() && !self.db.flush_in_flight();
+            let in_line = starts && !self.others_under_way();
+            if starts {
+                let mut host = self.host.borrow_mut();
+                host.counters.group_syncs += 1;
+                host.counters.inline_syncs += u64::from(in_line);
             }
-            if let Err(e) = self.db.sync_start() {
+            let r = if in_line { self.db.sync() } else { self.db.sync_start() };
+            if let Err(e) = r {
                 // The outcome of the waiting commits is unknown: close every connection
                 // rather than send an answer that may be wrong. The store now refuses writes.
                 log::error!("log flush failed, closing all connections: {}", e.message);
@@ -270,6 +278,14 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         (host.counters.net_rx_packets, host.counters.net_tx_packets) = self.transport.packets();
         host.counters.net_interrupts = self.transport.interrupts();
         busy
+    }
+
+    /// Is a session, besides those whose answers wait for the log flush, in the middle of
+    /// something: a statement waiting to run, or a transaction block whose next statement may
+    /// arrive while the log is flushed?
+    fn others_under_way(&self) -> bool {
+        let durable = self.db.durable_seq();
+        self.conns.values().any(|c| c.needs_seq <= durable && (c.batch.is_some() || c.pending_execute.is_some() || c.state.in_block))
     }
 
     /// A CancelRequest: the session with this key gets 57014 for what it is waiting on (the

@@ -399,3 +399,36 @@ fn a_long_query_takes_turns_and_can_be_cancelled() {
     let (took, slowest, answered, cancelled) = long_query_takes_turns(s.port, 3000);
     println!("FIGURE hosted long query {took:?}; {answered} short queries meanwhile, slowest {slowest:?}; cancel answered in {cancelled:?}");
 }
+
+/// A commit's log flush runs in line when no other session has anything under way, and in
+/// the background (so others' statements run meanwhile) when one is in a transaction block.
+#[test]
+fn a_lone_commit_flushes_in_line_and_one_beside_an_open_block_in_the_background() {
+    let dir = temp_dir("inline-sync");
+    let s = hosted(&dir.join("kerndb.img"), &[]);
+    let mut a = Raw::login(s.port);
+    let mut b = Raw::login(s.port);
+    let stat = |r: &mut Raw, name: &str| -> i64 {
+        let rows = r.rows(&format!("select value from kerndb_stats where name = '{name}'"));
+        rows[0][0].as_deref().unwrap().parse().unwrap()
+    };
+    a.rows("create table k (id int primary key, v int)");
+    let (g0, i0) = (stat(&mut a, "group_syncs"), stat(&mut a, "inline_syncs"));
+    for id in 0..20 {
+        a.rows(&format!("insert into k values ({id}, 0)"));
+    }
+    let (g1, i1) = (stat(&mut a, "group_syncs"), stat(&mut a, "inline_syncs"));
+    assert!(g1 - g0 >= 20, "each commit flushed: {g0} -> {g1}");
+    assert_eq!(i1 - i0, g1 - g0, "with no other session under way every flush ran in line");
+    // b holds a transaction block open (on another key): a's flushes go to the background.
+    b.rows("begin");
+    b.rows("update k set v = 1 where id = 0");
+    for id in 20..40 {
+        a.rows(&format!("insert into k values ({id}, 0)"));
+    }
+    let (g2, i2) = (stat(&mut a, "group_syncs"), stat(&mut a, "inline_syncs"));
+    assert!(g2 - g1 >= 20, "each commit flushed: {g1} -> {g2}");
+    assert_eq!(i2, i1, "beside an open block no flush ran in line");
+    b.rows("commit");
+    assert_eq!(a.rows("select count(*), sum(v) from k"), vec![vec![Some("40".into()), Some("1".into())]]);
+}

@@ -19,6 +19,8 @@ pub struct HostCounters {
     pub queries: u64,
     /// Group-commit passes that flushed the log.
     pub group_syncs: u64,
+    /// Of those, the flushes run in line (no other session had anything under way).
+    pub inline_syncs: u64,
     pub bytes_received: u64,
     pub bytes_sent: u64,
     /// Frames through the network device (virtio-net queues in the image, a TAP device).

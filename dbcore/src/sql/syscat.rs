@@ -227,6 +227,7 @@ fn stats_relation(name: &str, live: Option<&Live>) -> Option<SysRel> {
                 ("plans_reused", n(live.plans_reused)),
                 ("commits", n(st.commits)),
                 ("group_syncs", n(h.group_syncs)),
+                ("inline_syncs", n(h.inline_syncs)),
                 ("log_flushes", n(st.log_flushes)),
                 ("log_bytes", n(st.log_bytes)),
                 ("checkpoints", n(st.checkpoints)),
