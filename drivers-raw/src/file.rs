@@ -199,6 +199,11 @@ impl BlockDevice for FileDisk {
     fn flush(&mut self) -> Result<(), IoError> {
         self.file.sync_data().map_err(io_err)
     }
+    fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        self.check_range(offset, len).ok()?;
+        let at = usize::try_from(offset).ok()?;
+        self.map.as_ref()?.get(at..at.checked_add(len)?)
+    }
     fn write_flush_start(&mut self, offset: u64, buf: &[u8]) -> Result<bool, IoError> {
         self.check_range(offset, buf.len())?;
         if self.direct && (offset % DIRECT_ALIGN as u64 != 0 || buf.len() % DIRECT_ALIGN != 0) {

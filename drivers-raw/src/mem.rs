@@ -39,4 +39,9 @@ impl BlockDevice for MemDisk {
     fn flush(&mut self) -> Result<(), IoError> {
         Ok(())
     }
+    fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        self.check_range(offset, len).ok()?;
+        let start = usize::try_from(offset).ok()?;
+        self.bytes.get(start..start.checked_add(len)?)
+    }
 }

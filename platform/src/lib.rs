@@ -64,6 +64,13 @@ pub trait BlockDevice {
         Some(Ok(()))
     }
 
+    /// The bytes at `offset..offset + len` where the device is memory-mapped (a host file read
+    /// through the page cache): a read without a copy, under the same range rules as `read`.
+    /// None: this device has no map (or the range is out of it); use `read`.
+    fn mapped(&self, _offset: u64, _len: usize) -> Option<&[u8]> {
+        None
+    }
+
     /// Checks a request against the device bounds and the sector size.
     fn check_range(&self, offset: u64, len: usize) -> Result<(), IoError> {
         if offset % SECTOR_SIZE as u64 != 0 || len % SECTOR_SIZE != 0 {
@@ -94,6 +101,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     }
     fn write_flush_done(&mut self, wait: bool) -> Option<Result<(), IoError>> {
         (**self).write_flush_done(wait)
+    }
+    fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        (**self).mapped(offset, len)
     }
 }
 

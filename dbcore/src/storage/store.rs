@@ -661,10 +661,19 @@ impl<D: BlockDevice> Store<D> {
         if p < self.layout.data_start() || p >= self.layout.pages {
             return Err(corrupt(p, "a tree points outside the data pages"));
         }
-        let mut buf = new_page();
-        self.read_page(p, &mut buf)?;
-        let (kind, link) = verify(p, &buf, &[Kind::Leaf, Kind::Interior, Kind::Overflow])?;
-        let node = Node::decode_reusing(p, kind, link, &buf, self.spare_node.take())?;
+        let spare = self.spare_node.take();
+        // A mapped device (a host file through the page cache) is decoded where it lies.
+        let node = if let Some(page) = self.dev.mapped(p * PAGE_SIZE as u64, PAGE_SIZE).and_then(|b| <&[u8; PAGE_SIZE]>::try_from(b).ok()) {
+            self.stats.page_reads += 1;
+            self.stats.read_requests += 1;
+            let (kind, link) = verify(p, page, &[Kind::Leaf, Kind::Interior, Kind::Overflow])?;
+            Node::decode_reusing(p, kind, link, page, spare)?
+        } else {
+            let mut buf = new_page();
+            self.read_page(p, &mut buf)?;
+            let (kind, link) = verify(p, &buf, &[Kind::Leaf, Kind::Interior, Kind::Overflow])?;
+            Node::decode_reusing(p, kind, link, &buf, spare)?
+        };
         self.install(p, node, false)
     }
 
@@ -756,15 +765,28 @@ impl<D: BlockDevice> Store<D> {
         if n == 1 || first < self.layout.data_start() || first + n as u64 > self.layout.pages {
             return Ok(());
         }
-        let mut buf = alloc::vec![0u8; n * PAGE_SIZE];
         self.stats.page_reads += n as u64;
         self.stats.read_requests += 1;
-        self.dev.read(first * PAGE_SIZE as u64, &mut buf).map_err(|e| io(e, "read", first))?;
-        for (k, chunk) in buf.chunks_exact(PAGE_SIZE).enumerate() {
+        let at = first * PAGE_SIZE as u64;
+        // A mapped device is decoded where it lies, a page at a time; any other is read in one
+        // request.
+        let copy = if self.dev.mapped(at, n * PAGE_SIZE).is_some() {
+            None
+        } else {
+            let mut buf = alloc::vec![0u8; n * PAGE_SIZE];
+            self.dev.read(at, &mut buf).map_err(|e| io(e, "read", first))?;
+            Some(buf)
+        };
+        for k in 0..n {
             let p = first + k as u64;
-            let page: &[u8; PAGE_SIZE] = chunk.try_into().expect("chunks are pages");
+            let spare = self.spare_node.take();
+            let bytes = match &copy {
+                Some(buf) => buf.get(k * PAGE_SIZE..(k + 1) * PAGE_SIZE),
+                None => self.dev.mapped(p * PAGE_SIZE as u64, PAGE_SIZE),
+            };
+            let Some(page) = bytes.and_then(|b| <&[u8; PAGE_SIZE]>::try_from(b).ok()) else { continue };
             let Ok((kind, link)) = verify(p, page, &[Kind::Leaf, Kind::Interior, Kind::Overflow]) else { continue };
-            let Ok(node) = Node::decode_reusing(p, kind, link, page, self.spare_node.take()) else { continue };
+            let Ok(node) = Node::decode_reusing(p, kind, link, page, spare) else { continue };
             self.stats.pool_misses += 1;
             self.install(p, node, false)?;
         }

@@ -389,10 +389,34 @@ fn failed_flush_poisons_the_store() {
     assert_eq!(s.begin(1).err().unwrap().code, SqlState::READ_ONLY);
 }
 
+/// A memory disk without its map: every page is read by copying, as from O_DIRECT files,
+/// virtio-blk and the simulator.
+struct Unmapped(MemDisk);
+
+impl BlockDevice for Unmapped {
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), platform::IoError> {
+        self.0.read(offset, buf)
+    }
+    fn write(&mut self, offset: u64, buf: &[u8]) -> Result<(), platform::IoError> {
+        self.0.write(offset, buf)
+    }
+    fn flush(&mut self) -> Result<(), platform::IoError> {
+        Ok(())
+    }
+}
+
 /// Flips every 7th bit of a tree page in turn: each flip is an XX001 naming the block, never a
-/// panic or a wrong answer.
+/// panic or a wrong answer, whether the page is decoded where the device maps it or from a copy.
 #[test]
 fn bit_flips_are_errors_naming_the_block() {
+    bit_flips(|d| d);
+    bit_flips(Unmapped);
+}
+
+fn bit_flips<D: BlockDevice>(dev: impl Fn(MemDisk) -> D) {
     let mut s = Store::open(MemDisk::new(1 << 20), small_pool()).unwrap();
     s.begin(1).unwrap();
     let t = s.create_tree().unwrap();
@@ -409,7 +433,7 @@ fn bit_flips_are_errors_naming_the_block() {
         let mut d = MemDisk::new(1 << 20);
         d.bytes_mut().copy_from_slice(clean.bytes());
         d.bytes_mut()[root as usize * PAGE_SIZE + bit / 8] ^= 1 << (bit % 8);
-        let mut s = Store::open(d, small_pool()).unwrap();
+        let mut s = Store::open(dev(d), small_pool()).unwrap();
         let snap = s.snapshot();
         let e = s.get(ReadAt::Snapshot(&snap), t, &key(3)).err().unwrap_or_else(|| panic!("bit {bit} not detected"));
         assert_eq!(e.code, SqlState::DATA_CORRUPTED);
@@ -740,4 +764,45 @@ fn background_log_flushes_move_the_durable_commit_when_they_land() {
     cut.bytes_mut().copy_from_slice(&lost);
     let mut r = Store::open(cut, small_pool()).unwrap();
     assert!(dump(&mut r, t).is_empty(), "commits whose log write never landed are not there");
+}
+
+/// A table four times the pool, read by point lookups and by scans (which read ahead): a mapped
+/// device (pages decoded where they lie) and the same bytes read by copying give the same rows
+/// and the same pool misses and device reads.
+#[test]
+fn mapped_and_copied_reads_agree() {
+    fn run<D: BlockDevice>(dev: D) -> (Vec<(Vec<u8>, Vec<u8>)>, u64, u64) {
+        let cfg = StoreConfig { cache_bytes: 256 * 1024 };
+        let mut s = Store::open(dev, cfg).unwrap();
+        s.begin(1).unwrap();
+        let t = s.create_tree().unwrap();
+        let n = cfg.cache_bytes as u64 * 4 / 100;
+        for i in 0..n {
+            s.put(t, &key(i * 7 % n), &val(i, 90)).unwrap();
+        }
+        s.commit().unwrap();
+        s.sync().unwrap();
+        s.checkpoint().unwrap();
+        let before = s.stats();
+        let snap = s.snapshot();
+        let mut seen = Vec::new();
+        for i in (0..n).step_by(97) {
+            let v = s.get(ReadAt::Snapshot(&snap), t, &key(i)).unwrap().expect("every key is there");
+            seen.push((key(i), v));
+        }
+        s.scan(ReadAt::Snapshot(&snap), t, Bound::Included(&key(n / 3)), Bound::Unbounded, &mut |k, v| {
+            seen.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })
+        .unwrap();
+        s.release(snap);
+        let after = s.stats();
+        assert!(after.pool_misses - before.pool_misses > n / 40, "the table does not fit the pool");
+        (seen, after.pool_misses - before.pool_misses, after.page_reads - before.page_reads)
+    }
+    let mapped = run(MemDisk::new(32 << 20));
+    let copied = run(Unmapped(MemDisk::new(32 << 20)));
+    assert_eq!(mapped.0.len(), copied.0.len());
+    assert!(mapped.0 == copied.0, "the same rows");
+    assert_eq!((mapped.1, mapped.2), (copied.1, copied.2), "the same misses and device reads");
 }
