@@ -411,6 +411,8 @@ impl Node {
                     }
                     _ => (Keys::with_capacity(n, key_bytes), Vals::with_capacity(n, val_bytes)),
                 };
+                // Keys must be strictly increasing; the previous one is kept where it lies.
+                let mut prev: Option<&[u8]> = None;
                 for _ in 0..n {
                     let kl = r.u16().ok_or_else(bad)? as usize;
                     let flag = r.u8().ok_or_else(bad)?;
@@ -419,9 +421,10 @@ impl Node {
                         return Err(bad());
                     }
                     let k = r.take(kl).ok_or_else(bad)?;
-                    if keys.last().is_some_and(|last| last >= k) {
+                    if prev.is_some_and(|last| last >= k) {
                         return Err(bad());
                     }
+                    prev = Some(k);
                     keys.push(k);
                     vals.push(match flag {
                         0 if vl as usize <= MAX_INLINE => ValRef::Inline(r.take(vl as usize).ok_or_else(bad)?),

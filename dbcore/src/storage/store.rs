@@ -8,6 +8,7 @@ use core::ops::Bound;
 
 use platform::{BlockDevice, IoError};
 
+use super::lru::{Lru, Slot};
 use super::node::{key_cmp, leaf_sizes, split_point, Node, Val, ValRef, Vals, MAX_INLINE, MAX_KEY, OVERFLOW_CHUNK};
 use super::page::{new_page, seal, verify, Kind, PageId, HEADER, PAGE_SIZE, PAYLOAD};
 use crate::err;
@@ -160,7 +161,9 @@ impl Clone for Bits {
 struct Frame {
     node: Node,
     dirty: bool,
+    /// When it was last moved to the young end of [`Store::lru`], and where it is there.
     tick: u64,
+    slot: Slot,
     cost: usize,
 }
 
@@ -341,7 +344,8 @@ pub struct Store<D: BlockDevice> {
     last_alone_seq: u64,
     /// The pool's pages by id (a hash map: one probe per page a search visits).
     frames: hashbrown::HashMap<PageId, Frame>,
-    lru: BTreeMap<u64, PageId>,
+    /// The frames from least to most recently used (approximately: see [`Store::hit`]).
+    lru: Lru,
     /// The node of the last clean frame evicted: the next page read decodes into its buffers.
     spare_node: Option<Node>,
     tick: u64,
@@ -398,7 +402,7 @@ impl<D: BlockDevice> Store<D> {
             last_alone_seq: 0,
             frames: hashbrown::HashMap::new(),
             spare_node: None,
-            lru: BTreeMap::new(),
+            lru: Lru::default(),
             tick: 0,
             pool_bytes: 0,
             cfg,
@@ -645,9 +649,8 @@ impl<D: BlockDevice> Store<D> {
         let f = self.frames.get_mut(&p)?;
         self.stats.pool_hits += 1;
         if t - f.tick > window {
-            self.lru.remove(&f.tick);
+            self.lru.touch(f.slot);
             f.tick = t;
-            self.lru.insert(t, p);
         }
         Some(f)
     }
@@ -681,11 +684,12 @@ impl<D: BlockDevice> Store<D> {
         let cost = node.footprint();
         self.make_room(cost)?;
         self.tick += 1;
-        if let Some(old) = self.frames.insert(p, Frame { node, dirty, tick: self.tick, cost }) {
-            self.lru.remove(&old.tick);
+        let slot = self.lru.push_young(p);
+        if let Some(old) = self.frames.insert(p, Frame { node, dirty, tick: self.tick, slot, cost }) {
+            self.lru.remove(old.slot);
             self.pool_bytes -= old.cost;
         }
-        self.lru.insert(self.tick, p);
+        debug_assert_eq!(self.lru.len(), self.frames.len(), "every frame has one place in the LRU list");
         self.pool_bytes += cost;
         Ok(())
     }
@@ -694,7 +698,7 @@ impl<D: BlockDevice> Store<D> {
         while self.pool_bytes + need > self.cfg.cache_bytes {
             // The oldest frame leaves: one LRU and one map operation when it is clean (the
             // common case when reading a table larger than the pool).
-            let Some((t, p)) = self.lru.pop_first() else { break };
+            let Some(p) = self.lru.pop_oldest() else { break };
             let Some(f) = self.frames.remove(&p) else { continue };
             if f.dirty {
                 // The dirty pages right after it go in the same request (they stay in the pool,
@@ -705,7 +709,11 @@ impl<D: BlockDevice> Store<D> {
                     run.push(p + run.len() as u64);
                 }
                 if let Err(e) = self.write_frames(&run) {
-                    self.lru.insert(t, p);
+                    // It stays the oldest.
+                    let slot = self.lru.push_old(p);
+                    if let Some(f) = self.frames.get_mut(&p) {
+                        f.slot = slot;
+                    }
                     return Err(e);
                 }
                 if let Some(f) = self.frames.remove(&p) {
@@ -795,7 +803,7 @@ impl<D: BlockDevice> Store<D> {
 
     fn drop_frame(&mut self, p: PageId) {
         if let Some(f) = self.frames.remove(&p) {
-            self.lru.remove(&f.tick);
+            self.lru.remove(f.slot);
             self.pool_bytes -= f.cost;
         }
     }

@@ -37,7 +37,7 @@ fn key(i: u64) -> Vec<u8> {
 }
 
 fn val(i: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
+    (0..len).map(|j| (i as usize).wrapping_mul(31).wrapping_add(j) as u8).collect()
 }
 
 #[test]
