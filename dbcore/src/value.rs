@@ -344,6 +344,11 @@ const TAG_TEXT: u8 = 4;
 const TAG_FLOAT: u8 = 5;
 const TAG_TS: u8 = 6;
 const TAG_NUMERIC: u8 = 7;
+/// An integer as a zigzag LEB128 varint (1 to 10 bytes): what rows are written with since
+/// session 10. `TAG_INT` (8 bytes) is still read.
+const TAG_VARINT: u8 = 8;
+/// Text of at most 255 bytes: a one-byte length. Longer text is `TAG_TEXT` (u32 length).
+const TAG_TEXT8: u8 = 9;
 
 /// Appends the encoding of one row.
 pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
@@ -353,8 +358,13 @@ pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
         match v {
             Value::Null => out.push(TAG_NULL),
             Value::Int(i) => {
-                out.push(TAG_INT);
-                out.extend_from_slice(&i.to_le_bytes());
+                out.push(TAG_VARINT);
+                let mut z = ((*i << 1) ^ (*i >> 63)) as u64;
+                while z >= 0x80 {
+                    out.push(z as u8 | 0x80);
+                    z >>= 7;
+                }
+                out.push(z as u8);
             }
             Value::Float(f) => {
                 out.push(TAG_FLOAT);
@@ -373,8 +383,13 @@ pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
             Value::Bool(false) => out.push(TAG_FALSE),
             Value::Bool(true) => out.push(TAG_TRUE),
             Value::Text(t) => {
-                out.push(TAG_TEXT);
-                out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                match u8::try_from(t.len()) {
+                    Ok(n) => out.extend_from_slice(&[TAG_TEXT8, n]),
+                    Err(_) => {
+                        out.push(TAG_TEXT);
+                        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    }
+                }
                 out.extend_from_slice(t.as_bytes());
             }
         }
@@ -413,6 +428,26 @@ impl<'a> Reader<'a> {
             u64::from_le_bytes(a)
         })
     }
+    /// An unsigned LEB128 varint of at most 10 bytes that fits a u64, in its shortest form.
+    pub fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.u8()?;
+            if i == 9 && b > 1 {
+                return None;
+            }
+            v |= u64::from(b & 0x7F) << (7 * i);
+            if b & 0x80 == 0 {
+                // A final zero byte after the first is an overlong form.
+                return (b != 0 || i == 0).then_some(v);
+            }
+        }
+        None
+    }
+    pub fn str8(&mut self) -> Option<&'a str> {
+        let n = self.u8()? as usize;
+        core::str::from_utf8(self.take(n)?).ok()
+    }
     pub fn str16(&mut self) -> Option<&'a str> {
         let n = self.u16()? as usize;
         core::str::from_utf8(self.take(n)?).ok()
@@ -447,6 +482,10 @@ pub fn decode_row_into(bytes: &[u8], row: &mut Vec<Value>) -> Result<(), DbError
         let v = match r.u8().ok_or_else(bad)? {
             TAG_NULL => Value::Null,
             TAG_INT => Value::Int(r.u64().ok_or_else(bad)? as i64),
+            TAG_VARINT => {
+                let z = r.varint().ok_or_else(bad)?;
+                Value::Int((z >> 1) as i64 ^ -((z & 1) as i64))
+            }
             TAG_FLOAT => Value::Float(f64::from_bits(r.u64().ok_or_else(bad)?)),
             TAG_TS => Value::Timestamp(r.u64().ok_or_else(bad)? as i64),
             TAG_NUMERIC => {
@@ -458,8 +497,8 @@ pub fn decode_row_into(bytes: &[u8], row: &mut Vec<Value>) -> Result<(), DbError
             }
             TAG_FALSE => Value::Bool(false),
             TAG_TRUE => Value::Bool(true),
-            TAG_TEXT => {
-                let t = r.str32().ok_or_else(bad)?;
+            tag @ (TAG_TEXT | TAG_TEXT8) => {
+                let t = if tag == TAG_TEXT { r.str32() } else { r.str8() }.ok_or_else(bad)?;
                 if let Some(Value::Text(old)) = row.get_mut(i) {
                     old.clear();
                     old.push_str(t);
@@ -536,7 +575,34 @@ mod tests {
             (-1e12f64..1e12).prop_map(Value::Float),
             (any::<i64>(), 0u32..=18).prop_map(|(m, s)| Value::Numeric(Decimal::new(m, s))),
             ".{0,40}".prop_map(Value::Text),
+            // Both sides of the one-byte text length.
+            "[a-z]{250,260}".prop_map(Value::Text),
         ]
+    }
+
+    #[test]
+    fn rows_are_written_compactly_and_the_older_encoding_still_reads() {
+        let row = [Value::Int(5), Value::Int(-1_000_000), Value::Text(String::from("abc"))];
+        let mut b = Vec::new();
+        encode_row(&row, &mut b);
+        // Count, then a 1-byte and a 3-byte varint, then text with a 1-byte length.
+        assert_eq!(b, [3, 0, TAG_VARINT, 10, TAG_VARINT, 0xFF, 0x88, 0x7A, TAG_TEXT8, 3, b'a', b'b', b'c']);
+        for i in [0, 1, -1, 63, -64, 64, i64::MAX, i64::MIN] {
+            let mut b = Vec::new();
+            encode_row(&[Value::Int(i)], &mut b);
+            assert_eq!(decode_row(&b).unwrap(), [Value::Int(i)], "{i}");
+        }
+        // Rows written before: 8-byte integers, u32 text lengths.
+        let mut old = alloc::vec![2, 0, TAG_INT];
+        old.extend_from_slice(&(-7i64).to_le_bytes());
+        old.push(TAG_TEXT);
+        old.extend_from_slice(&2u32.to_le_bytes());
+        old.extend_from_slice(b"hi");
+        assert_eq!(decode_row(&old).unwrap(), [Value::Int(-7), Value::Text(String::from("hi"))]);
+        // Overlong, unterminated and too-wide varints are corruption.
+        for bad in [&[1, 0, TAG_VARINT, 0x80, 0x00][..], &[1, 0, TAG_VARINT, 0x80], &[1, 0, TAG_VARINT, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02]] {
+            assert_eq!(decode_row(bad).unwrap_err().code, crate::SqlState::DATA_CORRUPTED, "{bad:?}");
+        }
     }
 
     proptest! {
