@@ -171,11 +171,14 @@ fn main() {
         if i == 0 && o.no_direct {
             continue;
         }
+        // kerndb takes its parameters by value: each run gets its own copy of the strings,
+        // made before its clock starts (SQLite borrows them).
+        let mut mine = values.clone();
         let t = Instant::now();
         let p = k.prepare("INSERT INTO t VALUES ($1, $2)");
         k.exec("BEGIN");
         for key in 0..o.rows {
-            k.run(&p, vec![Value::Int(key as i64), Value::Text(values[key as usize].clone())]);
+            k.run(&p, vec![Value::Int(key as i64), Value::Text(std::mem::take(&mut mine[key as usize]))]);
         }
         k.exec("COMMIT");
         k.sync();
