@@ -10,7 +10,8 @@
 //! miss is a device read) and on the same kind of file through the Linux page cache (as SQLite
 //! reads: its misses are mostly page-cache hits on a machine with free memory).
 //!
-//! Workloads: bulk insert of N rows in one transaction (keys in order, 100-byte text values);
+//! Workloads: bulk insert of N rows in one transaction (keys in order, 100-byte text values;
+//! every round, the first into the table the others read, later ones into one dropped after);
 //! random point lookups by primary key; range scans of 100 consecutive keys; single-row
 //! INSERT commits, each durable before the next. Both engines run prepared statements; every
 //! round alternates which engine goes first, and the table shows the median of the rounds.
@@ -133,6 +134,15 @@ fn sqlite(path: &Path) -> Connection {
     c
 }
 
+/// The order the engines (kerndb O_DIRECT, kerndb page cache, SQLite) run in, per round.
+fn order(round: usize) -> [usize; 3] {
+    match round % 3 {
+        0 => [0, 1, 2],
+        1 => [2, 0, 1],
+        _ => [1, 2, 0],
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -163,41 +173,66 @@ fn main() {
     }
     s.execute(schema, []).expect("sqlite schema");
 
-    // 1. Bulk insert, once each (the table is what the other workloads read). The values are
-    // made before the clocks start, so the rates are the engines' alone.
+    // 1. Bulk insert, `rounds` times per engine, the engines' order alternating as below. The
+    // first round fills t, which the other workloads read; later ones fill a table that is
+    // dropped after its clock stops. The values are made before the clocks start, so the rates
+    // are the engines' alone.
     let values: Vec<String> = (0..o.rows).map(value).collect();
-    let mut bulk = [0f64; 3];
-    for (i, k) in kerns.iter_mut().enumerate() {
-        if i == 0 && o.no_direct {
-            continue;
-        }
-        // kerndb takes its parameters by value: each run gets its own copy of the strings,
-        // made before its clock starts (SQLite borrows them).
-        let mut mine = values.clone();
-        let t = Instant::now();
-        let p = k.prepare("INSERT INTO t VALUES ($1, $2)");
-        k.exec("BEGIN");
-        for key in 0..o.rows {
-            k.run(&p, vec![Value::Int(key as i64), Value::Text(std::mem::take(&mut mine[key as usize]))]);
-        }
-        k.exec("COMMIT");
-        k.sync();
-        bulk[i] = o.rows as f64 / t.elapsed().as_secs_f64();
-    }
-    let t = Instant::now();
-    {
-        let tx = s.unchecked_transaction().expect("begin");
-        {
-            let mut st = tx.prepare("INSERT INTO t VALUES (?1, ?2)").expect("prepare");
-            for key in 0..o.rows {
-                st.execute(params![key as i64, values[key as usize].as_str()]).expect("insert");
+    let mut bulk: [Vec<f64>; 3] = Default::default();
+    for round in 0..o.rounds {
+        let table = if round == 0 { "t" } else { "bulk" };
+        for engine in order(round) {
+            if engine == 0 && o.no_direct {
+                continue;
+            }
+            if engine < 2 {
+                let k = &mut kerns[engine];
+                if round > 0 {
+                    k.exec("CREATE TABLE bulk (k INTEGER PRIMARY KEY, v TEXT NOT NULL)");
+                    k.sync();
+                }
+                // kerndb takes its parameters by value: each run gets its own copy of the
+                // strings, made before its clock starts (SQLite borrows them).
+                let mut mine = values.clone();
+                let t = Instant::now();
+                let p = k.prepare(&format!("INSERT INTO {table} VALUES ($1, $2)"));
+                k.exec("BEGIN");
+                for key in 0..o.rows {
+                    k.run(&p, vec![Value::Int(key as i64), Value::Text(std::mem::take(&mut mine[key as usize]))]);
+                }
+                k.exec("COMMIT");
+                k.sync();
+                bulk[engine].push(o.rows as f64 / t.elapsed().as_secs_f64());
+                if round > 0 {
+                    k.exec("DROP TABLE bulk");
+                    k.sync();
+                }
+            } else {
+                if round > 0 {
+                    s.execute("CREATE TABLE bulk (k INTEGER PRIMARY KEY, v TEXT NOT NULL)", []).expect("sqlite bulk table");
+                }
+                let t = Instant::now();
+                {
+                    let tx = s.unchecked_transaction().expect("begin");
+                    {
+                        let mut st = tx.prepare(&format!("INSERT INTO {table} VALUES (?1, ?2)")).expect("prepare");
+                        for key in 0..o.rows {
+                            st.execute(params![key as i64, values[key as usize].as_str()]).expect("insert");
+                        }
+                    }
+                    tx.commit().expect("commit");
+                }
+                bulk[2].push(o.rows as f64 / t.elapsed().as_secs_f64());
+                if round > 0 {
+                    s.execute("DROP TABLE bulk", []).expect("sqlite drop");
+                }
             }
         }
-        tx.commit().expect("commit");
+        eprintln!("bulk insert round {}: done", round + 1);
     }
-    bulk[2] = o.rows as f64 / t.elapsed().as_secs_f64();
     drop(values);
-    eprintln!("bulk insert of {} rows: kerndb {:.0} rows/s (O_DIRECT), {:.0} (page cache), SQLite {:.0} rows/s", o.rows, bulk[0], bulk[1], bulk[2]);
+    let bulk = bulk.map(|v| if v.is_empty() { 0.0 } else { median(v) });
+    eprintln!("bulk insert of {} rows, medians: kerndb {:.0} rows/s (O_DIRECT), {:.0} (page cache), SQLite {:.0} rows/s", o.rows, bulk[0], bulk[1], bulk[2]);
 
     // Per workload, per engine (kerndb O_DIRECT, kerndb page cache, SQLite): rates of the rounds.
     let mut results: Vec<(String, [Vec<f64>; 3])> = vec![
@@ -211,12 +246,7 @@ fn main() {
         .collect();
     let mut next_key = o.rows;
     for round in 0..o.rounds {
-        let order = match round % 3 {
-            0 => [0, 1, 2],
-            1 => [2, 0, 1],
-            _ => [1, 2, 0],
-        };
-        for engine in order {
+        for engine in order(round) {
             if engine == 0 && o.no_direct {
                 continue;
             }
