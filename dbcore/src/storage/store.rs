@@ -290,7 +290,7 @@ enum Prior {
 
 enum Descend {
     Leaf,
-    Child(usize, PageId, bool),
+    Child(usize, PageId),
 }
 
 pub struct Store<D: BlockDevice> {
@@ -818,14 +818,21 @@ impl<D: BlockDevice> Store<D> {
     }
 
     fn mutate<R>(&mut self, p: PageId, f: impl FnOnce(&mut Node) -> R) -> Result<R, DbError> {
+        Ok(self.mutate_sized(p, f)?.0)
+    }
+
+    /// [`Store::mutate`], which also gives the node's encoded size afterwards (for the split
+    /// check, without looking the page up again).
+    fn mutate_sized<R>(&mut self, p: PageId, f: impl FnOnce(&mut Node) -> R) -> Result<(R, usize), DbError> {
         self.load(p)?;
         let fr = self.frames.get_mut(&p).ok_or_else(|| err!(INTERNAL_ERROR, "page {p} vanished from the pool"))?;
         let r = f(&mut fr.node);
         fr.dirty = true;
+        let size = fr.node.size();
         let cost = fr.node.footprint();
         self.pool_bytes = self.pool_bytes + cost - fr.cost;
         fr.cost = cost;
-        Ok(r)
+        Ok((r, size))
     }
 
     // ---- allocation ----
@@ -1976,11 +1983,32 @@ impl<D: BlockDevice> Store<D> {
             return Err(corrupt(p, "tree too deep (a cycle?)"));
         }
         let p = self.writable(p)?;
-        let step = self.descend(p, key)?;
-        match step {
-            Descend::Child(i, c, rightmost) => {
+        // One visit of the page: a leaf takes the entry at once; an interior page names the
+        // child (it is marked dirty now, and changed when the child returns).
+        enum Put {
+            Child(usize, PageId, bool),
+            Leaf(Prior, bool),
+        }
+        let (step, size) = self.mutate_sized(p, |n| match n {
+            Node::Interior { keys, children } => {
+                let i = keys.upper_bound(key);
+                Ok(Put::Child(i, children[i], i + 1 == children.len()))
+            }
+            Node::Leaf { keys, vals } => Ok(match keys.binary_search(key) {
+                Ok(i) if replace => Put::Leaf(Prior::Replaced(vals.replace(i, val)), false),
+                Ok(_) => Put::Leaf(Prior::Kept, false),
+                Err(i) => {
+                    keys.insert(i, key);
+                    vals.insert(i, val);
+                    Put::Leaf(Prior::Absent, i + 1 == keys.len())
+                }
+            }),
+            Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
+        })?;
+        match step? {
+            Put::Child(i, c, rightmost) => {
                 let (c2, split, old, append) = self.put_rec(c, key, val, replace, depth + 1)?;
-                self.mutate(p, |n| {
+                let ((), size) = self.mutate_sized(p, |n| {
                     if let Node::Interior { keys, children } = n {
                         children[i] = c2;
                         if let Some((s, r)) = split {
@@ -1990,23 +2018,11 @@ impl<D: BlockDevice> Store<D> {
                     }
                 })?;
                 let append = append && rightmost;
-                let split = self.split_if_needed(p, append)?;
+                let split = self.split_if_needed(p, append, size)?;
                 Ok((p, split, old, append))
             }
-            Descend::Leaf => {
-                let (old, append) = self.mutate(p, |n| match n {
-                    Node::Leaf { keys, vals } => match keys.binary_search(key) {
-                        Ok(i) if replace => (Prior::Replaced(vals.replace(i, val)), false),
-                        Ok(_) => (Prior::Kept, false),
-                        Err(i) => {
-                            keys.insert(i, key);
-                            vals.insert(i, val);
-                            (Prior::Absent, i + 1 == keys.len())
-                        }
-                    },
-                    _ => (Prior::Absent, false),
-                })?;
-                let split = self.split_if_needed(p, append)?;
+            Put::Leaf(old, append) => {
+                let split = self.split_if_needed(p, append, size)?;
                 Ok((p, split, old, append))
             }
         }
@@ -2016,15 +2032,16 @@ impl<D: BlockDevice> Store<D> {
         self.with_node(p, |n| match n {
             Node::Interior { keys, children } => {
                 let i = keys.upper_bound(key);
-                Ok(Descend::Child(i, children[i], i + 1 == children.len()))
+                Ok(Descend::Child(i, children[i]))
             }
             Node::Leaf { .. } => Ok(Descend::Leaf),
             Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
         })?
     }
 
-    fn split_if_needed(&mut self, p: PageId, append: bool) -> Result<Option<(Vec<u8>, PageId)>, DbError> {
-        if self.with_node(p, |n| n.size())? <= PAYLOAD {
+    /// Splits page `p` if its encoded `size` passes a page.
+    fn split_if_needed(&mut self, p: PageId, append: bool, size: usize) -> Result<Option<(Vec<u8>, PageId)>, DbError> {
+        if size <= PAYLOAD {
             return Ok(None);
         }
         let r = self.alloc()?;
@@ -2079,7 +2096,7 @@ impl<D: BlockDevice> Store<D> {
         }
         let p = self.writable(p)?;
         match self.descend(p, key)? {
-            Descend::Child(i, c, _) => {
+            Descend::Child(i, c) => {
                 let (c2, old) = self.del_rec(c, key, depth + 1)?;
                 let only = self.mutate(p, |n| {
                     let Node::Interior { keys, children } = n else { return None };
