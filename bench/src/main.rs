@@ -163,7 +163,7 @@ fn main() {
     let bpath = dir.join("kerndb-buffered.img");
     let spath = dir.join("sqlite.db");
     // Room for the rows, their index, copy-on-write and the log.
-    let kbytes = (o.rows * 1200 + o.rows * 200 * o.rounds as u64).max(256 << 20);
+    let kbytes = (o.rows * 1200).max(256 << 20);
     let mut kerns = [Kern::open(&kpath, kbytes, true), Kern::open(&bpath, kbytes, false)];
     let s = sqlite(&spath);
     let schema = "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)";
