@@ -250,7 +250,7 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
         // durable (`needs_seq`). The flush runs in the background where the disk can, so that
         // other sessions' statements run meanwhile; when no other session has anything under
         // way it runs in line, which answers sooner: handing it to another thread and back
-        // costs about as much as the flush itself (docs/architecture.md, "Group commit").
+        // costs about as much as the flush itself (docs/storage-format.md, "Group commit").
         if self.db.needs_sync() || self.db.flush_in_flight() {
             let starts = self.db.needs_sync() && !self.db.flush_in_flight();
             let in_line = starts && !self.others_under_way();

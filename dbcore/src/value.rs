@@ -344,8 +344,8 @@ const TAG_TEXT: u8 = 4;
 const TAG_FLOAT: u8 = 5;
 const TAG_TS: u8 = 6;
 const TAG_NUMERIC: u8 = 7;
-/// An integer as a zigzag LEB128 varint (1 to 10 bytes): what rows are written with since
-/// session 10. `TAG_INT` (8 bytes) is still read.
+/// An integer as a zigzag LEB128 varint (1 to 10 bytes), as rows are written now. `TAG_INT`
+/// (8 bytes) is still read.
 const TAG_VARINT: u8 = 8;
 /// Text of at most 255 bytes: a one-byte length. Longer text is `TAG_TEXT` (u32 length).
 const TAG_TEXT8: u8 = 9;
