@@ -228,7 +228,7 @@ fn main() {
     drop(values);
     // The first round loads an empty database (the workload as specified); the median of all
     // rounds includes loads into a database that already holds the earlier tables.
-    let first = bulk.clone().map(|v| v.first().copied().unwrap_or(0.0));
+    let first = bulk.each_ref().map(|v| v.first().copied().unwrap_or(0.0));
     let bulk = bulk.map(|v| if v.is_empty() { 0.0 } else { median(v) });
     eprintln!("bulk insert of {} rows, medians: kerndb {:.0} rows/s (O_DIRECT), {:.0} (page cache), SQLite {:.0} rows/s", o.rows, bulk[0], bulk[1], bulk[2]);
 

@@ -27,12 +27,12 @@ pub struct Lru {
     free: Vec<Slot>,
     oldest: Option<Slot>,
     youngest: Option<Slot>,
-    len: usize,
 }
 
 impl Lru {
+    /// Entries in the list: every slot not on the free list.
     pub fn len(&self) -> usize {
-        self.len
+        self.links.len() - self.free.len()
     }
 
     /// Adds `page` at the young end.
@@ -69,7 +69,6 @@ impl Lru {
     pub fn remove(&mut self, s: Slot) {
         self.unlink(s);
         self.free.push(s);
-        self.len -= 1;
     }
 
     /// Takes the oldest page out.
@@ -81,7 +80,6 @@ impl Lru {
     }
 
     fn alloc(&mut self, page: PageId) -> Slot {
-        self.len += 1;
         let link = Link { page, older: NIL, younger: NIL };
         match self.free.pop() {
             Some(s) => {
