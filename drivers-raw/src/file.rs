@@ -3,9 +3,14 @@
 //! Opened with O_DIRECT so that pages go to the device without passing through the page cache,
 //! as on bare metal. Filesystems that refuse O_DIRECT (tmpfs) get buffered I/O instead, with a
 //! warning; `flush` is fdatasync in both cases.
+//!
+//! Page writes the engine need not wait for (`write_behind`) and the log's group-commit write
+//! and flush (`write_flush_start`) run on an I/O thread of its own, in order; reads, plain
+//! writes and flushes wait for the queued writes they depend on.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
+use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
@@ -24,19 +29,143 @@ pub struct FileDisk {
     /// cache holds costs a copy, not a system call. Writes still go through `pwrite`, which
     /// the map sees at once (one page cache).
     map: Option<memmap2::Mmap>,
-    /// The background flush (fdatasync on a thread of its own), once asked for.
-    flusher: Option<Flusher>,
+    /// The I/O thread (write-behind and the background flush), started by the first request
+    /// that needs it.
+    io: Option<IoThread>,
+    /// The log's background write and flush was turned on ([`FileDisk::flush_waker`]).
+    flush_enabled: bool,
+    /// A background write failed: every later request fails until the disk is opened again,
+    /// because what the file holds is no longer what the engine believes it wrote.
+    failed: bool,
 }
 
-/// Writes log pages and runs fdatasync on a thread of its own, so that the serving loop goes
-/// on while the device works. Each completion writes a byte to a socket whose other end the
-/// loop's poll(2) watches ([`FileDisk::flush_waker`]).
-struct Flusher {
-    start: mpsc::Sender<(u64, AlignedBuf, usize)>,
-    done: mpsc::Receiver<(io::Result<()>, AlignedBuf)>,
-    /// The buffer for the next request (it travels to the thread and back).
-    spare: Option<AlignedBuf>,
-    running: bool,
+/// Most bytes of write-behind queued at once; a write beyond it waits for the oldest.
+const MAX_QUEUED: usize = 8 << 20;
+/// Spare buffers kept for the next writes, and the largest one worth keeping.
+const SPARES: usize = 4;
+const SPARE_MAX: usize = 1 << 20;
+
+/// What the I/O thread is asked to do, in order.
+enum Job {
+    /// pwrite; reported back.
+    Write { offset: u64, buf: AlignedBuf, len: usize },
+    /// pwrite then fdatasync; reported back, and a byte is written to the waker socket.
+    WriteFlush { offset: u64, buf: AlignedBuf, len: usize },
+    /// The socket to ping after each `WriteFlush`.
+    Waker(UnixStream),
+}
+
+/// A thread of its own that does the writes the serving loop or the engine need not wait for:
+/// write-behind of evicted pages ([`BlockDevice::write_behind`]) and the log's write and flush
+/// at group commit ([`BlockDevice::write_flush_start`]). Jobs run in the order they were given,
+/// so a flush covers every write queued before it.
+struct IoThread {
+    start: Option<mpsc::Sender<Job>>,
+    /// Completions, in job order: (was a write-and-flush, outcome, the buffer back).
+    done: mpsc::Receiver<(bool, io::Result<()>, AlignedBuf)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Byte ranges of the jobs not yet reported done, oldest first.
+    queued: VecDeque<(u64, usize)>,
+    queued_bytes: usize,
+    spares: Vec<AlignedBuf>,
+    /// A write-and-flush is queued (at most one at a time).
+    flushing: bool,
+    /// Its outcome, once reaped and until `write_flush_done` asks for it.
+    flush_result: Option<io::Result<()>>,
+}
+
+impl IoThread {
+    fn spawn(file: File) -> io::Result<IoThread> {
+        let (start, jobs) = mpsc::channel::<Job>();
+        let (report, done) = mpsc::channel();
+        let thread = std::thread::Builder::new().name(String::from("kerndb-io")).spawn(move || {
+            let mut ping: Option<UnixStream> = None;
+            for job in jobs {
+                let (flushed, r, buf) = match job {
+                    Job::Waker(s) => {
+                        ping = Some(s);
+                        continue;
+                    }
+                    Job::Write { offset, mut buf, len } => (false, file.write_all_at(&buf.as_mut_slice()[..len], offset), buf),
+                    Job::WriteFlush { offset, mut buf, len } => {
+                        (true, file.write_all_at(&buf.as_mut_slice()[..len], offset).and_then(|()| file.sync_data()), buf)
+                    }
+                };
+                if report.send((flushed, r, buf)).is_err() {
+                    break;
+                }
+                if flushed {
+                    if let Some(p) = &mut ping {
+                        // A full socket already wakes the loop: a failed write loses nothing.
+                        let _ = p.write(&[1]);
+                    }
+                }
+            }
+        })?;
+        Ok(IoThread {
+            start: Some(start),
+            done,
+            thread: Some(thread),
+            queued: VecDeque::new(),
+            queued_bytes: 0,
+            spares: Vec::new(),
+            flushing: false,
+            flush_result: None,
+        })
+    }
+
+    fn send(&mut self, job: Job) -> Result<(), IoError> {
+        self.start.as_ref().ok_or(IoError::Device)?.send(job).map_err(|_| IoError::Device)
+    }
+
+    /// A buffer (a spare one when one is large enough) holding `data` at its start.
+    fn buffer(&mut self, data: &[u8]) -> AlignedBuf {
+        let mut b = match self.spares.iter().position(|b| b.len >= data.len()) {
+            Some(i) => self.spares.swap_remove(i),
+            None => AlignedBuf::new(data.len().next_multiple_of(DIRECT_ALIGN).max(64 * 1024)),
+        };
+        b.as_mut_slice()[..data.len()].copy_from_slice(data);
+        b
+    }
+
+    /// Takes the oldest completion (`wait`: blocking until there is one). Ok(false): none yet.
+    /// Err: the job failed, or the thread is gone.
+    fn reap(&mut self, wait: bool) -> Result<bool, IoError> {
+        let got = if wait { self.done.recv().map_err(|_| mpsc::TryRecvError::Disconnected) } else { self.done.try_recv() };
+        let (flushed, r, buf) = match got {
+            Ok(c) => c,
+            Err(mpsc::TryRecvError::Empty) => return Ok(false),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(IoError::Device),
+        };
+        if let Some((_, len)) = self.queued.pop_front() {
+            self.queued_bytes -= len;
+        }
+        if buf.len <= SPARE_MAX && self.spares.len() < SPARES {
+            self.spares.push(buf);
+        }
+        if flushed {
+            self.flushing = false;
+            let failed = r.is_err();
+            self.flush_result = Some(r);
+            return if failed { Err(IoError::Device) } else { Ok(true) };
+        }
+        r.map(|()| true).map_err(io_err)
+    }
+
+    fn overlaps(&self, offset: u64, len: usize) -> bool {
+        let end = offset + len as u64;
+        self.queued.iter().any(|&(o, l)| o < end && offset < o + l as u64)
+    }
+}
+
+impl Drop for IoThread {
+    fn drop(&mut self) {
+        // The queued writes land before the file closes (a reopen in this process sees them).
+        drop(self.start.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A heap buffer aligned for O_DIRECT.
@@ -123,7 +252,7 @@ impl FileDisk {
             // the database anyway. `len` does not pass the file's length at open.
             unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }.ok()
         };
-        Ok(FileDisk { file, len, direct, bounce: AlignedBuf::new(64 * 1024), map, flusher: None })
+        Ok(FileDisk { file, len, direct, bounce: AlignedBuf::new(64 * 1024), map, io: None, flush_enabled: false, failed: false })
     }
 
     pub fn is_direct(&self) -> bool {
@@ -134,24 +263,64 @@ impl FileDisk {
     /// returns the socket that becomes readable whenever one completes (for the serving loop's
     /// poll set; read it empty). Without this call, `write_flush_start` declines.
     pub fn flush_waker(&mut self) -> io::Result<UnixStream> {
-        let (mut ping, wake) = UnixStream::pair()?;
+        let (ping, wake) = UnixStream::pair()?;
         ping.set_nonblocking(true)?;
         wake.set_nonblocking(true)?;
-        let file = self.file.try_clone()?;
-        let (start, requests) = mpsc::channel::<(u64, AlignedBuf, usize)>();
-        let (report, done) = mpsc::channel();
-        std::thread::Builder::new().name(String::from("kerndb-flush")).spawn(move || {
-            for (offset, mut buf, len) in requests {
-                let r = file.write_all_at(&buf.as_mut_slice()[..len], offset).and_then(|()| file.sync_data());
-                if report.send((r, buf)).is_err() {
-                    break;
-                }
-                // A full socket already wakes the loop: a failed write loses nothing.
-                let _ = ping.write(&[1]);
-            }
-        })?;
-        self.flusher = Some(Flusher { start, done, spare: Some(AlignedBuf::new(64 * 1024)), running: false });
+        self.io_thread().map_err(|_| io::Error::other("the I/O thread is gone"))?.send(Job::Waker(ping)).map_err(|_| io::Error::other("the I/O thread is gone"))?;
+        self.flush_enabled = true;
         Ok(wake)
+    }
+
+    fn io_thread(&mut self) -> Result<&mut IoThread, IoError> {
+        if self.io.is_none() {
+            let file = self.file.try_clone().map_err(io_err)?;
+            self.io = Some(IoThread::spawn(file).map_err(io_err)?);
+        }
+        self.io.as_mut().ok_or(IoError::Device)
+    }
+
+    /// Fails if a background write failed; otherwise takes the completions that are in.
+    fn settle(&mut self) -> Result<(), IoError> {
+        if self.failed {
+            return Err(IoError::Device);
+        }
+        let Some(io) = &mut self.io else { return Ok(()) };
+        loop {
+            match io.reap(false) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+
+    /// Waits until no queued write overlaps `offset..offset + len` (`len` 0: until none is
+    /// queued at all).
+    fn wait_for(&mut self, offset: u64, len: usize) -> Result<(), IoError> {
+        self.settle()?;
+        let Some(io) = &mut self.io else { return Ok(()) };
+        while !io.queued.is_empty() && (len == 0 || io.overlaps(offset, len)) {
+            if let Err(e) = io.reap(true) {
+                return Err(self.fail(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, e: IoError) -> IoError {
+        if !self.failed {
+            log::error!("a background write to the disk failed; the disk refuses every request until it is opened again");
+        }
+        self.failed = true;
+        e
+    }
+
+    fn check_aligned(&self, offset: u64, len: usize) -> Result<(), IoError> {
+        self.check_range(offset, len)?;
+        if self.direct && (offset % DIRECT_ALIGN as u64 != 0 || len % DIRECT_ALIGN != 0) {
+            return Err(IoError::Misaligned);
+        }
+        Ok(())
     }
 }
 
@@ -166,6 +335,7 @@ impl BlockDevice for FileDisk {
     }
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
         self.check_range(offset, buf.len())?;
+        self.wait_for(offset, buf.len())?;
         if let Some(m) = &self.map {
             let at = offset as usize;
             buf.copy_from_slice(m.get(at..at + buf.len()).ok_or(IoError::OutOfRange)?);
@@ -182,10 +352,8 @@ impl BlockDevice for FileDisk {
         Ok(())
     }
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
-        self.check_range(offset, buf.len())?;
-        if self.direct && (offset % DIRECT_ALIGN as u64 != 0 || buf.len() % DIRECT_ALIGN != 0) {
-            return Err(IoError::Misaligned);
-        }
+        self.check_aligned(offset, buf.len())?;
+        self.wait_for(offset, buf.len())?;
         let mut done = 0;
         while done < buf.len() {
             let n = (buf.len() - done).min(self.bounce.len);
@@ -196,48 +364,75 @@ impl BlockDevice for FileDisk {
         }
         Ok(())
     }
+    fn write_behind(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        self.check_aligned(offset, buf.len())?;
+        self.settle()?;
+        let io = self.io_thread()?;
+        while io.queued_bytes + buf.len() > MAX_QUEUED && !io.queued.is_empty() {
+            if let Err(e) = io.reap(true) {
+                return Err(self.fail(e));
+            }
+        }
+        let b = io.buffer(buf);
+        io.send(Job::Write { offset, buf: b, len: buf.len() })?;
+        io.queued.push_back((offset, buf.len()));
+        io.queued_bytes += buf.len();
+        Ok(())
+    }
     fn flush(&mut self) -> Result<(), IoError> {
+        self.wait_for(0, 0)?;
         self.file.sync_data().map_err(io_err)
     }
     fn mapped(&self, offset: u64, len: usize) -> Option<&[u8]> {
         self.check_range(offset, len).ok()?;
+        // Bytes a queued write will change are read (and waited for) by `read`.
+        if self.failed || self.io.as_ref().is_some_and(|io| io.overlaps(offset, len)) {
+            return None;
+        }
         let at = usize::try_from(offset).ok()?;
         self.map.as_ref()?.get(at..at.checked_add(len)?)
     }
     fn write_flush_start(&mut self, offset: u64, buf: &[u8]) -> Result<bool, IoError> {
-        self.check_range(offset, buf.len())?;
-        if self.direct && (offset % DIRECT_ALIGN as u64 != 0 || buf.len() % DIRECT_ALIGN != 0) {
-            return Err(IoError::Misaligned);
+        self.check_aligned(offset, buf.len())?;
+        if !self.flush_enabled {
+            return Ok(false);
         }
-        let Some(f) = &mut self.flusher else { return Ok(false) };
-        if f.running {
+        self.settle()?;
+        let io = self.io_thread()?;
+        if io.flushing || io.flush_result.is_some() {
             return Err(IoError::Device);
         }
-        let mut b = match f.spare.take() {
-            Some(b) if b.len >= buf.len() => b,
-            _ => AlignedBuf::new(buf.len().next_multiple_of(DIRECT_ALIGN).max(64 * 1024)),
-        };
-        b.as_mut_slice()[..buf.len()].copy_from_slice(buf);
-        f.start.send((offset, b, buf.len())).map_err(|_| IoError::Device)?;
-        f.running = true;
+        let b = io.buffer(buf);
+        io.send(Job::WriteFlush { offset, buf: b, len: buf.len() })?;
+        io.queued.push_back((offset, buf.len()));
+        io.queued_bytes += buf.len();
+        io.flushing = true;
         Ok(true)
     }
     fn write_flush_done(&mut self, wait: bool) -> Option<Result<(), IoError>> {
-        let Some(f) = &mut self.flusher else { return Some(Ok(())) };
-        if !f.running {
-            return Some(Ok(()));
-        }
-        let got = if wait { f.done.recv().map_err(|_| mpsc::TryRecvError::Disconnected) } else { f.done.try_recv() };
-        let r = match got {
-            Ok((r, buf)) => {
-                f.spare = Some(buf);
-                r.map_err(io_err)
+        loop {
+            let failed = self.failed;
+            let Some(io) = &mut self.io else { return Some(Ok(())) };
+            if let Some(r) = io.flush_result.take() {
+                return Some(match r {
+                    Ok(()) if !failed => Ok(()),
+                    Ok(()) => Err(IoError::Device),
+                    Err(e) => Err(self.fail(io_err(e))),
+                });
             }
-            Err(mpsc::TryRecvError::Empty) => return None,
-            Err(mpsc::TryRecvError::Disconnected) => Err(IoError::Device),
-        };
-        f.running = false;
-        Some(r)
+            if !io.flushing {
+                return Some(if failed { Err(IoError::Device) } else { Ok(()) });
+            }
+            match io.reap(wait) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                // A failed write-and-flush leaves its outcome in flush_result (next pass).
+                Err(_) if io.flush_result.is_some() => {}
+                Err(e) => {
+                    self.fail(e);
+                }
+            }
+        }
     }
 }
 
@@ -295,6 +490,95 @@ mod tests {
         d.read(8192, &mut back).unwrap();
         assert_eq!(back, page);
         assert!(matches!(d.write_flush_done(false), Some(Ok(()))), "nothing running");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("kerndb-filedisk-{name}-{}.img", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    fn pattern(seed: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    #[test]
+    fn written_behind_pages_are_read_back_flushed_and_kept_in_order() {
+        for buffered in [false, true] {
+            let path = temp(if buffered { "behind-buffered" } else { "behind-direct" });
+            let mut d = if buffered { FileDisk::open_buffered(&path, 64 << 20) } else { FileDisk::open(&path, 64 << 20) }.unwrap();
+            // More than the queue holds, so some writes wait for older ones.
+            let run = 1 << 20;
+            let runs = (MAX_QUEUED / run) as u64 * 2 + 3;
+            for i in 0..runs {
+                d.write_behind(i * run as u64, &pattern(i as u8, run)).unwrap();
+                let io = d.io.as_ref().unwrap();
+                assert!(io.queued_bytes <= MAX_QUEUED, "the queue stays within its limit");
+            }
+            // A read sees a queued write: the map declines the bytes while they are queued.
+            let mut back = vec![0u8; 8192];
+            d.read((runs - 1) * run as u64 + 4096, &mut back).unwrap();
+            assert_eq!(back, pattern((runs - 1) as u8, run)[4096..4096 + 8192]);
+            // A later plain write to the same bytes lands after the queued one.
+            d.write_behind(0, &pattern(7, run)).unwrap();
+            d.write(4096, &pattern(9, 4096)).unwrap();
+            d.read(0, &mut back).unwrap();
+            assert_eq!(&back[..4096], &pattern(7, 4096)[..]);
+            assert_eq!(&back[4096..], &pattern(9, 4096)[..]);
+            // A flush leaves nothing queued.
+            d.write_behind(8192, &pattern(3, 4096)).unwrap();
+            d.flush().unwrap();
+            assert!(d.io.as_ref().unwrap().queued.is_empty());
+            // What was queued at the drop is in the file when it is opened again.
+            d.write_behind(12288, &pattern(5, 4096)).unwrap();
+            drop(d);
+            let mut d = FileDisk::open(&path, 64 << 20).unwrap();
+            let mut page = vec![0u8; 4096];
+            d.read(8192, &mut page).unwrap();
+            assert_eq!(page, pattern(3, 4096));
+            d.read(12288, &mut page).unwrap();
+            assert_eq!(page, pattern(5, 4096));
+            d.read(run as u64 * 2, &mut page).unwrap();
+            assert_eq!(page, pattern(2, 4096));
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    #[test]
+    fn a_log_flush_covers_the_writes_queued_before_it() {
+        let path = temp("behind-flush");
+        let mut d = FileDisk::open(&path, 8 << 20).unwrap();
+        let _wake = d.flush_waker().unwrap();
+        d.write_behind(1 << 20, &pattern(1, 1 << 20)).unwrap();
+        assert!(d.write_flush_start(0, &pattern(2, 4096)).unwrap());
+        assert!(matches!(d.write_flush_done(true), Some(Ok(()))));
+        assert!(d.io.as_ref().unwrap().queued.is_empty(), "the page write finished first");
+        assert!(matches!(d.write_flush_done(false), Some(Ok(()))), "nothing running");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_failed_background_write_fails_every_later_request() {
+        let path = temp("behind-fail");
+        let mut d = FileDisk::open_buffered(&path, 1 << 20).unwrap();
+        d.write(0, &pattern(1, 4096)).unwrap();
+        // The I/O thread gets a descriptor that refuses writes (EBADF), as a failing disk would.
+        let read_only = File::open(&path).unwrap();
+        d.io = Some(IoThread::spawn(read_only).unwrap());
+        d.write_behind(4096, &pattern(2, 4096)).expect("queued; the failure comes later");
+        assert_eq!(d.flush(), Err(IoError::Device), "the flush reports the failed write");
+        assert!(d.mapped(0, 4096).is_none(), "nothing is read from the map any more");
+        let mut back = vec![0u8; 4096];
+        assert_eq!(d.read(0, &mut back), Err(IoError::Device), "not even bytes that were written");
+        assert_eq!(d.write(0, &back), Err(IoError::Device));
+        assert_eq!(d.write_behind(0, &back), Err(IoError::Device));
+        assert_eq!(d.flush(), Err(IoError::Device));
+        drop(d);
+        // Opened again, the disk serves, and holds what was written before the failure.
+        let mut d = FileDisk::open_buffered(&path, 1 << 20).unwrap();
+        d.read(0, &mut back).unwrap();
+        assert_eq!(back, pattern(1, 4096));
         let _ = std::fs::remove_file(&path);
     }
 }

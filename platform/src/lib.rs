@@ -49,6 +49,14 @@ pub trait BlockDevice {
     fn write(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError>;
     /// Makes every completed write durable; the only ordering barrier.
     fn flush(&mut self) -> Result<(), IoError>;
+    /// A write that may still be under way when it returns (write-behind: the caller goes on
+    /// computing while the device works). Reads see it at once; the next `flush` waits for it
+    /// and covers it; a later `write` to the same bytes lands after it. A failure may be
+    /// reported by a later call instead (any of them); after one, the device fails every
+    /// request. The default writes at once.
+    fn write_behind(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        self.write(offset, buf)
+    }
 
     /// Starts writing `buf` at `offset` and then flushing, in the background while the caller
     /// goes on (a write-ahead log's group commit): `buf` and every write completed before the
@@ -95,6 +103,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     }
     fn flush(&mut self) -> Result<(), IoError> {
         (**self).flush()
+    }
+    fn write_behind(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        (**self).write_behind(offset, buf)
     }
     fn write_flush_start(&mut self, offset: u64, buf: &[u8]) -> Result<bool, IoError> {
         (**self).write_flush_start(offset, buf)

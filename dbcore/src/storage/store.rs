@@ -23,8 +23,9 @@ pub const CATALOG_TREE: u32 = 1;
 const LOG_HEADER: usize = 16;
 const LOG_BYTES: usize = PAYLOAD - LOG_HEADER;
 const DIR_ENTRY: usize = 20;
-/// Most pages one checkpoint write request carries.
-const WRITE_RUN: usize = 32;
+/// Most pages one page-write request carries (1 MiB): on this machine's disk, O_DIRECT writes
+/// of 1 MiB ran at 1.6-1.8 GB/s and writes of 128 KiB at 0.9-1.0 GB/s.
+const WRITE_RUN: usize = 256;
 /// Pages a scan reads in one request when the next children of its range lie one after the
 /// other on the disk and are not in the pool (a bulk-loaded table's leaves do).
 const READ_AHEAD: usize = 8;
@@ -607,12 +608,22 @@ impl<D: BlockDevice> Store<D> {
     }
 
     fn write_raw(&mut self, id: PageId, buf: &[u8]) -> Result<(), DbError> {
+        self.write_at(id, buf, false)
+    }
+
+    /// Like `write_raw` for pages the engine need not wait for (evicted and checkpointed pages,
+    /// the directory, the bitmap): the device may still be writing them when this returns
+    /// (`BlockDevice::write_behind`); the checkpoint's flush waits for them.
+    fn write_pages(&mut self, id: PageId, buf: &[u8]) -> Result<(), DbError> {
+        self.write_at(id, buf, true)
+    }
+
+    fn write_at(&mut self, id: PageId, buf: &[u8], behind: bool) -> Result<(), DbError> {
         self.stats.page_writes += (buf.len() / PAGE_SIZE) as u64;
         self.stats.write_requests += 1;
-        match self.dev.write(id * PAGE_SIZE as u64, buf) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.poison(io(e, "write", id))),
-        }
+        let at = id * PAGE_SIZE as u64;
+        let r = if behind { self.dev.write_behind(at, buf) } else { self.dev.write(at, buf) };
+        r.map_err(|e| self.poison(io(e, "write", id)))
     }
 
     fn flush_dev(&mut self) -> Result<(), DbError> {
@@ -747,7 +758,7 @@ impl<D: BlockDevice> Store<D> {
                 let link = f.node.encode(page);
                 seal(p, page, f.node.kind(), link);
             }
-            self.write_raw(first, &buf)?;
+            self.write_pages(first, &buf)?;
             for k in 0..n as u64 {
                 if let Some(f) = self.frames.get_mut(&(first + k)) {
                     f.dirty = false;
@@ -1528,7 +1539,7 @@ impl<D: BlockDevice> Store<D> {
             }
             let link = chain.get(i + 1).copied().unwrap_or(0);
             seal(chain[i], &mut buf, Kind::Directory, link);
-            self.write_raw(chain[i], &buf[..])?;
+            self.write_pages(chain[i], &buf[..])?;
         }
         // 2. Dirty pages.
         let mut dirty: Vec<PageId> = self.frames.iter().filter(|(_, f)| f.dirty).map(|(&p, _)| p).collect();
@@ -1552,7 +1563,7 @@ impl<D: BlockDevice> Store<D> {
             }
             seal(start + i, page, Kind::Bitmap, 0);
         }
-        self.write_raw(start, &data)?;
+        self.write_pages(start, &data)?;
         // 4. Flush.
         self.flush_dev()?;
         // 5. The superblock, then flush.
