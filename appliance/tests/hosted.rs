@@ -193,6 +193,16 @@ fn psql_meta_commands_describe_the_catalog() {
     }
     let view = run(&["-c", "\\d cheap"]);
     assert!(view.contains("View \"public.cheap\"") && view.contains(" name   | character varying(20) |"), "{view}");
+    // \du: the one role, a superuser, in no other role (ARRAY(subquery) as an array's text).
+    assert_eq!(run(&["-A", "-t", "-c", "\\du"]).trim(), "ann|Superuser, Create role, Create DB, Replication, Bypass RLS|{}");
+    // \dT lists no user types (as PostgreSQL's does in a new database); \dTS names the built-in ones.
+    assert_eq!(run(&["-A", "-t", "-c", "\\dT"]).trim(), "");
+    let types = run(&["-A", "-t", "-c", "\\dTS"]);
+    assert!(types.contains("pg_catalog|integer|") && types.contains("pg_catalog|character varying|"), "{types}");
+    // SERIAL and IDENTITY columns show PostgreSQL's defaults.
+    run(&["-c", "create table numbered (id serial primary key, n bigint generated always as identity)"]);
+    let numbered = run(&["-c", "\\d numbered"]);
+    assert!(numbered.contains("nextval('numbered_id_seq'::regclass)") && numbered.contains("generated always as identity"), "{numbered}");
     // A table created after the first look shows up (the catalog is read per query).
     run(&["-c", "create table later (x int)"]);
     assert!(run(&["-A", "-t", "-c", "\\dt"]).contains("public|later|table|ann"));

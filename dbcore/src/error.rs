@@ -32,6 +32,7 @@ impl SqlState {
     pub const INVALID_COLUMN_DEFINITION: SqlState = SqlState("42611");
     pub const TOO_MANY_COLUMNS: SqlState = SqlState("54011");
     pub const INVALID_DATETIME: SqlState = SqlState("22007");
+    pub const DATETIME_FIELD_OVERFLOW: SqlState = SqlState("22008");
     pub const CANNOT_COERCE: SqlState = SqlState("42846");
     pub const STRING_DATA_RIGHT_TRUNCATION: SqlState = SqlState("22001");
     pub const CARDINALITY_VIOLATION: SqlState = SqlState("21000");
@@ -47,10 +48,13 @@ impl SqlState {
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
     pub const AMBIGUOUS_COLUMN: SqlState = SqlState("42702");
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
+    pub const GENERATED_ALWAYS: SqlState = SqlState("428C9");
+    pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: SqlState = SqlState("2200H");
     pub const DEPENDENT_OBJECTS: SqlState = SqlState("2BP01");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     pub const INVALID_ROW_COUNT: SqlState = SqlState("2201W");
     pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");
+    pub const DUPLICATE_ALIAS: SqlState = SqlState("42712");
     pub const OUT_OF_MEMORY: SqlState = SqlState("53200");
     pub const BAD_COPY_FILE_FORMAT: SqlState = SqlState("22P04");
     pub const CHARACTER_NOT_IN_REPERTOIRE: SqlState = SqlState("22021");

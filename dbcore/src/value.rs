@@ -659,3 +659,240 @@ mod tests {
         assert!(parse_timestamp("2024-13-01").is_none());
     }
 }
+
+/// Microseconds between 1970-01-01 (the Unix epoch) and 2000-01-01 (kerndb's timestamp origin).
+const UNIX_TO_2000_US: i64 = 946_684_800_000_000;
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// An interval as PostgreSQL keeps one: months, days and microseconds, each added on its own
+/// (a month is a calendar month, a day a calendar day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Interval {
+    pub months: i64,
+    pub days: i64,
+    pub micros: i64,
+}
+
+impl Interval {
+    pub fn negate(self) -> Option<Interval> {
+        Some(Interval { months: self.months.checked_neg()?, days: self.days.checked_neg()?, micros: self.micros.checked_neg()? })
+    }
+}
+
+/// Parses an interval's text: `N unit` pairs (`1 day`, `-2 hours`, `1.5 minutes`, `3 mons`;
+/// units from microseconds to millennia, singular, plural or abbreviated), an optional
+/// `[-]H:MM[:SS[.ffffff]]` time, a leading `@` and a trailing `ago`. `unit` is the unit of
+/// a bare number (`INTERVAL '5' DAY`). None: not an interval this accepts.
+pub fn parse_interval(s: &str, unit: Option<&str>) -> Option<Interval> {
+    let mut iv = Interval::default();
+    let mut words: Vec<&str> = s.split_whitespace().collect();
+    if words.first() == Some(&"@") {
+        words.remove(0);
+    }
+    let ago = words.last().is_some_and(|w| w.eq_ignore_ascii_case("ago"));
+    if ago {
+        words.pop();
+    }
+    if words.is_empty() {
+        return None;
+    }
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        if w.contains(':') {
+            let (neg, t) = match w.strip_prefix('-') {
+                Some(t) => (true, t),
+                None => (false, w.strip_prefix('+').unwrap_or(w)),
+            };
+            let parts: Vec<&str> = t.split(':').collect();
+            if !(2..=3).contains(&parts.len()) {
+                return None;
+            }
+            let h: i64 = parts[0].parse().ok()?;
+            let m: i64 = parts[1].parse().ok().filter(|m| (0..60).contains(m))?;
+            let sec_us = match parts.get(2) {
+                Some(sec) => frac_micros(sec, 1_000_000).filter(|u| (0..60_000_000).contains(u))?,
+                None => 0,
+            };
+            let us = h.checked_mul(3_600_000_000)?.checked_add(m * 60_000_000 + sec_us)?;
+            iv.micros = iv.micros.checked_add(if neg { -us } else { us })?;
+            i += 1;
+            continue;
+        }
+        // A number and its unit, written apart (`1 day`) or together (`1day`).
+        let split = w.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(w.len());
+        let (num, mut u) = (&w[..split], &w[split..]);
+        if u.is_empty() {
+            match words.get(i + 1) {
+                Some(next) if next.chars().all(|c| c.is_ascii_alphabetic()) => {
+                    u = next;
+                    i += 1;
+                }
+                _ => u = unit?,
+            }
+        }
+        let lower = u.to_ascii_lowercase();
+        let (months, micros_per): (i64, i64) = match lower.as_str() {
+            "microsecond" | "microseconds" | "us" | "usec" | "usecs" => (0, 1),
+            "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => (0, 1_000),
+            "second" | "seconds" | "s" | "sec" | "secs" => (0, 1_000_000),
+            "minute" | "minutes" | "m" | "min" | "mins" => (0, 60_000_000),
+            "hour" | "hours" | "h" | "hr" | "hrs" => (0, 3_600_000_000),
+            // Days and weeks stay days (negative: a count of days, not of microseconds).
+            "day" | "days" | "d" => (0, -1),
+            "week" | "weeks" | "w" => (0, -7),
+            "month" | "months" | "mon" | "mons" => (1, 0),
+            "year" | "years" | "y" | "yr" | "yrs" => (12, 0),
+            "decade" | "decades" => (120, 0),
+            "century" | "centuries" => (1200, 0),
+            "millennium" | "millennia" | "millenniums" => (12_000, 0),
+            _ => return None,
+        };
+        if months > 0 {
+            let n: i64 = num.parse().ok()?;
+            iv.months = iv.months.checked_add(n.checked_mul(months)?)?;
+        } else if micros_per < 0 {
+            // Days (and weeks) stay days; a fraction of one becomes microseconds.
+            let whole_us = frac_micros(num, DAY_US)?;
+            let per = -micros_per;
+            let total = whole_us.checked_mul(per)?;
+            iv.days = iv.days.checked_add(total / DAY_US)?;
+            iv.micros = iv.micros.checked_add(total % DAY_US)?;
+        } else {
+            iv.micros = iv.micros.checked_add(frac_micros(num, micros_per)?)?;
+        }
+        i += 1;
+    }
+    if ago { iv.negate() } else { Some(iv) }
+}
+
+/// `num` (a decimal with an optional sign and fraction) times `scale`, rounded to an integer.
+fn frac_micros(num: &str, scale: i64) -> Option<i64> {
+    let (neg, digits) = match num.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, num.strip_prefix('+').unwrap_or(num)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut v = whole.checked_mul(scale)?;
+    let mut place = scale;
+    for b in frac.bytes().take(12) {
+        place /= 10;
+        if place == 0 {
+            break;
+        }
+        v = v.checked_add(i64::from(b - b'0') * place)?;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// `ts + iv`: months first (the day clamped to the new month's last, as in PostgreSQL), then
+/// days, then microseconds. None: out of range.
+pub fn timestamp_add(ts: i64, iv: Interval) -> Option<i64> {
+    let days = ts.div_euclid(DAY_US);
+    let time = ts.rem_euclid(DAY_US);
+    let (y, m, d) = civil_from_days(days);
+    let total = (y * 12 + m - 1).checked_add(iv.months)?;
+    let (ny, nm) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+    if !(-4713..=294_276).contains(&ny) {
+        return None;
+    }
+    let nd = d.min(days_in_month(ny, nm));
+    let day = days_from_civil(ny, nm, nd).checked_add(iv.days)?;
+    // PostgreSQL's earliest timestamp, 4713-11-24 BC; the latest is near i64::MAX anyway.
+    let earliest = days_from_civil(-4713, 11, 24) * DAY_US;
+    day.checked_mul(DAY_US)?.checked_add(time)?.checked_add(iv.micros).filter(|&t| t >= earliest)
+}
+
+/// A field of a timestamp, as (value, scale): `extract(field from ts)` (PostgreSQL 15 gives
+/// numeric, with these scales). None: a field this does not know.
+pub fn timestamp_field(ts: i64, field: &str) -> Option<(i64, u32)> {
+    let days = ts.div_euclid(DAY_US);
+    let time = ts.rem_euclid(DAY_US);
+    let (y, m, d) = civil_from_days(days);
+    // 2000-01-01 was a Saturday: dow 6.
+    let dow = (days + 6).rem_euclid(7);
+    let doy = days - days_from_civil(y, 1, 1) + 1;
+    let sec_us = time % 60_000_000;
+    Some(match field {
+        "microsecond" | "microseconds" => (sec_us, 0),
+        "millisecond" | "milliseconds" => (sec_us, 3),
+        "second" | "seconds" => (sec_us, 6),
+        "minute" | "minutes" => (time / 60_000_000 % 60, 0),
+        "hour" | "hours" => (time / 3_600_000_000, 0),
+        "day" | "days" => (d, 0),
+        "dow" => (dow, 0),
+        "isodow" => (if dow == 0 { 7 } else { dow }, 0),
+        "doy" => (doy, 0),
+        "week" => (iso_week(days), 0),
+        "month" | "months" => (m, 0),
+        "quarter" => ((m - 1) / 3 + 1, 0),
+        "year" | "years" => (y, 0),
+        "isoyear" => (iso_year(days), 0),
+        "decade" | "decades" => (y.div_euclid(10), 0),
+        "century" | "centuries" => (if y > 0 { (y + 99) / 100 } else { -((99 - y) / 100) }, 0),
+        "millennium" | "millennia" => (if y > 0 { (y + 999) / 1000 } else { -((999 - y) / 1000) }, 0),
+        "epoch" => (ts.checked_add(UNIX_TO_2000_US)?, 6),
+        "julian" => return None,
+        _ => return None,
+    })
+}
+
+/// The ISO 8601 year that `days` (since 2000-01-01) falls in: weeks start on Monday, and week 1
+/// holds the year's first Thursday.
+fn iso_year(days: i64) -> i64 {
+    let (y, _, _) = civil_from_days(days);
+    let monday_of_week1 = |y: i64| {
+        let jan4 = days_from_civil(y, 1, 4);
+        jan4 - (jan4 + 5).rem_euclid(7)
+    };
+    if days >= monday_of_week1(y + 1) {
+        y + 1
+    } else if days < monday_of_week1(y) {
+        y - 1
+    } else {
+        y
+    }
+}
+
+fn iso_week(days: i64) -> i64 {
+    let y = iso_year(days);
+    let jan4 = days_from_civil(y, 1, 4);
+    let monday = jan4 - (jan4 + 5).rem_euclid(7);
+    (days - monday) / 7 + 1
+}
+
+/// `date_trunc(unit, ts)`. None: a unit this does not know.
+pub fn timestamp_trunc(ts: i64, unit: &str) -> Option<i64> {
+    let days = ts.div_euclid(DAY_US);
+    let time = ts.rem_euclid(DAY_US);
+    let (y, m, _) = civil_from_days(days);
+    let at = |y: i64, m: i64| days_from_civil(y, m, 1) * DAY_US;
+    Some(match unit {
+        "microsecond" | "microseconds" => ts,
+        "millisecond" | "milliseconds" => ts - ts.rem_euclid(1_000),
+        "second" | "seconds" => ts - ts.rem_euclid(1_000_000),
+        "minute" | "minutes" => ts - ts.rem_euclid(60_000_000),
+        "hour" | "hours" => ts - time % 3_600_000_000,
+        "day" | "days" => days * DAY_US,
+        "week" | "weeks" => (days - (days + 5).rem_euclid(7)) * DAY_US,
+        "month" | "months" => at(y, m),
+        "quarter" => at(y, (m - 1) / 3 * 3 + 1),
+        "year" | "years" => at(y, 1),
+        "decade" | "decades" => at(y.div_euclid(10) * 10, 1),
+        "century" | "centuries" => at(if y > 0 { (y - 1) / 100 * 100 + 1 } else { y }, 1),
+        "millennium" | "millennia" => at(if y > 0 { (y - 1) / 1000 * 1000 + 1 } else { y }, 1),
+        _ => return None,
+    })
+}

@@ -117,6 +117,8 @@ pub enum State {
     Aggregate(Box<AggRun>),
     Sort(Box<SortRun>),
     Distinct(Box<State>, BTreeSet<Row>),
+    /// DISTINCT ON: its input, and the keys of the last row let through.
+    DistinctOn(Box<State>, Option<Vec<Value>>),
     /// Input, rows still to skip, rows still to give.
     Limit(Box<State>, usize, usize),
     /// Both inputs and the rows read from them so far.
@@ -197,6 +199,8 @@ struct AggState {
     dsum: Decimal,
     best: Option<Value>,
     seen: Option<BTreeSet<Value>>,
+    /// string_agg: each value with its delimiter and its ORDER BY keys, in arrival order.
+    parts: Vec<(Vec<Value>, String, String)>,
 }
 
 #[derive(Debug)]
@@ -460,6 +464,24 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                     }
                 }
             }
+            Node::DistinctOn(input, keys) => {
+                let State::DistinctOn(inner, last) = st else { return Err(mismatch()) };
+                loop {
+                    match self.pull(input, inner)? {
+                        Poll::Row(r) => {
+                            let mut k = Vec::with_capacity(keys.len());
+                            for key in keys {
+                                k.push(key.eval(&r, self)?);
+                            }
+                            if last.as_ref() != Some(&k) {
+                                *last = Some(k);
+                                return Ok(Poll::Row(r));
+                            }
+                        }
+                        other => return Ok(other),
+                    }
+                }
+            }
             Node::Limit(input, ..) => {
                 let State::Limit(inner, skip, left) = st else { return Err(mismatch()) };
                 loop {
@@ -523,6 +545,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
             Node::Aggregate { .. } => State::Aggregate(Box::new(AggRun { input: State::Fresh, groups: BTreeMap::new() })),
             Node::Sort(..) => State::Sort(Box::new(SortRun { input: State::Fresh, filling: Vec::new(), runs: Vec::new(), heads: Vec::new(), heap: None, rows: 0 })),
             Node::Distinct(_) => State::Distinct(Box::default(), BTreeSet::new()),
+            Node::DistinctOn(..) => State::DistinctOn(Box::default(), None),
             Node::Limit(_, limit, offset) => {
                 let l = match limit {
                     Some(e) => match e.eval(&[], self)? {
@@ -847,6 +870,26 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                         s.best = Some(v);
                     }
                 }
+                AggFunc::StringAgg => {
+                    // A NULL delimiter is an empty one, as in PostgreSQL.
+                    let d = match &a.delim {
+                        Some(e) => e.eval(r, self)?.to_text().unwrap_or_default(),
+                        None => String::new(),
+                    };
+                    let mut keys = Vec::with_capacity(a.order.len());
+                    for k in &a.order {
+                        keys.push(k.expr.eval(r, self)?);
+                    }
+                    s.parts.push((keys, d, v.to_text().unwrap_or_default()));
+                }
+                AggFunc::BoolAnd | AggFunc::BoolOr => {
+                    let b = v == Value::Bool(true);
+                    let acc = match s.best {
+                        Some(Value::Bool(x)) => if a.func == AggFunc::BoolAnd { x && b } else { x || b },
+                        _ => b,
+                    };
+                    s.best = Some(Value::Bool(acc));
+                }
                 _ => {}
             }
         }
@@ -981,7 +1024,7 @@ fn sift_down(heap: &mut [usize], mut i: usize, less: &dyn Fn(usize, usize) -> bo
 
 fn fresh_states(aggs: &[Agg]) -> Vec<AggState> {
     aggs.iter()
-        .map(|a| AggState { count: 0, isum: 0, fsum: 0.0, any_float: false, dsum: Decimal::ZERO, best: None, seen: if a.distinct { Some(BTreeSet::new()) } else { None } })
+        .map(|a| AggState { count: 0, isum: 0, fsum: 0.0, any_float: false, dsum: Decimal::ZERO, best: None, seen: if a.distinct { Some(BTreeSet::new()) } else { None }, parts: Vec::new() })
         .collect()
 }
 
@@ -1006,7 +1049,20 @@ fn finish_groups(mut groups: BTreeMap<Vec<Value>, Vec<AggState>>, no_keys: bool,
                 AggFunc::Sum => Value::Float(s.fsum),
                 AggFunc::Avg if !s.any_float => Value::Float(s.isum as f64 / s.count as f64),
                 AggFunc::Avg => Value::Float(s.fsum / s.count as f64),
-                AggFunc::Min | AggFunc::Max => s.best.unwrap_or(Value::Null),
+                AggFunc::Min | AggFunc::Max | AggFunc::BoolAnd | AggFunc::BoolOr => s.best.unwrap_or(Value::Null),
+                AggFunc::StringAgg => {
+                    let mut parts = s.parts;
+                    // Stable: equal keys keep their arrival order.
+                    parts.sort_by(|x, y| compare_keys(&a.order, &x.0, &y.0));
+                    let mut out = String::new();
+                    for (i, (_, d, v)) in parts.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(d);
+                        }
+                        out.push_str(v);
+                    }
+                    Value::Text(out)
+                }
             });
         }
         out.push(key);

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use crate::err;
 use crate::error::DbError;
 use crate::numeric::{self, Decimal};
-use crate::value::{format_float, parse_timestamp, SqlType, Value};
+use crate::value::{format_float, parse_timestamp, timestamp_add, timestamp_field, timestamp_trunc, Interval, SqlType, Value};
 
 use super::plan::SubPlan;
 
@@ -92,6 +92,13 @@ pub enum Func {
     Regex(bool, bool),
     /// `format_type(type oid, typmod)`.
     FormatType,
+    /// `timestamp + interval`: (timestamp, months, days, microseconds).
+    TsAdd,
+    /// `extract(field from timestamp)` (numeric) and `date_part(field, timestamp)` (double).
+    Extract,
+    DatePart,
+    /// `date_trunc(unit, timestamp)`.
+    DateTrunc,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +121,8 @@ pub enum Expr {
     Like(Box<Expr>, Box<Expr>, bool, bool),
     Func(Func, Vec<Expr>, SqlType),
     Subquery(Rc<SubPlan>),
+    /// ARRAY(subquery), as the text of an array literal.
+    ArraySubquery(Rc<SubPlan>),
     Exists(Rc<SubPlan>, bool),
     InSubquery(Box<Expr>, Rc<SubPlan>, bool),
     IsDistinct(Box<Expr>, Box<Expr>, bool),
@@ -400,6 +409,21 @@ impl Expr {
                 if saw_null { Value::Null } else { Value::Bool(*negated) }
             }
             Expr::Exists(sp, negated) => Value::Bool(env.subquery(sp, row)?.is_empty() == *negated),
+            Expr::ArraySubquery(sp) => {
+                let rows = env.subquery(sp, row)?;
+                let mut out = String::from("{");
+                for (i, r) in rows.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    match r.first().and_then(|v| v.to_text()) {
+                        None => out.push_str("NULL"),
+                        Some(t) => array_element(&t, &mut out),
+                    }
+                }
+                out.push('}');
+                Value::Text(out)
+            }
             Expr::Subquery(sp) => {
                 let rows = env.subquery(sp, row)?;
                 if rows.len() > 1 {
@@ -488,7 +512,7 @@ impl Expr {
     pub fn is_constant(&self) -> bool {
         match self {
             Expr::Const(_) | Expr::Param(_) => true,
-            Expr::Column(_) | Expr::Outer(..) | Expr::Subquery(_) | Expr::Exists(..) | Expr::InSubquery(..) => false,
+            Expr::Column(_) | Expr::Outer(..) | Expr::Subquery(_) | Expr::ArraySubquery(_) | Expr::Exists(..) | Expr::InSubquery(..) => false,
             Expr::Neg(x, _) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::Cast(x, _) => x.is_constant(),
             Expr::Binary(_, a, b, _) | Expr::Like(a, b, _, _) | Expr::IsDistinct(a, b, _) => a.is_constant() && b.is_constant(),
             Expr::Between(a, b, c, _) => a.is_constant() && b.is_constant() && c.is_constant(),
@@ -506,7 +530,7 @@ impl Expr {
             Expr::Column(i) => f(*i),
             Expr::Const(_) | Expr::Param(_) | Expr::Outer(..) | Expr::Exists(..) => {}
             // A subquery may read the row (correlated): count it as reading every column.
-            Expr::Subquery(sp) => {
+            Expr::Subquery(sp) | Expr::ArraySubquery(sp) => {
                 if sp.correlated {
                     f(usize::MAX)
                 }
@@ -556,7 +580,7 @@ impl Expr {
     pub fn shift_columns(&mut self, map: &dyn Fn(usize) -> usize) {
         match self {
             Expr::Column(i) => *i = map(*i),
-            Expr::Const(_) | Expr::Param(_) | Expr::Outer(..) | Expr::Subquery(_) | Expr::Exists(..) => {}
+            Expr::Const(_) | Expr::Param(_) | Expr::Outer(..) | Expr::Subquery(_) | Expr::ArraySubquery(_) | Expr::Exists(..) => {}
             Expr::InSubquery(x, _, _) | Expr::Neg(x, _) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::Cast(x, _) => x.shift_columns(map),
             Expr::Binary(_, a, b, _) | Expr::Like(a, b, _, _) | Expr::IsDistinct(a, b, _) => {
                 a.shift_columns(map);
@@ -703,6 +727,24 @@ fn cmp_as(a: &Value, b: &Value, ty: SqlType) -> Result<core::cmp::Ordering, DbEr
     Ok(a.cmp(b))
 }
 
+/// One element of an array literal: quoted (with `"` and `\` escaped) when it is empty, is
+/// NULL, or holds a space, a comma, a brace, a quote or a backslash, as PostgreSQL writes it.
+fn array_element(t: &str, out: &mut String) {
+    let quote = t.is_empty() || t.eq_ignore_ascii_case("null") || t.chars().any(|c| c.is_whitespace() || matches!(c, ',' | '{' | '}' | '"' | '\\'));
+    if !quote {
+        out.push_str(t);
+        return;
+    }
+    out.push('"');
+    for c in t.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
 fn text_arg(v: &Value) -> Option<String> {
     v.to_text()
 }
@@ -718,7 +760,9 @@ fn int_arg(v: &Value) -> Option<i64> {
 
 fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value, DbError> {
     use Func as F;
-    if !matches!(f, F::Nullif | F::Concat | F::Greatest | F::Least | F::Now | F::Random | F::Version) && a.iter().any(|v| v.is_null()) {
+    // format_type takes a NULL typmod (no modifier), as in PostgreSQL.
+    let strict_args = if f == F::FormatType { &a[..1] } else { &a[..] };
+    if !matches!(f, F::Nullif | F::Concat | F::Greatest | F::Least | F::Now | F::Random | F::Version) && strict_args.iter().any(|v| v.is_null()) {
         return Ok(Value::Null);
     }
     let num = |v: &Value| as_f64(v).unwrap_or(0.0);
@@ -732,6 +776,7 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
         }
         F::FormatType => match (&a[0], &a[1]) {
             (Value::Int(oid), Value::Int(m)) => super::syscat::format_type(*oid, *m).map(Value::Text).unwrap_or(Value::Null),
+            (Value::Int(oid), Value::Null) => super::syscat::format_type(*oid, -1).map(Value::Text).unwrap_or(Value::Null),
             _ => Value::Null,
         },
         F::Abs => match &a[0] {
@@ -874,6 +919,28 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
             }
         }
         F::Now => Value::Timestamp(env.now()),
+        F::TsAdd => {
+            let (Value::Timestamp(t), Some(months), Some(days), Some(micros)) = (&a[0], int_arg(&a[1]), int_arg(&a[2]), int_arg(&a[3])) else {
+                return Err(err!(INTERNAL_ERROR, "timestamp + interval on other types"));
+            };
+            Value::Timestamp(timestamp_add(*t, Interval { months, days, micros }).ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "timestamp out of range"))?)
+        }
+        F::Extract | F::DatePart | F::DateTrunc => {
+            let (Some(unit), Value::Timestamp(t)) = (text_arg(&a[0]), &a[1]) else { return Err(err!(INTERNAL_ERROR, "date function on other types")) };
+            let unit = unit.to_ascii_lowercase();
+            let bad = || err!(INVALID_PARAMETER_VALUE, "unit \"{unit}\" not recognized for type timestamp without time zone");
+            match f {
+                F::DateTrunc => Value::Timestamp(timestamp_trunc(*t, &unit).ok_or_else(bad)?),
+                _ => {
+                    let (v, scale) = timestamp_field(*t, &unit).ok_or_else(bad)?;
+                    if f == F::Extract {
+                        Value::Numeric(Decimal::new(v, scale))
+                    } else {
+                        Value::Float(v as f64 / [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6][scale.min(6) as usize])
+                    }
+                }
+            }
+        }
         F::Random => Value::Float(env.random()),
         F::Version => Value::Text(alloc::format!("PostgreSQL 15.0 (kerndb {}) on x86_64", env!("CARGO_PKG_VERSION"))),
     })

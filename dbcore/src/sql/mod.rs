@@ -24,10 +24,10 @@ use crate::err;
 use crate::error::DbError;
 use crate::storage::{ReadAt, Snapshot, Store, StoreConfig, CATALOG_TREE};
 use crate::value::{encode_key, encode_row, SqlType, Value};
-use catalog::{Catalog, ColumnDef, IndexDef, TableDef, ViewDef};
+use catalog::{Catalog, ColumnDef, Generated, IndexDef, TableDef, ViewDef};
 use expr::{cast_value, Expr, Row};
 use exec::Exec;
-use plan::{ident_name, object_name, type_of, ColInfo, Planner, Scope};
+use plan::{ident_name, is_serial, object_name, type_of, ColInfo, Planner, Scope};
 
 /// PostgreSQL's limit on columns per table.
 pub const MAX_COLUMNS: usize = 1600;
@@ -167,12 +167,26 @@ struct WriteJob {
     n: usize,
     returning: Option<Vec<ast::SelectItem>>,
     params: Vec<(Value, SqlType)>,
+    /// ON CONFLICT DO UPDATE: the rows this statement inserted or updated, by row id (a second
+    /// conflict with one of them is 21000, as in PostgreSQL).
+    touched: BTreeSet<[u8; 8]>,
+}
+
+/// INSERT ... ON CONFLICT: the unique indexes whose clash is a conflict, and what is done then.
+#[derive(Debug)]
+struct Conflict {
+    arbiters: Vec<IndexDef>,
+    /// DO UPDATE: its assignments and WHERE, compiled over the existing row followed by the
+    /// proposed one (`excluded`). None: DO NOTHING.
+    update: Option<(Vec<(usize, Expr)>, Option<Expr>)>,
+    /// Every index of the table (an update rewrites their entries).
+    idx: Vec<IndexDef>,
 }
 
 #[derive(Debug)]
 enum WriteKind {
     /// Input rows hold the target columns' values; defaults are computed once.
-    Insert { targets: Rc<[usize]>, defaults: Vec<Option<Value>> },
+    Insert { targets: Rc<[usize]>, defaults: Vec<Option<Value>>, conflict: Option<Rc<Conflict>> },
     /// Input rows are table rows with their row id last.
     Update { sets: Rc<[(usize, Expr)]>, idx: Rc<[IndexDef]> },
     Delete { idx: Rc<[IndexDef]> },
@@ -183,7 +197,7 @@ impl WriteJob {
         // The parameters are kept only for RETURNING (the rest is compiled with them).
         let params = if returning.is_some() { params.to_vec() } else { Vec::new() };
         // Boxed from the start: the job moves through several results before it runs.
-        Box::new(WriteJob { cat: cat.clone(), t: t.into(), kind, input: None, exec_params, rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params })
+        Box::new(WriteJob { cat: cat.clone(), t: t.into(), kind, input: None, exec_params, rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params, touched: BTreeSet::new() })
     }
 }
 
@@ -322,6 +336,73 @@ fn compile_delete(planner: &Planner, cat: &Rc<Catalog>, d: &ast::Delete) -> Resu
     Ok(KeptUpdate { cat: cat.clone(), t: Rc::new(t), delete: true, sets: Rc::from(Vec::new()), node: Rc::new(node), idx: idx.into() })
 }
 
+/// Compiles INSERT ... ON CONFLICT: the arbiter indexes (those matching the conflict target,
+/// or every unique index for a DO NOTHING without one) and DO UPDATE's SET and WHERE, which see
+/// the existing row as the table (or its alias) and the proposed row as `excluded`.
+fn compile_conflict(planner: &Planner, cat: &Catalog, t: &TableDef, alias: Option<String>, oc: &ast::OnConflict) -> Result<Conflict, DbError> {
+    let uniques: Vec<&IndexDef> = cat.indexes_of(&t.name).filter(|i| i.unique).collect();
+    let arbiters: Vec<IndexDef> = match &oc.conflict_target {
+        None => {
+            if matches!(oc.action, ast::OnConflictAction::DoUpdate(_)) {
+                return Err(err!(SYNTAX_ERROR, "ON CONFLICT DO UPDATE requires inference specification or constraint name"));
+            }
+            uniques.into_iter().cloned().collect()
+        }
+        Some(ast::ConflictTarget::Columns(cols)) => {
+            let mut want = Vec::new();
+            for c in cols {
+                let n = ident_name(c);
+                want.push(t.columns.iter().position(|x| x.name == n).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{n}\" does not exist"))?);
+            }
+            want.sort_unstable();
+            want.dedup();
+            let found: Vec<IndexDef> = uniques
+                .into_iter()
+                .filter(|i| {
+                    let mut c = i.columns.clone();
+                    c.sort_unstable();
+                    c == want
+                })
+                .cloned()
+                .collect();
+            if found.is_empty() {
+                return Err(err!(INVALID_COLUMN_REFERENCE, "there is no unique or exclusion constraint matching the ON CONFLICT specification"));
+            }
+            found
+        }
+        Some(ast::ConflictTarget::OnConstraint(name)) => {
+            let n = object_name(name)?;
+            match uniques.into_iter().find(|i| i.name == n) {
+                Some(i) => alloc::vec![i.clone()],
+                None => return Err(err!(UNDEFINED_OBJECT, "constraint \"{n}\" for table \"{}\" does not exist", t.name)),
+            }
+        }
+    };
+    let update = match &oc.action {
+        ast::OnConflictAction::DoNothing => None,
+        ast::OnConflictAction::DoUpdate(du) => {
+            let label = alias.unwrap_or_else(|| t.name.clone());
+            let mut cols: Vec<ColInfo> = t.columns.iter().map(|c| ColInfo { table: Some(label.clone()), name: c.name.clone(), ty: c.ty }).collect();
+            cols.extend(t.columns.iter().map(|c| ColInfo { table: Some(String::from("excluded")), name: c.name.clone(), ty: c.ty }));
+            let scope = Scope::new(cols, None);
+            let mut sets = Vec::new();
+            for a in &du.assignments {
+                let (ci, _) = assignment_target(t, a)?;
+                if sets.iter().any(|(c, _)| *c == ci) {
+                    return Err(err!(SYNTAX_ERROR, "multiple assignments to same column \"{}\"", t.columns[ci].name));
+                }
+                sets.push((ci, planner.compile_as(&a.value, &scope, t.columns[ci].ty, "column").map_err(|e| type_err(e, &t.columns[ci]))?));
+            }
+            let cond = match &du.selection {
+                Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
+                None => None,
+            };
+            Some((sets, cond))
+        }
+    };
+    Ok(Conflict { arbiters, update, idx: cat.indexes_of(&t.name).cloned().collect() })
+}
+
 /// The write job of a compiled UPDATE or DELETE, with `$n` bound to `exec_params`.
 fn update_job(k: &KeptUpdate, exec_params: Rc<[Value]>, params: &[(Value, SqlType)], returning: Option<Vec<ast::SelectItem>>) -> Box<WriteJob> {
     let kind = if k.delete { WriteKind::Delete { idx: k.idx.clone() } } else { WriteKind::Update { sets: k.sets.clone(), idx: k.idx.clone() } };
@@ -383,6 +464,8 @@ pub struct Database<D: BlockDevice> {
     txn_cat: Option<Rc<Catalog>>,
     /// Next row id per table tree, within the write transaction.
     next_rowid: BTreeMap<u32, u64>,
+    /// The next number of each generated column, by (table tree, column): `next_serial`.
+    serials: BTreeMap<(u32, usize), i64>,
     /// Microseconds since 2000-01-01, set by the host before each statement (`now()`).
     pub clock_us: i64,
     /// The one role's name, as pg_catalog shows it.
@@ -398,6 +481,13 @@ pub struct Database<D: BlockDevice> {
     no_params: Rc<[Value]>,
     /// Blocked sessions and the sessions each waits for (deadlock detection).
     waits: BTreeMap<u64, Vec<u64>>,
+}
+
+/// SELECT ... FOR UPDATE or FOR SHARE inside a transaction block: it joins the write
+/// transaction and its reads take row locks (exclusive for UPDATE). Outside a block the locks
+/// would end with the statement, so it is a plain query there.
+fn locks_rows(st: &Statement, s: &SessionState) -> bool {
+    s.in_block && matches!(st, Statement::Query(q) if !q.locks.is_empty())
 }
 
 fn writes(s: &Statement) -> bool {
@@ -419,7 +509,7 @@ fn writes(s: &Statement) -> bool {
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
         let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
-        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), no_params: Rc::from(Vec::new()), waits: BTreeMap::new() })
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), serials: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), no_params: Rc::from(Vec::new()), waits: BTreeMap::new() })
     }
 
     /// Names the one role (the server's configured user) for pg_catalog.
@@ -686,7 +776,12 @@ impl<D: BlockDevice> Database<D> {
         }
         let Some(stmt) = b.stmts.pop_front() else { return Step::Done };
         s.stmt = Some(stmt.clone());
-        let reads_exclusive = matches!(&*stmt, Statement::Update(_) | Statement::Delete(_));
+        // What these read they may write: their reads lock exclusively (INSERT ... ON CONFLICT
+        // reads the keys it may insert or update), so two of them cannot both read and then
+        // deadlock wanting to write.
+        let reads_exclusive = matches!(&*stmt, Statement::Update(_) | Statement::Delete(_))
+            || matches!(&*stmt, Statement::Insert(i) if i.on.is_some())
+            || matches!(&*stmt, Statement::Query(q) if q.locks.iter().any(|l| l.lock_type == ast::LockType::Update));
         if self.store.is_writer(s.id) {
             self.store.begin_statement(s.id, reads_exclusive);
         }
@@ -710,7 +805,7 @@ impl<D: BlockDevice> Database<D> {
                 Ok(tag("ROLLBACK"))
             }
             _ if s.failed => Err(err!(IN_FAILED_TRANSACTION, "current transaction is aborted, commands ignored until end of transaction block")),
-            _ if writes(&stmt) => {
+            _ if writes(&stmt) || locks_rows(&stmt, s) => {
                 if !self.store.is_writer(s.id) {
                     if let Some(snap) = &s.snapshot {
                         if snap.seq() != self.store.seq() {
@@ -722,7 +817,7 @@ impl<D: BlockDevice> Database<D> {
                 // Row writes run keyed, beside other keyed transactions, taking locks as they
                 // go; anything else, and a block that already read from its snapshot (those
                 // reads took no locks), runs alone (docs/concurrent-writers.md).
-                let keyed = matches!(&*stmt, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) && s.snapshot.is_none();
+                let keyed = (matches!(&*stmt, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) || locks_rows(&stmt, s)) && s.snapshot.is_none();
                 let begun = if keyed { self.store.join(s.id) } else { self.store.begin(s.id) };
                 match begun {
                     Ok(false) => {
@@ -733,6 +828,16 @@ impl<D: BlockDevice> Database<D> {
                         return self.wait(s, b, stmt, on);
                     }
                     Err(e) => Err(e),
+                    // SELECT ... FOR UPDATE / FOR SHARE in a block: read in the write
+                    // transaction, locking what it reads until the block ends.
+                    Ok(true) if matches!(&*stmt, Statement::Query(_)) => {
+                        self.store.begin_statement(s.id, reads_exclusive);
+                        let Statement::Query(q) = &*stmt else { unreachable!("matched a query") };
+                        match self.start_query(q, None, &b.params, b.plan.as_ref()) {
+                            Ok(c) => return self.resume(s, b, c),
+                            Err(e) => Err(e),
+                        }
+                    }
                     Ok(true) => match {
                         self.store.begin_statement(s.id, reads_exclusive);
                         self.start_write(&stmt, &mut b.params, b.insert.as_ref(), b.update.as_ref())
@@ -1062,6 +1167,11 @@ impl<D: BlockDevice> Database<D> {
             };
         }
         let cat = self.catalog_at(ReadAt::Txn)?;
+        for (i, col) in c.table.columns.iter().enumerate() {
+            if col.generated != Generated::No && !c.targets.contains(&i) {
+                row[i] = Value::Int(self.next_serial(&cat, &c.table, i).map_err(|e| at(e, c, None))?);
+            }
+        }
         self.insert_row(&cat, &c.table, row).map_err(|e| at(e, c, None))?;
         c.rows += 1;
         Ok(())
@@ -1110,7 +1220,10 @@ impl<D: BlockDevice> Database<D> {
         }
         let mut fill = alloc::vec![Value::Null; t.columns.len()];
         for (i, c) in t.columns.iter().enumerate() {
-            if let (false, Some(d)) = (targets.contains(&i), &c.default) {
+            if targets.contains(&i) && c.generated == Generated::Always {
+                return Err(err!(GENERATED_ALWAYS, "cannot insert a non-DEFAULT value into column \"{}\": it is an identity column defined as GENERATED ALWAYS", c.name));
+            }
+            if let (false, Generated::No, Some(d)) = (targets.contains(&i), c.generated, &c.default) {
                 fill[i] = self.eval_default(cat, d, c.ty)?;
             }
         }
@@ -1209,7 +1322,7 @@ impl<D: BlockDevice> Database<D> {
                 self.txn_cat = Some(Rc::new(c));
                 Ok(tag("CREATE VIEW"))
             }
-            Statement::Truncate(ast::Truncate { table_names, .. }) => {
+            Statement::Truncate(ast::Truncate { table_names, identity, .. }) => {
                 for t in table_names {
                     let n = object_name(&t.name)?;
                     let def = cat.tables.get(&n).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist"))?;
@@ -1218,6 +1331,10 @@ impl<D: BlockDevice> Database<D> {
                         self.store.clear_tree(i.tree)?;
                     }
                     self.next_rowid.remove(&def.tree);
+                    // As PostgreSQL: the counters go on unless RESTART IDENTITY.
+                    if matches!(identity, Some(ast::TruncateIdentityOption::Restart)) {
+                        self.serials.retain(|k, _| k.0 != def.tree);
+                    }
                 }
                 Ok(tag("TRUNCATE TABLE"))
             }
@@ -1291,12 +1408,27 @@ impl<D: BlockDevice> Database<D> {
                 return Err(err!(DUPLICATE_COLUMN, "column \"{cname}\" specified more than once"));
             }
             let ty = type_of(&c.data_type)?;
-            let mut col = ColumnDef { name: cname, ty, not_null: false, default: None };
+            let mut col = ColumnDef { name: cname, ty, not_null: false, default: None, generated: Generated::No };
+            if is_serial(&c.data_type) {
+                col.generated = Generated::Serial;
+            }
             for o in &c.options {
                 match &o.option {
                     ast::ColumnOption::NotNull => col.not_null = true,
                     ast::ColumnOption::Null => col.not_null = false,
+                    ast::ColumnOption::Default(_) if col.generated != Generated::No => {
+                        return Err(err!(SYNTAX_ERROR, "multiple default values specified for column \"{}\" of table \"{name}\"", col.name));
+                    }
                     ast::ColumnOption::Default(e) => col.default = Some(e.to_string()),
+                    ast::ColumnOption::Generated { generated_as, generation_expr: None, .. } if matches!(generated_as, ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault) => {
+                        if col.generated != Generated::No || col.default.is_some() {
+                            return Err(err!(SYNTAX_ERROR, "multiple default values specified for column \"{}\" of table \"{name}\"", col.name));
+                        }
+                        if !matches!(ty, SqlType::Int2 | SqlType::Int4 | SqlType::Int8) {
+                            return Err(err!(INVALID_PARAMETER_VALUE, "identity column type must be smallint, integer, or bigint"));
+                        }
+                        col.generated = if matches!(generated_as, ast::GeneratedAs::Always) { Generated::Always } else { Generated::ByDefault };
+                    }
                     ast::ColumnOption::PrimaryKey(_) => {
                         if pk.is_some() {
                             return Err(err!(INVALID_TABLE_DEFINITION, "multiple primary keys for table \"{name}\" are not allowed"));
@@ -1307,6 +1439,13 @@ impl<D: BlockDevice> Database<D> {
                     ast::ColumnOption::Unique(_) => uniques.push(alloc::vec![cols.len()]),
                     other => return Err(err!(FEATURE_NOT_SUPPORTED, "column option {other} is not supported yet")),
                 }
+            }
+            if col.generated != Generated::No {
+                col.not_null = true;
+            }
+            if col.generated == Generated::Serial {
+                // PostgreSQL's name for the sequence behind the column, as \d shows it.
+                col.default = Some(format!("nextval('{name}_{}_seq'::regclass)", col.name));
             }
             cols.push(col);
         }
@@ -1440,7 +1579,10 @@ impl<D: BlockDevice> Database<D> {
                         return Err(err!(DUPLICATE_COLUMN, "column \"{cname}\" of relation \"{name}\" already exists"));
                     }
                     let ty = type_of(&column_def.data_type)?;
-                    let mut col = ColumnDef { name: cname, ty, not_null: false, default: None };
+                    if is_serial(&column_def.data_type) {
+                        return Err(err!(FEATURE_NOT_SUPPORTED, "ADD COLUMN with a serial type is not supported yet"));
+                    }
+                    let mut col = ColumnDef { name: cname, ty, not_null: false, default: None, generated: Generated::No };
                     for o in &column_def.options {
                         match &o.option {
                             ast::ColumnOption::NotNull => col.not_null = true,
@@ -1465,6 +1607,88 @@ impl<D: BlockDevice> Database<D> {
                     }
                     let mut t2 = t.clone();
                     t2.columns.push(col);
+                    self.store.put(CATALOG_TREE, &Catalog::table_key(&name), &Catalog::encode_table(&t2))?;
+                    c.tables.insert(name.clone(), t2);
+                }
+                ast::AlterTableOperation::RenameTable { table_name: ast::RenameTableNameKind::To(n) | ast::RenameTableNameKind::As(n) } => {
+                    let new = object_name(n)?;
+                    if c.relation_exists(&new) {
+                        return Err(err!(DUPLICATE_TABLE, "relation \"{new}\" already exists"));
+                    }
+                    refuse_if_views_name(&c, &name, "rename table")?;
+                    let mut t2 = t.clone();
+                    t2.name = new.clone();
+                    self.store.delete(CATALOG_TREE, &Catalog::table_key(&name))?;
+                    self.store.put(CATALOG_TREE, &Catalog::table_key(&new), &Catalog::encode_table(&t2))?;
+                    c.tables.remove(&name);
+                    c.tables.insert(new.clone(), t2);
+                    let idx: Vec<IndexDef> = c.indexes_of(&name).cloned().collect();
+                    for mut i in idx {
+                        i.table = new.clone();
+                        self.store.put(CATALOG_TREE, &Catalog::index_key(&i.name), &Catalog::encode_index(&i))?;
+                        c.indexes.insert(i.name.clone(), i);
+                    }
+                    // Later operations of this statement (there are none in PostgreSQL's
+                    // grammar after RENAME) would name the old table.
+                    break;
+                }
+                ast::AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+                    let (old, new) = (ident_name(old_column_name), ident_name(new_column_name));
+                    let ci = t.columns.iter().position(|x| x.name == old).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{old}\" does not exist"))?;
+                    if t.columns.iter().any(|x| x.name == new) {
+                        return Err(err!(DUPLICATE_COLUMN, "column \"{new}\" of relation \"{name}\" already exists"));
+                    }
+                    refuse_if_views_name(&c, &name, "rename a column of")?;
+                    let mut t2 = t.clone();
+                    t2.columns[ci].name = new;
+                    self.store.put(CATALOG_TREE, &Catalog::table_key(&name), &Catalog::encode_table(&t2))?;
+                    c.tables.insert(name.clone(), t2);
+                }
+                ast::AlterTableOperation::DropColumn { column_names, if_exists, .. } => {
+                    let mut t2 = t.clone();
+                    for cn in column_names {
+                        let cname = ident_name(cn);
+                        let Some(ci) = t2.columns.iter().position(|x| x.name == cname) else {
+                            if *if_exists {
+                                continue;
+                            }
+                            return Err(err!(UNDEFINED_COLUMN, "column \"{cname}\" of relation \"{name}\" does not exist"));
+                        };
+                        refuse_if_views_name(&c, &name, "drop a column of")?;
+                        if c.row_key_of(&name).is_some_and(|rk| rk.columns.contains(&ci)) {
+                            return Err(err!(FEATURE_NOT_SUPPORTED, "dropping the integer primary key column \"{cname}\" (the table's row key) is not supported yet"));
+                        }
+                        // Indexes over the column go with it, as in PostgreSQL; the others'
+                        // column positions move down past it.
+                        let idx: Vec<IndexDef> = c.indexes_of(&name).cloned().collect();
+                        for mut i in idx {
+                            if i.columns.contains(&ci) {
+                                self.store.drop_tree(i.tree)?;
+                                self.store.delete(CATALOG_TREE, &Catalog::index_key(&i.name))?;
+                                c.indexes.remove(&i.name);
+                                continue;
+                            }
+                            if i.columns.iter().any(|&x| x > ci) {
+                                for x in &mut i.columns {
+                                    if *x > ci {
+                                        *x -= 1;
+                                    }
+                                }
+                                self.store.put(CATALOG_TREE, &Catalog::index_key(&i.name), &Catalog::encode_index(&i))?;
+                                c.indexes.insert(i.name.clone(), i);
+                            }
+                        }
+                        for (id, mut r) in self.table_rows(&t2)? {
+                            if ci < r.len() {
+                                r.remove(ci);
+                            }
+                            let mut buf = Vec::new();
+                            encode_row(&r, &mut buf);
+                            self.store.put(t2.tree, &id, &buf)?;
+                        }
+                        t2.columns.remove(ci);
+                        self.serials.retain(|k, _| k.0 != t2.tree);
+                    }
                     self.store.put(CATALOG_TREE, &Catalog::table_key(&name), &Catalog::encode_table(&t2))?;
                     c.tables.insert(name.clone(), t2);
                 }
@@ -1524,6 +1748,7 @@ impl<D: BlockDevice> Database<D> {
         }
         self.store.drop_tree(old_tree)?;
         self.next_rowid.remove(&old_tree);
+        self.serials.retain(|k, _| k.0 != old_tree);
         t.tree = new_tree;
         self.store.put(CATALOG_TREE, &Catalog::table_key(&t.name), &Catalog::encode_table(t))?;
         self.store.put(CATALOG_TREE, &Catalog::index_key(&iname), &Catalog::encode_index(&pk))?;
@@ -1568,6 +1793,7 @@ impl<D: BlockDevice> Database<D> {
                         c.indexes.remove(&i.name);
                     }
                     self.next_rowid.remove(&t.tree);
+                    self.serials.retain(|k, _| k.0 != t.tree);
                 }
                 ast::ObjectType::Index => {
                     let Some(i) = c.indexes.remove(&name) else {
@@ -1636,7 +1862,7 @@ impl<D: BlockDevice> Database<D> {
         } else {
             self.eval_values(&kept.rows, &kept.t, &kept.targets, params.iter().map(|(v, _)| v.clone()).collect())?
         };
-        let mut job = WriteJob::new(cat, kept.t.clone(), WriteKind::Insert { targets: kept.targets.clone(), defaults: Vec::new() }, ins.returning.clone(), params, self.no_params.clone());
+        let mut job = WriteJob::new(cat, kept.t.clone(), WriteKind::Insert { targets: kept.targets.clone(), defaults: Vec::new(), conflict: None }, ins.returning.clone(), params, self.no_params.clone());
         job.rows = rows;
         Ok(Some(job))
     }
@@ -1666,7 +1892,7 @@ impl<D: BlockDevice> Database<D> {
         let targets = insert_targets(&t, ins).ok()?;
         let source = ins.source.as_deref()?;
         let ast::SetExpr::Values(v) = source.body.as_ref() else { return None };
-        if source.order_by.is_some() || source.limit_clause.is_some() {
+        if source.order_by.is_some() || source.limit_clause.is_some() || v.rows.iter().any(|r| r.content.iter().any(is_default_cell)) {
             return None;
         }
         let planner = Planner::new(cat, None);
@@ -1682,20 +1908,40 @@ impl<D: BlockDevice> Database<D> {
     fn insert(&mut self, cat: &Rc<Catalog>, ins: &ast::Insert, params: &[(Value, SqlType)]) -> Result<Box<WriteJob>, DbError> {
         let ast::TableObject::TableName(n) = &ins.table else { return Err(err!(FEATURE_NOT_SUPPORTED, "INSERT into a table function is not supported")) };
         let name = object_name(n)?;
-        if ins.on.is_some() {
-            return Err(err!(FEATURE_NOT_SUPPORTED, "ON CONFLICT is not supported yet"));
-        }
         let t = cat.tables.get(&name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?.clone();
-        let targets = insert_targets(&t, ins)?;
+        let mut targets = insert_targets(&t, ins)?;
         let planner = Planner::new(cat, Some(params));
-        let source = ins.source.as_deref().ok_or_else(|| err!(FEATURE_NOT_SUPPORTED, "INSERT ... DEFAULT VALUES is not supported yet"))?;
+        let conflict = match &ins.on {
+            None => None,
+            Some(ast::OnInsert::OnConflict(oc)) => Some(Rc::new(compile_conflict(&planner, cat, &t, ins.table_alias.as_ref().map(|a| ident_name(&a.alias)), oc)?)),
+            Some(_) => return Err(err!(FEATURE_NOT_SUPPORTED, "ON DUPLICATE KEY UPDATE is not supported; use ON CONFLICT")),
+        };
         // Rows of values for the target columns: computed now (VALUES), or read by a plan.
         let mut rows = VecDeque::new();
         let mut input = None;
+        let Some(source) = ins.source.as_deref() else {
+            // DEFAULT VALUES: one row, every column filled as if not named.
+            let mut job = WriteJob::new(cat, t, WriteKind::Insert { targets: Rc::from(Vec::new()), defaults: Vec::new(), conflict }, ins.returning.clone(), params, self.no_params.clone());
+            job.rows.push_back(Vec::new());
+            return Ok(job);
+        };
         match source.body.as_ref() {
             ast::SetExpr::Values(v) if source.order_by.is_none() && source.limit_clause.is_none() => {
-                let compiled = compile_values(&planner, v, &t, &targets)?;
-                rows = self.eval_values(&compiled, &t, &targets, Rc::from(Vec::new()))?;
+                let resolved = resolve_default_cells(&t, &targets, v)?;
+                let v = match resolved {
+                    Some((tg, values)) => {
+                        targets = tg;
+                        if targets.is_empty() {
+                            rows = values.rows.iter().map(|_| Vec::new()).collect();
+                        }
+                        alloc::borrow::Cow::Owned(values)
+                    }
+                    None => alloc::borrow::Cow::Borrowed(v),
+                };
+                if !targets.is_empty() {
+                    let compiled = compile_values(&planner, &v, &t, &targets)?;
+                    rows = self.eval_values(&compiled, &t, &targets, Rc::from(Vec::new()))?;
+                }
             }
             _ => {
                 let p = planner.query(source, None)?;
@@ -1705,7 +1951,7 @@ impl<D: BlockDevice> Database<D> {
                 input = Some(Box::new((Rc::new(p.node), exec::State::Fresh)));
             }
         }
-        let mut job = WriteJob::new(cat, t, WriteKind::Insert { targets: targets.into(), defaults: Vec::new() }, ins.returning.clone(), params, self.no_params.clone());
+        let mut job = WriteJob::new(cat, t, WriteKind::Insert { targets: targets.into(), defaults: Vec::new(), conflict }, ins.returning.clone(), params, self.no_params.clone());
         job.rows = rows;
         job.input = input;
         Ok(job)
@@ -1752,6 +1998,56 @@ impl<D: BlockDevice> Database<D> {
         Ok(QueryResult { columns: Some(cols), rows: out, tag: tagtext, effect: None })
     }
 
+    /// The next number for generated column `col` of `t` (SERIAL or IDENTITY), at least 1. The
+    /// counter lives in memory and starts after the largest value the table holds, so it needs no
+    /// write of its own and concurrent inserts never share a number; like a PostgreSQL
+    /// sequence it is not rolled back. After a restart it starts again after the largest value
+    /// committed, so numbers that only rolled-back inserts used may come again.
+    fn next_serial(&mut self, cat: &Catalog, t: &TableDef, col: usize) -> Result<i64, DbError> {
+        let last = match self.serials.get(&(t.tree, col)) {
+            Some(&n) => n,
+            None => self.largest(cat, t, col)?.unwrap_or(0),
+        };
+        let max = match t.columns[col].ty {
+            SqlType::Int2 => i64::from(i16::MAX),
+            SqlType::Int4 => i64::from(i32::MAX),
+            _ => i64::MAX,
+        };
+        let Some(next) = last.checked_add(1).filter(|&n| n <= max) else {
+            return Err(err!(SEQUENCE_GENERATOR_LIMIT_EXCEEDED, "nextval: reached maximum value of sequence \"{}_{}_seq\" ({max})", t.name, t.columns[col].name));
+        };
+        self.serials.insert((t.tree, col), next.max(1));
+        Ok(next.max(1))
+    }
+
+    /// The largest value of integer column `col` in `t` as this transaction sees it: the last
+    /// key when the column is the row key, otherwise a scan of the table.
+    fn largest(&mut self, cat: &Catalog, t: &TableDef, col: usize) -> Result<Option<i64>, DbError> {
+        if cat.row_key_of(&t.name).is_some_and(|rk| rk.columns == [col]) {
+            return Ok(match self.store.last_key(ReadAt::Txn, t.tree)? {
+                Some(k) => Some((u64::from_be_bytes(k.as_slice().try_into().map_err(|_| err!(DATA_CORRUPTED, "malformed row key in \"{}\"", t.name))?) ^ (1 << 63)) as i64),
+                None => None,
+            });
+        }
+        let mut best: Option<i64> = None;
+        let mut bad = false;
+        self.store.scan(ReadAt::Txn, t.tree, Bound::Unbounded, Bound::Unbounded, &mut |_, v| {
+            match crate::value::decode_row(v) {
+                Ok(row) => {
+                    if let Some(Value::Int(n)) = row.get(col) {
+                        best = Some(best.map_or(*n, |b| b.max(*n)));
+                    }
+                }
+                Err(_) => bad = true,
+            }
+            Ok(!bad)
+        })?;
+        if bad {
+            return Err(err!(DATA_CORRUPTED, "malformed row in \"{}\"", t.name));
+        }
+        Ok(best)
+    }
+
     fn next_id(&mut self, t: &TableDef) -> Result<u64, DbError> {
         let id = match self.next_rowid.get(&t.tree) {
             Some(&n) => n,
@@ -1774,8 +2070,17 @@ impl<D: BlockDevice> Database<D> {
     }
 
     fn check_unique(&mut self, i: &IndexDef, row: &[Value], id: &[u8]) -> Result<(), DbError> {
-        if !i.unique || i.columns.iter().any(|&c| row[c].is_null()) {
-            return Ok(());
+        if i.unique && self.unique_holder(i, row, id)?.is_some() {
+            return Err(err!(UNIQUE_VIOLATION, "duplicate key value violates unique constraint \"{}\"", i.name));
+        }
+        Ok(())
+    }
+
+    /// The id of a row other than `except` that holds `row`'s key in index `i` (a NULL in the
+    /// key clashes with nothing).
+    fn unique_holder(&mut self, i: &IndexDef, row: &[Value], except: &[u8]) -> Result<Option<[u8; 8]>, DbError> {
+        if i.columns.iter().any(|&c| row[c].is_null()) {
+            return Ok(None);
         }
         let mut prefix = Vec::new();
         for &c in &i.columns {
@@ -1783,21 +2088,18 @@ impl<D: BlockDevice> Database<D> {
         }
         let mut end = prefix.clone();
         end.extend_from_slice(&[0xFF; 10]);
-        let mut clash = false;
+        let mut found = None;
         self.store.scan(ReadAt::Txn, i.tree, Bound::Included(&prefix[..]), Bound::Included(&end[..]), &mut |k, _| {
-            if k.len() == prefix.len() + 8 && &k[prefix.len()..] != id {
-                clash = true;
+            if k.len() == prefix.len() + 8 && &k[prefix.len()..] != except {
+                found = <[u8; 8]>::try_from(&k[prefix.len()..]).ok();
                 return Ok(false);
             }
             Ok(true)
         })?;
-        if clash {
-            return Err(err!(UNIQUE_VIOLATION, "duplicate key value violates unique constraint \"{}\"", i.name));
-        }
-        Ok(())
+        Ok(found)
     }
 
-    fn insert_row(&mut self, cat: &Catalog, t: &TableDef, row: Row) -> Result<(), DbError> {
+    fn insert_row(&mut self, cat: &Catalog, t: &TableDef, row: Row) -> Result<[u8; 8], DbError> {
         for (c, v) in t.columns.iter().zip(&row) {
             if c.not_null && v.is_null() {
                 return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, t.name));
@@ -1812,7 +2114,7 @@ impl<D: BlockDevice> Database<D> {
     }
 
     /// Writes a checked row (`buf` is its encoding) and its index entries.
-    fn insert_encoded(&mut self, cat: &Catalog, t: &TableDef, row: &Row, buf: &[u8]) -> Result<(), DbError> {
+    fn insert_encoded(&mut self, cat: &Catalog, t: &TableDef, row: &Row, buf: &[u8]) -> Result<[u8; 8], DbError> {
         let id = match cat.row_key_of(&t.name) {
             Some(rk) => {
                 // The row goes in first: a duplicate key is found by the same descent.
@@ -1828,7 +2130,8 @@ impl<D: BlockDevice> Database<D> {
                 id
             }
         };
-        self.insert_index_entries(cat, t, row, &id)
+        self.insert_index_entries(cat, t, row, &id)?;
+        Ok(id)
     }
 
     fn insert_index_entries(&mut self, cat: &Catalog, t: &TableDef, row: &Row, id: &[u8; 8]) -> Result<(), DbError> {
@@ -1883,6 +2186,10 @@ impl<D: BlockDevice> Database<D> {
             Some(Value::Int(i)) => (i as u64).to_be_bytes(),
             _ => return Err(err!(INTERNAL_ERROR, "row without id")),
         };
+        // Disk bytes are checked, not trusted: a row of another width is not indexed into.
+        if old.len() != t.columns.len() {
+            return Err(err!(DATA_CORRUPTED, "malformed row in \"{}\": {} values for {} columns", t.name, old.len(), t.columns.len()));
+        }
         let mut new = old.clone();
         {
             let mut ex = self.exec(ReadAt::Txn);
@@ -1891,6 +2198,12 @@ impl<D: BlockDevice> Database<D> {
                 new[*ci] = cast_value(x.eval(&old, &mut ex)?, t.columns[*ci].ty).map_err(|e| type_err(e, &t.columns[*ci]))?;
             }
         }
+        self.rewrite_row(t, idx, &old, id, new).map(|_| ())
+    }
+
+    /// Replaces row `id` (`old`) of `t` by `new`: checks, index entries, and a move when the
+    /// row key changed. Returns the row's id afterwards.
+    fn rewrite_row(&mut self, t: &TableDef, idx: &[IndexDef], old: &Row, id: [u8; 8], new: Row) -> Result<[u8; 8], DbError> {
         for (c, v) in t.columns.iter().zip(&new) {
             if c.not_null && v.is_null() {
                 return Err(err!(NOT_NULL_VIOLATION, "null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, t.name));
@@ -1917,7 +2230,25 @@ impl<D: BlockDevice> Database<D> {
         let mut buf = Vec::new();
         encode_row(&new, &mut buf);
         self.store.put(t.tree, &new_id, &buf)?;
-        Ok(())
+        Ok(new_id)
+    }
+
+    /// The id of a row of `t` that `row` would clash with in one of `arbiters` (unique
+    /// indexes), if there is one.
+    fn conflicting(&mut self, t: &TableDef, arbiters: &[IndexDef], row: &[Value]) -> Result<Option<[u8; 8]>, DbError> {
+        for i in arbiters {
+            if i.row_key {
+                let key = row_key(i, row)?;
+                if self.store.get(ReadAt::Txn, t.tree, &key)?.is_some() {
+                    return Ok(Some(key));
+                }
+                continue;
+            }
+            if let Some(holder) = self.unique_holder(i, row, &[])? {
+                return Ok(Some(holder));
+            }
+        }
+        Ok(None)
     }
 
     fn delete(&mut self, cat: &Rc<Catalog>, d: &ast::Delete, params: &[(Value, SqlType)]) -> Result<Box<WriteJob>, DbError> {
@@ -1986,8 +2317,11 @@ impl<D: BlockDevice> Database<D> {
             budget = budget.saturating_sub(WRITE_COST);
             job.n += 1;
             match &mut job.kind {
-                WriteKind::Insert { targets, defaults } => {
+                WriteKind::Insert { targets, defaults, conflict } => {
                     let t = &job.t;
+                    if let Some(&ti) = targets.iter().find(|&&ti| t.columns.get(ti).is_some_and(|c| c.generated == Generated::Always)) {
+                        return Err(err!(GENERATED_ALWAYS, "cannot insert a non-DEFAULT value into column \"{}\": it is an identity column defined as GENERATED ALWAYS", t.columns[ti].name));
+                    }
                     let row = if r.len() == t.columns.len() && targets.len() == r.len() && targets.iter().enumerate().all(|(i, &ti)| i == ti) {
                         // Every column given, in table order: cast in place.
                         let mut row = r;
@@ -2005,7 +2339,9 @@ impl<D: BlockDevice> Database<D> {
                             given[ti] = true;
                         }
                         for (i, c) in t.columns.iter().enumerate() {
-                            if !given[i] {
+                            if !given[i] && c.generated != Generated::No {
+                                row[i] = Value::Int(self.next_serial(&job.cat, t, i)?);
+                            } else if !given[i] {
                                 if let Some(d) = &c.default {
                                     if defaults[i].is_none() {
                                         defaults[i] = Some(self.eval_default(&job.cat, d, c.ty)?);
@@ -2016,10 +2352,58 @@ impl<D: BlockDevice> Database<D> {
                         }
                         row
                     };
-                    if job.returning.is_some() {
-                        job.written.push(row.clone());
+                    let Some(c) = conflict.clone() else {
+                        if job.returning.is_some() {
+                            job.written.push(row.clone());
+                        }
+                        self.insert_row(&job.cat, t, row)?;
+                        continue;
+                    };
+                    let Some(id) = self.conflicting(t, &c.arbiters, &row)? else {
+                        if job.returning.is_some() {
+                            job.written.push(row.clone());
+                        }
+                        let id = self.insert_row(&job.cat, t, row)?;
+                        if c.update.is_some() {
+                            job.touched.insert(id);
+                        }
+                        continue;
+                    };
+                    // A conflict: DO NOTHING skips the row; DO UPDATE changes the existing one
+                    // (unless its WHERE says no). Either way a skipped row is not counted.
+                    let Some((sets, cond)) = &c.update else {
+                        job.n -= 1;
+                        continue;
+                    };
+                    if job.touched.contains(&id) {
+                        return Err(err!(CARDINALITY_VIOLATION, "ON CONFLICT DO UPDATE command cannot affect row a second time"));
                     }
-                    self.insert_row(&job.cat, t, row)?;
+                    let bytes = self.store.get(ReadAt::Txn, t.tree, &id)?.ok_or_else(|| err!(INTERNAL_ERROR, "the conflicting row vanished"))?;
+                    let old = crate::value::decode_row(&bytes)?;
+                    if old.len() != t.columns.len() {
+                        return Err(err!(DATA_CORRUPTED, "malformed row in \"{}\": {} values for {} columns", t.name, old.len(), t.columns.len()));
+                    }
+                    let mut both = old.clone();
+                    both.extend(row);
+                    let mut new = old.clone();
+                    {
+                        let mut ex = self.exec(ReadAt::Txn);
+                        ex.params = job.exec_params.clone();
+                        if let Some(w) = cond {
+                            if w.eval(&both, &mut ex)? != Value::Bool(true) {
+                                job.n -= 1;
+                                continue;
+                            }
+                        }
+                        for (ci, x) in sets {
+                            new[*ci] = cast_value(x.eval(&both, &mut ex)?, t.columns[*ci].ty).map_err(|e| type_err(e, &t.columns[*ci]))?;
+                        }
+                    }
+                    if job.returning.is_some() {
+                        job.written.push(new.clone());
+                    }
+                    let new_id = self.rewrite_row(t, &c.idx, &old, id, new)?;
+                    job.touched.insert(new_id);
                 }
                 WriteKind::Update { sets, idx } => self.update_row(&job.t, sets, idx, &job.exec_params, r)?,
                 WriteKind::Delete { idx } => {
@@ -2170,6 +2554,59 @@ fn add_index<D: BlockDevice>(store: &mut Store<D>, c: &mut Catalog, name: String
 }
 
 /// The expressions of `INSERT ... VALUES` rows, each compiled to its target column's type.
+/// Views keep their query as text, so renaming what one names would break it: such changes are
+/// refused while a view names the table (2BP01), where PostgreSQL would rewrite the view.
+fn refuse_if_views_name(c: &Catalog, table: &str, what: &str) -> Result<(), DbError> {
+    for v in c.views.values() {
+        let names_it = v.sql.split(|ch: char| !(ch.is_alphanumeric() || ch == '_')).any(|w| w.eq_ignore_ascii_case(table));
+        if names_it {
+            return Err(err!(DEPENDENT_OBJECTS, "cannot {what} \"{table}\" because view \"{}\" depends on it", v.name));
+        }
+    }
+    Ok(())
+}
+
+fn is_default_cell(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+}
+
+/// VALUES rows with DEFAULT in them (`VALUES (DEFAULT, 'x')`): a target that is DEFAULT in
+/// every row leaves the target list, so it is filled as if not named (a generated column gets
+/// its next number); elsewhere DEFAULT becomes the column's DEFAULT expression, or NULL. None:
+/// no row says DEFAULT.
+fn resolve_default_cells(t: &TableDef, targets: &[usize], v: &ast::Values) -> Result<Option<(Vec<usize>, ast::Values)>, DbError> {
+    if !v.rows.iter().any(|r| r.content.iter().any(is_default_cell)) {
+        return Ok(None);
+    }
+    if v.rows.iter().any(|r| r.content.len() > targets.len()) {
+        return Err(err!(SYNTAX_ERROR, "INSERT has more expressions than target columns"));
+    }
+    let everywhere = |j: usize| v.rows.iter().all(|r| r.content.get(j).is_none_or(is_default_cell));
+    let keep: Vec<usize> = (0..targets.len()).filter(|&j| !everywhere(j)).collect();
+    let mut out = v.clone();
+    for r in &mut out.rows {
+        let mut cells = Vec::with_capacity(keep.len());
+        for &j in &keep {
+            let col = &t.columns[targets[j]];
+            cells.push(match r.content.get(j) {
+                Some(e) if !is_default_cell(e) => e.clone(),
+                // DEFAULT, or a row shorter than the others (as DEFAULT).
+                _ => {
+                    if col.generated != Generated::No {
+                        return Err(err!(FEATURE_NOT_SUPPORTED, "DEFAULT for the generated column \"{}\" in only some of the rows is not supported yet", col.name));
+                    }
+                    match &col.default {
+                        Some(d) => parse_expr(d)?,
+                        None => ast::Expr::value(ast::Value::Null),
+                    }
+                }
+            });
+        }
+        r.content = cells;
+    }
+    Ok(Some((keep.iter().map(|&j| targets[j]).collect(), out)))
+}
+
 fn compile_values(planner: &Planner, v: &ast::Values, t: &TableDef, targets: &[usize]) -> Result<Vec<Vec<Expr>>, DbError> {
     let scope = Scope::new(Vec::new(), None);
     let mut rows = Vec::with_capacity(v.rows.len());
@@ -2254,7 +2691,7 @@ fn describe_insert(planner: &Planner, cat: &Catalog, ins: &ast::Insert) -> Resul
         ast::SetExpr::Values(v) => {
             let scope = Scope::new(Vec::new(), None);
             for r in &v.rows {
-                for (e, &ti) in r.content.iter().zip(&targets) {
+                for (e, &ti) in r.content.iter().zip(&targets).filter(|(e, _)| !is_default_cell(e)) {
                     planner.compile_as(e, &scope, t.columns[ti].ty, "column")?;
                 }
             }

@@ -65,6 +65,11 @@ pub enum AggFunc {
     Avg,
     Min,
     Max,
+    /// string_agg(text, delimiter [ORDER BY ...]).
+    StringAgg,
+    /// bool_and (and its SQL-standard name, every) and bool_or.
+    BoolAnd,
+    BoolOr,
 }
 
 #[derive(Debug)]
@@ -73,6 +78,10 @@ pub struct Agg {
     pub arg: Option<Expr>,
     pub distinct: bool,
     pub ty: SqlType,
+    /// string_agg's delimiter.
+    pub delim: Option<Expr>,
+    /// ORDER BY inside the call (string_agg's only: the others do not depend on the order).
+    pub order: Vec<SortKey>,
 }
 
 #[derive(Debug)]
@@ -109,6 +118,8 @@ pub enum Node {
     Aggregate { input: Box<Node>, group: Vec<Expr>, aggs: Vec<Agg> },
     Sort(Box<Node>, Vec<SortKey>),
     Distinct(Box<Node>),
+    /// DISTINCT ON: of each run of rows with equal keys (its input is sorted on them), the first.
+    DistinctOn(Box<Node>, Vec<Expr>),
     Limit(Box<Node>, Option<Expr>, Option<Expr>),
     SetOp(SetKind, bool, Box<Node>, Box<Node>),
     /// Keeps the first n columns (drops ORDER BY helpers).
@@ -175,6 +186,16 @@ pub struct Planner<'a> {
     /// Set when the plan holds rows computed while planning (pg_catalog, statistics views):
     /// such a plan is not kept for later executions.
     pub computed_rows: Cell<bool>,
+    /// The WITH queries in scope, innermost last: `from_item` plans a name that is one of them
+    /// as that query (each reference plans it again, as a view is).
+    ctes: RefCell<Vec<Cte>>,
+}
+
+/// One WITH query: its name, its query and its column names (`WITH x (a, b) AS ...`).
+struct Cte {
+    name: String,
+    query: Rc<ast::Query>,
+    columns: Vec<String>,
 }
 
 fn no_table(name: &str) -> DbError {
@@ -299,6 +320,26 @@ fn common_type(a: Ty, b: Ty, op: &str) -> Result<SqlType, DbError> {
     })
 }
 
+/// An interval constant: `INTERVAL '1 day'`, `INTERVAL '5' DAY`, `'2 hours'::interval`. None:
+/// not one; Some(Err): one whose text is not an interval.
+fn interval_const(e: &ast::Expr) -> Option<Result<crate::value::Interval, DbError>> {
+    let (text, unit) = match e {
+        ast::Expr::Interval(iv) => {
+            let ast::Expr::Value(v) = iv.value.as_ref() else { return None };
+            let ast::Value::SingleQuotedString(s) = &v.value else { return None };
+            (s, iv.leading_field.as_ref().map(|f| f.to_string().to_ascii_lowercase()))
+        }
+        ast::Expr::Cast { expr, data_type: ast::DataType::Interval { .. }, .. } => {
+            let ast::Expr::Value(v) = expr.as_ref() else { return None };
+            let ast::Value::SingleQuotedString(s) = &v.value else { return None };
+            (s, None)
+        }
+        ast::Expr::Nested(inner) => return interval_const(inner),
+        _ => return None,
+    };
+    Some(crate::value::parse_interval(text, unit.as_deref()).ok_or_else(|| err!(INVALID_DATETIME, "invalid input syntax for type interval: \"{text}\"")))
+}
+
 fn agg_func(name: &str) -> Option<AggFunc> {
     Some(match name {
         "count" => AggFunc::Count,
@@ -306,6 +347,9 @@ fn agg_func(name: &str) -> Option<AggFunc> {
         "avg" => AggFunc::Avg,
         "min" => AggFunc::Min,
         "max" => AggFunc::Max,
+        "string_agg" => AggFunc::StringAgg,
+        "bool_and" | "every" => AggFunc::BoolAnd,
+        "bool_or" => AggFunc::BoolOr,
         _ => return None,
     })
 }
@@ -402,6 +446,14 @@ fn default_name(e: &ast::Expr) -> String {
 }
 
 /// The SQL type named by a type in DDL or CAST.
+/// SERIAL, BIGSERIAL, SMALLSERIAL and their numbered spellings: an integer column with a counter.
+pub fn is_serial(t: &ast::DataType) -> bool {
+    match t {
+        ast::DataType::Custom(n, _) => object_name(n).is_ok_and(|n| matches!(n.as_str(), "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2")),
+        _ => false,
+    }
+}
+
 pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
     use ast::DataType as D;
     let len = |l: &Option<ast::CharacterLength>| match l {
@@ -429,9 +481,9 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
         D::Regclass => SqlType::Int8,
         D::Timestamp(_, _) | D::Datetime(_) => SqlType::Timestamp,
         D::Custom(n, _) => match object_name(n)?.as_str() {
-            "int2" => SqlType::Int2,
-            "int4" | "serial" => SqlType::Int4,
-            "int8" | "bigserial" => SqlType::Int8,
+            "int2" | "smallserial" | "serial2" => SqlType::Int2,
+            "int4" | "serial" | "serial4" => SqlType::Int4,
+            "int8" | "bigserial" | "serial8" => SqlType::Int8,
             "float4" => SqlType::Float4,
             "float8" => SqlType::Float8,
             "bpchar" => SqlType::Char(0),
@@ -455,7 +507,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
 
 impl<'a> Planner<'a> {
     pub fn new(cat: &'a Catalog, params: Option<&'a [(Value, SqlType)]>) -> Self {
-        Planner { cat, params, param_types: RefCell::new(Vec::new()), next_sub: Cell::new(0), depth: Cell::new(0), corr: RefCell::new(Vec::new()), shutdown: Cell::new(false), live: None, computed_rows: Cell::new(false) }
+        Planner { cat, params, param_types: RefCell::new(Vec::new()), next_sub: Cell::new(0), depth: Cell::new(0), corr: RefCell::new(Vec::new()), shutdown: Cell::new(false), live: None, computed_rows: Cell::new(false), ctes: RefCell::new(Vec::new()) }
     }
 
     fn placeholder(&self, p: &str) -> Result<(Expr, Ty), DbError> {
@@ -516,8 +568,41 @@ impl<'a> Planner<'a> {
             let name = func_name(f);
             let (args, distinct, star) = func_args(f)?;
             let func = agg_func(&name).ok_or_else(|| err!(UNDEFINED_FUNCTION, "function {name} does not exist"))?;
+            let mut delim = None;
+            let mut order = Vec::new();
             let (func, arg, ty) = match (func, star, args.as_slice()) {
                 (AggFunc::Count, true, []) => (AggFunc::CountStar, None, SqlType::Int8),
+                (AggFunc::StringAgg, false, [a, d]) => {
+                    if has_aggregate(a) || has_aggregate(d) {
+                        return Err(err!(GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                    }
+                    let (x, t) = self.compile_plain(a, g.inner)?;
+                    let (y, u) = self.compile_plain(d, g.inner)?;
+                    let texty = |t: Ty| matches!(t, Ty::Null | Ty::Unknown) || t.sql().is_text();
+                    if !texty(t) || !texty(u) {
+                        return Err(err!(UNDEFINED_FUNCTION, "function string_agg({}, {}) does not exist", t.sql().name(), u.sql().name()));
+                    }
+                    delim = Some(y);
+                    if let ast::FunctionArguments::List(l) = &f.args {
+                        for c in &l.clauses {
+                            if let ast::FunctionArgumentClause::OrderBy(obs) = c {
+                                for o in obs {
+                                    let (expr, _) = self.compile_plain(&o.expr, g.inner)?;
+                                    let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+                                    order.push(SortKey { expr, desc, nulls_first: o.options.nulls_first.unwrap_or(desc) });
+                                }
+                            }
+                        }
+                    }
+                    (AggFunc::StringAgg, Some(x), SqlType::Text)
+                }
+                (AggFunc::StringAgg, _, _) => return Err(err!(UNDEFINED_FUNCTION, "function string_agg with {} arguments does not exist", args.len())),
+                (f @ (AggFunc::BoolAnd | AggFunc::BoolOr), false, [a]) => {
+                    if has_aggregate(a) {
+                        return Err(err!(GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                    }
+                    (f, Some(self.compile_as(a, g.inner, SqlType::Bool, &name)?), SqlType::Bool)
+                }
                 (f, false, [a]) => {
                     let (x, t) = self.compile_plain(a, g.inner)?;
                     if has_aggregate(a) {
@@ -544,7 +629,7 @@ impl<'a> Planner<'a> {
             let j = match aggs.iter().position(|(k, _)| *k == text) {
                 Some(j) => j,
                 None => {
-                    aggs.push((text, Agg { func, arg, distinct, ty }));
+                    aggs.push((text, Agg { func, arg, distinct, ty, delim, order }));
                     aggs.len() - 1
                 }
             };
@@ -692,6 +777,33 @@ impl<'a> Planner<'a> {
                 let l = self.compile_as(left, scope, SqlType::Text, "argument of ~")?;
                 let r = self.compile_as(right, scope, SqlType::Text, "argument of ~")?;
                 (fold_strict_func(Expr::Func(Func::Regex(negated, icase), alloc::vec![l, r], SqlType::Bool)), Ty::Known(SqlType::Bool))
+            }
+            E::BinaryOp { left, op: op @ (ast::BinaryOperator::Plus | ast::BinaryOperator::Minus), right } if interval_const(right).is_some() || (matches!(op, ast::BinaryOperator::Plus) && interval_const(left).is_some()) => {
+                let (ts, iv) = match interval_const(right) {
+                    Some(iv) => (left, iv?),
+                    None => (right, interval_const(left).expect("checked")?),
+                };
+                let iv = if matches!(op, ast::BinaryOperator::Minus) { iv.negate().ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "interval out of range"))? } else { iv };
+                let (x, t) = self.compile(ts, scope)?;
+                if !matches!(t, Ty::Known(SqlType::Timestamp) | Ty::Unknown | Ty::Null) {
+                    return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {op} interval", t.sql().name()));
+                }
+                let x = coerce(x, t, SqlType::Timestamp, "operand")?;
+                let args = alloc::vec![x, Expr::Const(Value::Int(iv.months)), Expr::Const(Value::Int(iv.days)), Expr::Const(Value::Int(iv.micros))];
+                (fold_strict_func(Expr::Func(Func::TsAdd, args, SqlType::Timestamp)), Ty::Known(SqlType::Timestamp))
+            }
+            E::Interval(_) => return Err(err!(FEATURE_NOT_SUPPORTED, "an interval is supported only added to or subtracted from a timestamp")),
+            E::Extract { field, expr, .. } => {
+                let unit = match field {
+                    ast::DateTimeField::Custom(id) => id.value.to_ascii_lowercase(),
+                    other => other.to_string().to_ascii_lowercase(),
+                };
+                if crate::value::timestamp_field(0, &unit).is_none() {
+                    return Err(err!(INVALID_PARAMETER_VALUE, "unit \"{unit}\" not recognized for type timestamp without time zone"));
+                }
+                let (x, t) = self.compile(expr, scope)?;
+                let x = coerce(x, t, SqlType::Timestamp, "argument of extract")?;
+                (fold_strict_func(Expr::Func(Func::Extract, alloc::vec![Expr::Const(Value::Text(unit)), x], SqlType::NUMERIC)), Ty::Known(SqlType::NUMERIC))
             }
             E::BinaryOp { left, op, right } => {
                 let op = match op {
@@ -952,6 +1064,15 @@ impl<'a> Planner<'a> {
 
     fn function(&self, f: &ast::Function, scope: &Scope) -> Result<(Expr, Ty), DbError> {
         let name = func_name(f);
+        // ARRAY(subquery): kerndb has no array type, so the rows come back as the text of a
+        // PostgreSQL array literal (`{a,b}`), which is what a client shows (psql's \du).
+        if let (ast::FunctionArguments::Subquery(q), "array") = (&f.args, name.as_str()) {
+            let (sp, cols) = self.subplan(q, scope)?;
+            if cols.len() != 1 {
+                return Err(err!(SYNTAX_ERROR, "subquery must return only one column"));
+            }
+            return Ok((Expr::ArraySubquery(sp), Ty::Known(SqlType::Text)));
+        }
         // array_position(current_schemas(...), x): kerndb has no arrays, but the search path
         // is fixed (pg_catalog, public), so the position is known.
         if name == "array_position" {
@@ -1041,6 +1162,15 @@ impl<'a> Planner<'a> {
             }
             ("now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" | "statement_timestamp" | "clock_timestamp", 0) => (Expr::Func(Func::Now, Vec::new(), SqlType::Timestamp), Ty::Known(SqlType::Timestamp)),
             ("random", 0) => (Expr::Func(Func::Random, Vec::new(), SqlType::Float8), Ty::Known(SqlType::Float8)),
+            ("date_part" | "date_trunc", 2) => {
+                let mut it = compiled.into_iter();
+                let (u, ut) = it.next().expect("two arguments");
+                let (x, xt) = it.next().expect("two arguments");
+                let u = coerce(u, ut, SqlType::Text, "unit")?;
+                let x = coerce(x, xt, SqlType::Timestamp, "argument")?;
+                let (f, ty) = if name == "date_trunc" { (Func::DateTrunc, SqlType::Timestamp) } else { (Func::DatePart, SqlType::Float8) };
+                (fold_strict_func(Expr::Func(f, alloc::vec![u, x], ty)), Ty::Known(ty))
+            }
             ("abs", 1) => numeric1(compiled, Func::Abs, false)?,
             ("sign", 1) => numeric1(compiled, Func::Sign, false)?,
             ("sqrt", 1) => numeric1(compiled, Func::Sqrt, true)?,
@@ -1141,9 +1271,48 @@ impl<'a> Planner<'a> {
     }
 
     fn query_inner(&self, q: &ast::Query, outer: Option<&Scope>) -> Result<Planned, DbError> {
-        if q.with.is_some() || q.fetch.is_some() || !q.locks.is_empty() {
-            return Err(err!(FEATURE_NOT_SUPPORTED, "WITH, FETCH and FOR UPDATE are not supported yet"));
+        if q.fetch.is_some() {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "FETCH is not supported yet"));
         }
+        // FOR UPDATE / FOR SHARE take their locks through the transaction they run in
+        // (`locks_rows` in sql/mod.rs); not waiting is not supported.
+        if q.locks.iter().any(|l| l.nonblock.is_some()) {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "NOWAIT and SKIP LOCKED are not supported yet"));
+        }
+        let Some(with) = &q.with else { return self.query_body(q, outer) };
+        if with.recursive {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "WITH RECURSIVE is not supported yet"));
+        }
+        let base = self.ctes.borrow().len();
+        for cte in &with.cte_tables {
+            let name = ident_name(&cte.alias.name);
+            if self.ctes.borrow()[base..].iter().any(|c| c.name == name) {
+                self.ctes.borrow_mut().truncate(base);
+                return Err(err!(DUPLICATE_ALIAS, "WITH query name \"{name}\" specified more than once"));
+            }
+            let columns = cte.alias.columns.iter().map(|c| ident_name(&c.name)).collect();
+            self.ctes.borrow_mut().push(Cte { name, query: Rc::new((*cte.query).clone()), columns });
+        }
+        let r = self.query_body(q, outer);
+        self.ctes.borrow_mut().truncate(base);
+        r
+    }
+
+    /// A WITH query named `n` in scope, planned with only the WITH queries before it in scope
+    /// (a WITH query that names itself reads the table of that name, as without RECURSIVE).
+    fn cte(&self, n: &str) -> Option<Result<(Planned, Vec<String>), DbError>> {
+        let at = self.ctes.borrow().iter().rposition(|c| c.name == n)?;
+        let (query, columns) = {
+            let c = &self.ctes.borrow()[at];
+            (c.query.clone(), c.columns.clone())
+        };
+        let later = self.ctes.borrow_mut().split_off(at);
+        let r = self.query(&query, None);
+        self.ctes.borrow_mut().extend(later);
+        Some(r.map(|p| (p, columns)))
+    }
+
+    fn query_body(&self, q: &ast::Query, outer: Option<&Scope>) -> Result<Planned, DbError> {
         let order: Vec<&ast::OrderByExpr> = match &q.order_by {
             Some(ob) => match &ob.kind {
                 ast::OrderByKind::Expressions(v) => v.iter().collect(),
@@ -1335,6 +1504,21 @@ impl<'a> Planner<'a> {
                     }
                     return Err(err!(UNDEFINED_FUNCTION, "function {n} does not exist"));
                 }
+                if let (Some(r), [_]) = (self.cte(&n), name.0.as_slice()) {
+                    let (p, names) = r?;
+                    let label = alias_name.unwrap_or_else(|| n.clone());
+                    let renames: Vec<String> = alias.as_ref().map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect()).unwrap_or_default();
+                    if names.len() > p.cols.len() {
+                        return Err(err!(INVALID_COLUMN_REFERENCE, "WITH query \"{n}\" has {} columns available but {} columns specified", p.cols.len(), names.len()));
+                    }
+                    let cols = p
+                        .cols
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| ColInfo { table: Some(label.clone()), name: renames.get(i).or(names.get(i)).cloned().unwrap_or_else(|| c.name.clone()), ty: c.ty })
+                        .collect();
+                    return Ok((p.node, cols, None));
+                }
                 if let Some(t) = self.cat.tables.get(&n) {
                     let label = alias_name.unwrap_or_else(|| n.clone());
                     let renames: Vec<String> = alias.as_ref().map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect()).unwrap_or_default();
@@ -1348,7 +1532,11 @@ impl<'a> Planner<'a> {
                 }
                 if let Some(v) = self.cat.views.get(&n) {
                     let q = super::parse_one_query(&v.sql)?;
-                    let p = self.query(&q, None)?;
+                    // A view's query sees the catalog only, not the WITH queries around it.
+                    let around = self.ctes.borrow_mut().split_off(0);
+                    let p = self.query(&q, None);
+                    self.ctes.borrow_mut().extend(around);
+                    let p = p?;
                     let label = alias_name.unwrap_or_else(|| n.clone());
                     let cols = p.cols.iter().enumerate().map(|(i, c)| ColInfo { table: Some(label.clone()), name: v.columns.get(i).cloned().unwrap_or_else(|| c.name.clone()), ty: c.ty }).collect();
                     return Ok((p.node, cols, None));
@@ -1501,7 +1689,11 @@ impl<'a> Planner<'a> {
             split_and(x, &mut conjuncts);
         }
         let mut node = if items.is_empty() {
-            Node::One
+            // No FROM: one row, if WHERE lets it through.
+            match join_and(conjuncts) {
+                Some(f) => Node::Filter(Box::new(Node::One), f),
+                None => Node::One,
+            }
         } else {
             let mut pending: Vec<Option<Expr>> = conjuncts.into_iter().map(Some).collect();
             let mut width = 0;
@@ -1675,11 +1867,33 @@ impl<'a> Planner<'a> {
                 node = Node::Filter(Box::new(node), h);
             }
         }
+        if let Some(ast::Distinct::On(on)) = &sel.distinct {
+            // The first row of each group of equal DISTINCT ON values, in ORDER BY's order,
+            // which must begin with those values (as in PostgreSQL); without ORDER BY, sorted
+            // on them.
+            let mut on_keys = Vec::new();
+            for e in on {
+                on_keys.push(self.order_target(e, sel, &cols, visible, scope, &mut exprs)?);
+            }
+            let same = |a: &Expr, b: &Expr| alloc::format!("{a:?}") == alloc::format!("{b:?}");
+            if keys.is_empty() {
+                keys = on_keys.iter().map(|k| SortKey { expr: k.clone(), desc: false, nulls_first: false }).collect();
+            } else if keys.len() < on_keys.len() || !on_keys.iter().all(|k| keys[..on_keys.len()].iter().any(|o| same(&o.expr, k))) {
+                return Err(err!(INVALID_COLUMN_REFERENCE, "SELECT DISTINCT ON expressions must match initial ORDER BY expressions"));
+            }
+            let wide = exprs.len() > visible;
+            node = Node::Project(Box::new(node), exprs);
+            node = Node::DistinctOn(Box::new(Node::Sort(Box::new(node), keys)), on_keys);
+            if wide {
+                node = Node::Truncate(Box::new(node), visible);
+            }
+            return Ok(Planned { node, cols });
+        }
         node = Node::Project(Box::new(node), exprs);
         let distinct = match &sel.distinct {
             None | Some(ast::Distinct::All) => false,
             Some(ast::Distinct::Distinct) => true,
-            Some(ast::Distinct::On(_)) => return Err(err!(FEATURE_NOT_SUPPORTED, "DISTINCT ON is not supported yet")),
+            Some(ast::Distinct::On(_)) => unreachable!("DISTINCT ON was planned above"),
         };
         if distinct {
             if cols.len() < visible || keys.iter().any(|k| matches!(k.expr, Expr::Column(i) if i >= visible)) {
@@ -1714,8 +1928,8 @@ impl<'a> Planner<'a> {
             }
         }
         let (x, _) = self.compile(e, scope)?;
-        // The same expression as a select item: sort on it.
-        if let Some(i) = exprs[..visible].iter().position(|y| alloc::format!("{y:?}") == alloc::format!("{x:?}")) {
+        // The same expression as a select item (or as a hidden column already added): sort on it.
+        if let Some(i) = exprs.iter().position(|y| alloc::format!("{y:?}") == alloc::format!("{x:?}")) {
             return Ok(Expr::Column(i));
         }
         exprs.push(x);
@@ -2024,12 +2238,13 @@ pub fn explain(node: &Node, depth: usize, out: &mut Vec<String>) {
         Node::Aggregate { group, .. } => String::from(if group.is_empty() { "Aggregate" } else { "HashAggregate" }),
         Node::Sort(..) => String::from("Sort"),
         Node::Distinct(..) => String::from("Unique"),
+        Node::DistinctOn(..) => String::from("Unique (DISTINCT ON)"),
         Node::Limit(..) => String::from("Limit"),
         Node::SetOp(k, all, ..) => alloc::format!("{k:?}{}", if *all { " All" } else { "" }),
     };
     out.push(alloc::format!("{pad}{arrow}{line}"));
     match node {
-        Node::Filter(i, _) | Node::Project(i, _) | Node::Truncate(i, _) | Node::Sort(i, _) | Node::Distinct(i) | Node::Limit(i, _, _) => explain(i, depth + 1, out),
+        Node::Filter(i, _) | Node::Project(i, _) | Node::Truncate(i, _) | Node::Sort(i, _) | Node::Distinct(i) | Node::DistinctOn(i, _) | Node::Limit(i, _, _) => explain(i, depth + 1, out),
         Node::Aggregate { input, .. } => explain(input, depth + 1, out),
         Node::Join { left, right, .. } | Node::SetOp(_, _, left, right) => {
             explain(left, depth + 1, out);

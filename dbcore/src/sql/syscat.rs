@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::catalog::{Catalog, IndexDef, TableDef};
+use super::catalog::{Catalog, Generated, IndexDef, TableDef};
 use super::expr::Row;
 use crate::value::{SqlType, Value};
 
@@ -101,7 +101,7 @@ pub fn format_type(oid: i64, typmod: i64) -> Option<String> {
 
 /// Names of the system relations that exist but never have rows in kerndb (no partitioning,
 /// inheritance, policies, extended statistics, publications or triggers).
-pub const EMPTY: [&str; 14] = [
+pub const EMPTY: [&str; 15] = [
     "pg_inherits",
     "pg_partitioned_table",
     "pg_policy",
@@ -116,6 +116,7 @@ pub const EMPTY: [&str; 14] = [
     "pg_rewrite",
     "pg_sequence",
     "pg_event_trigger",
+    "pg_auth_members",
 ];
 
 fn empty_cols(name: &str) -> Option<Vec<(&'static str, SqlType)>> {
@@ -134,6 +135,7 @@ fn empty_cols(name: &str) -> Option<Vec<(&'static str, SqlType)>> {
         "pg_rewrite" => vec![("oid", OID), ("rulename", TEXT), ("ev_class", OID)],
         "pg_sequence" => vec![("seqrelid", OID)],
         "pg_event_trigger" => vec![("oid", OID), ("evtname", TEXT)],
+        "pg_auth_members" => vec![("roleid", OID), ("member", OID), ("grantor", OID), ("admin_option", BOOL)],
         _ => return None,
     })
 }
@@ -315,16 +317,32 @@ pub fn relation(cat: &Catalog, name: &str, owner: &str, live: Option<&Live>, vie
         ),
         "pg_am" => (vec![("oid", OID), ("amname", TEXT), ("amtype", TEXT)], vec![vec![i(2), t("heap"), t("t")], vec![i(403), t("btree"), t("i")]]),
         "pg_roles" | "pg_user" | "pg_authid" => (
-            vec![("oid", OID), ("rolname", TEXT), ("rolsuper", BOOL), ("rolcanlogin", BOOL), ("usename", TEXT), ("usesysid", OID)],
-            vec![vec![i(OWNER_OID), t(owner), b(true), b(true), t(owner), i(OWNER_OID)]],
+            vec![
+                ("oid", OID),
+                ("rolname", TEXT),
+                ("rolsuper", BOOL),
+                ("rolcanlogin", BOOL),
+                ("usename", TEXT),
+                ("usesysid", OID),
+                ("rolinherit", BOOL),
+                ("rolcreaterole", BOOL),
+                ("rolcreatedb", BOOL),
+                ("rolconnlimit", INT4),
+                ("rolvaliduntil", SqlType::Timestamp),
+                ("rolreplication", BOOL),
+                ("rolbypassrls", BOOL),
+            ],
+            // The one role is the superuser, with what PostgreSQL's bootstrap superuser has.
+            vec![vec![i(OWNER_OID), t(owner), b(true), b(true), t(owner), i(OWNER_OID), b(true), b(true), b(true), i(-1), Value::Null, b(true), b(true)]],
         ),
         "pg_database" => (
             vec![("oid", OID), ("datname", TEXT), ("datdba", OID), ("encoding", INT4), ("datlocprovider", TEXT), ("datistemplate", BOOL), ("datallowconn", BOOL), ("datcollate", TEXT), ("datctype", TEXT), ("daticulocale", TEXT), ("datacl", TEXT)],
             vec![vec![i(16384), t("kerndb"), i(OWNER_OID), i(6), t("c"), b(false), b(true), t("C"), t("C"), Value::Null, Value::Null]],
         ),
         "pg_type" => (
-            vec![("oid", OID), ("typname", TEXT), ("typnamespace", OID), ("typlen", INT2), ("typtype", TEXT), ("typcollation", OID)],
-            TYPES.iter().map(|&(oid, n, len)| vec![i(oid), t(n), i(CATALOG_NS), i(len), t("b"), i(if matches!(oid, 25 | 1042 | 1043) { 100 } else { 0 })]).collect(),
+            // No composite or array types: typrelid, typelem and typarray are 0.
+            vec![("oid", OID), ("typname", TEXT), ("typnamespace", OID), ("typlen", INT2), ("typtype", TEXT), ("typcollation", OID), ("typrelid", OID), ("typelem", OID), ("typarray", OID)],
+            TYPES.iter().map(|&(oid, n, len)| vec![i(oid), t(n), i(CATALOG_NS), i(len), t("b"), i(if matches!(oid, 25 | 1042 | 1043) { 100 } else { 0 }), i(0), i(0), i(0)]).collect(),
         ),
         "pg_collation" => (vec![("oid", OID), ("collname", TEXT), ("collnamespace", OID)], vec![vec![i(100), t("default"), i(CATALOG_NS)], vec![i(950), t("C"), i(CATALOG_NS)]]),
         "pg_class" => {
@@ -436,7 +454,11 @@ pub fn relation(cat: &Catalog, name: &str, owner: &str, live: Option<&Live>, vie
                         i(0),
                         b(c.not_null),
                         b(c.default.is_some()),
-                        t(""),
+                        t(match c.generated {
+                            Generated::Always => "a",
+                            Generated::ByDefault => "d",
+                            _ => "",
+                        }),
                         t(""),
                         b(false),
                         b(true),
@@ -553,6 +575,8 @@ pub fn relation(cat: &Catalog, name: &str, owner: &str, live: Option<&Live>, vie
                 ("is_nullable", TEXT),
                 ("data_type", TEXT),
                 ("character_maximum_length", INT4),
+                ("is_identity", TEXT),
+                ("identity_generation", TEXT),
             ];
             let mut rows = Vec::new();
             for tb in cat.tables.values() {
@@ -561,7 +585,14 @@ pub fn relation(cat: &Catalog, name: &str, owner: &str, live: Option<&Live>, vie
                         SqlType::Char(n) | SqlType::Varchar(n) if n > 0 => i(i64::from(n)),
                         _ => Value::Null,
                     };
-                    rows.push(vec![t("kerndb"), t("public"), t(&tb.name), t(&c.name), i(k as i64 + 1), c.default.as_deref().map(t).unwrap_or(Value::Null), t(if c.not_null { "NO" } else { "YES" }), t(c.ty.name()), len]);
+                    rows.push(vec![t("kerndb"), t("public"), t(&tb.name), t(&c.name), i(k as i64 + 1), c.default.as_deref().map(t).unwrap_or(Value::Null), t(if c.not_null { "NO" } else { "YES" }), t(c.ty.name()), len,
+                        t(if matches!(c.generated, Generated::Always | Generated::ByDefault) { "YES" } else { "NO" }),
+                        match c.generated {
+                            Generated::Always => t("ALWAYS"),
+                            Generated::ByDefault => t("BY DEFAULT"),
+                            _ => Value::Null,
+                        },
+                    ]);
                 }
             }
             (cols, rows)
