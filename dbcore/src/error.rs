@@ -56,6 +56,10 @@ impl SqlState {
     pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");
     pub const DUPLICATE_ALIAS: SqlState = SqlState("42712");
     pub const OUT_OF_MEMORY: SqlState = SqlState("53200");
+    pub const WINDOWING_ERROR: SqlState = SqlState("42P20");
+    pub const INVALID_PRECEDING_OR_FOLLOWING_SIZE: SqlState = SqlState("22013");
+    pub const INVALID_ARGUMENT_FOR_NTILE: SqlState = SqlState("22014");
+    pub const INVALID_ARGUMENT_FOR_NTH_VALUE: SqlState = SqlState("22016");
     pub const BAD_COPY_FILE_FORMAT: SqlState = SqlState("22P04");
     pub const CHARACTER_NOT_IN_REPERTOIRE: SqlState = SqlState("22021");
     pub const QUERY_CANCELED: SqlState = SqlState("57014");

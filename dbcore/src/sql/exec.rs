@@ -24,7 +24,7 @@ use core::ops::Bound;
 use platform::BlockDevice;
 
 use super::expr::{Env, Expr, Row};
-use super::plan::{Access, Agg, AggFunc, JoinKind, Node, SetKind, SortKey, SubPlan, MAX_DEPTH};
+use super::plan::{Access, Agg, AggFunc, Frame, FrameEdge, JoinKind, Node, SetKind, SortKey, SubPlan, WinCall, WinFunc, MAX_DEPTH};
 use crate::err;
 use crate::error::DbError;
 use crate::numeric::{self, Decimal};
@@ -125,6 +125,19 @@ pub enum State {
     SetOp(Box<State>, Box<State>, Vec<Row>, Vec<Row>),
     /// Rows computed already, being given out.
     Drain(alloc::vec::IntoIter<Row>),
+    Window(Box<WindowRun>),
+}
+
+/// A Window node's place: the partition being read, the first row of the next one (with its
+/// partition key), and the rows of the last partition computed, being given out.
+#[derive(Debug)]
+pub struct WindowRun {
+    input: State,
+    part: Vec<Row>,
+    key: Vec<Value>,
+    ahead: Option<(Vec<Value>, Row)>,
+    input_done: bool,
+    out: alloc::vec::IntoIter<Row>,
 }
 
 /// A scan's place: the tree, the key range still to read and the entries read but not given.
@@ -189,7 +202,7 @@ pub struct AggRun {
     groups: BTreeMap<Vec<Value>, Vec<AggState>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct AggState {
     count: i64,
     isum: i128,
@@ -502,6 +515,52 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                     }
                 }
             }
+            Node::Window { input, partition, order, calls } => {
+                let State::Window(w) = st else { return Err(mismatch()) };
+                loop {
+                    if let Some(r) = w.out.next() {
+                        return Ok(Poll::Row(r));
+                    }
+                    if w.part.is_empty() {
+                        match w.ahead.take() {
+                            Some((k, r)) => {
+                                w.key = k;
+                                w.part.push(r);
+                            }
+                            None if w.input_done => {
+                                *st = State::Done;
+                                return Ok(Poll::Done);
+                            }
+                            None => {}
+                        }
+                    }
+                    // Read the rest of the partition: up to the first row whose key differs.
+                    while !w.input_done {
+                        match self.pull(input, &mut w.input)? {
+                            Poll::Row(r) => {
+                                let mut k = Vec::with_capacity(partition.len());
+                                for p in partition {
+                                    k.push(p.eval(&r, self)?);
+                                }
+                                if w.part.is_empty() {
+                                    w.key = k;
+                                } else if k != w.key {
+                                    w.ahead = Some((k, r));
+                                    break;
+                                }
+                                w.part.push(r);
+                                self.check_size(w.part.len())?;
+                            }
+                            Poll::Yield => return Ok(Poll::Yield),
+                            Poll::Done => w.input_done = true,
+                        }
+                    }
+                    let mut rows = core::mem::take(&mut w.part);
+                    self.spend(rows.len() as u64);
+                    self.window_partition(&mut rows, order, calls)?;
+                    w.out = rows.into_iter();
+                }
+            }
             Node::SetOp(kind, all, l, r) => {
                 let State::SetOp(ls, rs, a, b) = st else { return Err(mismatch()) };
                 if !self.fill(l, ls, a)? || !self.fill(r, rs, b)? {
@@ -566,6 +625,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 State::Limit(Box::default(), o, l)
             }
             Node::SetOp(..) => State::SetOp(Box::default(), Box::default(), Vec::new(), Vec::new()),
+            Node::Window { .. } => State::Window(Box::new(WindowRun { input: State::Fresh, part: Vec::new(), key: Vec::new(), ahead: None, input_done: false, out: Vec::new().into_iter() })),
         })
     }
 
@@ -824,76 +884,218 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
             groups.entry(key).or_insert_with(|| fresh_states(aggs))
         };
         for (a, s) in aggs.iter().zip(states.iter_mut()) {
-            if a.func == AggFunc::CountStar {
-                s.count += 1;
-                continue;
-            }
-            let v = match &a.arg {
-                Some(e) => e.eval(r, self)?,
-                None => Value::Null,
-            };
-            if v.is_null() {
-                continue;
-            }
-            if let Some(seen) = &mut s.seen {
-                if !seen.insert(v.clone()) {
-                    continue;
-                }
-            }
-            s.count += 1;
-            match a.func {
-                AggFunc::Sum | AggFunc::Avg => match v {
-                    Value::Int(i) => {
-                        s.isum += i as i128;
-                        s.fsum += i as f64;
-                    }
-                    Value::Float(f) => {
-                        s.any_float = true;
-                        s.fsum += f;
-                        if a.ty.is_decimal() {
-                            s.dsum = numeric::add(&s.dsum, &numeric::from_f64(f)?)?;
-                        }
-                    }
-                    Value::Numeric(d) => {
-                        s.fsum += numeric::to_f64(&d);
-                        s.dsum = numeric::add(&s.dsum, &d)?;
-                    }
-                    _ => {}
-                },
-                AggFunc::Min => {
-                    if s.best.as_ref().is_none_or(|b| v < *b) {
-                        s.best = Some(v);
-                    }
-                }
-                AggFunc::Max => {
-                    if s.best.as_ref().is_none_or(|b| v > *b) {
-                        s.best = Some(v);
-                    }
-                }
-                AggFunc::StringAgg => {
-                    // A NULL delimiter is an empty one, as in PostgreSQL.
-                    let d = match &a.delim {
-                        Some(e) => e.eval(r, self)?.to_text().unwrap_or_default(),
-                        None => String::new(),
-                    };
-                    let mut keys = Vec::with_capacity(a.order.len());
-                    for k in &a.order {
-                        keys.push(k.expr.eval(r, self)?);
-                    }
-                    s.parts.push((keys, d, v.to_text().unwrap_or_default()));
-                }
-                AggFunc::BoolAnd | AggFunc::BoolOr => {
-                    let b = v == Value::Bool(true);
-                    let acc = match s.best {
-                        Some(Value::Bool(x)) => if a.func == AggFunc::BoolAnd { x && b } else { x || b },
-                        _ => b,
-                    };
-                    s.best = Some(Value::Bool(acc));
-                }
-                _ => {}
-            }
+            self.aggregate_row(a, s, r)?;
         }
         Ok(())
+    }
+
+    /// Adds row `r` to the state `s` of aggregate `a`.
+    fn aggregate_row(&mut self, a: &Agg, s: &mut AggState, r: &[Value]) -> Result<(), DbError> {
+        if let Some(f) = &a.filter {
+            if !f.is_true(r, self)? {
+                return Ok(());
+            }
+        }
+        if a.func == AggFunc::CountStar {
+            s.count += 1;
+            return Ok(());
+        }
+        let v = match &a.arg {
+            Some(e) => e.eval(r, self)?,
+            None => Value::Null,
+        };
+        if v.is_null() {
+            return Ok(());
+        }
+        if let Some(seen) = &mut s.seen {
+            if !seen.insert(v.clone()) {
+                return Ok(());
+            }
+        }
+        s.count += 1;
+        match a.func {
+            AggFunc::Sum | AggFunc::Avg => match v {
+                Value::Int(i) => {
+                    s.isum += i as i128;
+                    s.fsum += i as f64;
+                }
+                Value::Float(f) => {
+                    s.any_float = true;
+                    s.fsum += f;
+                    if a.ty.is_decimal() {
+                        s.dsum = numeric::add(&s.dsum, &numeric::from_f64(f)?)?;
+                    }
+                }
+                Value::Numeric(d) => {
+                    s.fsum += numeric::to_f64(&d);
+                    s.dsum = numeric::add(&s.dsum, &d)?;
+                }
+                _ => {}
+            },
+            AggFunc::Min => {
+                if s.best.as_ref().is_none_or(|b| v < *b) {
+                    s.best = Some(v);
+                }
+            }
+            AggFunc::Max => {
+                if s.best.as_ref().is_none_or(|b| v > *b) {
+                    s.best = Some(v);
+                }
+            }
+            AggFunc::StringAgg => {
+                // A NULL delimiter is an empty one, as in PostgreSQL.
+                let d = match &a.delim {
+                    Some(e) => e.eval(r, self)?.to_text().unwrap_or_default(),
+                    None => String::new(),
+                };
+                let mut keys = Vec::with_capacity(a.order.len());
+                for k in &a.order {
+                    keys.push(k.expr.eval(r, self)?);
+                }
+                s.parts.push((keys, d, v.to_text().unwrap_or_default()));
+            }
+            AggFunc::BoolAnd | AggFunc::BoolOr => {
+                let b = v == Value::Bool(true);
+                let acc = match s.best {
+                    Some(Value::Bool(x)) => if a.func == AggFunc::BoolAnd { x && b } else { x || b },
+                    _ => b,
+                };
+                s.best = Some(Value::Bool(acc));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Computes every call of a Window node over one partition (its rows in window order) and
+    /// appends the values to the rows.
+    fn window_partition(&mut self, rows: &mut [Row], order: &[SortKey], calls: &[WinCall]) -> Result<(), DbError> {
+        let n = rows.len();
+        // Peers: rows with equal ORDER BY values (all rows, without ORDER BY). peer_start[i]
+        // and peer_end[i] bound row i's peer group; group[i] numbers the groups from 0.
+        let mut peer_start = alloc::vec![0usize; n];
+        let mut peer_end = alloc::vec![n; n];
+        let mut group = alloc::vec![0usize; n];
+        if !order.is_empty() {
+            let mut prev: Option<Vec<Value>> = None;
+            let mut start = 0;
+            let mut g = 0;
+            for i in 0..n {
+                let mut k = Vec::with_capacity(order.len());
+                for o in order {
+                    k.push(o.expr.eval(&rows[i], self)?);
+                }
+                if prev.as_ref().is_some_and(|p| *p != k) {
+                    for e in &mut peer_end[start..i] {
+                        *e = i;
+                    }
+                    start = i;
+                    g += 1;
+                }
+                peer_start[i] = start;
+                group[i] = g;
+                prev = Some(k);
+            }
+        }
+        let mut values: Vec<Vec<Value>> = Vec::with_capacity(calls.len());
+        for c in calls {
+            let mut out = Vec::with_capacity(n);
+            let bounds = |i: usize| frame_bounds(c.frame, i, n, peer_start[i], peer_end[i]);
+            match c.func {
+                WinFunc::RowNumber => out.extend((1..=n).map(|i| Value::Int(i as i64))),
+                WinFunc::Rank => out.extend(peer_start.iter().map(|s| Value::Int(*s as i64 + 1))),
+                WinFunc::DenseRank => out.extend(group.iter().map(|g| Value::Int(*g as i64 + 1))),
+                WinFunc::PercentRank => out.extend(peer_start.iter().map(|s| Value::Float(if n > 1 { *s as f64 / (n - 1) as f64 } else { 0.0 }))),
+                WinFunc::CumeDist => out.extend(peer_end.iter().map(|e| Value::Float(*e as f64 / n as f64))),
+                WinFunc::Ntile => {
+                    // The bucket count is read on the partition's first row, as in PostgreSQL.
+                    let k = match c.args[0].eval(&rows[0], self)? {
+                        Value::Null => None,
+                        Value::Int(k) if k > 0 => Some(k as usize),
+                        _ => return Err(err!(INVALID_ARGUMENT_FOR_NTILE, "argument of ntile must be greater than zero")),
+                    };
+                    for i in 0..n {
+                        out.push(match k {
+                            None => Value::Null,
+                            Some(k) => {
+                                // The first n % k buckets hold one row more than the others.
+                                let (size, extra) = (n / k, n % k);
+                                let big = extra * (size + 1);
+                                let b = if i < big { i / (size + 1) } else { extra + (i - big) / size.max(1) };
+                                Value::Int(b as i64 + 1)
+                            }
+                        });
+                    }
+                }
+                WinFunc::Lag | WinFunc::Lead => {
+                    for i in 0..n {
+                        let off = match c.args[1].eval(&rows[i], self)? {
+                            Value::Int(o) => Some(o),
+                            _ => None,
+                        };
+                        let target = off.and_then(|o| if c.func == WinFunc::Lag { (i as i64).checked_sub(o) } else { (i as i64).checked_add(o) });
+                        out.push(match (off, target) {
+                            (None, _) => Value::Null,
+                            (_, Some(t)) if t >= 0 && (t as usize) < n => c.args[0].eval(&rows[t as usize], self)?,
+                            _ => match c.args.get(2) {
+                                Some(d) => d.eval(&rows[i], self)?,
+                                None => Value::Null,
+                            },
+                        });
+                    }
+                }
+                WinFunc::FirstValue | WinFunc::LastValue | WinFunc::NthValue => {
+                    for i in 0..n {
+                        let (lo, hi) = bounds(i);
+                        let pick = match c.func {
+                            WinFunc::FirstValue => (lo < hi).then_some(lo),
+                            WinFunc::LastValue => (lo < hi).then(|| hi - 1),
+                            _ => match c.args[1].eval(&rows[i], self)? {
+                                Value::Int(k) if k > 0 => lo.checked_add(k as usize - 1).filter(|p| *p < hi),
+                                Value::Null => None,
+                                _ => return Err(err!(INVALID_ARGUMENT_FOR_NTH_VALUE, "argument of nth_value must be greater than zero")),
+                            },
+                        };
+                        out.push(match pick {
+                            Some(p) => c.args[0].eval(&rows[p], self)?,
+                            None => Value::Null,
+                        });
+                    }
+                }
+                WinFunc::Agg => {
+                    let Some(a) = &c.agg else { return Err(err!(INTERNAL_ERROR, "a window aggregate without its aggregate")) };
+                    // A frame from the partition's start only grows: add rows as its end moves.
+                    // Other frames are summed afresh for each row.
+                    let growing = c.frame.start == FrameEdge::UnboundedPreceding;
+                    let mut acc = fresh_states(core::slice::from_ref(a)).pop().ok_or_else(mismatch)?;
+                    let mut added = 0;
+                    for i in 0..n {
+                        let (lo, hi) = bounds(i);
+                        if growing {
+                            while added < hi {
+                                self.aggregate_row(a, &mut acc, &rows[added])?;
+                                added += 1;
+                            }
+                            out.push(agg_value(a, acc.clone())?);
+                        } else {
+                            let mut s = fresh_states(core::slice::from_ref(a)).pop().ok_or_else(mismatch)?;
+                            for r in rows.iter().take(hi).skip(lo) {
+                                self.aggregate_row(a, &mut s, r)?;
+                            }
+                            self.spend(hi.saturating_sub(lo) as u64);
+                            out.push(agg_value(a, s)?);
+                        }
+                    }
+                }
+            }
+            values.push(out);
+        }
+        for (i, r) in rows.iter_mut().enumerate() {
+            for v in values.iter_mut() {
+                r.push(core::mem::replace(&mut v[i], Value::Null));
+            }
+        }
+        self.check_mem()
     }
 
     fn pull_sort(&mut self, s: &mut SortRun, input: &Node, keys: &[SortKey]) -> Result<Poll, DbError> {
@@ -1036,38 +1238,65 @@ fn finish_groups(mut groups: BTreeMap<Vec<Value>, Vec<AggState>>, no_keys: bool,
     let mut out = Vec::with_capacity(groups.len());
     for (mut key, states) in groups {
         for (a, s) in aggs.iter().zip(states) {
-            key.push(match a.func {
-                AggFunc::CountStar | AggFunc::Count => Value::Int(s.count),
-                _ if s.count == 0 => Value::Null,
-                AggFunc::Sum if !s.any_float && a.ty.is_int() => Value::Int(i64::try_from(s.isum).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "bigint out of range"))?),
-                AggFunc::Sum | AggFunc::Avg if a.ty.is_decimal() => {
-                    let ints = Decimal::try_from_i128_with_scale(s.isum, 0).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "value overflows numeric format"))?;
-                    let total = numeric::add(&s.dsum, &ints)?;
-                    Value::Numeric(if a.func == AggFunc::Sum { total } else { numeric::avg(&total, s.count)? })
-                }
-                AggFunc::Sum if !s.any_float => Value::Float(s.isum as f64),
-                AggFunc::Sum => Value::Float(s.fsum),
-                AggFunc::Avg if !s.any_float => Value::Float(s.isum as f64 / s.count as f64),
-                AggFunc::Avg => Value::Float(s.fsum / s.count as f64),
-                AggFunc::Min | AggFunc::Max | AggFunc::BoolAnd | AggFunc::BoolOr => s.best.unwrap_or(Value::Null),
-                AggFunc::StringAgg => {
-                    let mut parts = s.parts;
-                    // Stable: equal keys keep their arrival order.
-                    parts.sort_by(|x, y| compare_keys(&a.order, &x.0, &y.0));
-                    let mut out = String::new();
-                    for (i, (_, d, v)) in parts.iter().enumerate() {
-                        if i > 0 {
-                            out.push_str(d);
-                        }
-                        out.push_str(v);
-                    }
-                    Value::Text(out)
-                }
-            });
+            key.push(agg_value(a, s)?);
         }
         out.push(key);
     }
     Ok(out)
+}
+
+/// The rows `[lo, hi)` of the frame of row `i` in a partition of `n` rows, whose peers are
+/// `[ps, pe)`.
+fn frame_bounds(f: Frame, i: usize, n: usize, ps: usize, pe: usize) -> (usize, usize) {
+    let lo = match f.start {
+        FrameEdge::UnboundedPreceding => 0,
+        FrameEdge::Preceding(k) => i.saturating_sub(k),
+        FrameEdge::CurrentRow if f.rows => i,
+        FrameEdge::CurrentRow => ps,
+        FrameEdge::Following(k) => i.saturating_add(k).min(n),
+        FrameEdge::UnboundedFollowing => n,
+    };
+    let hi = match f.end {
+        FrameEdge::UnboundedPreceding => 0,
+        FrameEdge::Preceding(k) => (i + 1).saturating_sub(k),
+        FrameEdge::CurrentRow if f.rows => i + 1,
+        FrameEdge::CurrentRow => pe,
+        FrameEdge::Following(k) => i.saturating_add(k).saturating_add(1).min(n),
+        FrameEdge::UnboundedFollowing => n,
+    };
+    (lo, hi.max(lo))
+}
+
+/// The value of aggregate `a` whose state is `s`.
+fn agg_value(a: &Agg, s: AggState) -> Result<Value, DbError> {
+    Ok(match a.func {
+        AggFunc::CountStar | AggFunc::Count => Value::Int(s.count),
+        _ if s.count == 0 => Value::Null,
+        AggFunc::Sum if !s.any_float && a.ty.is_int() => Value::Int(i64::try_from(s.isum).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "bigint out of range"))?),
+        AggFunc::Sum | AggFunc::Avg if a.ty.is_decimal() => {
+            let ints = Decimal::try_from_i128_with_scale(s.isum, 0).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "value overflows numeric format"))?;
+            let total = numeric::add(&s.dsum, &ints)?;
+            Value::Numeric(if a.func == AggFunc::Sum { total } else { numeric::avg(&total, s.count)? })
+        }
+        AggFunc::Sum if !s.any_float => Value::Float(s.isum as f64),
+        AggFunc::Sum => Value::Float(s.fsum),
+        AggFunc::Avg if !s.any_float => Value::Float(s.isum as f64 / s.count as f64),
+        AggFunc::Avg => Value::Float(s.fsum / s.count as f64),
+        AggFunc::Min | AggFunc::Max | AggFunc::BoolAnd | AggFunc::BoolOr => s.best.unwrap_or(Value::Null),
+        AggFunc::StringAgg => {
+            let mut parts = s.parts;
+            // Stable: equal keys keep their arrival order.
+            parts.sort_by(|x, y| compare_keys(&a.order, &x.0, &y.0));
+            let mut out = String::new();
+            for (i, (_, d, v)) in parts.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(d);
+                }
+                out.push_str(v);
+            }
+            Value::Text(out)
+        }
+    })
 }
 
 /// A probe value in the index column's type, or None when it cannot be compared bytewise

@@ -13,7 +13,7 @@ use sqlparser::ast;
 use super::catalog::{Catalog, TableDef};
 use super::expr::{cast_value, BinOp, Expr, Func, Ty};
 use crate::err;
-use crate::error::DbError;
+use crate::error::{DbError, SqlState};
 use crate::numeric::Typmod;
 use crate::value::{SqlType, Value};
 
@@ -82,7 +82,66 @@ pub struct Agg {
     pub delim: Option<Expr>,
     /// ORDER BY inside the call (string_agg's only: the others do not depend on the order).
     pub order: Vec<SortKey>,
+    /// `FILTER (WHERE ...)`: only rows for which it is true are aggregated.
+    pub filter: Option<Expr>,
 }
+
+/// A window function (docs/sql.md, "Window functions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WinFunc {
+    RowNumber,
+    Rank,
+    DenseRank,
+    PercentRank,
+    CumeDist,
+    Ntile,
+    Lag,
+    Lead,
+    FirstValue,
+    LastValue,
+    NthValue,
+    /// An aggregate over the frame: the call's `agg`.
+    Agg,
+}
+
+/// One end of a window frame. Offsets are row counts (ROWS frames only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameEdge {
+    UnboundedPreceding,
+    Preceding(usize),
+    CurrentRow,
+    Following(usize),
+    UnboundedFollowing,
+}
+
+/// A window frame: ROWS (positions) or RANGE (peers: rows with equal ORDER BY values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub rows: bool,
+    pub start: FrameEdge,
+    pub end: FrameEdge,
+}
+
+/// One window function call of a [`Node::Window`].
+#[derive(Debug)]
+pub struct WinCall {
+    pub func: WinFunc,
+    /// The function's arguments, evaluated on the window's input rows.
+    pub args: Vec<Expr>,
+    pub agg: Option<Agg>,
+    pub frame: Frame,
+}
+
+/// The window calls of one SELECT while it is planned: each is given a placeholder column
+/// (`WINDOW_BASE + k`) that [`Planner::add_windows`] maps to where its Window node puts it.
+pub struct Windows {
+    /// `WINDOW name AS (...)` clauses.
+    named: Vec<(String, ast::WindowSpec)>,
+    /// Per call: its text (equal calls share one), its window's partition and order, the call.
+    calls: RefCell<Vec<(String, Vec<Expr>, Vec<SortKey>, WinCall)>>,
+}
+
+const WINDOW_BASE: usize = 1 << 30;
 
 #[derive(Debug)]
 pub struct SortKey {
@@ -124,6 +183,9 @@ pub enum Node {
     SetOp(SetKind, bool, Box<Node>, Box<Node>),
     /// Keeps the first n columns (drops ORDER BY helpers).
     Truncate(Box<Node>, usize),
+    /// Window functions: the input is sorted on `partition`, then `order`; each row comes out
+    /// with one more column per call, computed over its partition.
+    Window { input: Box<Node>, partition: Vec<Expr>, order: Vec<SortKey>, calls: Vec<WinCall> },
     GenerateSeries(Expr, Expr, Option<Expr>),
 }
 
@@ -147,11 +209,13 @@ pub struct Scope<'a> {
     pub cols: Vec<ColInfo>,
     pub parent: Option<&'a Scope<'a>>,
     grouping: Option<&'a Grouping<'a>>,
+    /// Where window function calls may appear (a SELECT's list and ORDER BY), their record.
+    windows: Option<&'a Windows>,
 }
 
 impl<'a> Scope<'a> {
     pub fn new(cols: Vec<ColInfo>, parent: Option<&'a Scope<'a>>) -> Self {
-        Scope { cols, parent, grouping: None }
+        Scope { cols, parent, grouping: None, windows: None }
     }
 
     fn find(&self, table: Option<&str>, name: &str) -> Result<Option<(usize, SqlType)>, DbError> {
@@ -354,6 +418,58 @@ fn agg_func(name: &str) -> Option<AggFunc> {
     })
 }
 
+/// A window's frame, checked: the default is RANGE UNBOUNDED PRECEDING to CURRENT ROW (with
+/// ORDER BY, the rows up to the current row's last peer; without, the whole partition).
+fn window_frame(f: Option<&ast::WindowFrame>, _ordered: bool) -> Result<Frame, DbError> {
+    let Some(f) = f else {
+        return Ok(Frame { rows: false, start: FrameEdge::UnboundedPreceding, end: FrameEdge::CurrentRow });
+    };
+    let rows = match f.units {
+        ast::WindowFrameUnits::Rows => true,
+        ast::WindowFrameUnits::Range => false,
+        ast::WindowFrameUnits::Groups => return Err(err!(FEATURE_NOT_SUPPORTED, "GROUPS frames are not supported")),
+    };
+    let edge = |b: &ast::WindowFrameBound| -> Result<FrameEdge, DbError> {
+        let offset = |x: &ast::Expr| -> Result<usize, DbError> {
+            if !rows {
+                return Err(err!(FEATURE_NOT_SUPPORTED, "RANGE with an offset is not supported; use ROWS"));
+            }
+            let n = match x {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::Number(n, _) => n.parse::<i64>().ok(),
+                    _ => None,
+                },
+                ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } if matches!(&**expr, ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..))) => Some(-1),
+                _ => None,
+            };
+            match n {
+                Some(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+                Some(_) => Err(err!(INVALID_PRECEDING_OR_FOLLOWING_SIZE, "frame offset must not be negative")),
+                None => Err(err!(FEATURE_NOT_SUPPORTED, "a frame offset must be an integer constant")),
+            }
+        };
+        Ok(match b {
+            ast::WindowFrameBound::CurrentRow => FrameEdge::CurrentRow,
+            ast::WindowFrameBound::Preceding(None) => FrameEdge::UnboundedPreceding,
+            ast::WindowFrameBound::Following(None) => FrameEdge::UnboundedFollowing,
+            ast::WindowFrameBound::Preceding(Some(x)) => FrameEdge::Preceding(offset(x)?),
+            ast::WindowFrameBound::Following(Some(x)) => FrameEdge::Following(offset(x)?),
+        })
+    };
+    let start = edge(&f.start_bound)?;
+    let end = match &f.end_bound {
+        Some(b) => edge(b)?,
+        None => FrameEdge::CurrentRow,
+    };
+    match (start, end) {
+        (FrameEdge::UnboundedFollowing, _) => Err(err!(WINDOWING_ERROR, "frame start cannot be UNBOUNDED FOLLOWING")),
+        (_, FrameEdge::UnboundedPreceding) => Err(err!(WINDOWING_ERROR, "frame end cannot be UNBOUNDED PRECEDING")),
+        (FrameEdge::CurrentRow, FrameEdge::Preceding(_)) => Err(err!(WINDOWING_ERROR, "frame starting from current row cannot have preceding rows")),
+        (FrameEdge::Following(_), FrameEdge::Preceding(_) | FrameEdge::CurrentRow) => Err(err!(WINDOWING_ERROR, "frame starting from following row cannot have preceding rows")),
+        _ => Ok(Frame { rows, start, end }),
+    }
+}
+
 fn func_name(f: &ast::Function) -> String {
     f.name.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default()
 }
@@ -544,6 +660,11 @@ impl<'a> Planner<'a> {
     /// Compiles `e` and gives it type `want` (unknown literals and parameters take it).
     pub fn compile_as(&self, e: &ast::Expr, scope: &Scope, want: SqlType, what: &str) -> Result<Expr, DbError> {
         let (x, t) = self.compile(e, scope)?;
+        self.typed(x, t, want, what)
+    }
+
+    /// `x` coerced to `want` (a parameter is noted as of that type instead).
+    fn typed(&self, x: Expr, t: Ty, want: SqlType, what: &str) -> Result<Expr, DbError> {
         self.note_param(&x, want);
         if let Expr::Param(_) = x {
             return Ok(x);
@@ -565,71 +686,14 @@ impl<'a> Planner<'a> {
         }
         if is_aggregate(e) {
             let ast::Expr::Function(f) = e else { unreachable!("is_aggregate matched a function") };
-            let name = func_name(f);
-            let (args, distinct, star) = func_args(f)?;
-            let func = agg_func(&name).ok_or_else(|| err!(UNDEFINED_FUNCTION, "function {name} does not exist"))?;
-            let mut delim = None;
-            let mut order = Vec::new();
-            let (func, arg, ty) = match (func, star, args.as_slice()) {
-                (AggFunc::Count, true, []) => (AggFunc::CountStar, None, SqlType::Int8),
-                (AggFunc::StringAgg, false, [a, d]) => {
-                    if has_aggregate(a) || has_aggregate(d) {
-                        return Err(err!(GROUPING_ERROR, "aggregate function calls cannot be nested"));
-                    }
-                    let (x, t) = self.compile_plain(a, g.inner)?;
-                    let (y, u) = self.compile_plain(d, g.inner)?;
-                    let texty = |t: Ty| matches!(t, Ty::Null | Ty::Unknown) || t.sql().is_text();
-                    if !texty(t) || !texty(u) {
-                        return Err(err!(UNDEFINED_FUNCTION, "function string_agg({}, {}) does not exist", t.sql().name(), u.sql().name()));
-                    }
-                    delim = Some(y);
-                    if let ast::FunctionArguments::List(l) = &f.args {
-                        for c in &l.clauses {
-                            if let ast::FunctionArgumentClause::OrderBy(obs) = c {
-                                for o in obs {
-                                    let (expr, _) = self.compile_plain(&o.expr, g.inner)?;
-                                    let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
-                                    order.push(SortKey { expr, desc, nulls_first: o.options.nulls_first.unwrap_or(desc) });
-                                }
-                            }
-                        }
-                    }
-                    (AggFunc::StringAgg, Some(x), SqlType::Text)
-                }
-                (AggFunc::StringAgg, _, _) => return Err(err!(UNDEFINED_FUNCTION, "function string_agg with {} arguments does not exist", args.len())),
-                (f @ (AggFunc::BoolAnd | AggFunc::BoolOr), false, [a]) => {
-                    if has_aggregate(a) {
-                        return Err(err!(GROUPING_ERROR, "aggregate function calls cannot be nested"));
-                    }
-                    (f, Some(self.compile_as(a, g.inner, SqlType::Bool, &name)?), SqlType::Bool)
-                }
-                (f, false, [a]) => {
-                    let (x, t) = self.compile_plain(a, g.inner)?;
-                    if has_aggregate(a) {
-                        return Err(err!(GROUPING_ERROR, "aggregate function calls cannot be nested"));
-                    }
-                    let at = t.sql();
-                    let ty = match f {
-                        AggFunc::Count => SqlType::Int8,
-                        // PostgreSQL: sum(bigint) and avg of integers or numerics are numeric.
-                        AggFunc::Sum if at == SqlType::Int8 => SqlType::NUMERIC,
-                        AggFunc::Sum if at.is_int() => SqlType::Int8,
-                        AggFunc::Avg if at.is_int() || at.is_decimal() => SqlType::NUMERIC,
-                        AggFunc::Sum if at.is_decimal() => SqlType::NUMERIC,
-                        AggFunc::Sum | AggFunc::Avg if at.is_numeric() => if at == SqlType::Float4 { SqlType::Float8 } else { at },
-                        AggFunc::Sum | AggFunc::Avg if t == Ty::Null || t == Ty::Unknown => SqlType::NUMERIC,
-                        AggFunc::Sum | AggFunc::Avg => return Err(err!(UNDEFINED_FUNCTION, "function {name}({}) does not exist", at.name())),
-                        _ => at,
-                    };
-                    (f, Some(x), ty)
-                }
-                _ => return Err(err!(UNDEFINED_FUNCTION, "function {name} with these arguments does not exist")),
-            };
+            let window_inside = |e: DbError| if e.code == SqlState::WINDOWING_ERROR { err!(GROUPING_ERROR, "aggregate function calls cannot contain window function calls") } else { e };
+            let agg = self.agg_call(f, false, &|a| self.compile_plain(a, g.inner).map_err(window_inside))?;
+            let ty = agg.ty;
             let mut aggs = g.aggs.borrow_mut();
             let j = match aggs.iter().position(|(k, _)| *k == text) {
                 Some(j) => j,
                 None => {
-                    aggs.push((text, Agg { func, arg, distinct, ty, delim, order }));
+                    aggs.push((text, agg));
                     aggs.len() - 1
                 }
             };
@@ -648,6 +712,277 @@ impl<'a> Planner<'a> {
             }
             _ => self.compile_plain(e, scope),
         }
+    }
+
+    /// A window function call: recorded in the SELECT's [`Windows`], and read as the
+    /// placeholder column its Window node will fill.
+    fn window_call(&self, e: &ast::Expr, f: &ast::Function, over: &ast::WindowType, scope: &Scope) -> Result<(Expr, Ty), DbError> {
+        let Some(w) = scope.windows else {
+            return Err(err!(WINDOWING_ERROR, "window functions are not allowed here"));
+        };
+        // The arguments, PARTITION BY and ORDER BY are read on the rows the window sees (the
+        // grouped rows of a grouped query), where window calls cannot appear again.
+        let inner = Scope { cols: scope.cols.clone(), parent: scope.parent, grouping: scope.grouping, windows: None };
+        let arg = |a: &ast::Expr| self.compile(a, &inner);
+        let spec = self.window_spec(over, &w.named, 0)?;
+        let mut partition = Vec::new();
+        for p in &spec.partition_by {
+            partition.push(arg(p)?.0);
+        }
+        let mut order = Vec::new();
+        for o in &spec.order_by {
+            let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+            order.push(SortKey { expr: arg(&o.expr)?.0, desc, nulls_first: o.options.nulls_first.unwrap_or(desc) });
+        }
+        let frame = window_frame(spec.window_frame.as_ref(), !order.is_empty())?;
+        let name = func_name(f);
+        let (args, distinct, star) = func_args(f)?;
+        if distinct {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "DISTINCT is not implemented for window functions"));
+        }
+        let ranking = |func: WinFunc, ty: SqlType| -> Result<(WinFunc, Vec<Expr>, Option<Agg>, SqlType), DbError> {
+            if !args.is_empty() || star {
+                return Err(err!(UNDEFINED_FUNCTION, "function {name} with arguments does not exist"));
+            }
+            Ok((func, Vec::new(), None, ty))
+        };
+        let (func, cargs, agg, ty) = match name.as_str() {
+            "row_number" => ranking(WinFunc::RowNumber, SqlType::Int8)?,
+            "rank" => ranking(WinFunc::Rank, SqlType::Int8)?,
+            "dense_rank" => ranking(WinFunc::DenseRank, SqlType::Int8)?,
+            "percent_rank" => ranking(WinFunc::PercentRank, SqlType::Float8)?,
+            "cume_dist" => ranking(WinFunc::CumeDist, SqlType::Float8)?,
+            "ntile" => match args.as_slice() {
+                [n] => {
+                    let (x, t) = arg(n)?;
+                    (WinFunc::Ntile, alloc::vec![self.typed(x, t, SqlType::Int4, "argument of ntile")?], None, SqlType::Int4)
+                }
+                _ => return Err(err!(UNDEFINED_FUNCTION, "function ntile takes one argument")),
+            },
+            "lag" | "lead" => {
+                let func = if name == "lag" { WinFunc::Lag } else { WinFunc::Lead };
+                let Some((first, rest)) = args.split_first() else {
+                    return Err(err!(UNDEFINED_FUNCTION, "function {name}() does not exist"));
+                };
+                if rest.len() > 2 {
+                    return Err(err!(UNDEFINED_FUNCTION, "function {name} takes at most three arguments"));
+                }
+                let (x, t) = arg(first)?;
+                let mut cargs = alloc::vec![x];
+                let offset = match rest.first() {
+                    Some(o) => {
+                        let (y, u) = arg(o)?;
+                        self.typed(y, u, SqlType::Int4, "offset of lag or lead")?
+                    }
+                    None => Expr::Const(Value::Int(1)),
+                };
+                cargs.push(offset);
+                let mut ty = t;
+                if let Some(d) = rest.get(1) {
+                    let (y, u) = arg(d)?;
+                    ty = merge_result_type(t, u)?;
+                    cargs[0] = coerce_result(core::mem::replace(&mut cargs[0], Expr::Const(Value::Null)), t, ty.sql())?;
+                    cargs.push(coerce_result(y, u, ty.sql())?);
+                }
+                (func, cargs, None, ty.sql())
+            }
+            "first_value" | "last_value" | "nth_value" => {
+                let func = match name.as_str() {
+                    "first_value" => WinFunc::FirstValue,
+                    "last_value" => WinFunc::LastValue,
+                    _ => WinFunc::NthValue,
+                };
+                let want = if func == WinFunc::NthValue { 2 } else { 1 };
+                if args.len() != want {
+                    return Err(err!(UNDEFINED_FUNCTION, "function {name} takes {want} argument{}", if want == 1 { "" } else { "s" }));
+                }
+                let (x, t) = arg(args[0])?;
+                let mut cargs = alloc::vec![x];
+                if let Some(n) = args.get(1) {
+                    let (y, u) = arg(n)?;
+                    cargs.push(self.typed(y, u, SqlType::Int4, "argument of nth_value")?);
+                }
+                (func, cargs, None, t.sql())
+            }
+            _ if agg_func(&name).is_some() => {
+                let a = self.agg_call(f, true, &arg)?;
+                let ty = a.ty;
+                (WinFunc::Agg, Vec::new(), Some(a), ty)
+            }
+            _ => return Err(err!(UNDEFINED_FUNCTION, "function {name} is not a window function")),
+        };
+        if f.filter.is_some() && func != WinFunc::Agg {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "FILTER is not implemented for non-aggregate window functions"));
+        }
+        let text = e.to_string();
+        let mut calls = w.calls.borrow_mut();
+        let k = match calls.iter().position(|c| c.0 == text) {
+            Some(k) => k,
+            None => {
+                calls.push((text, partition, order, WinCall { func, args: cargs, agg, frame }));
+                calls.len() - 1
+            }
+        };
+        Ok((Expr::Column(WINDOW_BASE + k), Ty::Known(ty)))
+    }
+
+    /// The window an OVER clause names or writes, with `WINDOW` definitions it builds on
+    /// folded in (PARTITION BY from the base, ORDER BY from the base unless given again).
+    fn window_spec(&self, over: &ast::WindowType, named: &[(String, ast::WindowSpec)], depth: usize) -> Result<ast::WindowSpec, DbError> {
+        let lookup = |n: &ast::Ident| {
+            let name = ident_name(n);
+            named.iter().find(|(k, _)| *k == name).map(|(_, s)| s.clone()).ok_or_else(|| err!(UNDEFINED_OBJECT, "window \"{name}\" does not exist"))
+        };
+        // Each step follows one name, twice per definition at most (an OVER naming a window
+        // and the definition building on another): more is a cycle.
+        if depth > 2 * named.len() + 1 {
+            return Err(err!(WINDOWING_ERROR, "window definitions refer to each other in a cycle"));
+        }
+        match over {
+            ast::WindowType::NamedWindow(n) => {
+                let base = lookup(n)?;
+                self.window_spec(&ast::WindowType::WindowSpec(base), named, depth + 1)
+            }
+            ast::WindowType::WindowSpec(spec) => {
+                let Some(base_name) = &spec.window_name else { return Ok(spec.clone()) };
+                let base = self.window_spec(&ast::WindowType::NamedWindow(base_name.clone()), named, depth + 1)?;
+                if !spec.partition_by.is_empty() {
+                    return Err(err!(WINDOWING_ERROR, "cannot override PARTITION BY clause of window \"{base_name}\""));
+                }
+                if !spec.order_by.is_empty() && !base.order_by.is_empty() {
+                    return Err(err!(WINDOWING_ERROR, "cannot override ORDER BY clause of window \"{base_name}\""));
+                }
+                if base.window_frame.is_some() {
+                    return Err(err!(WINDOWING_ERROR, "cannot copy window \"{base_name}\" because it has a frame clause"));
+                }
+                Ok(ast::WindowSpec {
+                    window_name: None,
+                    partition_by: base.partition_by,
+                    order_by: if spec.order_by.is_empty() { base.order_by } else { spec.order_by.clone() },
+                    window_frame: spec.window_frame.clone(),
+                })
+            }
+        }
+    }
+
+    /// Puts the window calls recorded in `w` between `node` (rows of `width` columns) and the
+    /// select list: per distinct window, a Sort on its partition and order, then a Window
+    /// node that appends its calls' values. Placeholder columns in `exprs` are mapped to
+    /// where their values land.
+    fn add_windows(&self, mut node: Node, w: &Windows, width: usize, exprs: &mut [Expr]) -> Node {
+        let calls = w.calls.take();
+        if calls.is_empty() {
+            return node;
+        }
+        let mut place = alloc::vec![0usize; calls.len()];
+        // Calls over the same window share one Sort and one Window node, in order of appearance.
+        let mut groups: Vec<(String, Vec<Expr>, Vec<SortKey>, Vec<(usize, WinCall)>)> = Vec::new();
+        for (k, (_, partition, order, call)) in calls.into_iter().enumerate() {
+            let key = alloc::format!("{partition:?}{order:?}");
+            match groups.iter_mut().find(|g| g.0 == key) {
+                Some(g) => g.3.push((k, call)),
+                None => groups.push((key, partition, order, alloc::vec![(k, call)])),
+            }
+        }
+        let mut at = width;
+        for (_, partition, order, members) in groups {
+            let mut keys: Vec<SortKey> = partition.iter().map(|p| SortKey { expr: p.clone(), desc: false, nulls_first: false }).collect();
+            keys.extend(order.iter().map(|o| SortKey { expr: o.expr.clone(), desc: o.desc, nulls_first: o.nulls_first }));
+            if !keys.is_empty() {
+                node = Node::Sort(Box::new(node), keys);
+            }
+            let mut wcalls = Vec::with_capacity(members.len());
+            for (k, call) in members {
+                place[k] = at;
+                at += 1;
+                wcalls.push(call);
+            }
+            node = Node::Window { input: Box::new(node), partition, order, calls: wcalls };
+        }
+        let map = |i: usize| if i >= WINDOW_BASE { place[i - WINDOW_BASE] } else { i };
+        for x in exprs.iter_mut() {
+            x.shift_columns(&map);
+        }
+        node
+    }
+
+    /// An aggregate call's [`Agg`]: its arguments compiled by `arg` (over the rows being
+    /// aggregated). `nested_ok`: the arguments may hold aggregates (a window aggregate's, over
+    /// a grouped query's rows); else that is 42803.
+    fn agg_call(&self, f: &ast::Function, nested_ok: bool, arg: &dyn Fn(&ast::Expr) -> Result<(Expr, Ty), DbError>) -> Result<Agg, DbError> {
+        let nested = |a: &ast::Expr| !nested_ok && has_aggregate(a);
+        let name = func_name(f);
+        let (args, distinct, star) = func_args(f)?;
+        let func = agg_func(&name).ok_or_else(|| err!(UNDEFINED_FUNCTION, "function {name} does not exist"))?;
+        let mut delim = None;
+        let mut order = Vec::new();
+        let (func, arg_expr, ty) = match (func, star, args.as_slice()) {
+            (AggFunc::Count, true, []) => (AggFunc::CountStar, None, SqlType::Int8),
+            (AggFunc::StringAgg, false, [a, d]) => {
+                if nested(a) || nested(d) {
+                    return Err(err!(GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                }
+                let (x, t) = arg(a)?;
+                let (y, u) = arg(d)?;
+                let texty = |t: Ty| matches!(t, Ty::Null | Ty::Unknown) || t.sql().is_text();
+                if !texty(t) || !texty(u) {
+                    return Err(err!(UNDEFINED_FUNCTION, "function string_agg({}, {}) does not exist", t.sql().name(), u.sql().name()));
+                }
+                delim = Some(y);
+                if let ast::FunctionArguments::List(l) = &f.args {
+                    for c in &l.clauses {
+                        if let ast::FunctionArgumentClause::OrderBy(obs) = c {
+                            for o in obs {
+                                let (expr, _) = arg(&o.expr)?;
+                                let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+                                order.push(SortKey { expr, desc, nulls_first: o.options.nulls_first.unwrap_or(desc) });
+                            }
+                        }
+                    }
+                }
+                (AggFunc::StringAgg, Some(x), SqlType::Text)
+            }
+            (AggFunc::StringAgg, _, _) => return Err(err!(UNDEFINED_FUNCTION, "function string_agg with {} arguments does not exist", args.len())),
+            (f @ (AggFunc::BoolAnd | AggFunc::BoolOr), false, [a]) => {
+                if nested(a) {
+                    return Err(err!(GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                }
+                let (x, t) = arg(a)?;
+                (f, Some(self.typed(x, t, SqlType::Bool, &name)?), SqlType::Bool)
+            }
+            (f, false, [a]) => {
+                let (x, t) = arg(a)?;
+                if nested(a) {
+                    return Err(err!(GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                }
+                let at = t.sql();
+                let ty = match f {
+                    AggFunc::Count => SqlType::Int8,
+                    // PostgreSQL: sum(bigint) and avg of integers or numerics are numeric.
+                    AggFunc::Sum if at == SqlType::Int8 => SqlType::NUMERIC,
+                    AggFunc::Sum if at.is_int() => SqlType::Int8,
+                    AggFunc::Avg if at.is_int() || at.is_decimal() => SqlType::NUMERIC,
+                    AggFunc::Sum if at.is_decimal() => SqlType::NUMERIC,
+                    AggFunc::Sum | AggFunc::Avg if at.is_numeric() => if at == SqlType::Float4 { SqlType::Float8 } else { at },
+                    AggFunc::Sum | AggFunc::Avg if t == Ty::Null || t == Ty::Unknown => SqlType::NUMERIC,
+                    AggFunc::Sum | AggFunc::Avg => return Err(err!(UNDEFINED_FUNCTION, "function {name}({}) does not exist", at.name())),
+                    _ => at,
+                };
+                (f, Some(x), ty)
+            }
+            _ => return Err(err!(UNDEFINED_FUNCTION, "function {name} with these arguments does not exist")),
+        };
+        let filter = match &f.filter {
+            Some(w) => {
+                if nested(w) {
+                    return Err(err!(GROUPING_ERROR, "aggregate functions are not allowed in FILTER"));
+                }
+                let (x, t) = arg(w)?;
+                Some(self.typed(x, t, SqlType::Bool, "argument of FILTER")?)
+            }
+            None => None,
+        };
+        Ok(Agg { func, arg: arg_expr, distinct, ty, delim, order, filter })
     }
 
     fn column(&self, table: Option<&str>, name: &str, scope: &Scope) -> Result<(Expr, Ty), DbError> {
@@ -708,6 +1043,11 @@ impl<'a> Planner<'a> {
 
     fn compile_plain(&self, e: &ast::Expr, scope: &Scope) -> Result<(Expr, Ty), DbError> {
         use ast::Expr as E;
+        if let E::Function(f) = e {
+            if let Some(over) = &f.over {
+                return self.window_call(e, f, over, scope);
+            }
+        }
         Ok(match e {
             E::Value(v) => match &v.value {
                 ast::Value::Placeholder(p) => self.placeholder(p)?,
@@ -1685,7 +2025,7 @@ impl<'a> Planner<'a> {
             if has_aggregate(w) {
                 return Err(err!(GROUPING_ERROR, "aggregate functions are not allowed in WHERE"));
             }
-            let x = self.compile_as(w, &from_scope, SqlType::Bool, "argument of WHERE")?;
+            let x = self.compile_as(w, &from_scope, SqlType::Bool, "argument of WHERE").map_err(|e| if e.code == SqlState::WINDOWING_ERROR { err!(WINDOWING_ERROR, "window functions are not allowed in WHERE") } else { e })?;
             split_and(x, &mut conjuncts);
         }
         let mut node = if items.is_empty() {
@@ -1796,7 +2136,17 @@ impl<'a> Planner<'a> {
             }
             group_holder = Some(Grouping { keys: keys_ast.iter().map(|k| k.to_string()).collect(), key_exprs, key_types, inner: &from_scope, aggs: RefCell::new(Vec::new()) });
         }
+        let mut named = Vec::new();
+        for ast::NamedWindowDefinition(n, def) in &sel.named_window {
+            let spec = match def {
+                ast::NamedWindowExpr::WindowSpec(s) => s.clone(),
+                ast::NamedWindowExpr::NamedWindow(base) => ast::WindowSpec { window_name: Some(base.clone()), partition_by: Vec::new(), order_by: Vec::new(), window_frame: None },
+            };
+            named.push((ident_name(n), spec));
+        }
+        let windows = Windows { named, calls: RefCell::new(Vec::new()) };
         let mut out_scope = Scope::new(all_cols.clone(), outer);
+        out_scope.windows = Some(&windows);
         if let Some(g) = &group_holder {
             out_scope.grouping = Some(g);
             out_scope.cols = Vec::new();
@@ -1850,7 +2200,10 @@ impl<'a> Planner<'a> {
         }
         let visible = exprs.len();
         let having = match &sel.having {
-            Some(h) => Some(self.compile_as(h, scope, SqlType::Bool, "argument of HAVING")?),
+            Some(h) => {
+                let no_windows = Scope { cols: scope.cols.clone(), parent: scope.parent, grouping: scope.grouping, windows: None };
+                Some(self.compile_as(h, &no_windows, SqlType::Bool, "argument of HAVING")?)
+            }
             None => None,
         };
         // ORDER BY: output positions and aliases, else expressions added as hidden columns.
@@ -1860,8 +2213,10 @@ impl<'a> Planner<'a> {
             let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
             keys.push(SortKey { expr, desc, nulls_first: o.options.nulls_first.unwrap_or(desc) });
         }
+        let mut width = all_cols.len();
         if let Some(g) = &group_holder {
-            let aggs = g.aggs.take().into_iter().map(|(_, a)| a).collect();
+            let aggs: Vec<Agg> = g.aggs.take().into_iter().map(|(_, a)| a).collect();
+            width = g.keys.len() + aggs.len();
             node = Node::Aggregate { input: Box::new(node), group: g.key_exprs.clone(), aggs };
             if let Some(h) = having {
                 node = Node::Filter(Box::new(node), h);
@@ -1882,6 +2237,7 @@ impl<'a> Planner<'a> {
                 return Err(err!(INVALID_COLUMN_REFERENCE, "SELECT DISTINCT ON expressions must match initial ORDER BY expressions"));
             }
             let wide = exprs.len() > visible;
+            node = self.add_windows(node, &windows, width, &mut exprs);
             node = Node::Project(Box::new(node), exprs);
             node = Node::DistinctOn(Box::new(Node::Sort(Box::new(node), keys)), on_keys);
             if wide {
@@ -1889,6 +2245,7 @@ impl<'a> Planner<'a> {
             }
             return Ok(Planned { node, cols });
         }
+        node = self.add_windows(node, &windows, width, &mut exprs);
         node = Node::Project(Box::new(node), exprs);
         let distinct = match &sel.distinct {
             None | Some(ast::Distinct::All) => false,
@@ -2240,12 +2597,13 @@ pub fn explain(node: &Node, depth: usize, out: &mut Vec<String>) {
         Node::Distinct(..) => String::from("Unique"),
         Node::DistinctOn(..) => String::from("Unique (DISTINCT ON)"),
         Node::Limit(..) => String::from("Limit"),
+        Node::Window { .. } => String::from("WindowAgg"),
         Node::SetOp(k, all, ..) => alloc::format!("{k:?}{}", if *all { " All" } else { "" }),
     };
     out.push(alloc::format!("{pad}{arrow}{line}"));
     match node {
         Node::Filter(i, _) | Node::Project(i, _) | Node::Truncate(i, _) | Node::Sort(i, _) | Node::Distinct(i) | Node::DistinctOn(i, _) | Node::Limit(i, _, _) => explain(i, depth + 1, out),
-        Node::Aggregate { input, .. } => explain(input, depth + 1, out),
+        Node::Aggregate { input, .. } | Node::Window { input, .. } => explain(input, depth + 1, out),
         Node::Join { left, right, .. } | Node::SetOp(_, _, left, right) => {
             explain(left, depth + 1, out);
             explain(right, depth + 1, out);

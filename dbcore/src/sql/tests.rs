@@ -651,6 +651,8 @@ fn every_budget_gives_the_same_answers() {
         "select id, (select count(*) from u where u.k = t.g) from t where id % 1000 = 0",
         "select x from generate_series(1, 9000) as s(x) where x % 1111 = 0",
         "select count(*) from t a, u b where a.id % 100 = b.k",
+        "select id, row_number() over (partition by g order by id), sum(id) over (partition by g order by id rows 3 preceding), lag(s) over (order by id) from t where id % 3 = 0 order by id",
+        "select g, count(*), rank() over (order by count(*) desc, g), sum(count(*)) over (order by g) from t group by g",
     ];
     let mut answers: Vec<Vec<QueryResult>> = Vec::new();
     let mut d = sample();
@@ -1674,4 +1676,45 @@ fn a_row_of_the_wrong_width_is_an_error_not_a_panic() {
     d.store.commit_as(99).unwrap();
     assert_eq!(code(&mut d, "update w set b = 5 where id = 1"), "XX001");
     assert_eq!(code(&mut d, "insert into w values (1, 2, 2) on conflict (id) do update set b = excluded.b"), "XX001");
+}
+
+/// Window functions, each answer pinned from PostgreSQL 15 on the same rows: ranking, frames
+/// (ROWS offsets, RANGE peers), lag/lead with defaults, named windows, window calls over
+/// grouped rows and in ORDER BY, and FILTER on aggregates and window aggregates.
+#[test]
+fn window_functions_answer_as_postgres_does() {
+    let mut d = db();
+    d.execute("create table emp (id int primary key, dept text, salary int, hired int); \
+        insert into emp values (1,'a',100,5),(2,'a',200,3),(3,'b',150,1),(4,'b',150,2),(5,'b',300,4),(6,'c',null,6),(7,'a',200,7),(8,null,50,8)");
+    for (q, want) in [
+        ("select id, row_number() over (order by id), rank() over (order by salary), dense_rank() over (order by salary desc nulls last) from emp order by id", "1,1,2,4 2,2,5,2 3,3,3,3 4,4,3,3 5,5,7,1 6,6,8,6 7,7,5,2 8,8,1,5"),
+        ("select id, sum(salary) over (partition by dept), count(*) over (partition by dept order by salary) from emp order by id", "1,500,1 2,500,3 3,600,2 4,600,2 5,600,3 6,NULL,1 7,500,3 8,50,1"),
+        ("select id, sum(salary) over (order by id rows between 1 preceding and 1 following), max(salary) over (order by id rows 2 preceding) from emp order by id", "1,300,100 2,450,200 3,500,200 4,600,200 5,450,300 6,500,300 7,250,300 8,250,200"),
+        ("select id, sum(salary) over (order by id rows between unbounded preceding and 1 preceding), min(salary) over (order by id rows between current row and unbounded following) from emp order by id", "1,NULL,50 2,100,50 3,300,50 4,450,50 5,600,50 6,900,50 7,900,50 8,1100,50"),
+        ("select id, lag(salary) over (order by id), lead(salary, 2, -1) over (order by id), lag(dept, 1, 'none') over (partition by dept order by id) from emp order by id", "1,NULL,150,none 2,100,150,a 3,200,300,none 4,150,NULL,b 5,150,200,b 6,300,50,none 7,NULL,-1,a 8,200,-1,none"),
+        ("select id, first_value(id) over w, last_value(id) over w, nth_value(id, 2) over w from emp window w as (partition by dept order by hired) order by id", "1,2,1,1 2,2,2,NULL 3,3,3,NULL 4,3,4,4 5,3,5,4 6,6,6,NULL 7,2,7,1 8,8,8,NULL"),
+        ("select id, last_value(id) over (order by hired rows between unbounded preceding and unbounded following), nth_value(id, 3) over (order by id rows between 1 preceding and 1 following) from emp order by id", "1,8,NULL 2,8,3 3,8,4 4,8,5 5,8,6 6,8,7 7,8,8 8,8,NULL"),
+        ("select id, ntile(3) over (order by id), percent_rank() over (order by salary), cume_dist() over (order by salary) from emp order by id", "1,1,0.14285714285714285,0.25 2,1,0.5714285714285714,0.75 3,1,0.2857142857142857,0.5 4,2,0.2857142857142857,0.5 5,2,0.8571428571428571,0.875 6,2,1,1 7,3,0.5714285714285714,0.75 8,3,0,0.125"),
+        ("select dept, sum(salary), rank() over (order by sum(salary) desc nulls last), sum(count(*)) over () from emp group by dept order by dept", "a,500,2,8 b,600,1,8 c,NULL,4,8 NULL,50,3,8"),
+        ("select id from (select id, row_number() over (partition by dept order by salary desc, id) rn from emp) t where rn = 1 order by id", "2 5 6 8"),
+        ("select count(*) filter (where salary > 100), sum(salary) filter (where dept = 'a'), count(id) filter (where dept is null) from emp", "5,500,1"),
+        ("select id, count(*) filter (where salary > 100) over (order by id), sum(id) filter (where salary is null) over () from emp order by id", "1,0,6 2,1,6 3,2,6 4,3,6 5,4,6 6,4,6 7,5,6 8,5,6"),
+        ("select id, avg(salary) over (partition by dept order by id), string_agg(id::text, '-') over (order by id) from emp order by id", "1,100.0000000000000000,1 2,150.0000000000000000,1-2 3,150.0000000000000000,1-2-3 4,150.0000000000000000,1-2-3-4 5,200.0000000000000000,1-2-3-4-5 6,NULL,1-2-3-4-5-6 7,166.6666666666666667,1-2-3-4-5-6-7 8,50.0000000000000000,1-2-3-4-5-6-7-8"),
+        ("select id, row_number() over (order by hired desc) from emp order by row_number() over (order by id desc)", "8,1 7,2 6,3 5,5 4,7 3,8 2,6 1,4"),
+    ] {
+        assert_eq!(flat(&mut d, q), want, "{q}");
+    }
+    assert_eq!(code(&mut d, "select id from emp where row_number() over () > 1"), "42P20");
+    assert_eq!(code(&mut d, "select sum(row_number() over ()) from emp"), "42803");
+    assert_eq!(code(&mut d, "select ntile(0) over () from emp"), "22014");
+    assert_eq!(code(&mut d, "select nth_value(id, 0) over () from emp"), "22016");
+    assert_eq!(code(&mut d, "select sum(id) over (rows between 1 following and current row) from emp"), "42P20");
+    assert_eq!(code(&mut d, "select sum(id) over (order by id rows -1 preceding) from emp"), "22013");
+    assert_eq!(code(&mut d, "select count(distinct id) over () from emp"), "0A000");
+    assert_eq!(code(&mut d, "select rank() over w from emp"), "42704");
+    assert_eq!(code(&mut d, "select rank() over (w partition by id) from emp window w as (order by id)"), "42P20");
+    // A partition larger than the row limit for one query step is that limit's error.
+    let mut d = with_limits(d.into_device(), Limits { max_result_rows: 1000, ..Limits::default() });
+    assert_eq!(code(&mut d, "select count(*) over () from generate_series(1, 1001)"), "54000");
+    assert_eq!(flat(&mut d, "select max(c) from (select count(*) over () c from generate_series(1, 1000) x) t"), "1000");
 }
