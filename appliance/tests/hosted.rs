@@ -442,3 +442,22 @@ fn a_lone_commit_flushes_in_line_and_one_beside_an_open_block_in_the_background(
     b.rows("commit");
     assert_eq!(a.rows("select count(*), sum(v) from k"), vec![vec![Some("40".into()), Some("1".into())]]);
 }
+
+/// psql's ON_ERROR_ROLLBACK sets a savepoint before each statement of a block and rolls back
+/// to it when the statement fails: the block goes on and commits the rest.
+#[test]
+fn psql_on_error_rollback_undoes_only_the_failed_statement() {
+    let dir = temp_dir("psql-oer");
+    let s = hosted(&dir.join("kerndb.img"), &[]);
+    let script = dir.join("oer.sql");
+    std::fs::write(&script, "create table oer (id int primary key);\nbegin;\ninsert into oer values (1);\ninsert into oer values (1);\ninsert into oer values (2);\ncommit;\nselect id from oer order by id;\n").unwrap();
+    let o = std::process::Command::new("psql")
+        .env("PGPASSWORD", PASSWORD)
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_ROLLBACK=on", "-h", "127.0.0.1", "-p", &s.port.to_string(), "-U", USER, "-d", "kerndb", "-f"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(out, "CREATE TABLE\nBEGIN\nINSERT 0 1\nINSERT 0 1\nCOMMIT\n1\n2\n", "{err}");
+    assert!(err.contains("duplicate key value"), "{err}");
+}

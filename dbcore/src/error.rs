@@ -56,6 +56,8 @@ impl SqlState {
     pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");
     pub const DUPLICATE_ALIAS: SqlState = SqlState("42712");
     pub const OUT_OF_MEMORY: SqlState = SqlState("53200");
+    pub const NO_ACTIVE_SQL_TRANSACTION: SqlState = SqlState("25P01");
+    pub const INVALID_SAVEPOINT_SPECIFICATION: SqlState = SqlState("3B001");
     pub const WINDOWING_ERROR: SqlState = SqlState("42P20");
     pub const INVALID_PRECEDING_OR_FOLLOWING_SIZE: SqlState = SqlState("22013");
     pub const INVALID_ARGUMENT_FOR_NTILE: SqlState = SqlState("22014");

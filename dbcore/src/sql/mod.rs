@@ -31,6 +31,8 @@ use plan::{ident_name, is_serial, object_name, type_of, ColInfo, Planner, Scope}
 
 /// PostgreSQL's limit on columns per table.
 pub const MAX_COLUMNS: usize = 1600;
+/// Savepoints one transaction block may hold at once.
+pub const MAX_SAVEPOINTS: usize = 1000;
 /// Parser recursion limit: bounds the stack a hostile statement can use.
 const PARSER_DEPTH: usize = 120;
 
@@ -118,6 +120,9 @@ pub struct SessionState {
     /// An error happened inside the block: only ROLLBACK (or COMMIT, which rolls back) is
     /// accepted until the block ends.
     pub failed: bool,
+    /// Open savepoints, outermost first: each name with the catalog of the block's DDL when it
+    /// was set.
+    pub savepoints: Vec<(String, Option<Rc<Catalog>>)>,
     /// The snapshot a block reads from until it writes.
     snapshot: Option<Snapshot>,
     /// SET parameters.
@@ -221,7 +226,7 @@ struct Cursor {
 
 impl SessionState {
     pub fn new(id: u64) -> SessionState {
-        SessionState { id, in_block: false, failed: false, snapshot: None, settings: BTreeMap::new(), copy: None, cursor: None, stmt: None, blocked: None, wait_since: None, needs: 0 }
+        SessionState { id, in_block: false, failed: false, savepoints: Vec::new(), snapshot: None, settings: BTreeMap::new(), copy: None, cursor: None, stmt: None, blocked: None, wait_since: None, needs: 0 }
     }
 
     /// The latest commit this session's answers so far may depend on: an answer must not
@@ -699,6 +704,7 @@ impl<D: BlockDevice> Database<D> {
             }
             self.txn_cat = None;
         }
+        s.savepoints.clear();
         if let Some(snap) = s.snapshot.take() {
             self.store.release(snap);
         }
@@ -707,6 +713,64 @@ impl<D: BlockDevice> Database<D> {
             w.retain(|&x| x != s.id);
         }
         r
+    }
+
+    /// `SAVEPOINT name`: remembers the block's state (docs/sql.md, "Savepoints").
+    fn set_savepoint(&mut self, s: &mut SessionState, name: String) -> Result<QueryResult, DbError> {
+        if !s.in_block {
+            return Err(err!(NO_ACTIVE_SQL_TRANSACTION, "SAVEPOINT can only be used in transaction blocks"));
+        }
+        if s.savepoints.len() >= MAX_SAVEPOINTS {
+            return Err(err!(PROGRAM_LIMIT_EXCEEDED, "too many savepoints in one transaction (the limit is {MAX_SAVEPOINTS})"));
+        }
+        let writer = self.store.is_writer(s.id);
+        // The catalog of this session's DDL so far (only a writer has any).
+        s.savepoints.push((name, if writer { self.txn_cat.clone() } else { None }));
+        self.store_savepoints(s);
+        Ok(tag("SAVEPOINT"))
+    }
+
+    /// `RELEASE [SAVEPOINT] name`: forgets the savepoint and those set after it; their
+    /// changes stay in the block.
+    fn release_savepoint(&mut self, s: &mut SessionState, name: &str) -> Result<QueryResult, DbError> {
+        if !s.in_block {
+            return Err(err!(NO_ACTIVE_SQL_TRANSACTION, "RELEASE SAVEPOINT can only be used in transaction blocks"));
+        }
+        let Some(k) = s.savepoints.iter().rposition(|(n, _)| n == name) else {
+            return Err(err!(INVALID_SAVEPOINT_SPECIFICATION, "savepoint \"{name}\" does not exist"));
+        };
+        s.savepoints.truncate(k);
+        self.store.release_savepoint(s.id, k);
+        Ok(tag("RELEASE"))
+    }
+
+    /// `ROLLBACK TO [SAVEPOINT] name`: undoes what the block changed since the savepoint,
+    /// which stays set; a failed block runs again.
+    fn rollback_to_savepoint(&mut self, s: &mut SessionState, name: &str) -> Result<QueryResult, DbError> {
+        if !s.in_block {
+            return Err(err!(NO_ACTIVE_SQL_TRANSACTION, "ROLLBACK TO SAVEPOINT can only be used in transaction blocks"));
+        }
+        let Some(k) = s.savepoints.iter().rposition(|(n, _)| n == name) else {
+            return Err(err!(INVALID_SAVEPOINT_SPECIFICATION, "savepoint \"{name}\" does not exist"));
+        };
+        if self.store.is_writer(s.id) {
+            self.store_savepoints(s);
+            self.store.rollback_to_savepoint(s.id, k)?;
+            self.txn_cat = s.savepoints[k].1.clone();
+        }
+        s.savepoints.truncate(k + 1);
+        s.failed = false;
+        Ok(tag("ROLLBACK"))
+    }
+
+    /// The store keeps one savepoint per savepoint of the session, once the session has a
+    /// write transaction: those set before its first write all stand for its start.
+    fn store_savepoints(&mut self, s: &SessionState) {
+        while self.store.savepoints(s.id) < s.savepoints.len() {
+            if !self.store.savepoint(s.id) {
+                break;
+            }
+        }
     }
 
     /// The session no longer waits for anything.
@@ -799,12 +863,15 @@ impl<D: BlockDevice> Database<D> {
                 s.in_block = false;
                 self.end_txn(s, true).map(|_| tag("COMMIT"))
             }
+            Statement::Rollback { savepoint: Some(name), .. } => self.rollback_to_savepoint(s, &ident_name(name)),
             Statement::Rollback { .. } => {
                 let _ = self.end_txn(s, false);
                 (s.in_block, s.failed) = (false, false);
                 Ok(tag("ROLLBACK"))
             }
             _ if s.failed => Err(err!(IN_FAILED_TRANSACTION, "current transaction is aborted, commands ignored until end of transaction block")),
+            Statement::Savepoint { name } => self.set_savepoint(s, ident_name(name)),
+            Statement::ReleaseSavepoint { name } => self.release_savepoint(s, &ident_name(name)),
             _ if writes(&stmt) || locks_rows(&stmt, s) => {
                 if !self.store.is_writer(s.id) {
                     if let Some(snap) = &s.snapshot {
@@ -819,6 +886,9 @@ impl<D: BlockDevice> Database<D> {
                 // reads took no locks), runs alone (docs/concurrent-writers.md).
                 let keyed = (matches!(&*stmt, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) || locks_rows(&stmt, s)) && s.snapshot.is_none();
                 let begun = if keyed { self.store.join(s.id) } else { self.store.begin(s.id) };
+                if let Ok(true) = begun {
+                    self.store_savepoints(s);
+                }
                 match begun {
                     Ok(false) => {
                         if !keyed {

@@ -1718,3 +1718,103 @@ fn window_functions_answer_as_postgres_does() {
     assert_eq!(code(&mut d, "select count(*) over () from generate_series(1, 1001)"), "54000");
     assert_eq!(flat(&mut d, "select max(c) from (select count(*) over () c from generate_series(1, 1000) x) t"), "1000");
 }
+
+/// SAVEPOINT, RELEASE and ROLLBACK TO, answers as PostgreSQL 15 gave them for the same
+/// statements: rows and index entries come back, a failed block runs again, names nest and
+/// shadow, DDL after a savepoint is undone with it (a dropped table is not: 0A000), and two
+/// keyed transactions side by side keep what is theirs.
+#[test]
+fn savepoints_undo_what_came_after_them() {
+    let mut d = db();
+    let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
+    let ok = |d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str| run(d, s, sql).unwrap_or_else(|e| panic!("{sql}: {e}")).tag;
+    let all = |d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str| texts(&run(d, s, sql).unwrap_or_else(|e| panic!("{sql}: {e}")));
+    ok(&mut d, &mut a, "create table s1 (id int primary key, v text); create index s1_v on s1 (v)");
+    assert_eq!(run(&mut d, &mut a, "savepoint x").unwrap_err().code.0, "25P01");
+    ok(&mut d, &mut a, "begin");
+    ok(&mut d, &mut a, "insert into s1 values (1, 'a')");
+    assert_eq!(ok(&mut d, &mut a, "savepoint a"), "SAVEPOINT");
+    ok(&mut d, &mut a, "insert into s1 values (2, 'b')");
+    ok(&mut d, &mut a, "update s1 set v = 'A' where id = 1");
+    assert_eq!(all(&mut d, &mut a, "select * from s1 order by id"), "1,A 2,b");
+    assert_eq!(ok(&mut d, &mut a, "rollback to savepoint a"), "ROLLBACK");
+    assert_eq!(all(&mut d, &mut a, "select * from s1 order by id"), "1,a");
+    assert_eq!(all(&mut d, &mut a, "select * from s1 where v = 'A'"), "", "the index entry went too");
+    // A statement that fails half-way: the block fails, and rolling back to the savepoint
+    // undoes the rows it had written and lets the block go on.
+    assert_eq!(run(&mut d, &mut a, "insert into s1 values (50, 'p'), (51, 'q'), (1, 'dup')").unwrap_err().code.0, "23505");
+    assert_eq!(run(&mut d, &mut a, "select 1").unwrap_err().code.0, "25P02");
+    assert_eq!(run(&mut d, &mut a, "release a").unwrap_err().code.0, "25P02");
+    assert_eq!(run(&mut d, &mut a, "rollback to nope").unwrap_err().code.0, "3B001");
+    assert_eq!(a.status(), b'E');
+    ok(&mut d, &mut a, "rollback to a");
+    assert_eq!(a.status(), b'T');
+    assert_eq!(all(&mut d, &mut a, "select * from s1 order by id"), "1,a");
+    ok(&mut d, &mut a, "savepoint b");
+    ok(&mut d, &mut a, "delete from s1");
+    ok(&mut d, &mut a, "savepoint c");
+    ok(&mut d, &mut a, "insert into s1 values (5, 'e')");
+    assert_eq!(ok(&mut d, &mut a, "release savepoint b"), "RELEASE");
+    assert_eq!(run(&mut d, &mut a, "rollback to c").unwrap_err().code.0, "3B001", "released with b");
+    ok(&mut d, &mut a, "rollback to a");
+    assert_eq!(all(&mut d, &mut a, "select * from s1 order by id"), "1,a");
+    // The same name twice: the later one shadows the earlier until released.
+    ok(&mut d, &mut a, "savepoint p");
+    ok(&mut d, &mut a, "insert into s1 values (10, 'x')");
+    ok(&mut d, &mut a, "savepoint p");
+    ok(&mut d, &mut a, "insert into s1 values (11, 'y')");
+    ok(&mut d, &mut a, "rollback to p");
+    ok(&mut d, &mut a, "release p");
+    ok(&mut d, &mut a, "insert into s1 values (12, 'z')");
+    ok(&mut d, &mut a, "rollback to p");
+    assert_eq!(all(&mut d, &mut a, "select id from s1 order by id"), "1");
+    ok(&mut d, &mut a, "insert into s1 values (13, 'w')");
+    ok(&mut d, &mut a, "commit");
+    assert_eq!(run(&mut d, &mut a, "rollback to p").unwrap_err().code.0, "25P01");
+    assert_eq!(flat(&mut d, "select id from s1 order by id"), "1 13");
+    // DDL after a savepoint: a new table, its index and its rows go with a rollback to it; a
+    // renamed column gets its name back.
+    ok(&mut d, &mut a, "begin");
+    ok(&mut d, &mut a, "savepoint before_write");
+    ok(&mut d, &mut a, "create table s3 (a int primary key, b text)");
+    ok(&mut d, &mut a, "insert into s3 values (1, 'one')");
+    ok(&mut d, &mut a, "create index s3_b on s3 (b)");
+    ok(&mut d, &mut a, "alter table s1 rename column v to w");
+    assert_eq!(all(&mut d, &mut a, "select w from s1 order by id"), "a w");
+    ok(&mut d, &mut a, "rollback to before_write");
+    assert_eq!(run(&mut d, &mut a, "select * from s3").unwrap_err().code.0, "42P01");
+    ok(&mut d, &mut a, "rollback to before_write");
+    assert_eq!(all(&mut d, &mut a, "select v from s1 order by id"), "a w");
+    ok(&mut d, &mut a, "create table s3 (z int)");
+    ok(&mut d, &mut a, "insert into s3 values (7)");
+    ok(&mut d, &mut a, "commit");
+    assert_eq!(flat(&mut d, "select * from s3"), "7");
+    ok(&mut d, &mut a, "begin");
+    ok(&mut d, &mut a, "savepoint u");
+    ok(&mut d, &mut a, "drop table s3");
+    assert_eq!(run(&mut d, &mut a, "rollback to u").unwrap_err().code.0, "0A000");
+    assert_eq!(a.status(), b'E');
+    ok(&mut d, &mut a, "rollback");
+    assert_eq!(flat(&mut d, "select * from s3"), "7");
+    // Two keyed transactions side by side: one rolls back to its savepoint, the other's rows
+    // stay; both commit.
+    ok(&mut d, &mut a, "begin");
+    ok(&mut d, &mut b, "begin");
+    ok(&mut d, &mut a, "savepoint s");
+    ok(&mut d, &mut a, "update s1 set v = 'changed' where id = 1");
+    ok(&mut d, &mut a, "insert into s1 values (2, 'two')");
+    ok(&mut d, &mut b, "insert into s1 values (100, 'b')");
+    ok(&mut d, &mut b, "savepoint s");
+    ok(&mut d, &mut b, "insert into s1 values (101, 'b2')");
+    ok(&mut d, &mut a, "rollback to s");
+    ok(&mut d, &mut b, "release s");
+    ok(&mut d, &mut a, "insert into s1 values (3, 'three')");
+    ok(&mut d, &mut b, "commit");
+    ok(&mut d, &mut a, "commit");
+    assert_eq!(flat(&mut d, "select id, v from s1 order by id"), "1,a 3,three 13,w 100,b 101,b2");
+    // What a commit after a rollback to a savepoint kept is what the log replays.
+    d.sync().unwrap();
+    let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+    assert_eq!(flat(&mut d, "select id, v from s1 order by id"), "1,a 3,three 13,w 100,b 101,b2");
+    assert_eq!(flat(&mut d, "select id from s1 where v = 'changed'"), "");
+}

@@ -242,12 +242,35 @@ struct Owner {
     /// The latest commit, not known durable when locked, that wrote a key this owner locked:
     /// what it read may depend on that commit.
     depends: u64,
+    /// Open savepoints, outermost first.
+    saves: Vec<SaveUndo>,
+    /// Bytes of before-images the savepoints hold, at most [`MAX_SAVE_BYTES`].
+    save_bytes: usize,
 }
 
 impl Owner {
     fn new(id: u64) -> Owner {
-        Owner { id, log: Vec::new(), unlogged: false, written: Default::default(), held: Default::default(), stmt: StmtUndo::default(), depends: 0 }
+        Owner { id, log: Vec::new(), unlogged: false, written: Default::default(), held: Default::default(), stmt: StmtUndo::default(), depends: 0, saves: Vec::new(), save_bytes: 0 }
     }
+}
+
+/// Before-images held for savepoints, at most, per transaction: past it, the savepoint being
+/// written in can no longer be rolled back to (nor can the ones before it).
+pub const MAX_SAVE_BYTES: usize = 64 << 20;
+
+/// What rolls an owner back to one of its savepoints (docs/storage-format.md, "Savepoints").
+#[derive(Default)]
+struct SaveUndo {
+    /// The owner's log length when the savepoint was set.
+    log_len: usize,
+    /// The keys first written since this savepoint (and before the next), each with its value
+    /// before that write (None: absent).
+    before: BTreeMap<LockKey, Option<Vec<u8>>>,
+    /// Trees created since this savepoint (and before the next): a rollback drops them.
+    created: Vec<u32>,
+    /// A tree was dropped or cleared, or the before-images outgrew [`MAX_SAVE_BYTES`]: the
+    /// savepoint cannot be rolled back to.
+    broken: bool,
 }
 
 /// What undoes the running statement of an owner when it must wait for a lock.
@@ -1368,6 +1391,134 @@ impl<D: BlockDevice> Store<D> {
         self.release_locks(&o);
     }
 
+    /// Sets a savepoint in `owner`'s transaction: [`Store::rollback_to_savepoint`] can bring
+    /// its keys back to what they are now. False if `owner` has no open transaction.
+    pub fn savepoint(&mut self, owner: u64) -> bool {
+        let Some(t) = &mut self.txn else { return false };
+        let Some(o) = t.owners.iter_mut().find(|o| o.id == owner) else { return false };
+        o.saves.push(SaveUndo { log_len: o.log.len(), ..Default::default() });
+        true
+    }
+
+    /// How many savepoints `owner`'s transaction holds.
+    pub fn savepoints(&self, owner: u64) -> usize {
+        self.txn.as_ref().and_then(|t| t.owners.iter().find(|o| o.id == owner)).map_or(0, |o| o.saves.len())
+    }
+
+    /// Forgets `owner`'s savepoints from `level` (0: the first) on; what they would undo is
+    /// kept for the savepoint before them, if any.
+    pub fn release_savepoint(&mut self, owner: u64, level: usize) {
+        let Some(t) = &mut self.txn else { return };
+        let Some(o) = t.owners.iter_mut().find(|o| o.id == owner) else { return };
+        if level >= o.saves.len() {
+            return;
+        }
+        let later = o.saves.split_off(level);
+        match o.saves.last_mut() {
+            Some(prev) => {
+                for lvl in later {
+                    prev.broken |= lvl.broken;
+                    prev.created.extend(lvl.created);
+                    for (k, v) in lvl.before {
+                        // The earlier before-image is the one at `prev`'s start.
+                        prev.before.entry(k).or_insert(v);
+                    }
+                }
+            }
+            None => {
+                o.save_bytes = 0;
+            }
+        }
+    }
+
+    /// Brings `owner`'s keys back to what they were at its savepoint `level`, which stays
+    /// set (the ones after it go). 0A000 if the savepoint cannot be rolled back to.
+    pub fn rollback_to_savepoint(&mut self, owner: u64, level: usize) -> Result<(), DbError> {
+        self.act_as(owner);
+        let Some(t) = &mut self.txn else { return Ok(()) };
+        let Some(i) = t.owners.iter().position(|o| o.id == owner) else { return Ok(()) };
+        let o = &mut t.owners[i];
+        if level >= o.saves.len() {
+            return Err(err!(INTERNAL_ERROR, "no savepoint {level} in this transaction"));
+        }
+        if o.saves[level..].iter().any(|l| l.broken) {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "cannot roll back to this savepoint: since it was set, a table or index was dropped or truncated, or more than {} MiB of rows were changed", MAX_SAVE_BYTES >> 20));
+        }
+        let later = o.saves.split_off(level);
+        let log_len = later[0].log_len;
+        let r = (|| {
+            // Innermost first: each savepoint's before-images are the values at its start.
+            for lvl in later.into_iter().rev() {
+                for ((tree, key), v) in lvl.before {
+                    self.set_quiet(tree, &key, v.as_deref())?;
+                }
+                for tree in lvl.created {
+                    let q = core::mem::replace(&mut self.quiet, true);
+                    let r = self.drop_tree(tree);
+                    self.quiet = q;
+                    r?;
+                }
+            }
+            Ok::<(), DbError>(())
+        })();
+        if let Err(e) = r {
+            return Err(self.poison(e));
+        }
+        let Some(t) = &mut self.txn else { return Ok(()) };
+        let o = &mut t.owners[i];
+        if !o.unlogged {
+            o.log.truncate(log_len);
+        }
+        o.save_bytes = o.saves.iter().map(|l| l.before.iter().map(|(k, v)| k.1.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()).sum();
+        o.saves.push(SaveUndo { log_len: o.log.len(), ..Default::default() });
+        self.release_epoch += 1;
+        Ok(())
+    }
+
+    /// Before the running owner writes `key` of `tree`: its value now, kept for the innermost
+    /// savepoint if that savepoint has not kept one yet.
+    fn note_save(&mut self, tree: u32, key: &[u8]) -> Result<(), DbError> {
+        if self.quiet || self.replaying {
+            return Ok(());
+        }
+        let Some(t) = &self.txn else { return Ok(()) };
+        let o = &t.owners[t.cur];
+        let Some(lvl) = o.saves.last() else { return Ok(()) };
+        let k = (tree, key.to_vec());
+        if lvl.broken || lvl.before.contains_key(&k) {
+            return Ok(());
+        }
+        let v = self.txn_value(tree, key)?;
+        let Some(t) = &mut self.txn else { return Ok(()) };
+        let o = &mut t.owners[t.cur];
+        let Some(lvl) = o.saves.last_mut() else { return Ok(()) };
+        o.save_bytes += key.len() + v.as_ref().map_or(0, Vec::len);
+        if o.save_bytes > MAX_SAVE_BYTES {
+            lvl.broken = true;
+            lvl.before = BTreeMap::new();
+            o.save_bytes = o.saves.iter().map(|l| l.before.iter().map(|(k, v)| k.1.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()).sum();
+        } else {
+            lvl.before.insert(k, v);
+        }
+        Ok(())
+    }
+
+    /// A tree dropped or cleared: the running owner's savepoints can no longer be rolled back
+    /// to (the tree's pages may be reused at once).
+    fn break_saves(&mut self) {
+        if self.replaying || self.quiet {
+            return;
+        }
+        if let Some(t) = &mut self.txn {
+            if let Some(o) = t.owners.get_mut(t.cur) {
+                for l in &mut o.saves {
+                    l.broken = true;
+                    l.before = BTreeMap::new();
+                }
+            }
+        }
+    }
+
     /// Did a commit happen since `owner`'s transaction (or snapshot `base`) began?
     pub fn changed_since(&self, base: u64) -> bool {
         self.seq != base
@@ -1831,6 +1982,10 @@ impl<D: BlockDevice> Store<D> {
         let id = t.next_tree;
         t.next_tree = t.next_tree.checked_add(1).ok_or_else(|| err!(PROGRAM_LIMIT_EXCEEDED, "out of tree ids"))?;
         t.roots.insert(id, TreeInfo { root: 0, entries: 0 });
+        let track = !self.replaying && !self.quiet;
+        if let Some(lvl) = self.txn.as_mut().and_then(|t| t.owners.get_mut(t.cur)).and_then(|o| o.saves.last_mut()).filter(|_| track) {
+            lvl.created.push(id);
+        }
         self.log(REC_CREATE, &[&id.to_le_bytes()]);
         Ok(id)
     }
@@ -1839,6 +1994,7 @@ impl<D: BlockDevice> Store<D> {
         if self.hooks() {
             self.escalate()?;
         }
+        self.break_saves();
         let info = self.root(ReadAt::Txn, tree)?;
         if info.root != 0 {
             self.free_subtree(info.root, 0)?;
@@ -1872,6 +2028,7 @@ impl<D: BlockDevice> Store<D> {
         if self.hooks() {
             self.escalate()?;
         }
+        self.break_saves();
         let info = self.root(ReadAt::Txn, tree)?;
         if info.root != 0 {
             self.free_subtree(info.root, 0)?;
@@ -1946,6 +2103,7 @@ impl<D: BlockDevice> Store<D> {
         if self.hooks() {
             self.note_write(tree, key)?;
         }
+        self.note_save(tree, key)?;
         let info = self.root(ReadAt::Txn, tree)?;
         let v = if val.len() > MAX_INLINE { ValRef::Overflow { len: val.len() as u32, first: self.write_overflow(val)? } } else { ValRef::Inline(val) };
         let (root, replaced) = if info.root == 0 {
@@ -2088,6 +2246,7 @@ impl<D: BlockDevice> Store<D> {
         if self.hooks() {
             self.note_write(tree, key)?;
         }
+        self.note_save(tree, key)?;
         let info = self.root(ReadAt::Txn, tree)?;
         if self.find(info.root, key)?.is_none() {
             return Ok(false);

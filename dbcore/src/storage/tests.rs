@@ -676,24 +676,34 @@ enum Op {
     Rollback,
     Reopen,
     Checkpoint,
+    Savepoint,
+    /// Release or roll back to the savepoint of this number (modulo those open).
+    Release(usize),
+    RollbackTo(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..3usize, 0..400u16, prop_oneof![0..100usize, 600..3000usize]).prop_map(|(t, k, l)| Op::Put(t, k, l)),
-        3 => (0..3usize, 0..400u16).prop_map(|(t, k)| Op::Delete(t, k)),
+        // Half the keys from a few, so that savepoints see the same key written again.
+        6 => (0..3usize, prop_oneof![0..400u16, 0..12u16], prop_oneof![0..100usize, 600..3000usize]).prop_map(|(t, k, l)| Op::Put(t, k, l)),
+        3 => (0..3usize, prop_oneof![0..400u16, 0..12u16]).prop_map(|(t, k)| Op::Delete(t, k)),
         2 => Just(Op::Commit),
         1 => Just(Op::Rollback),
         1 => Just(Op::Reopen),
         1 => Just(Op::Checkpoint),
+        2 => Just(Op::Savepoint),
+        1 => (0..4usize).prop_map(Op::Release),
+        2 => (0..4usize).prop_map(Op::RollbackTo),
     ]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
-    /// Random operations against a BTreeMap model, with reopen in between.
+    /// Random operations against a BTreeMap model, with reopen in between, in a transaction
+    /// that runs alone or in a keyed one (`keyed`), with savepoints set, released and
+    /// rolled back to (the model keeps a copy per savepoint).
     #[test]
-    fn behaves_like_a_btreemap(ops in proptest::collection::vec(op(), 1..300)) {
+    fn behaves_like_a_btreemap(ops in proptest::collection::vec(op(), 1..300), keyed in any::<bool>()) {
         let cfg = StoreConfig { cache_bytes: 24 * 1024 };
         let mut s = Store::open(MemDisk::new(4 << 20), cfg).unwrap();
         s.begin(1).unwrap();
@@ -701,16 +711,37 @@ proptest! {
         s.commit().unwrap();
         let mut committed: Model = trees.iter().map(|&t| (t, BTreeMap::new())).collect();
         let mut working = committed.clone();
+        let mut saves: Vec<Model> = Vec::new();
+        let begin = |s: &mut Store<MemDisk>| if keyed { assert!(s.join(1).unwrap()) } else { assert!(s.begin(1).unwrap()) };
         for o in ops {
             match o {
+                Op::Savepoint => {
+                    begin(&mut s);
+                    prop_assert!(s.savepoint(1));
+                    saves.push(working.clone());
+                }
+                Op::Release(i) if !saves.is_empty() => {
+                    let lvl = i % saves.len();
+                    s.release_savepoint(1, lvl);
+                    saves.truncate(lvl);
+                    prop_assert_eq!(s.savepoints(1), saves.len());
+                }
+                Op::RollbackTo(i) if !saves.is_empty() => {
+                    let lvl = i % saves.len();
+                    s.rollback_to_savepoint(1, lvl).unwrap();
+                    saves.truncate(lvl + 1);
+                    working = saves[lvl].clone();
+                    prop_assert_eq!(s.savepoints(1), saves.len());
+                }
+                Op::Release(_) | Op::RollbackTo(_) => {}
                 Op::Put(t, k, l) => {
-                    s.begin(1).unwrap();
+                    begin(&mut s);
                     let (k, v) = (k.to_be_bytes().to_vec(), val(k as u64, l));
                     let had = working.get_mut(&trees[t]).unwrap().insert(k.clone(), v.clone()).is_some();
                     prop_assert_eq!(s.put(trees[t], &k, &v).unwrap(), had);
                 }
                 Op::Delete(t, k) => {
-                    s.begin(1).unwrap();
+                    begin(&mut s);
                     let k = k.to_be_bytes().to_vec();
                     let had = working.get_mut(&trees[t]).unwrap().remove(&k).is_some();
                     prop_assert_eq!(s.delete(trees[t], &k).unwrap(), had);
@@ -718,14 +749,17 @@ proptest! {
                 Op::Commit => {
                     s.commit().unwrap();
                     committed = working.clone();
+                    saves.clear();
                 }
                 Op::Rollback => {
                     s.rollback(1);
                     working = committed.clone();
+                    saves.clear();
                 }
                 Op::Reopen => {
                     s.rollback(1);
                     working = committed.clone();
+                    saves.clear();
                     s.sync().unwrap();
                     s = Store::open(s.into_device(), cfg).unwrap();
                 }
@@ -863,4 +897,54 @@ fn mapped_and_copied_reads_agree() {
     assert_eq!(mapped.0.len(), copied.0.len());
     assert!(mapped.0 == copied.0, "the same rows");
     assert_eq!((mapped.1, mapped.2), (copied.1, copied.2), "the same misses and device reads");
+}
+
+/// Savepoints nest: releasing an inner one keeps, for the outer one, each key's value at the
+/// outer one's start; rolling back to the outer one then undoes both, created trees included;
+/// the commit after it, replayed from the log after a reopen, holds only what was kept.
+#[test]
+fn savepoints_release_into_the_one_before_and_roll_back_through_the_log() {
+    for keyed in [false, true] {
+        let mut s = Store::open(MemDisk::new(4 << 20), small_pool()).unwrap();
+        s.begin(1).unwrap();
+        let t = s.create_tree().unwrap();
+        s.put(t, &key(1), b"v0").unwrap();
+        s.commit().unwrap();
+        assert!(if keyed { s.join(1).unwrap() } else { s.begin(1).unwrap() });
+        s.put(t, &key(2), b"kept").unwrap();
+        assert!(s.savepoint(1));
+        s.put(t, &key(1), b"v1").unwrap();
+        assert!(s.savepoint(1));
+        s.put(t, &key(1), b"v2").unwrap();
+        s.delete(t, &key(2)).unwrap();
+        s.put(t, &key(3), &val(3, 5000)).unwrap();
+        s.release_savepoint(1, 1);
+        assert_eq!(s.savepoints(1), 1);
+        s.rollback_to_savepoint(1, 0).unwrap();
+        assert_eq!(s.savepoints(1), 1, "the savepoint rolled back to stays");
+        assert_eq!(s.get(ReadAt::Txn, t, &key(1)).unwrap().as_deref(), Some(&b"v0"[..]));
+        assert_eq!(s.get(ReadAt::Txn, t, &key(2)).unwrap().as_deref(), Some(&b"kept"[..]));
+        assert_eq!(s.get(ReadAt::Txn, t, &key(3)).unwrap(), None);
+        // Again from the same savepoint, this time with a tree created after it.
+        if !keyed {
+            let u = s.create_tree().unwrap();
+            s.put(u, &key(9), b"gone").unwrap();
+            s.rollback_to_savepoint(1, 0).unwrap();
+            assert!(s.tree_info(ReadAt::Txn, u).is_none(), "a tree created after the savepoint is dropped");
+            // A dropped tree cannot be brought back: rolling back across that is refused.
+            s.drop_tree(t).unwrap();
+            assert_eq!(s.rollback_to_savepoint(1, 0).unwrap_err().code, SqlState::FEATURE_NOT_SUPPORTED);
+            s.rollback(1);
+            assert!(s.begin(1).unwrap());
+            assert!(s.savepoint(1));
+        }
+        s.put(t, &key(4), b"after").unwrap();
+        s.commit().unwrap();
+        s.sync().unwrap();
+        let mut s = Store::open(s.into_device(), small_pool()).unwrap();
+        let got: Vec<(Vec<u8>, Vec<u8>)> = dump(&mut s, t).into_iter().collect();
+        let want = if keyed { alloc::vec![(key(1), b"v0".to_vec()), (key(2), b"kept".to_vec()), (key(4), b"after".to_vec())] } else { alloc::vec![(key(1), b"v0".to_vec()), (key(4), b"after".to_vec())] };
+        assert_eq!(got, want, "keyed: {keyed}");
+        s.verify_all().unwrap();
+    }
 }
