@@ -173,8 +173,12 @@ struct WriteJob {
     returning: Option<Vec<ast::SelectItem>>,
     params: Vec<(Value, SqlType)>,
     /// ON CONFLICT DO UPDATE: the rows this statement inserted or updated, by row id (a second
-    /// conflict with one of them is 21000, as in PostgreSQL).
+    /// conflict with one of them is 21000, as in PostgreSQL). UPDATE ... FROM and DELETE ...
+    /// USING: the rows written.
     touched: BTreeSet<[u8; 8]>,
+    /// The columns RETURNING reads (the rows kept in `written`): the table's, by its alias;
+    /// with FROM or USING, the joined rows' (see [`plan::Planner::joined_rows`]).
+    ret_cols: Option<Rc<[ColInfo]>>,
 }
 
 /// INSERT ... ON CONFLICT: the unique indexes whose clash is a conflict, and what is done then.
@@ -192,9 +196,11 @@ struct Conflict {
 enum WriteKind {
     /// Input rows hold the target columns' values; defaults are computed once.
     Insert { targets: Rc<[usize]>, defaults: Vec<Option<Value>>, conflict: Option<Rc<Conflict>> },
-    /// Input rows are table rows with their row id last.
-    Update { sets: Rc<[(usize, Expr)]>, idx: Rc<[IndexDef]> },
-    Delete { idx: Rc<[IndexDef]> },
+    /// Input rows are table rows with their row id after them (then, with FROM or USING,
+    /// the joined rows' columns). `joined`: a row may come more than once (once per joined
+    /// row), and only its first is written, as in PostgreSQL.
+    Update { sets: Rc<[(usize, Expr)]>, idx: Rc<[IndexDef]>, joined: bool },
+    Delete { idx: Rc<[IndexDef]>, joined: bool },
 }
 
 impl WriteJob {
@@ -202,7 +208,7 @@ impl WriteJob {
         // The parameters are kept only for RETURNING (the rest is compiled with them).
         let params = if returning.is_some() { params.to_vec() } else { Vec::new() };
         // Boxed from the start: the job moves through several results before it runs.
-        Box::new(WriteJob { cat: cat.clone(), t: t.into(), kind, input: None, exec_params, rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params, touched: BTreeSet::new() })
+        Box::new(WriteJob { cat: cat.clone(), t: t.into(), kind, input: None, exec_params, rows: VecDeque::new(), written: Vec::new(), n: 0, returning, params, touched: BTreeSet::new(), ret_cols: None })
     }
 }
 
@@ -302,6 +308,10 @@ struct KeptUpdate {
     cat: Rc<Catalog>,
     t: Rc<TableDef>,
     delete: bool,
+    /// UPDATE ... FROM or DELETE ... USING.
+    joined: bool,
+    /// The columns of the rows the plan reads (RETURNING's scope).
+    cols: Rc<[ColInfo]>,
     sets: Rc<[(usize, Expr)]>,
     node: Rc<plan::Node>,
     idx: Rc<[IndexDef]>,
@@ -309,36 +319,76 @@ struct KeptUpdate {
 
 type UpdateSlot = Rc<core::cell::RefCell<Option<KeptUpdate>>>;
 
+/// The columns of an UPDATE's or DELETE's table, named by its alias when it has one.
+fn target_cols(t: &TableDef, rel: &ast::TableFactor) -> Vec<ColInfo> {
+    let mut cols = table_cols(t);
+    if let ast::TableFactor::Table { alias: Some(a), .. } = rel {
+        let name = ident_name(&a.name);
+        for c in &mut cols {
+            c.table = Some(name.clone());
+        }
+    }
+    cols
+}
+
+/// The FROM of an UPDATE (before or after SET).
+fn update_from(up: &ast::Update) -> Option<&[ast::TableWithJoins]> {
+    match &up.from {
+        Some(ast::UpdateTableFromKind::BeforeSet(f) | ast::UpdateTableFromKind::AfterSet(f)) if !f.is_empty() => Some(f),
+        _ => None,
+    }
+}
+
 /// Compiles an UPDATE's assignments and the plan that reads its rows.
-fn compile_update(planner: &Planner, cat: &Rc<Catalog>, rel: &ast::TableFactor, assignments: &[ast::Assignment], selection: Option<&ast::Expr>) -> Result<KeptUpdate, DbError> {
+fn compile_update(planner: &Planner, cat: &Rc<Catalog>, up: &ast::Update) -> Result<KeptUpdate, DbError> {
+    if !up.table.joins.is_empty() {
+        return Err(err!(FEATURE_NOT_SUPPORTED, "UPDATE of a join is not supported; name the other tables in FROM"));
+    }
+    let rel = &up.table.relation;
     let t = table_of(cat, rel)?.clone();
-    let scope = Scope::new(table_cols(&t), None);
+    let from = update_from(up);
+    let (node, cols) = match from {
+        Some(f) => planner.joined_rows(&t, target_cols(&t, rel), f, up.selection.as_ref())?,
+        None => {
+            let cols = target_cols(&t, rel);
+            let scope = Scope::new(cols.clone(), None);
+            let cond = match &up.selection {
+                Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
+                None => None,
+            };
+            (planner.table_rows(&t, cond), cols)
+        }
+    };
+    let scope = Scope::new(cols.clone(), None);
     let mut sets = Vec::new();
-    for a in assignments {
+    for a in &up.assignments {
         let (ci, _) = assignment_target(&t, a)?;
         let x = planner.compile_as(&a.value, &scope, t.columns[ci].ty, "column").map_err(|e| type_err(e, &t.columns[ci]))?;
         sets.push((ci, x));
     }
-    let cond = match selection {
-        Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
-        None => None,
-    };
-    let node = planner.table_rows(&t, cond);
     let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
-    Ok(KeptUpdate { cat: cat.clone(), t: Rc::new(t), delete: false, sets: sets.into(), node: Rc::new(node), idx: idx.into() })
+    Ok(KeptUpdate { cat: cat.clone(), t: Rc::new(t), delete: false, joined: from.is_some(), cols: cols.into(), sets: sets.into(), node: Rc::new(node), idx: idx.into() })
 }
 
 /// Compiles the plan that reads a DELETE's rows.
 fn compile_delete(planner: &Planner, cat: &Rc<Catalog>, d: &ast::Delete) -> Result<KeptUpdate, DbError> {
-    let t = delete_table(cat, d)?.clone();
-    let scope = Scope::new(table_cols(&t), None);
-    let cond = match &d.selection {
-        Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
-        None => None,
+    let (t, rel) = delete_table(cat, d)?;
+    let t = t.clone();
+    let using = d.using.as_deref().filter(|u| !u.is_empty());
+    let (node, cols) = match using {
+        Some(u) => planner.joined_rows(&t, target_cols(&t, rel), u, d.selection.as_ref())?,
+        None => {
+            let cols = target_cols(&t, rel);
+            let scope = Scope::new(cols.clone(), None);
+            let cond = match &d.selection {
+                Some(w) => Some(planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?),
+                None => None,
+            };
+            (planner.table_rows(&t, cond), cols)
+        }
     };
-    let node = planner.table_rows(&t, cond);
     let idx: Vec<IndexDef> = cat.indexes_of(&t.name).cloned().collect();
-    Ok(KeptUpdate { cat: cat.clone(), t: Rc::new(t), delete: true, sets: Rc::from(Vec::new()), node: Rc::new(node), idx: idx.into() })
+    Ok(KeptUpdate { cat: cat.clone(), t: Rc::new(t), delete: true, joined: using.is_some(), cols: cols.into(), sets: Rc::from(Vec::new()), node: Rc::new(node), idx: idx.into() })
 }
 
 /// Compiles INSERT ... ON CONFLICT: the arbiter indexes (those matching the conflict target,
@@ -410,9 +460,10 @@ fn compile_conflict(planner: &Planner, cat: &Catalog, t: &TableDef, alias: Optio
 
 /// The write job of a compiled UPDATE or DELETE, with `$n` bound to `exec_params`.
 fn update_job(k: &KeptUpdate, exec_params: Rc<[Value]>, params: &[(Value, SqlType)], returning: Option<Vec<ast::SelectItem>>) -> Box<WriteJob> {
-    let kind = if k.delete { WriteKind::Delete { idx: k.idx.clone() } } else { WriteKind::Update { sets: k.sets.clone(), idx: k.idx.clone() } };
+    let kind = if k.delete { WriteKind::Delete { idx: k.idx.clone(), joined: k.joined } } else { WriteKind::Update { sets: k.sets.clone(), idx: k.idx.clone(), joined: k.joined } };
     let mut job = WriteJob::new(&k.cat, k.t.clone(), kind, returning, params, exec_params);
     job.input = Some(Box::new((k.node.clone(), exec::State::Fresh)));
+    job.ret_cols = Some(k.cols.clone());
     job
 }
 
@@ -640,23 +691,22 @@ impl<D: BlockDevice> Database<D> {
                 Statement::Query(q) => columns = Some(planner.query(q, None)?.cols.into_iter().map(|c| ColumnInfo { name: c.name, ty: c.ty }).collect()),
                 Statement::Insert(ins) => {
                     describe_insert(&planner, &cat, ins)?;
-                }
-                Statement::Update(ast::Update { table, assignments, selection, .. }) => {
-                    let t = table_of(&cat, &table.relation)?;
-                    let scope = Scope::new(table_cols(t), None);
-                    for a in assignments {
-                        let (ci, _) = assignment_target(t, a)?;
-                        planner.compile_as(&a.value, &scope, t.columns[ci].ty, "SET")?;
+                    if let (Some(items), ast::TableObject::TableName(n)) = (&ins.returning, &ins.table) {
+                        let name = object_name(n)?;
+                        let t = cat.tables.get(&name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
+                        columns = Some(returning_items(&planner, &table_cols(t), items)?.1);
                     }
-                    if let Some(w) = selection {
-                        planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?;
+                }
+                Statement::Update(up) => {
+                    let k = compile_update(&planner, &cat, up)?;
+                    if let Some(items) = &up.returning {
+                        columns = Some(returning_items(&planner, &k.cols, items)?.1);
                     }
                 }
                 Statement::Delete(d) => {
-                    let t = delete_table(&cat, d)?;
-                    let scope = Scope::new(table_cols(t), None);
-                    if let Some(w) = &d.selection {
-                        planner.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?;
+                    let k = compile_delete(&planner, &cat, d)?;
+                    if let Some(items) = &d.returning {
+                        columns = Some(returning_items(&planner, &k.cols, items)?.1);
                     }
                 }
                 _ => {}
@@ -2027,35 +2077,9 @@ impl<D: BlockDevice> Database<D> {
         Ok(job)
     }
 
-    fn returning(&mut self, cat: &Catalog, t: &TableDef, items: &[ast::SelectItem], rows: Vec<Row>, tagtext: String, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
+    fn returning(&mut self, cat: &Catalog, scope_cols: &[ColInfo], items: &[ast::SelectItem], rows: Vec<Row>, tagtext: String, params: &[(Value, SqlType)]) -> Result<QueryResult, DbError> {
         let planner = Planner::new(cat, Some(params));
-        let scope = Scope::new(table_cols(t), None);
-        let mut exprs = Vec::new();
-        let mut cols = Vec::new();
-        for item in items {
-            match item {
-                ast::SelectItem::Wildcard(_) => {
-                    for (i, c) in t.columns.iter().enumerate() {
-                        exprs.push(Expr::Column(i));
-                        cols.push(ColumnInfo { name: c.name.clone(), ty: c.ty });
-                    }
-                }
-                ast::SelectItem::UnnamedExpr(e) => {
-                    let (x, ty) = planner.compile(e, &scope)?;
-                    exprs.push(x);
-                    cols.push(ColumnInfo { name: match e {
-                        ast::Expr::Identifier(id) => ident_name(id),
-                        _ => String::from("?column?"),
-                    }, ty: ty.sql() });
-                }
-                ast::SelectItem::ExprWithAlias { expr, alias } => {
-                    let (x, ty) = planner.compile(expr, &scope)?;
-                    exprs.push(x);
-                    cols.push(ColumnInfo { name: ident_name(alias), ty: ty.sql() });
-                }
-                _ => return Err(err!(FEATURE_NOT_SUPPORTED, "this RETURNING item is not supported")),
-            }
-        }
+        let (exprs, cols) = returning_items(&planner, scope_cols, items)?;
         let mut out = Vec::new();
         let mut ex = self.exec(ReadAt::Txn);
         for r in rows {
@@ -2215,10 +2239,10 @@ impl<D: BlockDevice> Database<D> {
         Ok(())
     }
 
-    fn update(&mut self, cat: &Rc<Catalog>, rel: &ast::TableFactor, assignments: &[ast::Assignment], selection: Option<&ast::Expr>, params: &[(Value, SqlType)]) -> Result<Box<WriteJob>, DbError> {
+    fn update(&mut self, cat: &Rc<Catalog>, up: &ast::Update, params: &[(Value, SqlType)]) -> Result<Box<WriteJob>, DbError> {
         let planner = Planner::new(cat, Some(params));
-        let k = compile_update(&planner, cat, rel, assignments, selection)?;
-        Ok(update_job(&k, self.no_params.clone(), params, None))
+        let k = compile_update(&planner, cat, up)?;
+        Ok(update_job(&k, self.no_params.clone(), params, up.returning.clone()))
     }
 
     /// An UPDATE or DELETE with its plan kept by the prepared statement (made again for a new
@@ -2226,6 +2250,7 @@ impl<D: BlockDevice> Database<D> {
     fn kept_update(&mut self, cat: &Rc<Catalog>, st: &Statement, params: &[(Value, SqlType)], slot: &UpdateSlot) -> Result<Option<Box<WriteJob>>, DbError> {
         let returning = match st {
             Statement::Delete(d) => d.returning.clone(),
+            Statement::Update(up) => up.returning.clone(),
             _ => None,
         };
         let fresh = !slot.borrow().as_ref().is_some_and(|k| Rc::ptr_eq(&k.cat, cat));
@@ -2233,7 +2258,7 @@ impl<D: BlockDevice> Database<D> {
             let planner = Planner::new(cat, None);
             *planner.param_types.borrow_mut() = params.iter().map(|(_, t)| Some(*t)).collect();
             let compiled = match st {
-                Statement::Update(up) => compile_update(&planner, cat, &up.table.relation, &up.assignments, up.selection.as_ref()),
+                Statement::Update(up) => compile_update(&planner, cat, up),
                 Statement::Delete(d) => compile_delete(&planner, cat, d),
                 _ => return Ok(None),
             };
@@ -2251,24 +2276,22 @@ impl<D: BlockDevice> Database<D> {
     }
 
     /// Writes one row of an UPDATE: `old` is the row as read, with its row id last.
-    fn update_row(&mut self, t: &TableDef, sets: &[(usize, Expr)], idx: &[IndexDef], params: &Rc<[Value]>, mut old: Row) -> Result<(), DbError> {
-        let id = match old.pop() {
-            Some(Value::Int(i)) => (i as u64).to_be_bytes(),
-            _ => return Err(err!(INTERNAL_ERROR, "row without id")),
-        };
-        // Disk bytes are checked, not trusted: a row of another width is not indexed into.
-        if old.len() != t.columns.len() {
-            return Err(err!(DATA_CORRUPTED, "malformed row in \"{}\": {} values for {} columns", t.name, old.len(), t.columns.len()));
-        }
-        let mut new = old.clone();
+    /// Updates the row `r` (a table row, its row id, then any joined columns, which `sets`
+    /// may read); returns the row as written.
+    fn update_row(&mut self, t: &TableDef, sets: &[(usize, Expr)], idx: &[IndexDef], params: &Rc<[Value]>, r: Row) -> Result<Row, DbError> {
+        let id = row_id_of(&r, t.columns.len())?;
+        let mut new = r[..t.columns.len()].to_vec();
         {
             let mut ex = self.exec(ReadAt::Txn);
             ex.params = params.clone();
             for (ci, x) in sets {
-                new[*ci] = cast_value(x.eval(&old, &mut ex)?, t.columns[*ci].ty).map_err(|e| type_err(e, &t.columns[*ci]))?;
+                new[*ci] = cast_value(x.eval(&r, &mut ex)?, t.columns[*ci].ty).map_err(|e| type_err(e, &t.columns[*ci]))?;
             }
         }
-        self.rewrite_row(t, idx, &old, id, new).map(|_| ())
+        let mut old = r;
+        old.truncate(t.columns.len());
+        self.rewrite_row(t, idx, &old, id, new.clone())?;
+        Ok(new)
     }
 
     /// Replaces row `id` (`old`) of `t` by `new`: checks, index entries, and a move when the
@@ -2341,12 +2364,9 @@ impl<D: BlockDevice> Database<D> {
                 Some(job) => job,
                 None => self.insert(&cat, ins, params),
             },
-            Statement::Update(ast::Update { from: Some(_), .. }) | Statement::Update(ast::Update { returning: Some(_), .. }) => {
-                Err(err!(FEATURE_NOT_SUPPORTED, "UPDATE ... FROM and RETURNING are not supported yet"))
-            }
             Statement::Update(up) => match uslot.and_then(|slot| self.kept_update(&cat, st, params, slot).transpose()) {
                 Some(job) => job,
-                None => self.update(&cat, &up.table.relation, &up.assignments, up.selection.as_ref(), params),
+                None => self.update(&cat, up, params),
             },
             Statement::Delete(d) => match uslot.and_then(|slot| self.kept_update(&cat, st, params, slot).transpose()) {
                 Some(job) => job,
@@ -2475,18 +2495,33 @@ impl<D: BlockDevice> Database<D> {
                     let new_id = self.rewrite_row(t, &c.idx, &old, id, new)?;
                     job.touched.insert(new_id);
                 }
-                WriteKind::Update { sets, idx } => self.update_row(&job.t, sets, idx, &job.exec_params, r)?,
-                WriteKind::Delete { idx } => {
+                WriteKind::Update { sets, idx, joined } => {
+                    if *joined && !job.touched.insert(row_id_of(&r, job.t.columns.len())?) {
+                        job.n -= 1;
+                        continue;
+                    }
+                    // RETURNING reads the new row, then (with FROM) the joined row's columns.
+                    let rest = if *joined && job.returning.is_some() { r[job.t.columns.len()..].to_vec() } else { Vec::new() };
+                    let mut new = self.update_row(&job.t, sets, idx, &job.exec_params, r)?;
+                    if job.returning.is_some() {
+                        new.extend(rest);
+                        job.written.push(new);
+                    }
+                }
+                WriteKind::Delete { idx, joined } => {
+                    let id = row_id_of(&r, job.t.columns.len())?;
+                    if *joined && !job.touched.insert(id) {
+                        job.n -= 1;
+                        continue;
+                    }
                     let mut old = r;
-                    let id = match old.pop() {
-                        Some(Value::Int(i)) => (i as u64).to_be_bytes(),
-                        _ => return Err(err!(INTERNAL_ERROR, "row without id")),
-                    };
+                    let rest = old.split_off(job.t.columns.len());
                     for i in idx.iter().filter(|i| !i.row_key) {
                         self.store.delete(i.tree, &Self::index_key(i, &old, &id))?;
                     }
                     self.store.delete(job.t.tree, &id)?;
                     if job.returning.is_some() {
+                        old.extend(rest);
                         job.written.push(old);
                     }
                 }
@@ -2506,8 +2541,9 @@ impl<D: BlockDevice> Database<D> {
         );
         Ok(Some(match job.returning.take() {
             Some(items) => {
-                let (cat, t, params) = (job.cat.clone(), (*job.t).clone(), core::mem::take(&mut job.params));
-                self.returning(&cat, &t, &items, core::mem::take(&mut job.written), tagtext, &params)?
+                let (cat, params) = (job.cat.clone(), core::mem::take(&mut job.params));
+                let cols = job.ret_cols.clone().unwrap_or_else(|| table_cols(&job.t).into());
+                self.returning(&cat, &cols, &items, core::mem::take(&mut job.written), tagtext, &params)?
             }
             None => QueryResult { columns: None, rows: Vec::new(), tag: tagtext, effect: None },
         }))
@@ -2702,6 +2738,16 @@ fn type_err(e: DbError, c: &ColumnDef) -> DbError {
     }
 }
 
+/// The row id of a row read for an UPDATE or DELETE: the value after the table's `n`
+/// columns. Disk bytes are checked, not trusted: a row of another width is XX001.
+fn row_id_of(r: &[Value], n: usize) -> Result<[u8; 8], DbError> {
+    match r.get(n) {
+        Some(Value::Int(i)) if r.len() > n => Ok((*i as u64).to_be_bytes()),
+        _ if r.len() <= n => Err(err!(DATA_CORRUPTED, "malformed row: {} values for {n} columns", r.len().saturating_sub(1))),
+        _ => Err(err!(INTERNAL_ERROR, "row without id")),
+    }
+}
+
 fn table_cols(t: &TableDef) -> Vec<ColInfo> {
     t.columns.iter().map(|c| ColInfo { table: Some(t.name.clone()), name: c.name.clone(), ty: c.ty }).collect()
 }
@@ -2716,14 +2762,14 @@ fn table_of<'a>(cat: &'a Catalog, rel: &ast::TableFactor) -> Result<&'a TableDef
     }
 }
 
-fn delete_table<'a>(cat: &'a Catalog, d: &ast::Delete) -> Result<&'a TableDef, DbError> {
+fn delete_table<'a, 'b>(cat: &'a Catalog, d: &'b ast::Delete) -> Result<(&'a TableDef, &'b ast::TableFactor), DbError> {
     let from = match &d.from {
         ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
     };
-    if from.len() != 1 || d.using.is_some() || !from[0].joins.is_empty() {
-        return Err(err!(FEATURE_NOT_SUPPORTED, "DELETE from several tables is not supported"));
+    if from.len() != 1 || !from[0].joins.is_empty() || !d.tables.is_empty() {
+        return Err(err!(FEATURE_NOT_SUPPORTED, "DELETE from several tables is not supported; name the other tables in USING"));
     }
-    table_of(cat, &from[0].relation)
+    Ok((table_of(cat, &from[0].relation)?, &from[0].relation))
 }
 
 fn assignment_target(t: &TableDef, a: &ast::Assignment) -> Result<(usize, String), DbError> {
@@ -2749,6 +2795,36 @@ fn insert_targets(t: &TableDef, ins: &ast::Insert) -> Result<Vec<usize>, DbError
         out.push(i);
     }
     Ok(out)
+}
+
+/// RETURNING's expressions over the rows written to `t`, and its result columns.
+fn returning_items(planner: &Planner, scope_cols: &[ColInfo], items: &[ast::SelectItem]) -> Result<(Vec<Expr>, Vec<ColumnInfo>), DbError> {
+    let scope = Scope::new(scope_cols.to_vec(), None);
+    let mut exprs = Vec::new();
+    let mut cols = Vec::new();
+    for item in items {
+        match item {
+            ast::SelectItem::Wildcard(_) => {
+                // Every column but the row id (hidden: its name starts with NUL).
+                for (i, c) in scope_cols.iter().enumerate().filter(|(_, c)| !c.name.starts_with('\0')) {
+                    exprs.push(Expr::Column(i));
+                    cols.push(ColumnInfo { name: c.name.clone(), ty: c.ty });
+                }
+            }
+            ast::SelectItem::UnnamedExpr(e) => {
+                let (x, ty) = planner.compile(e, &scope)?;
+                exprs.push(x);
+                cols.push(ColumnInfo { name: plan::default_name(e), ty: ty.sql() });
+            }
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                let (x, ty) = planner.compile(expr, &scope)?;
+                exprs.push(x);
+                cols.push(ColumnInfo { name: ident_name(alias), ty: ty.sql() });
+            }
+            _ => return Err(err!(FEATURE_NOT_SUPPORTED, "this RETURNING item is not supported")),
+        }
+    }
+    Ok((exprs, cols))
 }
 
 fn describe_insert(planner: &Planner, cat: &Catalog, ins: &ast::Insert) -> Result<(), DbError> {

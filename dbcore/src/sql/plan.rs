@@ -526,7 +526,7 @@ fn has_aggregate(e: &ast::Expr) -> bool {
     }
 }
 
-fn default_name(e: &ast::Expr) -> String {
+pub fn default_name(e: &ast::Expr) -> String {
     match e {
         ast::Expr::Identifier(id) => ident_name(id),
         ast::Expr::CompoundIdentifier(p) => p.last().map(ident_name).unwrap_or_default(),
@@ -2398,6 +2398,64 @@ impl<'a> Planner<'a> {
     }
 
     /// A plan that reads `t` with its row ids, filtered by `cond` (UPDATE and DELETE).
+    /// The rows an UPDATE ... FROM or DELETE ... USING writes: each row of `t` (columns
+    /// `t_cols`, its row id after them) joined with the rows of `from` that `selection` lets
+    /// through. Conditions on `t` alone go into its scan (an index when one fits), conditions
+    /// on `from` alone into its side, equalities between the two make a hash join. Returns
+    /// the plan and its columns: `t_cols`, a hidden row id, then `from`'s.
+    pub fn joined_rows(&self, t: &TableDef, t_cols: Vec<ColInfo>, from: &[ast::TableWithJoins], selection: Option<&ast::Expr>) -> Result<(Node, Vec<ColInfo>), DbError> {
+        let n = t_cols.len();
+        let mut right: Option<(Node, Vec<ColInfo>)> = None;
+        for twj in from {
+            let (node, cols) = if twj.joins.is_empty() {
+                let (node, cols, _) = self.from_item(&twj.relation, None)?;
+                (node, cols)
+            } else {
+                self.from_joined(twj, None, &mut Vec::new())?
+            };
+            right = Some(match right {
+                None => (node, cols),
+                Some((l, mut lc)) => {
+                    let w = cols.len();
+                    lc.extend(cols);
+                    (Node::Join { left: Box::new(l), right: Box::new(node), kind: JoinKind::Inner, on: None, right_width: w, hash: None }, lc)
+                }
+            });
+        }
+        let (rnode, rcols) = right.ok_or_else(|| err!(SYNTAX_ERROR, "FROM or USING needs a table"))?;
+        let mut all = t_cols;
+        // No name a statement can write: the row id is for the writer only.
+        all.push(ColInfo { table: None, name: String::from("\u{0}rowid"), ty: SqlType::Int8 });
+        all.extend(rcols.iter().cloned());
+        let scope = Scope::new(all.clone(), None);
+        let mut conds = Vec::new();
+        if let Some(w) = selection {
+            if has_aggregate(w) {
+                return Err(err!(GROUPING_ERROR, "aggregate functions are not allowed in WHERE"));
+            }
+            split_and(self.compile_as(w, &scope, SqlType::Bool, "argument of WHERE")?, &mut conds);
+        }
+        let (mut local, mut far, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+        for c in conds {
+            if reads_only(&c, 0, n) {
+                local.push(c);
+            } else if reads_only(&c, n + 1, all.len()) {
+                let mut y = c;
+                y.shift_columns(&|i| i - (n + 1));
+                far.push(y);
+            } else {
+                rest.push(c);
+            }
+        }
+        let left = self.table_rows(t, join_and(local));
+        let rnode = match join_and(far) {
+            Some(f) => Node::Filter(Box::new(rnode), f),
+            None => rnode,
+        };
+        let (hash, on) = split_hash_keys(join_and(rest), n + 1, rcols.len());
+        Ok((Node::Join { left: Box::new(left), right: Box::new(rnode), kind: JoinKind::Inner, on, right_width: rcols.len(), hash }, all))
+    }
+
     pub fn table_rows(&self, t: &TableDef, cond: Option<Expr>) -> Node {
         let mut conds = Vec::new();
         if let Some(c) = cond {

@@ -1818,3 +1818,40 @@ fn savepoints_undo_what_came_after_them() {
     assert_eq!(flat(&mut d, "select id, v from s1 order by id"), "1,a 3,three 13,w 100,b 101,b2");
     assert_eq!(flat(&mut d, "select id from s1 where v = 'changed'"), "");
 }
+
+/// UPDATE ... FROM, DELETE ... USING and RETURNING on both, answers as PostgreSQL 15 gave
+/// them: a row joined twice is written once, the target's alias names it, RETURNING reads the
+/// joined rows too, and a prepared statement describes its RETURNING columns.
+#[test]
+fn update_from_and_delete_using_join_other_tables() {
+    let mut d = db();
+    d.execute("create table acc (id int primary key, bal int, name text); create table pay (acc_id int, amount int); create index acc_name on acc (name); \
+        insert into acc values (1, 100, 'a'), (2, 200, 'b'), (3, 300, 'c'); insert into pay values (1, 10), (2, 20), (2, 25), (4, 99)");
+    let tag = |d: &mut Database<MemDisk>, sql: &str| one(d, sql).unwrap_or_else(|e| panic!("{sql}: {e}")).tag;
+    assert_eq!(tag(&mut d, "update acc set bal = bal + pay.amount from pay where acc.id = pay.acc_id and pay.amount < 25"), "UPDATE 2");
+    assert_eq!(flat(&mut d, "select * from acc order by id"), "1,110,a 2,220,b 3,300,c");
+    // Account 2 joins two payments: it is updated once.
+    assert_eq!(flat(&mut d, "update acc a set name = a.name || '!' from pay p where a.id = p.acc_id returning a.id, name"), "1,a! 2,b!");
+    assert_eq!(flat(&mut d, "select name from acc where name = 'b!'"), "b!", "the index entry follows");
+    assert_eq!(flat(&mut d, "select count(*) from acc where name = 'b'"), "0");
+    assert_eq!(flat(&mut d, "update acc set bal = 0 where id = 3 returning *"), "3,0,c");
+    assert_eq!(flat(&mut d, "update acc set bal = bal * 2 returning id, bal * 10 as big"), "1,2200 2,4400 3,0");
+    assert_eq!(flat(&mut d, "delete from acc using pay where acc.id = pay.acc_id and pay.amount = 25 returning *"), "2,440,b!,2,25");
+    assert_eq!(flat(&mut d, "select * from acc order by id"), "1,220,a! 3,0,c");
+    assert_eq!(tag(&mut d, "delete from pay p using acc a where p.acc_id = a.id"), "DELETE 1");
+    assert_eq!(flat(&mut d, "select * from pay order by acc_id, amount"), "2,20 2,25 4,99");
+    assert_eq!(flat(&mut d, "update acc set bal = s.x from (select 1 as k, 7 as x union all select 3, 8) s where acc.id = s.k returning acc.id, acc.bal"), "1,7 3,8");
+    assert_eq!(flat(&mut d, "update acc set bal = pay.amount from pay where pay.acc_id = 4 returning id, bal"), "1,99 3,99");
+    assert_eq!(code(&mut d, "update acc set nope = 1 from pay"), "42703");
+    assert_eq!(code(&mut d, "update acc set bal = 1 from pay where id = nope"), "42703");
+    // Prepared, with parameters: described with its RETURNING columns, and kept.
+    let p = d.prepare(1, "update acc set bal = bal + $1 from pay where acc.id = $2 and pay.acc_id = 4 returning acc.id, bal", &[]).unwrap();
+    assert_eq!(p.param_types, alloc::vec![SqlType::Int4, SqlType::Int4]);
+    assert_eq!(p.columns.as_ref().map(|c| c.iter().map(|c| c.name.clone()).collect::<Vec<_>>()), Some(alloc::vec!["id".to_string(), "bal".to_string()]));
+    let mut s = SessionState::new(1);
+    for (add, want) in [(1, "1,100"), (2, "1,102")] {
+        assert_eq!(texts(&run_prepared(&mut d, &mut s, &p, alloc::vec![Value::Int(add), Value::Int(1)]).unwrap()), want);
+    }
+    let p = d.prepare(1, "insert into pay values ($1, $2) returning amount * 2 as twice", &[]).unwrap();
+    assert_eq!(p.columns.as_ref().map(|c| c[0].name.clone()), Some("twice".to_string()));
+}
