@@ -47,6 +47,8 @@ pub struct Exec<'a, D: BlockDevice> {
     pub outer: Vec<Row>,
     /// Results of uncorrelated subqueries, by subplan id.
     pub cache: BTreeMap<usize, Rc<Vec<Row>>>,
+    /// WITH RECURSIVE: the rows of the running round, by work table id.
+    work: BTreeMap<usize, Rc<Vec<Row>>>,
     pub now: i64,
     pub rng: u64,
     pub max_rows: usize,
@@ -126,6 +128,19 @@ pub enum State {
     /// Rows computed already, being given out.
     Drain(alloc::vec::IntoIter<Row>),
     Window(Box<WindowRun>),
+    Recursive(Box<RecursiveRun>),
+}
+
+/// WITH RECURSIVE's place: the round being given out, its rows again (the next round's work
+/// table), the rows given so far (without ALL), whether the base has run, and how many rows
+/// it gave (at most the row limit for one query step: a recursion that never ends is 54000).
+#[derive(Debug)]
+pub struct RecursiveRun {
+    pending: alloc::vec::IntoIter<Row>,
+    last: Vec<Row>,
+    seen: BTreeSet<Row>,
+    started: bool,
+    given: usize,
 }
 
 /// A Window node's place: the partition being read, the first row of the next one (with its
@@ -282,7 +297,7 @@ fn mismatch() -> DbError {
 
 impl<'a, D: BlockDevice> Exec<'a, D> {
     pub fn new(store: &'a mut Store<D>, at: ReadAt<'a>, now: i64, seed: u64, max_rows: usize) -> Self {
-        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None, mem: None, ticks: 0, budget: u64::MAX, params: Rc::from(Vec::new()), spare: None }
+        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), work: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None, mem: None, ticks: 0, budget: u64::MAX, params: Rc::from(Vec::new()), spare: None }
     }
 
     pub fn check_size(&mut self, n: usize) -> Result<(), DbError> {
@@ -515,6 +530,42 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                     }
                 }
             }
+            // Starts computed, as rows to drain.
+            Node::WorkTable(_) => Err(mismatch()),
+            Node::Recursive { base, step, all, id } => {
+                let State::Recursive(r) = st else { return Err(mismatch()) };
+                loop {
+                    if let Some(row) = r.pending.next() {
+                        r.given += 1;
+                        self.check_size(r.given)?;
+                        return Ok(Poll::Row(row));
+                    }
+                    // The next round, computed when the last one's rows are all given (so a
+                    // LIMIT above ends the recursion).
+                    let rows = if !r.started {
+                        r.started = true;
+                        self.run(base)?
+                    } else if r.last.is_empty() {
+                        *st = State::Done;
+                        return Ok(Poll::Done);
+                    } else {
+                        self.work.insert(*id, Rc::new(core::mem::take(&mut r.last)));
+                        // An uncorrelated subquery of the step may read the work table.
+                        self.cache.clear();
+                        let rows = self.run(step);
+                        self.work.remove(id);
+                        rows?
+                    };
+                    let rows: Vec<Row> = if *all { rows } else { rows.into_iter().filter(|x| r.seen.insert(x.clone())).collect() };
+                    self.spend(rows.len() as u64);
+                    r.last = rows.clone();
+                    r.pending = rows.into_iter();
+                    if r.last.is_empty() {
+                        *st = State::Done;
+                        return Ok(Poll::Done);
+                    }
+                }
+            }
             Node::Window { input, partition, order, calls } => {
                 let State::Window(w) = st else { return Err(mismatch()) };
                 loop {
@@ -625,6 +676,8 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 State::Limit(Box::default(), o, l)
             }
             Node::SetOp(..) => State::SetOp(Box::default(), Box::default(), Vec::new(), Vec::new()),
+            Node::WorkTable(id) => State::Drain(self.work.get(id).map(|r| (**r).clone()).unwrap_or_default().into_iter()),
+            Node::Recursive { .. } => State::Recursive(Box::new(RecursiveRun { pending: Vec::new().into_iter(), last: Vec::new(), seen: BTreeSet::new(), started: false, given: 0 })),
             Node::Window { .. } => State::Window(Box::new(WindowRun { input: State::Fresh, part: Vec::new(), key: Vec::new(), ahead: None, input_done: false, out: Vec::new().into_iter() })),
         })
     }

@@ -183,6 +183,12 @@ pub enum Node {
     SetOp(SetKind, bool, Box<Node>, Box<Node>),
     /// Keeps the first n columns (drops ORDER BY helpers).
     Truncate(Box<Node>, usize),
+    /// WITH RECURSIVE: the base's rows, then rounds of `step` over the rows the last round
+    /// added (read by `WorkTable(id)`), until a round adds none. Without ALL, rows already
+    /// given are not added again.
+    Recursive { base: Box<Node>, step: Box<Node>, all: bool, id: usize },
+    /// The rows the running round of `Recursive` with this id reads.
+    WorkTable(usize),
     /// Window functions: the input is sorted on `partition`, then `order`; each row comes out
     /// with one more column per call, computed over its partition.
     Window { input: Box<Node>, partition: Vec<Expr>, order: Vec<SortKey>, calls: Vec<WinCall> },
@@ -253,6 +259,8 @@ pub struct Planner<'a> {
     /// The WITH queries in scope, innermost last: `from_item` plans a name that is one of them
     /// as that query (each reference plans it again, as a view is).
     ctes: RefCell<Vec<Cte>>,
+    /// Work tables (by id) that a recursive query's step was found to read.
+    work_used: RefCell<Vec<usize>>,
 }
 
 /// One WITH query: its name, its query and its column names (`WITH x (a, b) AS ...`).
@@ -260,6 +268,11 @@ struct Cte {
     name: String,
     query: Rc<ast::Query>,
     columns: Vec<String>,
+    /// WITH RECURSIVE: the query may name itself in the right side of its UNION.
+    recursive: bool,
+    /// While that right side is planned: its work table's id and columns, which a reference
+    /// to the name reads.
+    work: Option<(usize, Vec<ColInfo>)>,
 }
 
 fn no_table(name: &str) -> DbError {
@@ -623,7 +636,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
 
 impl<'a> Planner<'a> {
     pub fn new(cat: &'a Catalog, params: Option<&'a [(Value, SqlType)]>) -> Self {
-        Planner { cat, params, param_types: RefCell::new(Vec::new()), next_sub: Cell::new(0), depth: Cell::new(0), corr: RefCell::new(Vec::new()), shutdown: Cell::new(false), live: None, computed_rows: Cell::new(false), ctes: RefCell::new(Vec::new()) }
+        Planner { cat, params, param_types: RefCell::new(Vec::new()), next_sub: Cell::new(0), depth: Cell::new(0), corr: RefCell::new(Vec::new()), shutdown: Cell::new(false), live: None, computed_rows: Cell::new(false), ctes: RefCell::new(Vec::new()), work_used: RefCell::new(Vec::new()) }
     }
 
     fn placeholder(&self, p: &str) -> Result<(Expr, Ty), DbError> {
@@ -1620,9 +1633,6 @@ impl<'a> Planner<'a> {
             return Err(err!(FEATURE_NOT_SUPPORTED, "NOWAIT and SKIP LOCKED are not supported yet"));
         }
         let Some(with) = &q.with else { return self.query_body(q, outer) };
-        if with.recursive {
-            return Err(err!(FEATURE_NOT_SUPPORTED, "WITH RECURSIVE is not supported yet"));
-        }
         let base = self.ctes.borrow().len();
         for cte in &with.cte_tables {
             let name = ident_name(&cte.alias.name);
@@ -1631,7 +1641,7 @@ impl<'a> Planner<'a> {
                 return Err(err!(DUPLICATE_ALIAS, "WITH query name \"{name}\" specified more than once"));
             }
             let columns = cte.alias.columns.iter().map(|c| ident_name(&c.name)).collect();
-            self.ctes.borrow_mut().push(Cte { name, query: Rc::new((*cte.query).clone()), columns });
+            self.ctes.borrow_mut().push(Cte { name, query: Rc::new((*cte.query).clone()), columns, recursive: with.recursive, work: None });
         }
         let r = self.query_body(q, outer);
         self.ctes.borrow_mut().truncate(base);
@@ -1642,14 +1652,61 @@ impl<'a> Planner<'a> {
     /// (a WITH query that names itself reads the table of that name, as without RECURSIVE).
     fn cte(&self, n: &str) -> Option<Result<(Planned, Vec<String>), DbError>> {
         let at = self.ctes.borrow().iter().rposition(|c| c.name == n)?;
-        let (query, columns) = {
+        let (query, columns, recursive, work) = {
             let c = &self.ctes.borrow()[at];
-            (c.query.clone(), c.columns.clone())
+            (c.query.clone(), c.columns.clone(), c.recursive, c.work.clone())
         };
+        if let Some((id, cols)) = work {
+            self.work_used.borrow_mut().push(id);
+            return Some(Ok((Planned { node: Node::WorkTable(id), cols }, Vec::new())));
+        }
         let later = self.ctes.borrow_mut().split_off(at);
-        let r = self.query(&query, None);
+        let r = match recursive.then(|| self.recursive_cte(&query, &columns, &later[0])).flatten() {
+            Some(r) => r,
+            None => self.query(&query, None),
+        };
         self.ctes.borrow_mut().extend(later);
         Some(r.map(|p| (p, columns)))
+    }
+
+    /// A WITH RECURSIVE query (`base UNION [ALL] step`, the step naming the query): planned
+    /// as a [`Node::Recursive`] whose step reads the rows of the last round as a work table.
+    /// The WITH queries before it are in scope (`self.ctes`); `me` is its entry, put back in
+    /// scope for the step only. None when the query is not of that form or its step does not
+    /// name it: it is then an ordinary WITH query.
+    fn recursive_cte(&self, q: &ast::Query, columns: &[String], me: &Cte) -> Option<Result<Planned, DbError>> {
+        let ast::SetExpr::SetOperation { op: ast::SetOperator::Union, set_quantifier, left, right } = &*q.body else { return None };
+        let r = (|| {
+        if q.order_by.is_some() || q.limit_clause.is_some() || q.with.is_some() {
+            return Err(err!(FEATURE_NOT_SUPPORTED, "ORDER BY, LIMIT and WITH in a recursive query are not supported"));
+        }
+        let base = self.set_expr(left, None)?;
+        let mut cols = base.cols.clone();
+        for (i, c) in cols.iter_mut().enumerate() {
+            c.table = None;
+            if let Some(n) = columns.get(i) {
+                c.name = n.clone();
+            }
+        }
+        let id = self.next_sub.get();
+        self.next_sub.set(id + 1);
+        self.ctes.borrow_mut().push(Cte { name: me.name.clone(), query: me.query.clone(), columns: me.columns.clone(), recursive: true, work: Some((id, cols.clone())) });
+        let step = self.set_expr(right, None);
+        self.ctes.borrow_mut().pop();
+        let step = step?;
+        if !self.work_used.borrow().contains(&id) {
+            return Ok(None);
+        }
+        if step.cols.len() != cols.len() {
+            return Err(err!(SYNTAX_ERROR, "each UNION query must have the same number of columns"));
+        }
+        // The step's rows take the base's types (PostgreSQL asks for them to be equal).
+        let casts: Vec<Expr> = step.cols.iter().zip(&cols).enumerate().map(|(i, (s, b))| if s.ty == b.ty { Expr::Column(i) } else { Expr::Cast(Box::new(Expr::Column(i)), b.ty) }).collect();
+        let step_node = if casts.iter().any(|e| matches!(e, Expr::Cast(..))) { Node::Project(Box::new(step.node), casts) } else { step.node };
+        let all = matches!(set_quantifier, ast::SetQuantifier::All);
+        Ok(Some(Planned { node: Node::Recursive { base: Box::new(base.node), step: Box::new(step_node), all, id }, cols }))
+        })();
+        r.transpose()
     }
 
     fn query_body(&self, q: &ast::Query, outer: Option<&Scope>) -> Result<Planned, DbError> {
@@ -2656,13 +2713,15 @@ pub fn explain(node: &Node, depth: usize, out: &mut Vec<String>) {
         Node::DistinctOn(..) => String::from("Unique (DISTINCT ON)"),
         Node::Limit(..) => String::from("Limit"),
         Node::Window { .. } => String::from("WindowAgg"),
+        Node::Recursive { all, .. } => alloc::format!("Recursive Union{}", if *all { " All" } else { "" }),
+        Node::WorkTable(_) => String::from("WorkTable Scan"),
         Node::SetOp(k, all, ..) => alloc::format!("{k:?}{}", if *all { " All" } else { "" }),
     };
     out.push(alloc::format!("{pad}{arrow}{line}"));
     match node {
         Node::Filter(i, _) | Node::Project(i, _) | Node::Truncate(i, _) | Node::Sort(i, _) | Node::Distinct(i) | Node::DistinctOn(i, _) | Node::Limit(i, _, _) => explain(i, depth + 1, out),
         Node::Aggregate { input, .. } | Node::Window { input, .. } => explain(input, depth + 1, out),
-        Node::Join { left, right, .. } | Node::SetOp(_, _, left, right) => {
+        Node::Join { left, right, .. } | Node::SetOp(_, _, left, right) | Node::Recursive { base: left, step: right, .. } => {
             explain(left, depth + 1, out);
             explain(right, depth + 1, out);
         }

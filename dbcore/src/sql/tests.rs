@@ -653,6 +653,7 @@ fn every_budget_gives_the_same_answers() {
         "select count(*) from t a, u b where a.id % 100 = b.k",
         "select id, row_number() over (partition by g order by id), sum(id) over (partition by g order by id rows 3 preceding), lag(s) over (order by id) from t where id % 3 = 0 order by id",
         "select g, count(*), rank() over (order by count(*) desc, g), sum(count(*)) over (order by g) from t group by g",
+        "with recursive r(n) as (select 1 union all select n + 1 from r where n < 3000) select count(*), sum(n) from r join t on t.id = r.n where t.g = 2",
     ];
     let mut answers: Vec<Vec<QueryResult>> = Vec::new();
     let mut d = sample();
@@ -1854,4 +1855,32 @@ fn update_from_and_delete_using_join_other_tables() {
     }
     let p = d.prepare(1, "insert into pay values ($1, $2) returning amount * 2 as twice", &[]).unwrap();
     assert_eq!(p.columns.as_ref().map(|c| c[0].name.clone()), Some("twice".to_string()));
+}
+
+/// WITH RECURSIVE, answers pinned from PostgreSQL 15: counting, walking a tree down and up
+/// (UNION drops rows already given, so a cycle ends), paths, a LIMIT that ends a recursion
+/// that would not end by itself, and one that does not end at all (54000, not a hang).
+#[test]
+fn with_recursive_walks_trees_and_stops() {
+    let mut d = db();
+    d.execute("create table tree (id int primary key, parent int, name text); \
+        insert into tree values (1, null, 'root'), (2, 1, 'a'), (3, 1, 'b'), (4, 2, 'a1'), (5, 4, 'a11'), (6, 3, 'b1')");
+    for (q, want) in [
+        ("with recursive t(n) as (select 1 union all select n + 1 from t where n < 10) select sum(n), count(*) from t", "55,10"),
+        ("with recursive sub as (select id, name, 0 as depth from tree where id = 2 union all select c.id, c.name, s.depth + 1 from tree c join sub s on c.parent = s.id) select * from sub order by id", "2,a,0 4,a1,1 5,a11,2"),
+        ("with recursive anc(id, parent) as (select id, parent from tree where id = 5 union select t.id, t.parent from tree t, anc where t.id = anc.parent) select id from anc order by id", "1 2 4 5"),
+        ("with recursive path as (select id, name::text as p from tree where parent is null union all select t.id, path.p || '/' || t.name from tree t join path on t.parent = path.id) select p from path order by p", "root root/a root/a/a1 root/a/a1/a11 root/b root/b/b1"),
+        ("with recursive cyc(a) as (select 1 union select (a % 3) + 1 from cyc) select a from cyc order by a", "1 2 3"),
+        ("with recursive fib(a, b) as (select 0::bigint, 1::bigint union all select b, a + b from fib where b < 100) select a from fib", "0 1 1 2 3 5 8 13 21 34 55 89"),
+        ("with recursive x as (select 5 as v) select * from x", "5"),
+        ("with recursive t(n) as (select 1 union all select n + 1 from t where n < 3), u as (select n * 10 as m from t) select * from u order by m", "10 20 30"),
+        ("with recursive t(n) as (select 1 union all select n + 1 from t where n < (select 4)) select count(*) from t", "4"),
+        ("with recursive t(n) as (select 1 union all select n + 1 from t) select n from t limit 3", "1 2 3"),
+    ] {
+        assert_eq!(flat(&mut d, q), want, "{q}");
+    }
+    let mut d = with_limits(d.into_device(), Limits { max_result_rows: 1000, ..Limits::default() });
+    assert_eq!(code(&mut d, "with recursive t(n) as (select 1 union all select n + 1 from t) select count(*) from t"), "54000");
+    assert_eq!(flat(&mut d, "with recursive t(n) as (select 1 union all select n + 1 from t where n < 999) select count(*) from t"), "999");
+    assert_eq!(code(&mut d, "with recursive t(n) as (select 1 union all select n + 1 from t order by 1) select * from t"), "0A000");
 }
