@@ -640,6 +640,7 @@ fn declared_type(oid: u32) -> Result<Option<SqlType>, PgError> {
         1043 => Some(SqlType::Varchar(0)),
         1042 => Some(SqlType::Char(0)),
         1114 | 1184 => Some(SqlType::Timestamp),
+        1082 => Some(SqlType::Date),
         other => return Err(PgError::error("0A000", format!("parameter type with OID {other} is not supported yet"))),
     })
 }
@@ -671,6 +672,14 @@ fn decode_param(raw: Option<&[u8]>, format: i16, ty: SqlType) -> Result<Value, P
             SqlType::Float4 if b.len() == 4 => Ok(Value::Float(f32::from_be_bytes([b[0], b[1], b[2], b[3]]) as f64)),
             SqlType::Float8 if b.len() == 8 => Ok(Value::Float(f64::from_be_bytes(b.try_into().map_err(|_| bad())?))),
             SqlType::Timestamp if b.len() == 8 => Ok(Value::Timestamp(i64::from_be_bytes(b.try_into().map_err(|_| bad())?))),
+            SqlType::Date if b.len() == 4 => {
+                let d = i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                let (lo, hi) = dbcore::value::DATE_RANGE;
+                if !(lo..=hi).contains(&d) {
+                    return Err(PgError::error("22008", "date out of range"));
+                }
+                Ok(Value::Date(d))
+            }
             t if t.is_text() => core::str::from_utf8(b).map(|s| Value::Text(String::from(s))).map_err(|_| bad()),
             _ => Err(bad()),
         },
@@ -691,6 +700,7 @@ fn encode_value(v: &Value, ty: SqlType, format: i16) -> Option<Vec<u8>> {
             (Value::Float(f), SqlType::Float4) => Some((*f as f32).to_be_bytes().to_vec()),
             (Value::Float(f), _) => Some(f.to_be_bytes().to_vec()),
             (Value::Timestamp(t), _) => Some(t.to_be_bytes().to_vec()),
+            (Value::Date(d), _) => Some((*d as i32).to_be_bytes().to_vec()),
             (Value::Bool(b), _) => Some(alloc::vec![*b as u8]),
             (Value::Text(t), _) => Some(t.as_bytes().to_vec()),
         };

@@ -25,6 +25,7 @@ pub enum SqlType {
     Char(u32),
     Bool,
     Timestamp,
+    Date,
 }
 
 impl SqlType {
@@ -42,6 +43,7 @@ impl SqlType {
             SqlType::Varchar(n) => (9, n),
             SqlType::Char(n) => (10, n),
             SqlType::Timestamp => (11, 0),
+            SqlType::Date => (12, 0),
         }
     }
     pub fn from_code(c: u8, n: u32) -> Option<SqlType> {
@@ -57,6 +59,7 @@ impl SqlType {
             9 => SqlType::Varchar(n),
             10 => SqlType::Char(n),
             11 => SqlType::Timestamp,
+            12 => SqlType::Date,
             _ => return None,
         })
     }
@@ -74,6 +77,7 @@ impl SqlType {
             SqlType::Char(_) => 1042,
             SqlType::Bool => 16,
             SqlType::Timestamp => 1114,
+            SqlType::Date => 1082,
         }
     }
     /// PostgreSQL's typmod (atttypmod, RowDescription): the length + 4 for VARCHAR(n) and
@@ -89,7 +93,7 @@ impl SqlType {
     pub fn pg_len(self) -> i16 {
         match self {
             SqlType::Int2 => 2,
-            SqlType::Int4 | SqlType::Float4 => 4,
+            SqlType::Int4 | SqlType::Float4 | SqlType::Date => 4,
             SqlType::Int8 | SqlType::Float8 | SqlType::Timestamp => 8,
             SqlType::Bool => 1,
             _ => -1,
@@ -108,6 +112,7 @@ impl SqlType {
             SqlType::Char(_) => "character",
             SqlType::Bool => "boolean",
             SqlType::Timestamp => "timestamp without time zone",
+            SqlType::Date => "date",
         }
     }
     pub fn is_int(self) -> bool {
@@ -132,7 +137,8 @@ impl SqlType {
 }
 
 /// A value. Integers of every width are `Int`, REAL and DOUBLE PRECISION `Float`, NUMERIC
-/// `Numeric`, timestamps microseconds since 2000-01-01 (PostgreSQL's epoch).
+/// `Numeric`, timestamps microseconds since 2000-01-01 (PostgreSQL's epoch), dates days since
+/// that day.
 #[derive(Debug, Clone)]
 pub enum Value {
     Null,
@@ -142,6 +148,7 @@ pub enum Value {
     Numeric(Decimal),
     Text(String),
     Timestamp(i64),
+    Date(i64),
 }
 
 impl Value {
@@ -162,6 +169,7 @@ impl Value {
             Value::Numeric(d) => s = numeric::to_text(d),
             Value::Text(t) => s.push_str(t),
             Value::Timestamp(us) => s = format_timestamp(*us),
+            Value::Date(d) => s = format_date(*d),
         }
         Some(s)
     }
@@ -171,7 +179,7 @@ impl Value {
             Value::Bool(_) => 1,
             Value::Int(_) | Value::Float(_) | Value::Numeric(_) => 2,
             Value::Text(_) => 3,
-            Value::Timestamp(_) => 4,
+            Value::Timestamp(_) | Value::Date(_) => 4,
             Value::Null => 9,
         }
     }
@@ -194,6 +202,10 @@ impl Ord for Value {
             (Value::Float(a), Value::Numeric(b)) => numeric::cmp_f64(b, *a).reverse(),
             (Value::Text(a), Value::Text(b)) => a.cmp(b),
             (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
+            (Value::Date(a), Value::Date(b)) => a.cmp(b),
+            // A date is its midnight, as PostgreSQL compares date with timestamp.
+            (Value::Date(a), Value::Timestamp(b)) => a.saturating_mul(DAY_US).cmp(b),
+            (Value::Timestamp(a), Value::Date(b)) => a.cmp(&b.saturating_mul(DAY_US)),
             (a, b) => a.rank().cmp(&b.rank()),
         }
     }
@@ -275,6 +287,21 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// `YYYY-MM-DD`, PostgreSQL's ISO output for a date (days since 2000-01-01).
+pub fn format_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    alloc::format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// A date's days since 2000-01-01: `YYYY-MM-DD`, or a timestamp's text (its time is dropped,
+/// as PostgreSQL's date input does).
+pub fn parse_date(s: &str) -> Option<i64> {
+    Some(parse_timestamp(s)?.div_euclid(DAY_US))
+}
+
+/// The first and last day a date may be (the years timestamps take, 1 to 9999).
+pub const DATE_RANGE: (i64, i64) = (-730_119, 2_921_939);
+
 pub fn format_timestamp(us: i64) -> String {
     let days = us.div_euclid(DAY_US);
     let rem = us.rem_euclid(DAY_US);
@@ -306,7 +333,7 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     let y: i64 = dp.next()?.parse().ok()?;
     let m: i64 = dp.next()?.parse().ok()?;
     let d: i64 = dp.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1..=9999).contains(&y) {
+    if !(1..=12).contains(&m) || !(1..=9999).contains(&y) || !(1..=days_in_month(y, m)).contains(&d) {
         return None;
     }
     let mut us = days_from_civil(y, m, d) * DAY_US;
@@ -349,6 +376,8 @@ const TAG_NUMERIC: u8 = 7;
 const TAG_VARINT: u8 = 8;
 /// Text of at most 255 bytes: a one-byte length. Longer text is `TAG_TEXT` (u32 length).
 const TAG_TEXT8: u8 = 9;
+/// A date: its days since 2000-01-01 as a zigzag varint.
+const TAG_DATE: u8 = 10;
 
 /// Appends the encoding of one row.
 pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
@@ -373,6 +402,15 @@ pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
             Value::Timestamp(t) => {
                 out.push(TAG_TS);
                 out.extend_from_slice(&t.to_le_bytes());
+            }
+            Value::Date(d) => {
+                out.push(TAG_DATE);
+                let mut z = ((*d << 1) ^ (*d >> 63)) as u64;
+                while z >= 0x80 {
+                    out.push(z as u8 | 0x80);
+                    z >>= 7;
+                }
+                out.push(z as u8);
             }
             Value::Numeric(d) => {
                 let (m, scale) = numeric::to_parts(d);
@@ -488,6 +526,10 @@ pub fn decode_row_into(bytes: &[u8], row: &mut Vec<Value>) -> Result<(), DbError
             }
             TAG_FLOAT => Value::Float(f64::from_bits(r.u64().ok_or_else(bad)?)),
             TAG_TS => Value::Timestamp(r.u64().ok_or_else(bad)? as i64),
+            TAG_DATE => {
+                let z = r.varint().ok_or_else(bad)?;
+                Value::Date((z >> 1) as i64 ^ -((z & 1) as i64))
+            }
             TAG_NUMERIC => {
                 let scale = r.u8().ok_or_else(bad)?;
                 let m = r.take(16).ok_or_else(bad)?;
@@ -555,6 +597,10 @@ pub fn encode_key(v: &Value, out: &mut Vec<u8>) {
             out.push(0x40);
             out.extend_from_slice(&((*t as u64) ^ (1 << 63)).to_be_bytes());
         }
+        Value::Date(d) => {
+            out.push(0x41);
+            out.extend_from_slice(&((*d as u64) ^ (1 << 63)).to_be_bytes());
+        }
     }
 }
 
@@ -575,6 +621,7 @@ mod tests {
             (-1e12f64..1e12).prop_map(Value::Float),
             (any::<i64>(), 0u32..=18).prop_map(|(m, s)| Value::Numeric(Decimal::new(m, s))),
             ".{0,40}".prop_map(Value::Text),
+            (DATE_RANGE.0..=DATE_RANGE.1).prop_map(Value::Date),
             // Both sides of the one-byte text length.
             "[a-z]{250,260}".prop_map(Value::Text),
         ]
@@ -637,12 +684,33 @@ mod tests {
         }
 
         #[test]
+        fn dates_print_and_parse_back(d in DATE_RANGE.0..=DATE_RANGE.1) {
+            let text = format_date(d);
+            prop_assert_eq!(parse_date(&text), Some(d));
+            prop_assert_eq!(Value::Date(d).cmp(&Value::Timestamp(d * DAY_US)), Ordering::Equal);
+            prop_assert_eq!(Value::Date(d).cmp(&Value::Timestamp(d * DAY_US + 1)), Ordering::Less);
+        }
+
+        #[test]
         fn integer_keys_order(a in any::<i64>(), b in any::<i64>()) {
             let (mut ka, mut kb) = (Vec::new(), Vec::new());
             encode_key(&Value::Int(a), &mut ka);
             encode_key(&Value::Int(b), &mut kb);
             prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
         }
+    }
+
+    #[test]
+    fn dates_check_their_calendar() {
+        assert_eq!(DATE_RANGE, (days_from_civil(1, 1, 1), days_from_civil(9999, 12, 31)));
+        assert_eq!(format_date(0), "2000-01-01");
+        assert_eq!(parse_date("2024-02-29"), Some(days_from_civil(2024, 2, 29)));
+        assert_eq!(parse_date("2024-03-01 23:59"), Some(days_from_civil(2024, 3, 1)));
+        assert_eq!(parse_date("2023-02-29"), None);
+        assert_eq!(parse_date("2024-04-31"), None);
+        assert_eq!(parse_date("1900-02-29"), None);
+        assert_eq!(parse_date("2000-02-29"), Some(days_from_civil(2000, 2, 29)));
+        assert_eq!(parse_timestamp("2024-02-30 10:00"), None);
     }
 
     #[test]

@@ -1364,6 +1364,7 @@ fn probe(v: Value, ty: SqlType) -> Option<Value> {
         (Value::Text(_), SqlType::Text | SqlType::Varchar(_)) => Some(v),
         (Value::Bool(_), SqlType::Bool) => Some(v),
         (Value::Timestamp(_), SqlType::Timestamp) => Some(v),
+        (Value::Date(_), SqlType::Date) => Some(v),
         _ => None,
     }
 }

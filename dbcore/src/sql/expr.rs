@@ -94,6 +94,10 @@ pub enum Func {
     FormatType,
     /// `timestamp + interval`: (timestamp, months, days, microseconds).
     TsAdd,
+    /// `date + integer` (and `date - integer`, the integer negated): a date.
+    DateAdd,
+    /// `date - date`: the days between, an integer.
+    DateSub,
     /// `extract(field from timestamp)` (numeric) and `date_part(field, timestamp)` (double).
     Extract,
     DatePart,
@@ -188,6 +192,10 @@ pub fn cast_value(v: Value, want: SqlType) -> Result<Value, DbError> {
         }
         (Value::Bool(b), T::Bool) => Value::Bool(b),
         (Value::Timestamp(t), T::Timestamp) => Value::Timestamp(t),
+        (Value::Date(d), T::Date) => Value::Date(d),
+        (Value::Date(d), T::Timestamp) => Value::Timestamp(d.checked_mul(86_400_000_000).ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "timestamp out of range"))?),
+        (Value::Timestamp(t), T::Date) => Value::Date(t.div_euclid(86_400_000_000)),
+        (Value::Text(s), T::Date) => Value::Date(crate::value::parse_date(&s).ok_or_else(|| err!(INVALID_DATETIME, "invalid input syntax for type date: \"{s}\""))?),
         (Value::Text(s), t) if t.is_int() => {
             let n: i64 = s.trim().parse().map_err(|_| err!(INVALID_TEXT_REPRESENTATION, "invalid input syntax for type {}: \"{s}\"", t.name()))?;
             check_int(Some(n), t).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "value \"{s}\" is out of range for type {}", t.name()))?
@@ -254,6 +262,7 @@ pub fn value_type_name(v: &Value) -> &'static str {
         Value::Numeric(_) => "numeric",
         Value::Text(_) => "text",
         Value::Timestamp(_) => "timestamp without time zone",
+        Value::Date(_) => "date",
     }
 }
 
@@ -919,6 +928,18 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
             }
         }
         F::Now => Value::Timestamp(env.now()),
+        F::DateAdd => {
+            let (Value::Date(d), Value::Int(n)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "date + integer on other types")) };
+            let (lo, hi) = crate::value::DATE_RANGE;
+            match d.checked_add(*n) {
+                Some(r) if (lo..=hi).contains(&r) => Value::Date(r),
+                _ => return Err(err!(DATETIME_FIELD_OVERFLOW, "date out of range")),
+            }
+        }
+        F::DateSub => {
+            let (Value::Date(x), Value::Date(y)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "date - date on other types")) };
+            Value::Int(x - y)
+        }
         F::TsAdd => {
             let (Value::Timestamp(t), Some(months), Some(days), Some(micros)) = (&a[0], int_arg(&a[1]), int_arg(&a[2]), int_arg(&a[3])) else {
                 return Err(err!(INTERNAL_ERROR, "timestamp + interval on other types"));

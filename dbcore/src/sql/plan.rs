@@ -353,6 +353,11 @@ fn int_const(n: i64) -> (Expr, Ty) {
 fn coerce(x: Expr, t: Ty, want: SqlType, what: &str) -> Result<Expr, DbError> {
     match t {
         Ty::Known(ty) if ty == want => Ok(x),
+        // A date is the timestamp of its midnight.
+        Ty::Known(SqlType::Date) if want == SqlType::Timestamp => match x {
+            Expr::Const(v) => Ok(Expr::Const(cast_value(v, want)?)),
+            other => Ok(Expr::Cast(Box::new(other), want)),
+        },
         Ty::Known(ty) if ty.is_int() && want.is_int() => Ok(x),
         Ty::Known(ty) if ty.is_int() && want.is_numeric() => match x {
             Expr::Const(v) => Ok(Expr::Const(cast_value(v, want)?)),
@@ -391,6 +396,7 @@ fn common_type(a: Ty, b: Ty, op: &str) -> Result<SqlType, DbError> {
             if x.is_float() || y.is_float() { SqlType::Float8 } else { SqlType::NUMERIC }
         }
         (Ty::Known(x), Ty::Known(y)) if x.is_text() && y.is_text() => SqlType::Text,
+        (Ty::Known(SqlType::Date), Ty::Known(SqlType::Timestamp)) | (Ty::Known(SqlType::Timestamp), Ty::Known(SqlType::Date)) => SqlType::Timestamp,
         (Ty::Known(x), Ty::Known(y)) => return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {op} {}", x.name(), y.name())),
         (Ty::Known(x), _) | (_, Ty::Known(x)) => x,
         _ => SqlType::Text,
@@ -557,6 +563,7 @@ pub fn default_name(e: &ast::Expr) -> String {
                 SqlType::Varchar(_) => "varchar",
                 SqlType::Char(_) => "bpchar",
                 SqlType::Timestamp => "timestamp",
+                SqlType::Date => "date",
                 _ => t.name(),
             })).unwrap_or_else(|_| String::from("?column?")),
         },
@@ -609,6 +616,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
         D::Bool | D::Boolean => SqlType::Bool,
         D::Regclass => SqlType::Int8,
         D::Timestamp(_, _) | D::Datetime(_) => SqlType::Timestamp,
+        D::Date => SqlType::Date,
         D::Custom(n, _) => match object_name(n)?.as_str() {
             "int2" | "smallserial" | "serial2" => SqlType::Int2,
             "int4" | "serial" | "serial4" => SqlType::Int4,
@@ -626,6 +634,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
             "numeric" | "decimal" => SqlType::NUMERIC,
             "real" => SqlType::Float4,
             "timestamp" => SqlType::Timestamp,
+            "date" => SqlType::Date,
             // Object identifiers, and the reg* aliases (shown as numbers, not names).
             "oid" | "regclass" | "regtype" | "regnamespace" | "regproc" | "regprocedure" | "regrole" => SqlType::Int8,
             other => return Err(err!(UNDEFINED_OBJECT, "type \"{other}\" does not exist")),
@@ -1138,7 +1147,7 @@ impl<'a> Planner<'a> {
                 };
                 let iv = if matches!(op, ast::BinaryOperator::Minus) { iv.negate().ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "interval out of range"))? } else { iv };
                 let (x, t) = self.compile(ts, scope)?;
-                if !matches!(t, Ty::Known(SqlType::Timestamp) | Ty::Unknown | Ty::Null) {
+                if !matches!(t, Ty::Known(SqlType::Timestamp | SqlType::Date) | Ty::Unknown | Ty::Null) {
                     return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {op} interval", t.sql().name()));
                 }
                 let x = coerce(x, t, SqlType::Timestamp, "operand")?;
@@ -1391,6 +1400,7 @@ impl<'a> Planner<'a> {
                 self.note_param(&r, SqlType::Text);
                 Ok((bx(l, r, SqlType::Text), Ty::Known(SqlType::Text)))
             }
+            Add | Sub if lt == Ty::Known(SqlType::Date) || rt == Ty::Known(SqlType::Date) => self.date_arith(op, l, lt, r, rt),
             Add | Sub | Mul | Div | Mod => {
                 let lt2 = if lt == Ty::Unknown || lt == Ty::Null { rt } else { lt };
                 let rt2 = if rt == Ty::Unknown || rt == Ty::Null { lt } else { rt };
@@ -1412,6 +1422,30 @@ impl<'a> Planner<'a> {
                 let r = coerce(r, rt, common, "operand")?;
                 Ok((bx(l, r, common), Ty::Known(SqlType::Bool)))
             }
+        }
+    }
+
+    /// `date + integer`, `integer + date`, `date - integer` (dates) and `date - date` (the days
+    /// between), as in PostgreSQL.
+    fn date_arith(&self, op: BinOp, l: Expr, lt: Ty, r: Expr, rt: Ty) -> Result<(Expr, Ty), DbError> {
+        let is_int = |t: Ty| matches!(t, Ty::Known(x) if x.is_int()) || matches!(t, Ty::Unknown | Ty::Null);
+        let date = Ty::Known(SqlType::Date);
+        let f = |func, args: Vec<Expr>, ty| (fold_strict_func(Expr::Func(func, args, ty)), Ty::Known(ty));
+        let neg = |x: Expr| Expr::Neg(Box::new(x), SqlType::Int8);
+        match op {
+            BinOp::Sub if lt == date && rt == date => Ok(f(Func::DateSub, alloc::vec![l, r], SqlType::Int4)),
+            BinOp::Sub if lt == date && matches!(rt, Ty::Unknown) => Ok(f(Func::DateSub, alloc::vec![l, coerce(r, rt, SqlType::Date, "operand")?], SqlType::Int4)),
+            BinOp::Add | BinOp::Sub if lt == date && is_int(rt) => {
+                self.note_param(&r, SqlType::Int4);
+                let r = coerce(r, rt, SqlType::Int4, "operand")?;
+                Ok(f(Func::DateAdd, alloc::vec![l, if op == BinOp::Sub { neg(r) } else { r }], SqlType::Date))
+            }
+            BinOp::Add if rt == date && is_int(lt) => {
+                self.note_param(&l, SqlType::Int4);
+                let l = coerce(l, lt, SqlType::Int4, "operand")?;
+                Ok(f(Func::DateAdd, alloc::vec![r, l], SqlType::Date))
+            }
+            _ => Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {} {}", lt.sql().name(), if op == BinOp::Add { "+" } else { "-" }, rt.sql().name())),
         }
     }
 
@@ -1514,6 +1548,7 @@ impl<'a> Planner<'a> {
                 (Expr::Const(Value::Bool(true)), Ty::Known(SqlType::Bool))
             }
             ("now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" | "statement_timestamp" | "clock_timestamp", 0) => (Expr::Func(Func::Now, Vec::new(), SqlType::Timestamp), Ty::Known(SqlType::Timestamp)),
+            ("current_date", 0) => (Expr::Cast(Box::new(Expr::Func(Func::Now, Vec::new(), SqlType::Timestamp)), SqlType::Date), Ty::Known(SqlType::Date)),
             ("random", 0) => (Expr::Func(Func::Random, Vec::new(), SqlType::Float8), Ty::Known(SqlType::Float8)),
             ("date_part" | "date_trunc", 2) => {
                 let mut it = compiled.into_iter();

@@ -57,7 +57,7 @@ const INT2: SqlType = SqlType::Int2;
 const INT4: SqlType = SqlType::Int4;
 
 /// The types kerndb has, as pg_type rows: (oid, name, length).
-const TYPES: [(i64, &str, i64); 11] = [
+const TYPES: [(i64, &str, i64); 12] = [
     (16, "bool", 1),
     (20, "int8", 8),
     (21, "int2", 2),
@@ -67,6 +67,7 @@ const TYPES: [(i64, &str, i64); 11] = [
     (701, "float8", 8),
     (1042, "bpchar", -1),
     (1043, "varchar", -1),
+    (1082, "date", 4),
     (1114, "timestamp", 8),
     (1700, "numeric", -1),
 ];
@@ -88,6 +89,7 @@ pub fn format_type(oid: i64, typmod: i64) -> Option<String> {
         701 => "double precision",
         1042 => "character",
         1043 => "character varying",
+        1082 => "date",
         1114 => "timestamp without time zone",
         1700 => "numeric",
         _ => return None,
