@@ -546,6 +546,18 @@ fn locks_rows(st: &Statement, s: &SessionState) -> bool {
     s.in_block && matches!(st, Statement::Query(q) if !q.locks.is_empty())
 }
 
+/// FOR UPDATE / FOR SHARE ... NOWAIT or SKIP LOCKED, if the statement says either.
+fn lock_wait(st: &Statement) -> Option<ast::NonBlock> {
+    match st {
+        Statement::Query(q) => q.locks.iter().find_map(|l| l.nonblock.clone()),
+        _ => None,
+    }
+}
+
+fn lock_not_available() -> DbError {
+    err!(LOCK_NOT_AVAILABLE, "could not obtain lock on row: another transaction holds it (NOWAIT)")
+}
+
 fn writes(s: &Statement) -> bool {
     matches!(
         s,
@@ -940,6 +952,7 @@ impl<D: BlockDevice> Database<D> {
                     self.store_savepoints(s);
                 }
                 match begun {
+                    Ok(false) if lock_wait(&stmt) == Some(ast::NonBlock::Nowait) => Err(lock_not_available()),
                     Ok(false) => {
                         if !keyed {
                             self.store.want_alone(s.id);
@@ -952,6 +965,9 @@ impl<D: BlockDevice> Database<D> {
                     // transaction, locking what it reads until the block ends.
                     Ok(true) if matches!(&*stmt, Statement::Query(_)) => {
                         self.store.begin_statement(s.id, reads_exclusive);
+                        if lock_wait(&stmt) == Some(ast::NonBlock::SkipLocked) {
+                            self.store.skip_locked(s.id);
+                        }
                         let Statement::Query(q) = &*stmt else { unreachable!("matched a query") };
                         match self.start_query(q, None, &b.params, b.plan.as_ref()) {
                             Ok(c) => return self.resume(s, b, c),
@@ -1174,13 +1190,15 @@ impl<D: BlockDevice> Database<D> {
         true
     }
 
-    fn finish(&mut self, s: &mut SessionState, b: &mut Batch, r: Result<QueryResult, DbError>) -> Step {
+    fn finish(&mut self, s: &mut SessionState, b: &mut Batch, mut r: Result<QueryResult, DbError>) -> Step {
         if let Some(on) = self.store.take_conflict() {
             // An access waited for another transaction's lock: the statement is undone, and
-            // runs again from the start when that lock has gone.
+            // runs again from the start when that lock has gone (NOWAIT: it fails instead).
             self.store.undo_statement(s.id);
-            if let Some(stmt) = s.stmt.take() {
-                return self.wait(s, b, stmt, on);
+            match s.stmt.take() {
+                Some(stmt) if lock_wait(&stmt) == Some(ast::NonBlock::Nowait) => r = Err(lock_not_available()),
+                Some(stmt) => return self.wait(s, b, stmt, on),
+                None => {}
             }
         }
         s.stmt = None;

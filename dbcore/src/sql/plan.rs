@@ -1663,10 +1663,7 @@ impl<'a> Planner<'a> {
             return Err(err!(FEATURE_NOT_SUPPORTED, "FETCH is not supported yet"));
         }
         // FOR UPDATE / FOR SHARE take their locks through the transaction they run in
-        // (`locks_rows` in sql/mod.rs); not waiting is not supported.
-        if q.locks.iter().any(|l| l.nonblock.is_some()) {
-            return Err(err!(FEATURE_NOT_SUPPORTED, "NOWAIT and SKIP LOCKED are not supported yet"));
-        }
+        // (`locks_rows` in sql/mod.rs), NOWAIT and SKIP LOCKED there too.
         let Some(with) = &q.with else { return self.query_body(q, outer) };
         let base = self.ctes.borrow().len();
         for cte in &with.cte_tables {

@@ -1613,7 +1613,8 @@ fn select_for_update_locks_what_it_reads_until_the_block_ends() {
     assert_eq!(try_step(&mut d, &mut r, &mut w).unwrap().unwrap().tag, "UPDATE 1");
 
     run(&mut d, &mut a, "begin").unwrap();
-    assert_eq!(run(&mut d, &mut a, "select * from acc for update skip locked").unwrap_err().code.0, "0A000");
+    // Alone, SKIP LOCKED has nothing to skip.
+    assert_eq!(run(&mut d, &mut a, "select * from acc for update skip locked").unwrap().rows.len(), 2);
     run(&mut d, &mut a, "rollback").unwrap();
 }
 
@@ -1921,4 +1922,38 @@ fn dates_answer_as_postgres_does() {
     let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
     assert_eq!(flat(&mut d, "select id from ev where d = '2024-02-29'"), "2");
     assert!(flat(&mut d, "explain select id from ev where d > '2024-02-28'").contains("Index Scan using ev_d"));
+}
+
+/// FOR UPDATE NOWAIT fails at once (55P03) where FOR UPDATE would wait; SKIP LOCKED leaves
+/// out the rows another transaction holds, and reads them once it has committed.
+#[test]
+fn for_update_nowait_fails_and_skip_locked_skips() {
+    let mut d = db();
+    let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
+    d.execute("create table jobs (id int primary key, st text); insert into jobs values (1, 'new'), (2, 'new'), (3, 'new')");
+    run(&mut d, &mut a, "begin").unwrap();
+    assert_eq!(texts(&run(&mut d, &mut a, "select id from jobs where id = 1 for update").unwrap()), "1");
+    run(&mut d, &mut b, "begin").unwrap();
+    let mut waits = d.batch("select id from jobs where id = 1 for update").unwrap();
+    assert!(matches!(d.step(&mut b, &mut waits), Step::Blocked), "without NOWAIT it waits");
+    d.cancel_running(&mut b);
+    run(&mut d, &mut b, "rollback").unwrap();
+    run(&mut d, &mut b, "begin").unwrap();
+    assert_eq!(run(&mut d, &mut b, "select id from jobs where id = 1 for update nowait").unwrap_err().code.0, "55P03");
+    assert_eq!(b.status(), b'E');
+    run(&mut d, &mut b, "rollback").unwrap();
+    // A scan must run alone, which it cannot while `a` is open: NOWAIT fails too.
+    run(&mut d, &mut b, "begin").unwrap();
+    assert_eq!(run(&mut d, &mut b, "select id from jobs for update nowait").unwrap_err().code.0, "55P03");
+    run(&mut d, &mut b, "rollback").unwrap();
+    run(&mut d, &mut b, "begin").unwrap();
+    assert_eq!(texts(&run(&mut d, &mut b, "select id from jobs where id = 1 for update skip locked").unwrap()), "");
+    assert_eq!(texts(&run(&mut d, &mut b, "select id, st from jobs where id = 2 for update skip locked").unwrap()), "2,new");
+    run(&mut d, &mut b, "update jobs set st = 'taken by b' where id = 2").unwrap();
+    run(&mut d, &mut a, "update jobs set st = 'taken by a' where id = 1").unwrap();
+    assert_eq!(texts(&run(&mut d, &mut a, "select id from jobs where id = 2 for update skip locked").unwrap()), "");
+    run(&mut d, &mut a, "commit").unwrap();
+    assert_eq!(texts(&run(&mut d, &mut b, "select id, st from jobs where id = 1 for update skip locked").unwrap()), "1,taken by a");
+    run(&mut d, &mut b, "commit").unwrap();
+    assert_eq!(flat(&mut d, "select id, st from jobs order by id"), "1,taken by a 2,taken by b 3,new");
 }

@@ -279,6 +279,9 @@ struct StmtUndo {
     log_len: usize,
     /// UPDATE and DELETE lock what they read exclusively.
     reads_exclusive: bool,
+    /// SELECT ... FOR UPDATE SKIP LOCKED: a key read by key that another owner holds in a
+    /// conflicting mode reads as absent instead of waiting.
+    skip_locked: bool,
     /// Locks the statement took or raised, with the mode held before (None: not held).
     locks: Vec<(LockKey, Option<bool>)>,
     /// Keys the statement wrote: None if this was the owner's first write of the key (put
@@ -1059,6 +1062,24 @@ impl<D: BlockDevice> Store<D> {
         self.conflict = None;
     }
 
+    /// The running statement of `owner` skips the keys other owners hold (SKIP LOCKED) when
+    /// it reads them by key.
+    pub fn skip_locked(&mut self, owner: u64) {
+        if let Some(t) = &mut self.txn {
+            if let Some(o) = t.owners.iter_mut().find(|o| o.id == owner) {
+                o.stmt.skip_locked = true;
+            }
+        }
+    }
+
+    /// Is `key` of `tree` held by another owner in a mode the running statement's read
+    /// conflicts with, when that statement skips such keys?
+    fn skips(&self, tree: u32, key: &[u8]) -> bool {
+        let Some(t) = &self.txn else { return false };
+        let o = &t.owners[t.cur];
+        o.stmt.skip_locked && self.locks.get(&(tree, key.to_vec())).is_some_and(|l| !l.blockers(o.id, o.stmt.reads_exclusive).is_empty())
+    }
+
     /// The owners that the last refused access waits for, if an access was refused.
     pub fn take_conflict(&mut self) -> Option<Vec<u64>> {
         self.conflict.take()
@@ -1203,6 +1224,7 @@ impl<D: BlockDevice> Store<D> {
         let o = &mut t.owners[i];
         let stmt = core::mem::take(&mut o.stmt);
         o.stmt.reads_exclusive = stmt.reads_exclusive;
+        o.stmt.skip_locked = stmt.skip_locked;
         o.stmt.log_len = stmt.log_len;
         if !o.unlogged {
             o.log.truncate(stmt.log_len);
@@ -1788,6 +1810,9 @@ impl<D: BlockDevice> Store<D> {
 
     pub fn get(&mut self, at: ReadAt, tree: u32, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
         if matches!(at, ReadAt::Txn) && self.hooks() {
+            if self.skips(tree, key) {
+                return Ok(None);
+            }
             self.lock(tree, key, false)?;
         }
         let info = self.root(at, tree)?;
