@@ -1548,6 +1548,15 @@ impl<'a> Planner<'a> {
                 (Expr::Const(Value::Bool(true)), Ty::Known(SqlType::Bool))
             }
             ("now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" | "statement_timestamp" | "clock_timestamp", 0) => (Expr::Func(Func::Now, Vec::new(), SqlType::Timestamp), Ty::Known(SqlType::Timestamp)),
+            // The argument's type, known when planning (PostgreSQL gives a regtype; its
+            // text is the same). Not evaluated, as in PostgreSQL.
+            ("pg_typeof", 1) => {
+                let name = match compiled[0].1 {
+                    Ty::Known(t) => crate::sql::syscat::format_type(i64::from(t.pg_oid()), -1).unwrap_or_else(|| String::from(t.name())),
+                    Ty::Null | Ty::Unknown => String::from("unknown"),
+                };
+                (Expr::Const(Value::Text(name)), Ty::Known(SqlType::Text))
+            }
             ("current_date", 0) => (Expr::Cast(Box::new(Expr::Func(Func::Now, Vec::new(), SqlType::Timestamp)), SqlType::Date), Ty::Known(SqlType::Date)),
             ("random", 0) => (Expr::Func(Func::Random, Vec::new(), SqlType::Float8), Ty::Known(SqlType::Float8)),
             ("date_part" | "date_trunc", 2) => {

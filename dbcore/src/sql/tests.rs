@@ -1914,6 +1914,8 @@ fn dates_answer_as_postgres_does() {
         assert_eq!(code(&mut d, bad), "22007", "{bad}");
     }
     assert_eq!(code(&mut d, "select '9999-12-31'::date + 1"), "22008");
+    // pg_typeof, as PostgreSQL 15 answered (no typmod; a bare literal is unknown).
+    assert_eq!(flat(&mut d, "select pg_typeof(1), pg_typeof(1.5), pg_typeof('a'::varchar(3)), pg_typeof(d), pg_typeof(d - 1), pg_typeof(d - d), pg_typeof(null), pg_typeof('x') from ev where id = 1"), "integer,numeric,character varying,date,date,integer,unknown,unknown");
     assert_eq!(code(&mut d, "select d * 2 from ev"), "42883");
     let r = one(&mut d, "select d from ev where id = 1").unwrap();
     assert_eq!(r.columns.unwrap()[0].ty.pg_oid(), 1082);
