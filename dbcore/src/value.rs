@@ -379,6 +379,20 @@ const TAG_TEXT8: u8 = 9;
 /// A date: its days since 2000-01-01 as a zigzag varint.
 const TAG_DATE: u8 = 10;
 
+/// Appends `i` as a zigzag LEB128 varint (small magnitudes, either sign, in few bytes).
+fn push_zigzag(i: i64, out: &mut Vec<u8>) {
+    let mut z = ((i << 1) ^ (i >> 63)) as u64;
+    while z >= 0x80 {
+        out.push(z as u8 | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn unzigzag(z: u64) -> i64 {
+    (z >> 1) as i64 ^ -((z & 1) as i64)
+}
+
 /// Appends the encoding of one row.
 pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
     assert!(row.len() <= u16::MAX as usize, "row width is checked at CREATE TABLE");
@@ -388,12 +402,7 @@ pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
             Value::Null => out.push(TAG_NULL),
             Value::Int(i) => {
                 out.push(TAG_VARINT);
-                let mut z = ((*i << 1) ^ (*i >> 63)) as u64;
-                while z >= 0x80 {
-                    out.push(z as u8 | 0x80);
-                    z >>= 7;
-                }
-                out.push(z as u8);
+                push_zigzag(*i, out);
             }
             Value::Float(f) => {
                 out.push(TAG_FLOAT);
@@ -405,12 +414,7 @@ pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
             }
             Value::Date(d) => {
                 out.push(TAG_DATE);
-                let mut z = ((*d << 1) ^ (*d >> 63)) as u64;
-                while z >= 0x80 {
-                    out.push(z as u8 | 0x80);
-                    z >>= 7;
-                }
-                out.push(z as u8);
+                push_zigzag(*d, out);
             }
             Value::Numeric(d) => {
                 let (m, scale) = numeric::to_parts(d);
@@ -520,16 +524,10 @@ pub fn decode_row_into(bytes: &[u8], row: &mut Vec<Value>) -> Result<(), DbError
         let v = match r.u8().ok_or_else(bad)? {
             TAG_NULL => Value::Null,
             TAG_INT => Value::Int(r.u64().ok_or_else(bad)? as i64),
-            TAG_VARINT => {
-                let z = r.varint().ok_or_else(bad)?;
-                Value::Int((z >> 1) as i64 ^ -((z & 1) as i64))
-            }
+            TAG_VARINT => Value::Int(unzigzag(r.varint().ok_or_else(bad)?)),
             TAG_FLOAT => Value::Float(f64::from_bits(r.u64().ok_or_else(bad)?)),
             TAG_TS => Value::Timestamp(r.u64().ok_or_else(bad)? as i64),
-            TAG_DATE => {
-                let z = r.varint().ok_or_else(bad)?;
-                Value::Date((z >> 1) as i64 ^ -((z & 1) as i64))
-            }
+            TAG_DATE => Value::Date(unzigzag(r.varint().ok_or_else(bad)?)),
             TAG_NUMERIC => {
                 let scale = r.u8().ok_or_else(bad)?;
                 let m = r.take(16).ok_or_else(bad)?;

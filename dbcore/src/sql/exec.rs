@@ -606,6 +606,10 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                             Poll::Done => w.input_done = true,
                         }
                     }
+                    if w.part.is_empty() {
+                        // No rows at all: the loop's top ends the node.
+                        continue;
+                    }
                     let mut rows = core::mem::take(&mut w.part);
                     self.spend(rows.len() as u64);
                     self.window_partition(&mut rows, order, calls)?;

@@ -199,8 +199,9 @@ enum WriteKind {
     /// Input rows are table rows with their row id after them (then, with FROM or USING,
     /// the joined rows' columns). `joined`: a row may come more than once (once per joined
     /// row), and only its first is written, as in PostgreSQL.
-    Update { sets: Rc<[(usize, Expr)]>, idx: Rc<[IndexDef]>, joined: bool },
-    Delete { idx: Rc<[IndexDef]>, joined: bool },
+    /// `width`: the values in each input row.
+    Update { sets: Rc<[(usize, Expr)]>, idx: Rc<[IndexDef]>, joined: bool, width: usize },
+    Delete { idx: Rc<[IndexDef]>, joined: bool, width: usize },
 }
 
 impl WriteJob {
@@ -460,7 +461,10 @@ fn compile_conflict(planner: &Planner, cat: &Catalog, t: &TableDef, alias: Optio
 
 /// The write job of a compiled UPDATE or DELETE, with `$n` bound to `exec_params`.
 fn update_job(k: &KeptUpdate, exec_params: Rc<[Value]>, params: &[(Value, SqlType)], returning: Option<Vec<ast::SelectItem>>) -> Box<WriteJob> {
-    let kind = if k.delete { WriteKind::Delete { idx: k.idx.clone(), joined: k.joined } } else { WriteKind::Update { sets: k.sets.clone(), idx: k.idx.clone(), joined: k.joined } };
+    // Rows read: the table's columns and the row id, then with FROM or USING the joined rows'
+    // columns (`cols` has the row id among them then).
+    let width = if k.joined { k.cols.len() } else { k.t.columns.len() + 1 };
+    let kind = if k.delete { WriteKind::Delete { idx: k.idx.clone(), joined: k.joined, width } } else { WriteKind::Update { sets: k.sets.clone(), idx: k.idx.clone(), joined: k.joined, width } };
     let mut job = WriteJob::new(&k.cat, k.t.clone(), kind, returning, params, exec_params);
     job.input = Some(Box::new((k.node.clone(), exec::State::Fresh)));
     job.ret_cols = Some(k.cols.clone());
@@ -552,6 +556,14 @@ fn lock_wait(st: &Statement) -> Option<ast::NonBlock> {
         Statement::Query(q) => q.locks.iter().find_map(|l| l.nonblock.clone()),
         _ => None,
     }
+}
+
+/// The innermost of the block's savepoints named `name`, for `what`.
+fn find_savepoint(s: &SessionState, name: &str, what: &str) -> Result<usize, DbError> {
+    if !s.in_block {
+        return Err(err!(NO_ACTIVE_SQL_TRANSACTION, "{what} can only be used in transaction blocks"));
+    }
+    s.savepoints.iter().rposition(|(n, _)| n == name).ok_or_else(|| err!(INVALID_SAVEPOINT_SPECIFICATION, "savepoint \"{name}\" does not exist"))
 }
 
 fn lock_not_available() -> DbError {
@@ -795,12 +807,7 @@ impl<D: BlockDevice> Database<D> {
     /// `RELEASE [SAVEPOINT] name`: forgets the savepoint and those set after it; their
     /// changes stay in the block.
     fn release_savepoint(&mut self, s: &mut SessionState, name: &str) -> Result<QueryResult, DbError> {
-        if !s.in_block {
-            return Err(err!(NO_ACTIVE_SQL_TRANSACTION, "RELEASE SAVEPOINT can only be used in transaction blocks"));
-        }
-        let Some(k) = s.savepoints.iter().rposition(|(n, _)| n == name) else {
-            return Err(err!(INVALID_SAVEPOINT_SPECIFICATION, "savepoint \"{name}\" does not exist"));
-        };
+        let k = find_savepoint(s, name, "RELEASE SAVEPOINT")?;
         s.savepoints.truncate(k);
         self.store.release_savepoint(s.id, k);
         Ok(tag("RELEASE"))
@@ -809,12 +816,7 @@ impl<D: BlockDevice> Database<D> {
     /// `ROLLBACK TO [SAVEPOINT] name`: undoes what the block changed since the savepoint,
     /// which stays set; a failed block runs again.
     fn rollback_to_savepoint(&mut self, s: &mut SessionState, name: &str) -> Result<QueryResult, DbError> {
-        if !s.in_block {
-            return Err(err!(NO_ACTIVE_SQL_TRANSACTION, "ROLLBACK TO SAVEPOINT can only be used in transaction blocks"));
-        }
-        let Some(k) = s.savepoints.iter().rposition(|(n, _)| n == name) else {
-            return Err(err!(INVALID_SAVEPOINT_SPECIFICATION, "savepoint \"{name}\" does not exist"));
-        };
+        let k = find_savepoint(s, name, "ROLLBACK TO SAVEPOINT")?;
         if self.store.is_writer(s.id) {
             self.store_savepoints(s);
             self.store.rollback_to_savepoint(s.id, k)?;
@@ -2293,11 +2295,10 @@ impl<D: BlockDevice> Database<D> {
         Ok(Some(update_job(kept, params.iter().map(|(v, _)| v.clone()).collect(), params, returning)))
     }
 
-    /// Writes one row of an UPDATE: `old` is the row as read, with its row id last.
     /// Updates the row `r` (a table row, its row id, then any joined columns, which `sets`
     /// may read); returns the row as written.
-    fn update_row(&mut self, t: &TableDef, sets: &[(usize, Expr)], idx: &[IndexDef], params: &Rc<[Value]>, r: Row) -> Result<Row, DbError> {
-        let id = row_id_of(&r, t.columns.len())?;
+    fn update_row(&mut self, t: &TableDef, sets: &[(usize, Expr)], idx: &[IndexDef], params: &Rc<[Value]>, r: Row, width: usize) -> Result<Row, DbError> {
+        let id = row_id_of(&r, t.columns.len(), width)?;
         let mut new = r[..t.columns.len()].to_vec();
         {
             let mut ex = self.exec(ReadAt::Txn);
@@ -2513,21 +2514,21 @@ impl<D: BlockDevice> Database<D> {
                     let new_id = self.rewrite_row(t, &c.idx, &old, id, new)?;
                     job.touched.insert(new_id);
                 }
-                WriteKind::Update { sets, idx, joined } => {
-                    if *joined && !job.touched.insert(row_id_of(&r, job.t.columns.len())?) {
+                WriteKind::Update { sets, idx, joined, width } => {
+                    if *joined && !job.touched.insert(row_id_of(&r, job.t.columns.len(), *width)?) {
                         job.n -= 1;
                         continue;
                     }
                     // RETURNING reads the new row, then (with FROM) the joined row's columns.
                     let rest = if *joined && job.returning.is_some() { r[job.t.columns.len()..].to_vec() } else { Vec::new() };
-                    let mut new = self.update_row(&job.t, sets, idx, &job.exec_params, r)?;
+                    let mut new = self.update_row(&job.t, sets, idx, &job.exec_params, r, *width)?;
                     if job.returning.is_some() {
                         new.extend(rest);
                         job.written.push(new);
                     }
                 }
-                WriteKind::Delete { idx, joined } => {
-                    let id = row_id_of(&r, job.t.columns.len())?;
+                WriteKind::Delete { idx, joined, width } => {
+                    let id = row_id_of(&r, job.t.columns.len(), *width)?;
                     if *joined && !job.touched.insert(id) {
                         job.n -= 1;
                         continue;
@@ -2756,12 +2757,15 @@ fn type_err(e: DbError, c: &ColumnDef) -> DbError {
     }
 }
 
-/// The row id of a row read for an UPDATE or DELETE: the value after the table's `n`
-/// columns. Disk bytes are checked, not trusted: a row of another width is XX001.
-fn row_id_of(r: &[Value], n: usize) -> Result<[u8; 8], DbError> {
+/// The row id of a row read for an UPDATE or DELETE (`width` values in all): the value
+/// after the table's `n` columns. Disk bytes are checked, not trusted: a stored row of another
+/// width makes a row of another width, XX001.
+fn row_id_of(r: &[Value], n: usize, width: usize) -> Result<[u8; 8], DbError> {
+    if r.len() != width {
+        return Err(err!(DATA_CORRUPTED, "malformed row: {} values where {width} were read", r.len()));
+    }
     match r.get(n) {
-        Some(Value::Int(i)) if r.len() > n => Ok((*i as u64).to_be_bytes()),
-        _ if r.len() <= n => Err(err!(DATA_CORRUPTED, "malformed row: {} values for {n} columns", r.len().saturating_sub(1))),
+        Some(Value::Int(i)) => Ok((*i as u64).to_be_bytes()),
         _ => Err(err!(INTERNAL_ERROR, "row without id")),
     }
 }

@@ -258,6 +258,11 @@ impl Owner {
 /// written in can no longer be rolled back to (nor can the ones before it).
 pub const MAX_SAVE_BYTES: usize = 64 << 20;
 
+/// The bytes of the before-images `saves` hold.
+fn saved_bytes(saves: &[SaveUndo]) -> usize {
+    saves.iter().flat_map(|l| l.before.iter()).map(|(k, v)| k.1.len() + v.as_ref().map_or(0, Vec::len)).sum()
+}
+
 /// What rolls an owner back to one of its savepoints (docs/storage-format.md, "Savepoints").
 #[derive(Default)]
 struct SaveUndo {
@@ -1491,7 +1496,7 @@ impl<D: BlockDevice> Store<D> {
         if !o.unlogged {
             o.log.truncate(log_len);
         }
-        o.save_bytes = o.saves.iter().map(|l| l.before.iter().map(|(k, v)| k.1.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()).sum();
+        o.save_bytes = saved_bytes(&o.saves);
         o.saves.push(SaveUndo { log_len: o.log.len(), ..Default::default() });
         self.release_epoch += 1;
         Ok(())
@@ -1518,7 +1523,7 @@ impl<D: BlockDevice> Store<D> {
         if o.save_bytes > MAX_SAVE_BYTES {
             lvl.broken = true;
             lvl.before = BTreeMap::new();
-            o.save_bytes = o.saves.iter().map(|l| l.before.iter().map(|(k, v)| k.1.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()).sum();
+            o.save_bytes = saved_bytes(&o.saves);
         } else {
             lvl.before.insert(k, v);
         }
