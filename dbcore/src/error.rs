@@ -50,6 +50,7 @@ impl SqlState {
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
     pub const GENERATED_ALWAYS: SqlState = SqlState("428C9");
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: SqlState = SqlState("2200H");
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: SqlState = SqlState("55000");
     pub const DEPENDENT_OBJECTS: SqlState = SqlState("2BP01");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     pub const INVALID_ROW_COUNT: SqlState = SqlState("2201W");

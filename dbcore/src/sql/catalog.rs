@@ -1,4 +1,4 @@
-//! The SQL catalog: tables, indexes and views, stored as entries of the catalog tree
+//! The SQL catalog: tables, indexes, views and sequences, stored as entries of the catalog tree
 //! (docs/sql.md, "Catalog").
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -65,11 +65,45 @@ pub struct ViewDef {
     pub columns: Vec<String>,
 }
 
+/// A sequence (CREATE SEQUENCE). Its number lives in tree `tree`, under the empty key, as
+/// [`encode_seq_state`]: written at CREATE, by setval and ALTER ... RESTART, and by every
+/// commit after numbers were handed out (docs/sql.md, "Sequences").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqDef {
+    pub name: String,
+    pub tree: u32,
+    /// smallint, integer or bigint.
+    pub ty: SqlType,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cycle: bool,
+    /// OWNED BY table.column: dropped with the table.
+    pub owned_by: Option<(String, String)>,
+}
+
+/// A sequence's number: the last value given (or the first to give) and whether it was given.
+pub fn encode_seq_state(last: i64, called: bool) -> Vec<u8> {
+    let mut o = Vec::with_capacity(9);
+    o.extend_from_slice(&last.to_le_bytes());
+    o.push(called as u8);
+    o
+}
+
+pub fn decode_seq_state(v: &[u8]) -> Option<(i64, bool)> {
+    match v {
+        [b @ .., c] if b.len() == 8 && *c <= 1 => Some((i64::from_le_bytes(b.try_into().ok()?), *c == 1)),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub tables: BTreeMap<String, TableDef>,
     pub indexes: BTreeMap<String, IndexDef>,
     pub views: BTreeMap<String, ViewDef>,
+    pub sequences: BTreeMap<String, SeqDef>,
     /// The one role's name (not stored: the server's configuration), for pg_catalog.
     pub owner_name: String,
 }
@@ -145,6 +179,24 @@ impl Catalog {
                     }
                     c.views.insert(name.clone(), ViewDef { name, sql, columns });
                 }
+                Some(b's') => {
+                    let name = String::from(r.str32().ok_or_else(bad)?);
+                    let tree = r.u32().ok_or_else(bad)?;
+                    let code = r.u8().ok_or_else(bad)?;
+                    let ty = SqlType::from_code(code, 0).filter(|t| t.is_int()).ok_or_else(bad)?;
+                    let mut num = || r.u64().map(|n| n as i64).ok_or_else(bad);
+                    let (start, increment, min, max) = (num()?, num()?, num()?, num()?);
+                    let cycle = r.u8().ok_or_else(bad)? != 0;
+                    let owned_by = match r.u8().ok_or_else(bad)? {
+                        0 => None,
+                        1 => Some((String::from(r.str32().ok_or_else(bad)?), String::from(r.str32().ok_or_else(bad)?))),
+                        _ => return Err(bad()),
+                    };
+                    if increment == 0 || min > max || !(min..=max).contains(&start) {
+                        return Err(bad());
+                    }
+                    c.sequences.insert(name.clone(), SeqDef { name, tree, ty, start, increment, min, max, cycle, owned_by });
+                }
                 _ => return Err(bad()),
             }
         }
@@ -165,6 +217,32 @@ impl Catalog {
         let mut k = alloc::vec![b'v'];
         k.extend_from_slice(name.as_bytes());
         k
+    }
+
+    pub fn seq_key(name: &str) -> Vec<u8> {
+        let mut k = alloc::vec![b's'];
+        k.extend_from_slice(name.as_bytes());
+        k
+    }
+
+    pub fn encode_seq(q: &SeqDef) -> Vec<u8> {
+        let mut o = Vec::new();
+        put_str(&mut o, &q.name);
+        o.extend_from_slice(&q.tree.to_le_bytes());
+        o.push(q.ty.code().0);
+        for n in [q.start, q.increment, q.min, q.max] {
+            o.extend_from_slice(&n.to_le_bytes());
+        }
+        o.push(q.cycle as u8);
+        match &q.owned_by {
+            None => o.push(0),
+            Some((t, c)) => {
+                o.push(1);
+                put_str(&mut o, t);
+                put_str(&mut o, c);
+            }
+        }
+        o
     }
 
     pub fn encode_table(t: &TableDef) -> Vec<u8> {
@@ -236,8 +314,9 @@ impl Catalog {
         self.indexes.values().filter(move |i| i.table == table)
     }
 
-    /// Is `name` taken by a table, view or index (they share PostgreSQL's relation namespace)?
+    /// Is `name` taken by a table, view, index or sequence (they share PostgreSQL's relation
+    /// namespace)?
     pub fn relation_exists(&self, name: &str) -> bool {
-        self.tables.contains_key(name) || self.views.contains_key(name) || self.indexes.contains_key(name)
+        self.tables.contains_key(name) || self.views.contains_key(name) || self.indexes.contains_key(name) || self.sequences.contains_key(name)
     }
 }

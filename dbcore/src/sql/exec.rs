@@ -23,7 +23,8 @@ use core::ops::Bound;
 
 use platform::BlockDevice;
 
-use super::expr::{Env, Expr, Row};
+use super::expr::{Env, Expr, Row, SeqOp};
+use super::seq::{SeqState, Sequences};
 use super::plan::{Access, Agg, AggFunc, Frame, FrameEdge, JoinKind, Node, SetKind, SortKey, SubPlan, WinCall, WinFunc, MAX_DEPTH};
 use crate::err;
 use crate::error::DbError;
@@ -65,6 +66,8 @@ pub struct Exec<'a, D: BlockDevice> {
     /// A row a consumer is done with, whose allocations (its vector, its strings) the next
     /// row a scan decodes reuses: an aggregate over a scan allocates nothing per row.
     spare: Option<Row>,
+    /// Sequence numbers (nextval() and friends); None where there are none to give.
+    pub seqs: Option<Rc<core::cell::RefCell<Sequences>>>,
 }
 
 /// A query's memory budget, checked against the host's gauge.
@@ -283,6 +286,38 @@ impl<D: BlockDevice> Env for Exec<'_, D> {
         self.now
     }
 
+    fn sequence(&mut self, op: SeqOp, args: &[Value]) -> Result<Value, DbError> {
+        let Some(seqs) = self.seqs.clone() else { return Err(err!(FEATURE_NOT_SUPPORTED, "sequence functions cannot be used here")) };
+        let mut seqs = seqs.borrow_mut();
+        if op == SeqOp::Last {
+            return seqs.lastval().map(Value::Int);
+        }
+        let (q, rest) = super::seq::def_from_args(args).ok_or_else(|| err!(INTERNAL_ERROR, "malformed sequence call"))?;
+        if op == SeqOp::Curr {
+            return seqs.curr(&q.name).map(Value::Int);
+        }
+        // Numbers are given only by a statement that runs as a write, whose commit writes
+        // them (docs/sql.md, "Sequences"); one that reads a snapshot (a view calling nextval)
+        // could not make them durable.
+        if !matches!(self.at, ReadAt::Txn) {
+            return Err(err!(READ_ONLY, "cannot call {}() on \"{}\" here: the statement reads a snapshot; call it in the statement itself", if op == SeqOp::Next { "nextval" } else { "setval" }, q.name));
+        }
+        if !seqs.is_loaded(q.tree) {
+            // The last committed number: no lock, as every change reaches the disk only at
+            // commits, from this same state.
+            let snap = self.store.snapshot();
+            let v = self.store.get(ReadAt::Snapshot(&snap), q.tree, b"");
+            self.store.release(snap);
+            let st = v?.as_deref().and_then(super::catalog::decode_seq_state).ok_or_else(|| err!(DATA_CORRUPTED, "the number of sequence \"{}\" is missing or malformed", q.name))?;
+            seqs.load(q.tree, SeqState { last: st.0, called: st.1 });
+        }
+        match (op, rest) {
+            (SeqOp::Next, []) => seqs.next(&q).map(Value::Int),
+            (SeqOp::Set, [Value::Int(v), Value::Bool(called)]) => seqs.set(&q, *v, *called).map(Value::Int),
+            _ => Err(err!(INTERNAL_ERROR, "malformed sequence call")),
+        }
+    }
+
     fn random(&mut self) -> f64 {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
@@ -297,7 +332,7 @@ fn mismatch() -> DbError {
 
 impl<'a, D: BlockDevice> Exec<'a, D> {
     pub fn new(store: &'a mut Store<D>, at: ReadAt<'a>, now: i64, seed: u64, max_rows: usize) -> Self {
-        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), work: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None, mem: None, ticks: 0, budget: u64::MAX, params: Rc::from(Vec::new()), spare: None }
+        Exec { store, at, outer: Vec::new(), cache: BTreeMap::new(), work: BTreeMap::new(), now, rng: seed | 1, max_rows, regex: None, mem: None, ticks: 0, budget: u64::MAX, params: Rc::from(Vec::new()), spare: None, seqs: None }
     }
 
     pub fn check_size(&mut self, n: usize) -> Result<(), DbError> {

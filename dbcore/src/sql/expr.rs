@@ -103,6 +103,17 @@ pub enum Func {
     DatePart,
     /// `date_trunc(unit, timestamp)`.
     DateTrunc,
+    /// nextval, currval, setval, lastval: the sequence's definition first (see
+    /// [`super::seq::def_args`]), then the call's own arguments.
+    Seq(SeqOp),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqOp {
+    Next,
+    Curr,
+    Set,
+    Last,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +158,10 @@ pub trait Env {
     /// compiled once per statement, not once per row.
     fn regex_match(&mut self, s: &str, pattern: &str, icase: bool) -> Result<bool, DbError> {
         Ok(compile_regex(pattern, icase)?.is_match(s))
+    }
+    /// A sequence function, its arguments evaluated (see [`Func::Seq`]).
+    fn sequence(&mut self, _op: SeqOp, _args: &[Value]) -> Result<Value, DbError> {
+        Err(err!(FEATURE_NOT_SUPPORTED, "sequence functions cannot be used here"))
     }
 }
 
@@ -526,7 +541,7 @@ impl Expr {
             Expr::Binary(_, a, b, _) | Expr::Like(a, b, _, _) | Expr::IsDistinct(a, b, _) => a.is_constant() && b.is_constant(),
             Expr::Between(a, b, c, _) => a.is_constant() && b.is_constant() && c.is_constant(),
             Expr::InList(x, l, _) => x.is_constant() && l.iter().all(|e| e.is_constant()),
-            Expr::Func(f, args, _) => !matches!(f, Func::Random | Func::Now) && args.iter().all(|e| e.is_constant()),
+            Expr::Func(f, args, _) => !matches!(f, Func::Random | Func::Now | Func::Seq(_)) && args.iter().all(|e| e.is_constant()),
             Expr::Case { operand, whens, otherwise } => {
                 operand.as_ref().is_none_or(|o| o.is_constant()) && whens.iter().all(|(a, b)| a.is_constant() && b.is_constant()) && otherwise.as_ref().is_none_or(|o| o.is_constant())
             }
@@ -963,6 +978,7 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
             }
         }
         F::Random => Value::Float(env.random()),
+        F::Seq(op) => env.sequence(op, &a)?,
         F::Version => Value::Text(alloc::format!("PostgreSQL 15.0 (kerndb {}) on x86_64", env!("CARGO_PKG_VERSION"))),
     })
 }

@@ -5,6 +5,7 @@ pub mod copy;
 pub mod exec;
 pub mod expr;
 pub mod plan;
+pub mod seq;
 pub mod syscat;
 
 use alloc::boxed::Box;
@@ -24,7 +25,7 @@ use crate::err;
 use crate::error::DbError;
 use crate::storage::{ReadAt, Snapshot, Store, StoreConfig, CATALOG_TREE};
 use crate::value::{encode_key, encode_row, SqlType, Value};
-use catalog::{Catalog, ColumnDef, Generated, IndexDef, TableDef, ViewDef};
+use catalog::{Catalog, ColumnDef, Generated, IndexDef, SeqDef, TableDef, ViewDef};
 use expr::{cast_value, Expr, Row};
 use exec::Exec;
 use plan::{ident_name, is_serial, object_name, type_of, ColInfo, Planner, Scope};
@@ -272,6 +273,28 @@ pub struct Batch {
     plan: Option<PlanSlot>,
     insert: Option<InsertSlot>,
     update: Option<UpdateSlot>,
+    /// The text calls nextval() or setval(): its queries run as writes (docs/sql.md,
+    /// "Sequences").
+    sequences: bool,
+}
+
+/// Is a column default (its text) computed again for each row: it calls nextval() or
+/// random(). Others are computed once per statement (now() is the statement's time).
+fn volatile_default(d: &str) -> bool {
+    mentions_sequences(d) || d.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"random"))
+}
+
+/// Does a column default (its text) call nextval() on sequence `name`?
+fn default_calls_sequence(default: &str, name: &str) -> bool {
+    let d = default.to_ascii_lowercase();
+    d.contains("nextval") && (d.contains(&format!("'{name}'")) || d.contains(&format!("'public.{name}'")))
+}
+
+/// Does `sql` call a function that hands out or sets sequence numbers? Read from the text
+/// (a few bytes of scanning), so that the statement can run as a write from its start.
+fn mentions_sequences(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    b.windows(6).any(|w| w.eq_ignore_ascii_case(b"setval")) || b.windows(7).any(|w| w.eq_ignore_ascii_case(b"nextval"))
 }
 
 /// A query plan kept by a prepared statement across its executions, as PostgreSQL keeps a
@@ -489,6 +512,7 @@ pub struct Prepared {
     plan: PlanSlot,
     insert: InsertSlot,
     update: UpdateSlot,
+    sequences: bool,
 }
 
 impl Prepared {
@@ -541,6 +565,8 @@ pub struct Database<D: BlockDevice> {
     no_params: Rc<[Value]>,
     /// Blocked sessions and the sessions each waits for (deadlock detection).
     waits: BTreeMap<u64, Vec<u64>>,
+    /// Sequence numbers handed out, shared with the executors.
+    seqs: Rc<core::cell::RefCell<seq::Sequences>>,
 }
 
 /// SELECT ... FOR UPDATE or FOR SHARE inside a transaction block: it joins the write
@@ -580,6 +606,7 @@ fn writes(s: &Statement) -> bool {
             | Statement::Drop { .. }
             | Statement::CreateIndex(_)
             | Statement::CreateView(_)
+            | Statement::CreateSequence { .. }
             | Statement::Truncate(_)
             | Statement::AlterTable { .. }
             | Statement::Copy { to: false, .. }
@@ -589,7 +616,7 @@ fn writes(s: &Statement) -> bool {
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
         let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
-        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), serials: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), no_params: Rc::from(Vec::new()), waits: BTreeMap::new() })
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), serials: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), no_params: Rc::from(Vec::new()), waits: BTreeMap::new(), seqs: Rc::default() })
     }
 
     /// Names the one role (the server's configured user) for pg_catalog.
@@ -653,7 +680,7 @@ impl<D: BlockDevice> Database<D> {
         if sql.len() > self.limits.max_statement_bytes {
             return Err(err!(PROGRAM_LIMIT_EXCEEDED, "statement is too long: {} bytes (the limit is {})", sql.len(), self.limits.max_statement_bytes));
         }
-        Ok(Batch { stmts: parse(sql)?.into_iter().map(Rc::new).collect(), params: Vec::new(), plan: None, insert: None, update: None })
+        Ok(Batch { stmts: parse(sql)?.into_iter().map(Rc::new).collect(), params: Vec::new(), plan: None, insert: None, update: None, sequences: mentions_sequences(sql) })
     }
 
     fn catalog_at(&mut self, at: ReadAt) -> Result<Rc<Catalog>, DbError> {
@@ -741,7 +768,7 @@ impl<D: BlockDevice> Database<D> {
             types.resize(types.len().max(count_params(&s.to_string())), None);
         }
         let param_types = types.into_iter().map(|t| t.unwrap_or(SqlType::Text)).collect();
-        Ok(Prepared { stmt, sql: Rc::from(sql), param_types, columns, plan: Rc::default(), insert: Rc::default(), update: Rc::default() })
+        Ok(Prepared { stmt, sql: Rc::from(sql), param_types, columns, plan: Rc::default(), insert: Rc::default(), update: Rc::default(), sequences: mentions_sequences(sql) })
     }
 
     /// A batch that runs a prepared statement with bound values (already of its types).
@@ -752,7 +779,7 @@ impl<D: BlockDevice> Database<D> {
         let plan = matches!(p.stmt.as_deref(), Some(Statement::Query(_))).then(|| p.plan.clone());
         let insert = matches!(p.stmt.as_deref(), Some(Statement::Insert(_))).then(|| p.insert.clone());
         let update = matches!(p.stmt.as_deref(), Some(Statement::Update(_) | Statement::Delete(_))).then(|| p.update.clone());
-        Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect(), plan, insert, update })
+        Ok(Batch { stmts: p.stmt.iter().cloned().collect(), params: params.into_iter().zip(p.param_types.iter().copied()).collect(), plan, insert, update, sequences: p.sequences })
     }
 
     fn end_txn(&mut self, s: &mut SessionState, commit: bool) -> Result<(), DbError> {
@@ -761,6 +788,13 @@ impl<D: BlockDevice> Database<D> {
             s.needs = s.needs.max(self.store.depends_of(s.id));
             // Only a transaction that runs alone has DDL (`txn_cat`).
             if commit {
+                if self.seqs.borrow().has_dirty() {
+                    if let Err(e) = self.write_sequences() {
+                        self.store.rollback(s.id);
+                        self.txn_cat = None;
+                        return Err(e);
+                    }
+                }
                 match self.store.commit_as(s.id) {
                     Ok(seq) => {
                         s.needs = s.needs.max(seq);
@@ -897,6 +931,7 @@ impl<D: BlockDevice> Database<D> {
             self.stop_waiting(s);
         }
         self.store.act_as(s.id);
+        self.seqs.borrow_mut().current = s.id;
         match s.cursor.take() {
             Some(Running::Query(c)) => return self.resume(s, b, c),
             Some(Running::Write(job)) => return self.resume_write(s, b, job),
@@ -936,7 +971,7 @@ impl<D: BlockDevice> Database<D> {
             _ if s.failed => Err(err!(IN_FAILED_TRANSACTION, "current transaction is aborted, commands ignored until end of transaction block")),
             Statement::Savepoint { name } => self.set_savepoint(s, ident_name(name)),
             Statement::ReleaseSavepoint { name } => self.release_savepoint(s, &ident_name(name)),
-            _ if writes(&stmt) || locks_rows(&stmt, s) => {
+            _ if writes(&stmt) || locks_rows(&stmt, s) || (b.sequences && matches!(&*stmt, Statement::Query(_))) => {
                 if !self.store.is_writer(s.id) {
                     if let Some(snap) = &s.snapshot {
                         if snap.seq() != self.store.seq() {
@@ -948,7 +983,7 @@ impl<D: BlockDevice> Database<D> {
                 // Row writes run keyed, beside other keyed transactions, taking locks as they
                 // go; anything else, and a block that already read from its snapshot (those
                 // reads took no locks), runs alone (docs/concurrent-writers.md).
-                let keyed = (matches!(&*stmt, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) || locks_rows(&stmt, s)) && s.snapshot.is_none();
+                let keyed = (matches!(&*stmt, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) | Statement::Query(_)) || locks_rows(&stmt, s)) && s.snapshot.is_none();
                 let begun = if keyed { self.store.join(s.id) } else { self.store.begin(s.id) };
                 if let Ok(true) = begun {
                     self.store_savepoints(s);
@@ -1119,6 +1154,7 @@ impl<D: BlockDevice> Database<D> {
             None => ReadAt::Txn,
         };
         let mut ex = Exec::new(&mut self.store, at, *now, 0, self.limits.max_result_rows);
+        ex.seqs = Some(self.seqs.clone());
         ex.rng = *rng;
         ex.mem = *mem;
         ex.cache = core::mem::take(cache);
@@ -1156,7 +1192,9 @@ impl<D: BlockDevice> Database<D> {
                 }
                 let n = c.rows.len();
                 let q = QueryResult { columns: Some(c.columns), rows: c.rows, tag: format!("SELECT {n}"), effect: None };
-                self.finish(s, b, Ok(q))
+                // A query that ran as a write (it called nextval()) outside a block commits.
+                let r = if !s.in_block && self.store.is_writer(s.id) && !self.store.has_conflict() { self.end_txn(s, true).map(|_| q) } else { Ok(q) };
+                self.finish(s, b, r)
             }
             Err(e) => {
                 self.drop_cursor(c);
@@ -1310,6 +1348,10 @@ impl<D: BlockDevice> Database<D> {
         for (i, col) in c.table.columns.iter().enumerate() {
             if col.generated != Generated::No && !c.targets.contains(&i) {
                 row[i] = Value::Int(self.next_serial(&cat, &c.table, i).map_err(|e| at(e, c, None))?);
+            } else if let (false, Some(d)) = (c.targets.contains(&i), &col.default) {
+                if volatile_default(d) {
+                    row[i] = self.eval_default(&cat, d, col.ty).map_err(|e| at(e, c, Some(&col.name)))?;
+                }
             }
         }
         self.insert_row(&cat, &c.table, row).map_err(|e| at(e, c, None))?;
@@ -1376,6 +1418,7 @@ impl<D: BlockDevice> Database<D> {
 
     /// The session has gone: its open transaction, if any, is rolled back.
     pub fn end_session(&mut self, s: &mut SessionState) {
+        self.seqs.borrow_mut().end_session(s.id);
         s.copy = None;
         s.stmt = None;
         s.wait_since = None;
@@ -1444,6 +1487,8 @@ impl<D: BlockDevice> Database<D> {
             Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => Err(err!(INTERNAL_ERROR, "a row write reached the statement path")),
             Statement::Drop { object_type, if_exists, names, .. } => self.drop(&cat, *object_type, *if_exists, names),
             Statement::CreateIndex(ci) => self.create_index(&cat, ci),
+            // parse() marks ALTER SEQUENCE as a temporary CREATE SEQUENCE.
+            Statement::CreateSequence { temporary, if_not_exists, name, data_type, sequence_options, owned_by } => self.sequence_ddl(&cat, *temporary, *if_not_exists, name, data_type.as_ref(), sequence_options, owned_by.as_ref()),
             Statement::CreateView(ast::CreateView { name, columns, query, or_replace, .. }) => {
                 let n = object_name(name)?;
                 if cat.relation_exists(&n) && !*or_replace {
@@ -1515,10 +1560,24 @@ impl<D: BlockDevice> Database<D> {
     fn exec<'a>(&'a mut self, at: ReadAt<'a>) -> Exec<'a, D> {
         let seed = self.store.seq() ^ self.clock_us as u64;
         let mut e = Exec::new(&mut self.store, at, self.clock_us, seed, self.limits.max_result_rows);
+        e.seqs = Some(self.seqs.clone());
         if let Some(gauge) = self.limits.memory {
             e.mem = Some(exec::MemCheck { gauge, base: gauge().0, work_mem: self.limits.work_mem_bytes });
         }
         e
+    }
+
+    /// Writes the numbers sequences handed out since the last commit into the committing
+    /// transaction (see [`seq`]). A sequence this transaction dropped is left out.
+    fn write_sequences(&mut self) -> Result<(), DbError> {
+        let cat = self.catalog_at(ReadAt::Txn)?;
+        let dirty = self.seqs.borrow_mut().take_dirty();
+        for (tree, st) in dirty {
+            if cat.sequences.values().any(|q| q.tree == tree) {
+                self.store.put(tree, b"", &catalog::encode_seq_state(st.last, st.called))?;
+            }
+        }
+        Ok(())
     }
 
     fn set_catalog(&mut self, c: Catalog) {
@@ -1832,6 +1891,29 @@ impl<D: BlockDevice> Database<D> {
                     self.store.put(CATALOG_TREE, &Catalog::table_key(&name), &Catalog::encode_table(&t2))?;
                     c.tables.insert(name.clone(), t2);
                 }
+                ast::AlterTableOperation::AlterColumn { column_name, op: op @ (ast::AlterColumnOperation::SetDefault { .. } | ast::AlterColumnOperation::DropDefault) } => {
+                    let cn = ident_name(column_name);
+                    let ci = t.columns.iter().position(|x| x.name == cn).ok_or_else(|| err!(UNDEFINED_COLUMN, "column \"{cn}\" of relation \"{name}\" does not exist"))?;
+                    let mut t2 = t.clone();
+                    let col = &mut t2.columns[ci];
+                    if matches!(col.generated, Generated::Always | Generated::ByDefault) {
+                        return Err(err!(SYNTAX_ERROR, "column \"{cn}\" of relation \"{name}\" is an identity column"));
+                    }
+                    // A serial column's counter gives way to the default (or to NULL).
+                    col.generated = Generated::No;
+                    col.default = match op {
+                        ast::AlterColumnOperation::SetDefault { value } => {
+                            // Checked as an INSERT would compile it; computed at each use.
+                            let planner = Planner::new(&c, Some(&[]));
+                            planner.compile_as(value, &Scope::new(Vec::new(), None), col.ty, "default")?;
+                            Some(value.to_string())
+                        }
+                        _ => None,
+                    };
+                    self.serials.retain(|k, _| *k != (t2.tree, ci));
+                    self.store.put(CATALOG_TREE, &Catalog::table_key(&name), &Catalog::encode_table(&t2))?;
+                    c.tables.insert(name.clone(), t2);
+                }
                 other => return Err(err!(FEATURE_NOT_SUPPORTED, "ALTER TABLE {other} is not supported yet")),
             }
         }
@@ -1934,6 +2016,26 @@ impl<D: BlockDevice> Database<D> {
                     }
                     self.next_rowid.remove(&t.tree);
                     self.serials.retain(|k, _| k.0 != t.tree);
+                    // Sequences OWNED BY one of its columns go with it.
+                    let owned: Vec<SeqDef> = c.sequences.values().filter(|q| q.owned_by.as_ref().is_some_and(|o| o.0 == name)).cloned().collect();
+                    for q in owned {
+                        self.store.drop_tree(q.tree)?;
+                        self.store.delete(CATALOG_TREE, &Catalog::seq_key(&q.name))?;
+                        c.sequences.remove(&q.name);
+                    }
+                }
+                ast::ObjectType::Sequence => {
+                    let Some(q) = c.sequences.remove(&name) else {
+                        if if_exists {
+                            continue;
+                        }
+                        return Err(err!(UNDEFINED_TABLE, "sequence \"{name}\" does not exist"));
+                    };
+                    if let Some((t, col)) = c.tables.values().find_map(|t| t.columns.iter().find(|col| col.default.as_deref().is_some_and(|d| default_calls_sequence(d, &name))).map(|col| (t, col))) {
+                        return Err(err!(DEPENDENT_OBJECTS, "cannot drop sequence {name} because other objects depend on it: the default value for column {} of table {} calls it", col.name, t.name));
+                    }
+                    self.store.drop_tree(q.tree)?;
+                    self.store.delete(CATALOG_TREE, &Catalog::seq_key(&name))?;
                 }
                 ast::ObjectType::Index => {
                     let Some(i) = c.indexes.remove(&name) else {
@@ -1964,8 +2066,95 @@ impl<D: BlockDevice> Database<D> {
         Ok(tag(match kind {
             ast::ObjectType::Table => "DROP TABLE",
             ast::ObjectType::Index => "DROP INDEX",
+            ast::ObjectType::Sequence => "DROP SEQUENCE",
             _ => "DROP VIEW",
         }))
+    }
+
+    /// CREATE SEQUENCE, or (`alter`, as parse() marks it) ALTER SEQUENCE, whose `RESTART [WITH
+    /// n]` parse() gives as a CACHE option (kerndb ignores CACHE).
+    #[allow(clippy::too_many_arguments)]
+    fn sequence_ddl(&mut self, cat: &Catalog, alter: bool, if_flag: bool, name: &ast::ObjectName, data_type: Option<&ast::DataType>, opts: &[ast::SequenceOptions], owned_by: Option<&ast::ObjectName>) -> Result<QueryResult, DbError> {
+        let n = object_name(name)?;
+        let done = tag(if alter { "ALTER SEQUENCE" } else { "CREATE SEQUENCE" });
+        let base = if alter {
+            match cat.sequences.get(&n) {
+                Some(q) => Some(q.clone()),
+                None if if_flag => return Ok(done),
+                None if cat.relation_exists(&n) => return Err(err!(WRONG_OBJECT_TYPE, "\"{n}\" is not a sequence")),
+                None => return Err(err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist")),
+            }
+        } else {
+            if cat.relation_exists(&n) {
+                if if_flag {
+                    return Ok(done);
+                }
+                return Err(err!(DUPLICATE_TABLE, "relation \"{n}\" already exists"));
+            }
+            None
+        };
+        let ty = match (data_type, &base) {
+            (None, Some(b)) => b.ty,
+            (None, None) => SqlType::Int8,
+            (Some(_), Some(_)) => return Err(err!(FEATURE_NOT_SUPPORTED, "ALTER SEQUENCE ... AS is not supported")),
+            (Some(dt), None) => match type_of(dt) {
+                Ok(t) if t.is_int() => t,
+                _ => return Err(err!(INVALID_PARAMETER_VALUE, "sequence type must be smallint, integer, or bigint")),
+            },
+        };
+        let mut q = seq::define(n.clone(), ty, opts, base.as_ref())?;
+        q.owned_by = match owned_by {
+            None => base.as_ref().and_then(|b| b.owned_by.clone()),
+            Some(o) if o.0.len() == 1 && object_name(o).is_ok_and(|x| x == "none") => None,
+            Some(o) => {
+                let parts: Vec<String> = o.0.iter().filter_map(|p| p.as_ident().map(ident_name)).collect();
+                let (t, col) = match parts.as_slice() {
+                    [t, c] => (t, c),
+                    [s, t, c] if s == "public" => (t, c),
+                    _ => return Err(err!(INVALID_PARAMETER_VALUE, "invalid OWNED BY option: it names table.column or NONE")),
+                };
+                let tdef = cat.tables.get(t).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{t}\" does not exist"))?;
+                if !tdef.columns.iter().any(|c| &c.name == col) {
+                    return Err(err!(UNDEFINED_COLUMN, "column \"{col}\" of relation \"{t}\" does not exist"));
+                }
+                Some((t.clone(), col.clone()))
+            }
+        };
+        let restart = opts.iter().find_map(|o| match o {
+            ast::SequenceOptions::Cache(e) if alter => Some(e),
+            _ => None,
+        });
+        match &base {
+            None => {
+                q.tree = self.store.create_tree()?;
+                let st = seq::SeqState { last: q.start, called: false };
+                self.store.put(q.tree, b"", &catalog::encode_seq_state(st.last, st.called))?;
+                self.seqs.borrow_mut().create(q.tree, st);
+            }
+            Some(b) => {
+                q.tree = b.tree;
+                if let Some(e) = restart {
+                    let v = match e {
+                        ast::Expr::Value(v) if matches!(v.value, ast::Value::Null) => q.start,
+                        e => seq::option_int(e)?,
+                    };
+                    if v < q.min {
+                        return Err(err!(INVALID_PARAMETER_VALUE, "RESTART value ({v}) cannot be less than MINVALUE ({})", q.min));
+                    }
+                    if v > q.max {
+                        return Err(err!(INVALID_PARAMETER_VALUE, "RESTART value ({v}) cannot be greater than MAXVALUE ({})", q.max));
+                    }
+                    let st = seq::SeqState { last: v, called: false };
+                    self.store.put(q.tree, b"", &catalog::encode_seq_state(st.last, st.called))?;
+                    self.seqs.borrow_mut().reset(q.tree, st);
+                }
+            }
+        }
+        self.store.put(CATALOG_TREE, &Catalog::seq_key(&n), &Catalog::encode_seq(&q))?;
+        let mut c = cat.clone();
+        c.sequences.insert(n, q);
+        self.set_catalog(c);
+        Ok(done)
     }
 
     fn eval_default(&mut self, cat: &Catalog, text: &str, ty: SqlType) -> Result<Value, DbError> {
@@ -2452,10 +2641,14 @@ impl<D: BlockDevice> Database<D> {
                                 row[i] = Value::Int(self.next_serial(&job.cat, t, i)?);
                             } else if !given[i] {
                                 if let Some(d) = &c.default {
-                                    if defaults[i].is_none() {
-                                        defaults[i] = Some(self.eval_default(&job.cat, d, c.ty)?);
+                                    if volatile_default(d) {
+                                        row[i] = self.eval_default(&job.cat, d, c.ty)?;
+                                    } else {
+                                        if defaults[i].is_none() {
+                                            defaults[i] = Some(self.eval_default(&job.cat, d, c.ty)?);
+                                        }
+                                        row[i] = defaults[i].clone().unwrap_or(Value::Null);
                                     }
-                                    row[i] = defaults[i].clone().unwrap_or(Value::Null);
                                 }
                             }
                         }
@@ -2955,6 +3148,11 @@ fn parse(sql: &str) -> Result<Vec<Statement>, DbError> {
                 p.next_token();
                 parse_copy(&mut p)?
             }
+            Keyword::CREATE | Keyword::ALTER if matches!(&p.peek_nth_token_ref(1).token, Token::Word(w) if w.keyword == Keyword::SEQUENCE) => {
+                p.next_token();
+                p.next_token();
+                parse_sequence(&mut p, keyword == Keyword::ALTER)?
+            }
             Keyword::VACUUM | Keyword::ANALYZE => {
                 // Maintenance kerndb does by itself (or not at all): consume to the end.
                 while !matches!(p.peek_token_ref().token, Token::EOF | Token::SemiColon) {
@@ -2968,6 +3166,54 @@ fn parse(sql: &str) -> Result<Vec<Statement>, DbError> {
         expecting_delimiter = true;
     }
     Ok(out)
+}
+
+/// CREATE SEQUENCE or ALTER SEQUENCE after those words, options in any order (PostgreSQL's
+/// grammar; sqlparser takes CREATE's in one order only, and pg_dump writes START first).
+/// ALTER comes back as a temporary CREATE SEQUENCE (kerndb has no temporary sequences), its
+/// `IF EXISTS` in `if_not_exists` and `RESTART [WITH n]` as a CACHE option (NULL: no value).
+fn parse_sequence(p: &mut Parser, alter: bool) -> Result<Statement, DbError> {
+    use sqlparser::keywords::Keyword as K;
+    let if_flag = if alter { p.parse_keywords(&[K::IF, K::EXISTS]) } else { p.parse_keywords(&[K::IF, K::NOT, K::EXISTS]) };
+    let name = p.parse_object_name(false).map_err(parser_error)?;
+    let mut data_type = None;
+    let mut opts = Vec::new();
+    let mut owned_by = None;
+    let num = |p: &mut Parser| p.parse_number().map_err(parser_error);
+    loop {
+        if p.parse_keyword(K::AS) {
+            data_type = Some(p.parse_data_type().map_err(parser_error)?);
+        } else if p.parse_keyword(K::INCREMENT) {
+            let by = p.parse_keyword(K::BY);
+            opts.push(ast::SequenceOptions::IncrementBy(num(p)?, by));
+        } else if p.parse_keywords(&[K::NO, K::MINVALUE]) {
+            opts.push(ast::SequenceOptions::MinValue(None));
+        } else if p.parse_keywords(&[K::NO, K::MAXVALUE]) {
+            opts.push(ast::SequenceOptions::MaxValue(None));
+        } else if p.parse_keywords(&[K::NO, K::CYCLE]) {
+            opts.push(ast::SequenceOptions::Cycle(true));
+        } else if p.parse_keyword(K::MINVALUE) {
+            opts.push(ast::SequenceOptions::MinValue(Some(num(p)?)));
+        } else if p.parse_keyword(K::MAXVALUE) {
+            opts.push(ast::SequenceOptions::MaxValue(Some(num(p)?)));
+        } else if p.parse_keyword(K::START) {
+            let with = p.parse_keyword(K::WITH);
+            opts.push(ast::SequenceOptions::StartWith(num(p)?, with));
+        } else if p.parse_keyword(K::CACHE) {
+            num(p)?;
+        } else if p.parse_keyword(K::CYCLE) {
+            opts.push(ast::SequenceOptions::Cycle(false));
+        } else if alter && p.parse_keyword(K::RESTART) {
+            let with = p.parse_keyword(K::WITH);
+            let v = if with || matches!(p.peek_token_ref().token, sqlparser::tokenizer::Token::Number(..) | sqlparser::tokenizer::Token::Minus | sqlparser::tokenizer::Token::Plus) { num(p)? } else { ast::Expr::value(ast::Value::Null) };
+            opts.push(ast::SequenceOptions::Cache(v));
+        } else if p.parse_keywords(&[K::OWNED, K::BY]) {
+            owned_by = Some(p.parse_object_name(false).map_err(parser_error)?);
+        } else {
+            break;
+        }
+    }
+    Ok(Statement::CreateSequence { temporary: alter, if_not_exists: if_flag, name, data_type, sequence_options: opts, owned_by })
 }
 
 /// COPY after its keyword: `table [(cols)] | (query)`, FROM STDIN or TO STDOUT, then options

@@ -11,7 +11,7 @@ use core::cell::{Cell, RefCell};
 use sqlparser::ast;
 
 use super::catalog::{Catalog, TableDef};
-use super::expr::{cast_value, BinOp, Expr, Func, Ty};
+use super::expr::{cast_value, BinOp, Expr, Func, SeqOp, Ty};
 use crate::err;
 use crate::error::{DbError, SqlState};
 use crate::numeric::Typmod;
@@ -644,6 +644,30 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
 }
 
 impl<'a> Planner<'a> {
+    /// The sequence a nextval/currval/setval argument names: a text constant (`'s'`,
+    /// `'public.s'`) or a regclass one (`'s'::regclass`, already an oid). The name is read when
+    /// planning, as PostgreSQL reads a regclass constant.
+    fn sequence_named(&self, x: &Expr) -> Result<&'a super::catalog::SeqDef, DbError> {
+        let cat: &'a Catalog = self.cat;
+        let q = match x {
+            Expr::Const(Value::Text(name)) => {
+                let n = name.strip_prefix("public.").unwrap_or(name);
+                let n = n.strip_prefix('"').and_then(|n| n.strip_suffix('"')).map_or_else(|| n.to_ascii_lowercase(), String::from);
+                match cat.sequences.get(&n) {
+                    Some(q) => q,
+                    None if cat.relation_exists(&n) => return Err(err!(WRONG_OBJECT_TYPE, "\"{n}\" is not a sequence")),
+                    None => return Err(err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist")),
+                }
+            }
+            Expr::Const(Value::Int(oid)) => match cat.sequences.values().find(|q| super::syscat::seq_oid(q) == *oid) {
+                Some(q) => q,
+                None => return Err(err!(WRONG_OBJECT_TYPE, "relation with oid {oid} is not a sequence")),
+            },
+            _ => return Err(err!(FEATURE_NOT_SUPPORTED, "a sequence function needs the sequence's name as a constant")),
+        };
+        Ok(q)
+    }
+
     pub fn new(cat: &'a Catalog, params: Option<&'a [(Value, SqlType)]>) -> Self {
         Planner { cat, params, param_types: RefCell::new(Vec::new()), next_sub: Cell::new(0), depth: Cell::new(0), corr: RefCell::new(Vec::new()), shutdown: Cell::new(false), live: None, computed_rows: Cell::new(false), ctes: RefCell::new(Vec::new()), work_used: RefCell::new(Vec::new()) }
     }
@@ -1559,6 +1583,27 @@ impl<'a> Planner<'a> {
             }
             ("current_date", 0) => (Expr::Cast(Box::new(Expr::Func(Func::Now, Vec::new(), SqlType::Timestamp)), SqlType::Date), Ty::Known(SqlType::Date)),
             ("random", 0) => (Expr::Func(Func::Random, Vec::new(), SqlType::Float8), Ty::Known(SqlType::Float8)),
+            ("nextval" | "currval", 1) | ("setval", 2 | 3) => {
+                let mut it = compiled.into_iter();
+                let (x, _) = it.next().expect("arity checked");
+                let q = self.sequence_named(&x)?;
+                let mut args = super::seq::def_args(q);
+                let op = match name.as_str() {
+                    "nextval" => SeqOp::Next,
+                    "currval" => SeqOp::Curr,
+                    _ => SeqOp::Set,
+                };
+                if op == SeqOp::Set {
+                    let (v, vt) = it.next().expect("arity checked");
+                    args.push(coerce(v, vt, SqlType::Int8, "argument")?);
+                    args.push(match it.next() {
+                        Some((c, ct)) => coerce(c, ct, SqlType::Bool, "argument")?,
+                        None => Expr::Const(Value::Bool(true)),
+                    });
+                }
+                (Expr::Func(Func::Seq(op), args, SqlType::Int8), Ty::Known(SqlType::Int8))
+            }
+            ("lastval", 0) => (Expr::Func(Func::Seq(SeqOp::Last), Vec::new(), SqlType::Int8), Ty::Known(SqlType::Int8)),
             ("date_part" | "date_trunc", 2) => {
                 let mut it = compiled.into_iter();
                 let (u, ut) = it.next().expect("two arguments");

@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::catalog::{Catalog, Generated, IndexDef, TableDef};
+use super::catalog::{Catalog, Generated, IndexDef, SeqDef, TableDef};
 use super::expr::Row;
 use crate::value::{SqlType, Value};
 
@@ -21,6 +21,10 @@ pub const OWNER_OID: i64 = 10;
 
 pub fn table_oid(t: &TableDef) -> i64 {
     16384 + i64::from(t.tree)
+}
+
+pub fn seq_oid(q: &SeqDef) -> i64 {
+    16384 + i64::from(q.tree)
 }
 
 pub fn index_oid(i: &IndexDef) -> i64 {
@@ -416,6 +420,9 @@ pub fn relation(cat: &Catalog, name: &str, owner: &str, live: Option<&Live>, vie
             for tb in cat.tables.values() {
                 rows.push(row(table_oid(tb), &tb.name, 2, "r", tb.columns.len(), cat.indexes_of(&tb.name).next().is_some()));
             }
+            for q in cat.sequences.values() {
+                rows.push(row(seq_oid(q), &q.name, 0, "S", 3, false));
+            }
             for ix in cat.indexes.values() {
                 rows.push(row(index_oid(ix), &ix.name, 403, "i", ix.columns.len(), false));
             }
@@ -644,6 +651,7 @@ pub fn relation_names(cat: &Catalog) -> Vec<(i64, String)> {
     let mut v: Vec<(i64, String)> = cat.tables.values().map(|tb| (table_oid(tb), tb.name.clone())).collect();
     v.extend(cat.indexes.values().map(|ix| (index_oid(ix), ix.name.clone())));
     v.extend(cat.views.values().enumerate().map(|(k, vw)| (1_000_000 + k as i64, vw.name.clone())));
+    v.extend(cat.sequences.values().map(|q| (seq_oid(q), q.name.clone())));
     v
 }
 

@@ -1969,3 +1969,176 @@ fn for_update_nowait_fails_and_skip_locked_skips() {
     run(&mut d, &mut b, "commit").unwrap();
     assert_eq!(flat(&mut d, "select id, st from jobs order by id"), "1,taken by a 2,taken by b 3,new");
 }
+
+/// Sequences (answers taken from PostgreSQL 15 given the same statements): numbers are never
+/// given twice, whether or not the transaction that took them commits; concurrent sessions
+/// take numbers without waiting for one another; currval and lastval are per session; the
+/// numbers survive a restart.
+#[test]
+fn sequences_hand_out_numbers_once_and_keep_them() {
+    let mut d = db();
+    let (mut a, mut b) = (SessionState::new(1), SessionState::new(2));
+    let all = |d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str| texts(&run(d, s, sql).unwrap_or_else(|e| panic!("{sql}: {e}")));
+    let fails = |d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str| run(d, s, sql).err().unwrap_or_else(|| panic!("{sql} should fail")).code.0;
+    assert_eq!(run(&mut d, &mut a, "create sequence s").unwrap().tag, "CREATE SEQUENCE");
+    assert_eq!(all(&mut d, &mut a, "select nextval('s'), nextval('s'), currval('s'), lastval()"), "1,2,2,2");
+    // A block that took a number and is still open does not hold up another session's.
+    run(&mut d, &mut a, "begin").unwrap();
+    assert_eq!(all(&mut d, &mut a, "select nextval('s')"), "3");
+    assert_eq!(all(&mut d, &mut b, "select nextval('public.s')"), "4");
+    run(&mut d, &mut b, "begin").unwrap();
+    assert_eq!(all(&mut d, &mut b, "select nextval('s'::regclass)"), "5");
+    run(&mut d, &mut a, "rollback").unwrap();
+    run(&mut d, &mut b, "commit").unwrap();
+    assert_eq!(all(&mut d, &mut a, "select nextval('s')"), "6", "a rolled-back number is not given again");
+    assert_eq!((all(&mut d, &mut a, "select currval('s')"), all(&mut d, &mut b, "select currval('s')")), ("6".into(), "5".into()));
+    assert_eq!(fails(&mut d, &mut b, "select currval('nope')"), "42P01");
+    run(&mut d, &mut a, "create sequence fresh").unwrap();
+    assert_eq!(fails(&mut d, &mut a, "select currval('fresh')"), "55000");
+    let mut c = SessionState::new(3);
+    assert_eq!(fails(&mut d, &mut c, "select lastval()"), "55000");
+    // Options, bounds and cycles.
+    run(&mut d, &mut a, "create sequence dn increment by -2 start with 5 minvalue 0 maxvalue 10 cycle").unwrap();
+    assert_eq!(all(&mut d, &mut a, "select nextval('dn'), nextval('dn'), nextval('dn'), nextval('dn'), nextval('dn')"), "5,3,1,10,8");
+    run(&mut d, &mut a, "create sequence small as smallint maxvalue 3").unwrap();
+    assert_eq!(all(&mut d, &mut a, "select nextval('small'), nextval('small'), nextval('small')"), "1,2,3");
+    assert_eq!(fails(&mut d, &mut a, "select nextval('small')"), "2200H");
+    assert_eq!(fails(&mut d, &mut a, "select setval('small', 4)"), "22003");
+    assert_eq!(all(&mut d, &mut a, "select setval('s', 42), currval('s')"), "42,42");
+    assert_eq!(all(&mut d, &mut a, "select nextval('s')"), "43");
+    assert_eq!(all(&mut d, &mut a, "select setval('s', 7, false)"), "7");
+    assert_eq!(all(&mut d, &mut a, "select nextval('s'), lastval(), pg_typeof(nextval('s'))"), "7,7,bigint");
+    for (sql, want) in [
+        ("create sequence bad increment by 0", "22023"),
+        ("create sequence bad minvalue 5 maxvalue 3", "22023"),
+        ("create sequence bad start 0", "22023"),
+        ("create sequence bad as text", "22023"),
+        ("create sequence bad as smallint maxvalue 40000", "22023"),
+        ("create sequence s", "42P07"),
+        ("alter sequence nope restart", "42P01"),
+        ("select nextval('fresh') from (select 1) x where nextval('t')", "42P01"),
+    ] {
+        assert_eq!(fails(&mut d, &mut a, sql), want, "{sql}");
+    }
+    assert_eq!(run(&mut d, &mut a, "create sequence if not exists s").unwrap().tag, "CREATE SEQUENCE");
+    // Options in pg_dump's order, a default that takes a number per row (in INSERT and COPY),
+    // ALTER SEQUENCE, and a sequence that goes with the table that owns it.
+    d.execute("create table items (id integer not null, name text)");
+    run(&mut d, &mut a, "create sequence items_id_seq as integer start with 1 increment by 1 no minvalue no maxvalue cache 1").unwrap();
+    run(&mut d, &mut a, "alter sequence public.items_id_seq owned by public.items.id").unwrap();
+    run(&mut d, &mut a, "alter table only items alter column id set default nextval('public.items_id_seq'::regclass)").unwrap();
+    assert_eq!(all(&mut d, &mut a, "insert into items (name) values ('a'), ('b') returning id"), "1 2");
+    assert_eq!(all(&mut d, &mut a, "select setval('items_id_seq', 10)"), "10");
+    assert_eq!(all(&mut d, &mut a, "insert into items (name) select 'c' from generate_series(1, 3) returning id"), "11 12 13");
+    assert_eq!(fails(&mut d, &mut a, "drop sequence items_id_seq"), "2BP01");
+    run(&mut d, &mut a, "alter sequence items_id_seq restart with 100").unwrap();
+    assert_eq!(all(&mut d, &mut a, "select nextval('items_id_seq')"), "100");
+    run(&mut d, &mut a, "alter sequence items_id_seq increment by 10").unwrap();
+    assert_eq!(all(&mut d, &mut a, "select nextval('items_id_seq')"), "110");
+    run(&mut d, &mut a, "alter sequence items_id_seq restart").unwrap();
+    assert_eq!(all(&mut d, &mut a, "select nextval('items_id_seq')"), "1");
+    assert_eq!(all(&mut d, &mut a, "select relname, relkind from pg_class where relkind = 'S' order by 1"), "dn,S fresh,S items_id_seq,S s,S small,S");
+    run(&mut d, &mut a, "drop table items").unwrap();
+    assert_eq!(fails(&mut d, &mut a, "select nextval('items_id_seq')"), "42P01", "it went with its table");
+    assert_eq!(run(&mut d, &mut a, "drop sequence fresh, small").unwrap().tag, "DROP SEQUENCE");
+    assert_eq!(fails(&mut d, &mut a, "drop sequence fresh"), "42P01");
+    run(&mut d, &mut a, "drop sequence if exists fresh").unwrap();
+    // A CREATE SEQUENCE that rolls back leaves nothing, and a later one starts afresh.
+    run(&mut d, &mut a, "begin").unwrap();
+    run(&mut d, &mut a, "create sequence gone start 50").unwrap();
+    assert_eq!(all(&mut d, &mut a, "select nextval('gone'), nextval('gone')"), "50,51");
+    run(&mut d, &mut a, "rollback").unwrap();
+    assert_eq!(fails(&mut d, &mut a, "select nextval('gone')"), "42P01");
+    run(&mut d, &mut a, "create sequence again").unwrap();
+    assert_eq!(all(&mut d, &mut a, "select nextval('again')"), "1");
+    // A view's snapshot read cannot make numbers durable: refused, not given.
+    run(&mut d, &mut a, "create view v as select nextval('s') as n").unwrap();
+    assert_eq!(fails(&mut d, &mut a, "select n from v"), "25006");
+    // A prepared nextval runs as a write too.
+    let p = d.prepare(1, "select nextval($1)", &[]);
+    assert_eq!(p.err().map(|e| e.code.0), Some("0A000"), "the sequence is named by a constant");
+    let p = d.prepare(1, "select nextval('s') + $1", &[]).unwrap();
+    let mut bq = d.bind(&p, alloc::vec![Value::Int(1000)]).unwrap();
+    let got = loop {
+        match d.step(&mut a, &mut bq) {
+            Step::Result(r) => break texts(&r.unwrap()),
+            Step::Running => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(got, "1008");
+    // After a restart every sequence goes on from the last number given.
+    d.end_session(&mut a);
+    d.end_session(&mut b);
+    d.sync().unwrap();
+    let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+    let mut a = SessionState::new(1);
+    assert_eq!(all(&mut d, &mut a, "select nextval('s'), nextval('dn'), nextval('again')"), "9,6,2");
+    assert_eq!(fails(&mut d, &mut a, "select currval('s') + currval('fresh')"), "42P01");
+}
+
+/// Crashes at random points of a workload that takes numbers (autocommit, in blocks that
+/// commit or roll back, and as a column default): after recovery, the next number is above
+/// every number a client was answered with after a durable commit, and above every id of the
+/// rows that survived, so no committed row's number is given again.
+#[test]
+fn sequence_numbers_are_not_given_again_after_a_crash() {
+    use drivers_raw::sim::{SimDisk, SimRng};
+    fn int(d: &mut Database<SimDisk>, sql: &str) -> i64 {
+        match d.execute(sql).pop().unwrap().unwrap().rows[0][0] {
+            Value::Int(n) => n,
+            ref v => panic!("{sql}: {v:?}"),
+        }
+    }
+    for seed in 0..40u64 {
+        let mut rng = SimRng::new(seed);
+        let mut d = Database::open(SimDisk::new(2 << 20), Limits::default()).unwrap();
+        d.execute("create sequence s; create table t (id bigint default nextval('s'), k int)");
+        d.sync().unwrap();
+        let mut sessions = [SessionState::new(1), SessionState::new(2)];
+        // Numbers given inside each session's open block; committed but not yet synced; the
+        // largest a client was answered with after its commit became durable.
+        let (mut open, mut unsynced, mut acked) = ([Vec::new(), Vec::new()], Vec::new(), 0i64);
+        let mut given = Vec::new();
+        for step in 0..(20 + rng.below(60)) {
+            let who = rng.below(2) as usize;
+            let s = &mut sessions[who];
+            let sql = match rng.below(6) {
+                0 if !s.in_block => "begin",
+                1 if s.in_block => "commit",
+                2 if s.in_block => "rollback",
+                3 => "insert into t (k) values (1) returning id",
+                _ => "select nextval('s')",
+            };
+            let mut b = d.batch(sql).unwrap();
+            let r = loop {
+                match d.step(s, &mut b) {
+                    Step::Result(r) => break r,
+                    Step::Running => {}
+                    other => panic!("seed {seed} step {step} {sql}: {other:?}"),
+                }
+            };
+            let r = r.unwrap_or_else(|e| panic!("seed {seed} step {step} {sql}: {e}"));
+            if let Some(Value::Int(n)) = r.rows.first().and_then(|row| row.first()) {
+                assert!(!given.contains(n), "seed {seed}: {n} given twice");
+                given.push(*n);
+                if s.in_block { open[who].push(*n) } else { unsynced.push(*n) }
+            }
+            match sql {
+                "commit" => unsynced.append(&mut open[who]),
+                "rollback" => open[who].clear(),
+                _ => {}
+            }
+            if rng.below(3) == 0 {
+                d.sync().unwrap();
+                acked = unsynced.drain(..).fold(acked, i64::max);
+            }
+        }
+        let disk = d.into_device().crash(&mut rng);
+        let mut d = Database::open(disk, Limits::default()).unwrap();
+        let max_id = int(&mut d, "select coalesce(max(id), 0) from t");
+        let next = int(&mut d, "select nextval('s')");
+        assert!(next > max_id, "seed {seed}: row id {max_id} survived, but nextval gave {next}");
+        assert!(next > acked, "seed {seed}: {acked} was answered, but nextval gave {next}");
+    }
+}

@@ -1090,6 +1090,11 @@ impl<D: BlockDevice> Store<D> {
         self.conflict.take()
     }
 
+    /// An access of the running statement met another transaction's lock.
+    pub fn has_conflict(&self) -> bool {
+        self.conflict.is_some()
+    }
+
     fn hooks(&self) -> bool {
         !self.quiet && !self.replaying && self.txn.as_ref().is_some_and(|t| !t.exclusive)
     }
