@@ -641,6 +641,7 @@ fn declared_type(oid: u32) -> Result<Option<SqlType>, PgError> {
         1042 => Some(SqlType::Char(0)),
         1114 | 1184 => Some(SqlType::Timestamp),
         1082 => Some(SqlType::Date),
+        1186 => Some(SqlType::Interval),
         other => return Err(PgError::error("0A000", format!("parameter type with OID {other} is not supported yet"))),
     })
 }
@@ -680,6 +681,13 @@ fn decode_param(raw: Option<&[u8]>, format: i16, ty: SqlType) -> Result<Value, P
                 }
                 Ok(Value::Date(d))
             }
+            // Microseconds (i64), days (i32), months (i32).
+            SqlType::Interval if b.len() == 16 => {
+                let micros = i64::from_be_bytes(b[..8].try_into().map_err(|_| bad())?);
+                let days = i64::from(i32::from_be_bytes([b[8], b[9], b[10], b[11]]));
+                let months = i64::from(i32::from_be_bytes([b[12], b[13], b[14], b[15]]));
+                Ok(Value::Interval(dbcore::value::Interval { months, days, micros }))
+            }
             t if t.is_text() => core::str::from_utf8(b).map(|s| Value::Text(String::from(s))).map_err(|_| bad()),
             _ => Err(bad()),
         },
@@ -701,6 +709,12 @@ fn encode_value(v: &Value, ty: SqlType, format: i16) -> Option<Vec<u8>> {
             (Value::Float(f), _) => Some(f.to_be_bytes().to_vec()),
             (Value::Timestamp(t), _) => Some(t.to_be_bytes().to_vec()),
             (Value::Date(d), _) => Some((*d as i32).to_be_bytes().to_vec()),
+            (Value::Interval(iv), _) => {
+                let mut b = iv.micros.to_be_bytes().to_vec();
+                b.extend_from_slice(&(iv.days as i32).to_be_bytes());
+                b.extend_from_slice(&(iv.months as i32).to_be_bytes());
+                Some(b)
+            }
             (Value::Bool(b), _) => Some(alloc::vec![*b as u8]),
             (Value::Text(t), _) => Some(t.as_bytes().to_vec()),
         };

@@ -26,6 +26,7 @@ pub enum SqlType {
     Bool,
     Timestamp,
     Date,
+    Interval,
 }
 
 impl SqlType {
@@ -44,6 +45,7 @@ impl SqlType {
             SqlType::Char(n) => (10, n),
             SqlType::Timestamp => (11, 0),
             SqlType::Date => (12, 0),
+            SqlType::Interval => (13, 0),
         }
     }
     pub fn from_code(c: u8, n: u32) -> Option<SqlType> {
@@ -60,6 +62,7 @@ impl SqlType {
             10 => SqlType::Char(n),
             11 => SqlType::Timestamp,
             12 => SqlType::Date,
+            13 => SqlType::Interval,
             _ => return None,
         })
     }
@@ -78,6 +81,7 @@ impl SqlType {
             SqlType::Bool => 16,
             SqlType::Timestamp => 1114,
             SqlType::Date => 1082,
+            SqlType::Interval => 1186,
         }
     }
     /// PostgreSQL's typmod (atttypmod, RowDescription): the length + 4 for VARCHAR(n) and
@@ -96,6 +100,7 @@ impl SqlType {
             SqlType::Int4 | SqlType::Float4 | SqlType::Date => 4,
             SqlType::Int8 | SqlType::Float8 | SqlType::Timestamp => 8,
             SqlType::Bool => 1,
+            SqlType::Interval => 16,
             _ => -1,
         }
     }
@@ -113,6 +118,7 @@ impl SqlType {
             SqlType::Bool => "boolean",
             SqlType::Timestamp => "timestamp without time zone",
             SqlType::Date => "date",
+            SqlType::Interval => "interval",
         }
     }
     pub fn is_int(self) -> bool {
@@ -149,6 +155,7 @@ pub enum Value {
     Text(String),
     Timestamp(i64),
     Date(i64),
+    Interval(Interval),
 }
 
 impl Value {
@@ -170,6 +177,7 @@ impl Value {
             Value::Text(t) => s.push_str(t),
             Value::Timestamp(us) => s = format_timestamp(*us),
             Value::Date(d) => s = format_date(*d),
+            Value::Interval(iv) => s = format_interval(*iv),
         }
         Some(s)
     }
@@ -180,6 +188,7 @@ impl Value {
             Value::Int(_) | Value::Float(_) | Value::Numeric(_) => 2,
             Value::Text(_) => 3,
             Value::Timestamp(_) | Value::Date(_) => 4,
+            Value::Interval(_) => 5,
             Value::Null => 9,
         }
     }
@@ -206,6 +215,9 @@ impl Ord for Value {
             // A date is its midnight, as PostgreSQL compares date with timestamp.
             (Value::Date(a), Value::Timestamp(b)) => a.saturating_mul(DAY_US).cmp(b),
             (Value::Timestamp(a), Value::Date(b)) => a.cmp(&b.saturating_mul(DAY_US)),
+            // By length, a month being 30 days, as PostgreSQL compares intervals (so
+            // '1 mon' = '30 days').
+            (Value::Interval(a), Value::Interval(b)) => a.span().cmp(&b.span()),
             (a, b) => a.rank().cmp(&b.rank()),
         }
     }
@@ -378,6 +390,8 @@ const TAG_VARINT: u8 = 8;
 const TAG_TEXT8: u8 = 9;
 /// A date: its days since 2000-01-01 as a zigzag varint.
 const TAG_DATE: u8 = 10;
+/// An interval: months, days and microseconds, each a zigzag varint.
+const TAG_INTERVAL: u8 = 11;
 
 /// Appends `i` as a zigzag LEB128 varint (small magnitudes, either sign, in few bytes).
 fn push_zigzag(i: i64, out: &mut Vec<u8>) {
@@ -415,6 +429,12 @@ pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
             Value::Date(d) => {
                 out.push(TAG_DATE);
                 push_zigzag(*d, out);
+            }
+            Value::Interval(iv) => {
+                out.push(TAG_INTERVAL);
+                push_zigzag(iv.months, out);
+                push_zigzag(iv.days, out);
+                push_zigzag(iv.micros, out);
             }
             Value::Numeric(d) => {
                 let (m, scale) = numeric::to_parts(d);
@@ -528,6 +548,11 @@ pub fn decode_row_into(bytes: &[u8], row: &mut Vec<Value>) -> Result<(), DbError
             TAG_FLOAT => Value::Float(f64::from_bits(r.u64().ok_or_else(bad)?)),
             TAG_TS => Value::Timestamp(r.u64().ok_or_else(bad)? as i64),
             TAG_DATE => Value::Date(unzigzag(r.varint().ok_or_else(bad)?)),
+            TAG_INTERVAL => {
+                let mut f = || r.varint().map(unzigzag).ok_or_else(bad);
+                let iv = Interval { months: f()?, days: f()?, micros: f()? };
+                Value::Interval(iv.checked().ok_or_else(bad)?)
+            }
             TAG_NUMERIC => {
                 let scale = r.u8().ok_or_else(bad)?;
                 let m = r.take(16).ok_or_else(bad)?;
@@ -599,6 +624,11 @@ pub fn encode_key(v: &Value, out: &mut Vec<u8>) {
             out.push(0x41);
             out.extend_from_slice(&((*d as u64) ^ (1 << 63)).to_be_bytes());
         }
+        // Intervals of one length share a key, as they compare equal.
+        Value::Interval(iv) => {
+            out.push(0x42);
+            out.extend_from_slice(&((iv.span() as u128) ^ (1 << 127)).to_be_bytes());
+        }
     }
 }
 
@@ -611,6 +641,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn interval() -> impl Strategy<Value = Interval> {
+        (any::<i32>(), any::<i32>(), any::<i64>()).prop_map(|(m, d, us)| Interval { months: m.into(), days: d.into(), micros: us })
+    }
+
     fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             Just(Value::Null),
@@ -620,6 +654,7 @@ mod tests {
             (any::<i64>(), 0u32..=18).prop_map(|(m, s)| Value::Numeric(Decimal::new(m, s))),
             ".{0,40}".prop_map(Value::Text),
             (DATE_RANGE.0..=DATE_RANGE.1).prop_map(Value::Date),
+            interval().prop_map(Value::Interval),
             // Both sides of the one-byte text length.
             "[a-z]{250,260}".prop_map(Value::Text),
         ]
@@ -679,6 +714,20 @@ mod tests {
             encode_key(&a, &mut ka);
             encode_key(&b, &mut kb);
             prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+        }
+
+        #[test]
+        fn intervals_print_and_parse_back(iv in interval()) {
+            let text = format_interval(iv);
+            prop_assert_eq!(parse_interval(&text, None), Some(iv), "{}", text);
+        }
+
+        #[test]
+        fn interval_arithmetic_never_panics(iv in interval(), f in proptest::num::f64::ANY, a in any::<i64>(), b in any::<i64>()) {
+            let _ = (iv.mul(f), iv.div(f), iv.justify_hours(), iv.justify_days(), iv.justify_interval(), iv.add(iv), iv.negate(), Interval::between(a, b));
+            if let Some(j) = iv.justify_interval() {
+                prop_assert_eq!(j.span(), iv.span(), "justifying keeps the length");
+            }
         }
 
         #[test]
@@ -749,8 +798,147 @@ pub struct Interval {
 
 impl Interval {
     pub fn negate(self) -> Option<Interval> {
-        Some(Interval { months: self.months.checked_neg()?, days: self.days.checked_neg()?, micros: self.micros.checked_neg()? })
+        Interval { months: self.months.checked_neg()?, days: self.days.checked_neg()?, micros: self.micros.checked_neg()? }.checked()
     }
+
+    /// Itself if it fits PostgreSQL's interval (months and days are 32-bit there).
+    pub fn checked(self) -> Option<Interval> {
+        let i32_range = i64::from(i32::MIN)..=i64::from(i32::MAX);
+        (i32_range.contains(&self.months) && i32_range.contains(&self.days)).then_some(self)
+    }
+
+    /// Its length in microseconds, a month being 30 days: what comparisons go by.
+    pub fn span(self) -> i128 {
+        i128::from(self.micros) + (i128::from(self.days) + i128::from(self.months) * 30) * i128::from(DAY_US)
+    }
+
+    pub fn add(self, o: Interval) -> Option<Interval> {
+        Interval { months: self.months.checked_add(o.months)?, days: self.days.checked_add(o.days)?, micros: self.micros.checked_add(o.micros)? }.checked()
+    }
+
+    /// `self * f`, fractions of months going to days (30 a month) and of days to
+    /// microseconds, each rounded to the microsecond as PostgreSQL 15 does.
+    pub fn mul(self, f: f64) -> Option<Interval> {
+        self.scale(|x| x * f)
+    }
+
+    /// `self / f` (f ≠ 0), as [`Interval::mul`] does it.
+    pub fn div(self, f: f64) -> Option<Interval> {
+        self.scale(|x| x / f)
+    }
+
+    fn scale(self, op: impl Fn(f64) -> f64) -> Option<Interval> {
+        let fits = |x: f64| x.is_finite() && x >= i32::MIN as f64 && x <= i32::MAX as f64;
+        let (m, d) = (op(self.months as f64), op(self.days as f64));
+        if !fits(m) || !fits(d) {
+            return None;
+        }
+        let (months, mut days) = (libm::trunc(m) as i64, libm::trunc(d) as i64);
+        let round_us = |x: f64| libm::rint(x * 1e6) / 1e6;
+        let month_rem_days = round_us((m - months as f64) * 30.0);
+        let mut sec_rem = round_us((d - days as f64 + month_rem_days - libm::trunc(month_rem_days)) * 86_400.0);
+        if libm::fabs(sec_rem) >= 86_400.0 {
+            let whole = libm::trunc(sec_rem / 86_400.0);
+            days += whole as i64;
+            sec_rem -= whole * 86_400.0;
+        }
+        days += libm::trunc(month_rem_days) as i64;
+        let micros = libm::rint(op(self.micros as f64) + sec_rem * 1e6);
+        if !micros.is_finite() || libm::fabs(micros) >= 9.2e18 {
+            return None;
+        }
+        Interval { months, days, micros: micros as i64 }.checked()
+    }
+
+    /// Whole days of the time part moved to the days, signs made to agree (PostgreSQL's
+    /// justify_hours).
+    pub fn justify_hours(self) -> Option<Interval> {
+        let (mut days, mut micros) = (self.days.checked_add(self.micros / DAY_US)?, self.micros % DAY_US);
+        if days > 0 && micros < 0 {
+            micros += DAY_US;
+            days -= 1;
+        } else if days < 0 && micros > 0 {
+            micros -= DAY_US;
+            days += 1;
+        }
+        Interval { months: self.months, days, micros }.checked()
+    }
+
+    /// Whole 30-day months of the days moved to the months, signs made to agree
+    /// (justify_days).
+    pub fn justify_days(self) -> Option<Interval> {
+        let (mut months, mut days) = (self.months.checked_add(self.days / 30)?, self.days % 30);
+        if months > 0 && days < 0 {
+            days += 30;
+            months -= 1;
+        } else if months < 0 && days > 0 {
+            days -= 30;
+            months += 1;
+        }
+        Interval { months, days, micros: self.micros }.checked()
+    }
+
+    /// Both, as PostgreSQL 15's justify_interval does them.
+    pub fn justify_interval(self) -> Option<Interval> {
+        let Interval { mut months, mut days, mut micros } = self;
+        if (days > 0 && micros > 0) || (days < 0 && micros < 0) {
+            months = months.checked_add(days / 30)?;
+            days %= 30;
+        }
+        days = days.checked_add(micros / DAY_US)?;
+        micros %= DAY_US;
+        months = months.checked_add(days / 30)?;
+        days %= 30;
+        if months > 0 && (days < 0 || (days == 0 && micros < 0)) {
+            days += 30;
+            months -= 1;
+        } else if months < 0 && (days > 0 || (days == 0 && micros > 0)) {
+            days -= 30;
+            months += 1;
+        }
+        if days > 0 && micros < 0 {
+            micros += DAY_US;
+            days -= 1;
+        } else if days < 0 && micros > 0 {
+            micros -= DAY_US;
+            days += 1;
+        }
+        Interval { months, days, micros }.checked()
+    }
+
+    /// `a - b` for timestamps: whole days and the rest, both of the difference's sign.
+    pub fn between(a: i64, b: i64) -> Option<Interval> {
+        let us = a.checked_sub(b)?;
+        Some(Interval { months: 0, days: us / DAY_US, micros: us % DAY_US })
+    }
+}
+
+/// PostgreSQL's interval output (IntervalStyle `postgres`): `1 year 2 mons 3 days 04:05:06`,
+/// `-1 days +02:00:00`, `00:00:00`.
+pub fn format_interval(iv: Interval) -> String {
+    let mut s = String::new();
+    let (mut zero, mut before) = (true, false);
+    for (v, unit) in [(iv.months / 12, "year"), (iv.months % 12, "mon"), (iv.days, "day")] {
+        if v == 0 {
+            continue;
+        }
+        let _ = write!(s, "{}{}{v} {unit}{}", if zero { "" } else { " " }, if before && v > 0 { "+" } else { "" }, if v != 1 { "s" } else { "" });
+        before = v < 0;
+        zero = false;
+    }
+    if zero || iv.micros != 0 {
+        let t = iv.micros;
+        let sign = if t < 0 { "-" } else if before { "+" } else { "" };
+        let a = t.unsigned_abs();
+        let (h, m, sec, frac) = (a / 3_600_000_000, a / 60_000_000 % 60, a / 1_000_000 % 60, a % 1_000_000);
+        let _ = write!(s, "{}{sign}{h:02}:{m:02}:{sec:02}", if zero { "" } else { " " });
+        if frac != 0 {
+            let f = alloc::format!("{frac:06}");
+            s.push('.');
+            s.push_str(f.trim_end_matches('0'));
+        }
+    }
+    s
 }
 
 /// Parses an interval's text: `N unit` pairs (`1 day`, `-2 hours`, `1.5 minutes`, `3 mons`;
@@ -825,8 +1013,12 @@ pub fn parse_interval(s: &str, unit: Option<&str>) -> Option<Interval> {
         if months > 0 {
             let n: i64 = num.parse().ok()?;
             iv.months = iv.months.checked_add(n.checked_mul(months)?)?;
+        } else if micros_per < 0 && !num.contains('.') {
+            // Whole days (and weeks) stay days.
+            let n: i64 = num.parse().ok()?;
+            iv.days = iv.days.checked_add(n.checked_mul(-micros_per)?)?;
         } else if micros_per < 0 {
-            // Days (and weeks) stay days; a fraction of one becomes microseconds.
+            // A fraction of a day becomes microseconds.
             let whole_us = frac_micros(num, DAY_US)?;
             let per = -micros_per;
             let total = whole_us.checked_mul(per)?;

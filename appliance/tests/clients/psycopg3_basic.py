@@ -3,12 +3,14 @@
 Usage: psycopg3_basic.py PORT. Exits nonzero with a message on any mismatch."""
 import sys
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import psycopg
 
 port = int(sys.argv[1])
-with psycopg.connect(host="127.0.0.1", port=port, user="kerndb", password="kerndb", dbname="kerndb") as conn:
+dsn = f"host=127.0.0.1 port={port} user=kerndb password=kerndb dbname=kerndb"
+with psycopg.connect(dsn) as conn:
     cur = conn.cursor()
     cur.execute("CREATE TABLE p3 (id INTEGER NOT NULL, name TEXT, flag BOOLEAN, big BIGINT)")
     conn.commit()
@@ -62,4 +64,29 @@ with psycopg.connect(host="127.0.0.1", port=port, user="kerndb", password="kernd
         raise SystemExit("expected numeric field overflow")
     except psycopg.errors.NumericValueOutOfRange:
         conn.rollback()
+    # INTERVAL as datetime.timedelta, in text and in binary, both ways.
+    cur.execute("CREATE TABLE pi (id INTEGER NOT NULL, took INTERVAL)")
+    conn.commit()
+    cur.execute("INSERT INTO pi VALUES (%s, %s), (%b, %b)", (1, timedelta(days=1, seconds=3), 2, timedelta(hours=-5, microseconds=7)))
+    conn.commit()
+    for c in (conn.cursor(), conn.cursor(binary=True)):
+        c.execute("SELECT took, took * 2 FROM pi ORDER BY id")
+        got = c.fetchall()
+        assert got == [(timedelta(days=1, seconds=3), timedelta(days=2, seconds=6)), (timedelta(hours=-5, microseconds=7), timedelta(hours=-10, microseconds=14))], f"intervals: {got}"
+    cur.execute("SELECT %b::timestamp - %b::timestamp", (datetime(2024, 3, 1, 12), datetime(2024, 2, 1)))
+    assert cur.fetchone()[0] == timedelta(days=29, hours=12)
+    # A sequence: numbers from two connections never repeat, currval is per connection.
+    cur.execute("CREATE SEQUENCE pseq START 10")
+    conn.commit()
+    other = psycopg.connect(dsn, autocommit=True)
+    got = []
+    for c in (cur, other.cursor(), cur):
+        c.execute("SELECT nextval('pseq')")
+        got.append(c.fetchone()[0])
+    assert got == [10, 11, 12], f"nextval: {got}"
+    oc = other.cursor()
+    oc.execute("SELECT currval('pseq')")
+    assert oc.fetchone()[0] == 11
+    other.close()
+    conn.commit()
 print("psycopg 3 ok")

@@ -228,6 +228,8 @@ struct AggState {
     any_float: bool,
     /// NUMERIC values summed exactly (integers stay in `isum`).
     dsum: Decimal,
+    /// sum and avg of intervals.
+    ivsum: crate::value::Interval,
     best: Option<Value>,
     seen: Option<BTreeSet<Value>>,
     /// string_agg: each value with its delimiter and its ORDER BY keys, in arrival order.
@@ -1022,6 +1024,7 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                     s.fsum += numeric::to_f64(&d);
                     s.dsum = numeric::add(&s.dsum, &d)?;
                 }
+                Value::Interval(iv) => s.ivsum = s.ivsum.add(iv).ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "interval out of range"))?,
                 _ => {}
             },
             AggFunc::Min => {
@@ -1318,7 +1321,7 @@ fn sift_down(heap: &mut [usize], mut i: usize, less: &dyn Fn(usize, usize) -> bo
 
 fn fresh_states(aggs: &[Agg]) -> Vec<AggState> {
     aggs.iter()
-        .map(|a| AggState { count: 0, isum: 0, fsum: 0.0, any_float: false, dsum: Decimal::ZERO, best: None, seen: if a.distinct { Some(BTreeSet::new()) } else { None }, parts: Vec::new() })
+        .map(|a| AggState { count: 0, isum: 0, fsum: 0.0, any_float: false, dsum: Decimal::ZERO, ivsum: Default::default(), best: None, seen: if a.distinct { Some(BTreeSet::new()) } else { None }, parts: Vec::new() })
         .collect()
 }
 
@@ -1364,6 +1367,8 @@ fn agg_value(a: &Agg, s: AggState) -> Result<Value, DbError> {
     Ok(match a.func {
         AggFunc::CountStar | AggFunc::Count => Value::Int(s.count),
         _ if s.count == 0 => Value::Null,
+        AggFunc::Sum if a.ty == SqlType::Interval => Value::Interval(s.ivsum),
+        AggFunc::Avg if a.ty == SqlType::Interval => Value::Interval(s.ivsum.div(s.count as f64).ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "interval out of range"))?),
         AggFunc::Sum if !s.any_float && a.ty.is_int() => Value::Int(i64::try_from(s.isum).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "bigint out of range"))?),
         AggFunc::Sum | AggFunc::Avg if a.ty.is_decimal() => {
             let ints = Decimal::try_from_i128_with_scale(s.isum, 0).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "value overflows numeric format"))?;

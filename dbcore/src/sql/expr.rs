@@ -106,6 +106,18 @@ pub enum Func {
     /// nextval, currval, setval, lastval: the sequence's definition first (see
     /// [`super::seq::def_args`]), then the call's own arguments.
     Seq(SeqOp),
+    /// `timestamp + interval` (a computed interval; constants fold into `TsAdd`).
+    TsAddIv,
+    /// `timestamp - timestamp`: an interval of days and time.
+    TsSub,
+    /// `interval + interval`.
+    IvAdd,
+    /// `interval * number` and `interval / number` (true: divide).
+    IvMul(bool),
+    /// `extract(field from interval)` (numeric) and `date_part(field, interval)` (double).
+    IvExtract(bool),
+    /// justify_hours (0), justify_days (1), justify_interval (2).
+    Justify(u8),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +223,11 @@ pub fn cast_value(v: Value, want: SqlType) -> Result<Value, DbError> {
         (Value::Date(d), T::Timestamp) => Value::Timestamp(d.checked_mul(86_400_000_000).ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "timestamp out of range"))?),
         (Value::Timestamp(t), T::Date) => Value::Date(t.div_euclid(86_400_000_000)),
         (Value::Text(s), T::Date) => Value::Date(crate::value::parse_date(&s).ok_or_else(|| err!(INVALID_DATETIME, "invalid input syntax for type date: \"{s}\""))?),
+        (Value::Interval(iv), T::Interval) => Value::Interval(iv),
+        (Value::Text(s), T::Interval) => match crate::value::parse_interval(&s, None) {
+            Some(iv) => Value::Interval(iv.checked().ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "interval out of range"))?),
+            None => return Err(err!(INVALID_DATETIME, "invalid input syntax for type interval: \"{s}\"")),
+        },
         (Value::Text(s), t) if t.is_int() => {
             let n: i64 = s.trim().parse().map_err(|_| err!(INVALID_TEXT_REPRESENTATION, "invalid input syntax for type {}: \"{s}\"", t.name()))?;
             check_int(Some(n), t).map_err(|_| err!(NUMERIC_OUT_OF_RANGE, "value \"{s}\" is out of range for type {}", t.name()))?
@@ -278,6 +295,7 @@ pub fn value_type_name(v: &Value) -> &'static str {
         Value::Text(_) => "text",
         Value::Timestamp(_) => "timestamp without time zone",
         Value::Date(_) => "date",
+        Value::Interval(_) => "interval",
     }
 }
 
@@ -329,6 +347,7 @@ impl Expr {
                 Value::Int(i) => check_int(i.checked_neg(), *ty)?,
                 Value::Float(f) => Value::Float(-f),
                 Value::Numeric(d) => Value::Numeric(-d),
+                Value::Interval(iv) => Value::Interval(iv.negate().ok_or_else(interval_overflow)?),
                 _ => Value::Null,
             },
             Expr::Not(x) => match x.eval(row, env)? {
@@ -769,6 +788,32 @@ fn array_element(t: &str, out: &mut String) {
     out.push('"');
 }
 
+fn interval_overflow() -> DbError {
+    err!(DATETIME_FIELD_OVERFLOW, "interval out of range")
+}
+
+/// `extract(field from interval)` as an integer scaled by 10^scale, PostgreSQL 15's scales:
+/// epoch and second have 6 decimals (epoch counts a year as 365.25 days), the rest none.
+fn interval_field(iv: Interval, field: &str) -> Result<(i128, u32), DbError> {
+    let us = i128::from(iv.micros);
+    Ok(match field.to_ascii_lowercase().as_str() {
+        "epoch" => (us + i128::from(iv.days) * 86_400_000_000 + i128::from(iv.months / 12) * 31_557_600_000_000 + i128::from(iv.months % 12) * 2_592_000_000_000, 6),
+        "millennium" | "millennia" => (i128::from(iv.months / 12_000), 0),
+        "century" | "centuries" => (i128::from(iv.months / 1_200), 0),
+        "decade" | "decades" => (i128::from(iv.months / 120), 0),
+        "year" | "years" => (i128::from(iv.months / 12), 0),
+        "quarter" => (i128::from(iv.months % 12 / 3 + 1), 0),
+        "month" | "months" | "mon" | "mons" => (i128::from(iv.months % 12), 0),
+        "day" | "days" => (i128::from(iv.days), 0),
+        "hour" | "hours" => (us / 3_600_000_000, 0),
+        "minute" | "minutes" => (us / 60_000_000 % 60, 0),
+        "second" | "seconds" => (us % 60_000_000, 6),
+        "millisecond" | "milliseconds" => (us % 60_000_000, 3),
+        "microsecond" | "microseconds" => (us % 60_000_000, 0),
+        other => return Err(err!(INVALID_PARAMETER_VALUE, "unit \"{other}\" not supported for type interval")),
+    })
+}
+
 fn text_arg(v: &Value) -> Option<String> {
     v.to_text()
 }
@@ -979,6 +1024,44 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
         }
         F::Random => Value::Float(env.random()),
         F::Seq(op) => env.sequence(op, &a)?,
+        F::TsAddIv => {
+            let (Value::Timestamp(t), Value::Interval(iv)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "timestamp + interval on other types")) };
+            Value::Timestamp(timestamp_add(*t, *iv).ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "timestamp out of range"))?)
+        }
+        F::TsSub => {
+            let (Value::Timestamp(x), Value::Timestamp(y)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "timestamp - timestamp on other types")) };
+            Value::Interval(Interval::between(*x, *y).ok_or_else(interval_overflow)?)
+        }
+        F::IvAdd => {
+            let (Value::Interval(x), Value::Interval(y)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "interval + interval on other types")) };
+            Value::Interval(x.add(*y).ok_or_else(interval_overflow)?)
+        }
+        F::IvMul(div) => {
+            let Value::Interval(x) = &a[0] else { return Err(err!(INTERNAL_ERROR, "interval * number on other types")) };
+            let f = as_f64(&a[1]).ok_or_else(|| err!(INTERNAL_ERROR, "interval * number on other types"))?;
+            if div && f == 0.0 {
+                return Err(err!(DIVISION_BY_ZERO, "division by zero"));
+            }
+            Value::Interval(if div { x.div(f) } else { x.mul(f) }.ok_or_else(interval_overflow)?)
+        }
+        F::Justify(kind) => {
+            let Value::Interval(iv) = &a[0] else { return Err(err!(INTERNAL_ERROR, "justify on other types")) };
+            let j = match kind {
+                0 => iv.justify_hours(),
+                1 => iv.justify_days(),
+                _ => iv.justify_interval(),
+            };
+            Value::Interval(j.ok_or_else(interval_overflow)?)
+        }
+        F::IvExtract(numeric) => {
+            let (Value::Text(field), Value::Interval(iv)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "extract from interval on other types")) };
+            let (n, scale) = interval_field(*iv, field)?;
+            if numeric {
+                Value::Numeric(Decimal::try_from_i128_with_scale(n, scale).map_err(|_| interval_overflow())?)
+            } else {
+                Value::Float(n as f64 / libm::pow(10.0, f64::from(scale)))
+            }
+        }
         F::Version => Value::Text(alloc::format!("PostgreSQL 15.0 (kerndb {}) on x86_64", env!("CARGO_PKG_VERSION"))),
     })
 }

@@ -564,6 +564,7 @@ pub fn default_name(e: &ast::Expr) -> String {
                 SqlType::Char(_) => "bpchar",
                 SqlType::Timestamp => "timestamp",
                 SqlType::Date => "date",
+                SqlType::Interval => "interval",
                 _ => t.name(),
             })).unwrap_or_else(|_| String::from("?column?")),
         },
@@ -617,6 +618,8 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
         D::Regclass => SqlType::Int8,
         D::Timestamp(_, _) | D::Datetime(_) => SqlType::Timestamp,
         D::Date => SqlType::Date,
+        D::Interval { fields: None, precision: None } => SqlType::Interval,
+        D::Interval { .. } => return Err(err!(FEATURE_NOT_SUPPORTED, "interval fields and precision (INTERVAL DAY, INTERVAL(3)) are not supported yet")),
         D::Custom(n, _) => match object_name(n)?.as_str() {
             "int2" | "smallserial" | "serial2" => SqlType::Int2,
             "int4" | "serial" | "serial4" => SqlType::Int4,
@@ -635,6 +638,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
             "real" => SqlType::Float4,
             "timestamp" => SqlType::Timestamp,
             "date" => SqlType::Date,
+            "interval" => SqlType::Interval,
             // Object identifiers, and the reg* aliases (shown as numbers, not names).
             "oid" | "regclass" | "regtype" | "regnamespace" | "regproc" | "regprocedure" | "regrole" => SqlType::Int8,
             other => return Err(err!(UNDEFINED_OBJECT, "type \"{other}\" does not exist")),
@@ -1011,6 +1015,7 @@ impl<'a> Planner<'a> {
                     AggFunc::Sum if at.is_decimal() => SqlType::NUMERIC,
                     AggFunc::Sum | AggFunc::Avg if at.is_numeric() => if at == SqlType::Float4 { SqlType::Float8 } else { at },
                     AggFunc::Sum | AggFunc::Avg if t == Ty::Null || t == Ty::Unknown => SqlType::NUMERIC,
+                    AggFunc::Sum | AggFunc::Avg if at == SqlType::Interval => SqlType::Interval,
                     AggFunc::Sum | AggFunc::Avg => return Err(err!(UNDEFINED_FUNCTION, "function {name}({}) does not exist", at.name())),
                     _ => at,
                 };
@@ -1119,6 +1124,9 @@ impl<'a> Planner<'a> {
                             Expr::Const(Value::Numeric(d)) => return Ok((Expr::Const(Value::Numeric(-*d)), t)),
                             _ => {}
                         }
+                        if t == Ty::Known(SqlType::Interval) {
+                            return Ok((Expr::Neg(Box::new(x), SqlType::Interval), t));
+                        }
                         let ty = self.numeric_operand(&x, t, "-")?;
                         (Expr::Neg(Box::new(x), ty), Ty::Known(ty))
                     }
@@ -1171,6 +1179,13 @@ impl<'a> Planner<'a> {
                 };
                 let iv = if matches!(op, ast::BinaryOperator::Minus) { iv.negate().ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "interval out of range"))? } else { iv };
                 let (x, t) = self.compile(ts, scope)?;
+                if t == Ty::Known(SqlType::Interval) {
+                    // interval ± interval constant: the general path.
+                    let (l, lt) = self.compile(left, scope)?;
+                    let (r, rt) = self.compile(right, scope)?;
+                    let op = if matches!(op, ast::BinaryOperator::Plus) { BinOp::Add } else { BinOp::Sub };
+                    return self.binary(op, l, lt, r, rt);
+                }
                 if !matches!(t, Ty::Known(SqlType::Timestamp | SqlType::Date) | Ty::Unknown | Ty::Null) {
                     return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {op} interval", t.sql().name()));
                 }
@@ -1178,16 +1193,23 @@ impl<'a> Planner<'a> {
                 let args = alloc::vec![x, Expr::Const(Value::Int(iv.months)), Expr::Const(Value::Int(iv.days)), Expr::Const(Value::Int(iv.micros))];
                 (fold_strict_func(Expr::Func(Func::TsAdd, args, SqlType::Timestamp)), Ty::Known(SqlType::Timestamp))
             }
-            E::Interval(_) => return Err(err!(FEATURE_NOT_SUPPORTED, "an interval is supported only added to or subtracted from a timestamp")),
+            E::Interval(_) => match interval_const(e) {
+                Some(iv) => (Expr::Const(Value::Interval(iv?.checked().ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "interval out of range"))?)), Ty::Known(SqlType::Interval)),
+                None => return Err(err!(FEATURE_NOT_SUPPORTED, "an INTERVAL of a computed text is not supported; use (text)::interval")),
+            },
             E::Extract { field, expr, .. } => {
                 let unit = match field {
                     ast::DateTimeField::Custom(id) => id.value.to_ascii_lowercase(),
                     other => other.to_string().to_ascii_lowercase(),
                 };
+                let (x, t) = self.compile(expr, scope)?;
+                if t == Ty::Known(SqlType::Interval) {
+                    let args = alloc::vec![Expr::Const(Value::Text(unit)), x];
+                    return Ok((fold_strict_func(Expr::Func(Func::IvExtract(true), args, SqlType::NUMERIC)), Ty::Known(SqlType::NUMERIC)));
+                }
                 if crate::value::timestamp_field(0, &unit).is_none() {
                     return Err(err!(INVALID_PARAMETER_VALUE, "unit \"{unit}\" not recognized for type timestamp without time zone"));
                 }
-                let (x, t) = self.compile(expr, scope)?;
                 let x = coerce(x, t, SqlType::Timestamp, "argument of extract")?;
                 (fold_strict_func(Expr::Func(Func::Extract, alloc::vec![Expr::Const(Value::Text(unit)), x], SqlType::NUMERIC)), Ty::Known(SqlType::NUMERIC))
             }
@@ -1424,6 +1446,7 @@ impl<'a> Planner<'a> {
                 self.note_param(&r, SqlType::Text);
                 Ok((bx(l, r, SqlType::Text), Ty::Known(SqlType::Text)))
             }
+            Add | Sub | Mul | Div if [lt, rt].contains(&Ty::Known(SqlType::Interval)) || (op == Sub && matches!((lt, rt), (Ty::Known(SqlType::Timestamp), Ty::Known(SqlType::Timestamp | SqlType::Date)) | (Ty::Known(SqlType::Date), Ty::Known(SqlType::Timestamp)))) => self.interval_arith(op, l, lt, r, rt),
             Add | Sub if lt == Ty::Known(SqlType::Date) || rt == Ty::Known(SqlType::Date) => self.date_arith(op, l, lt, r, rt),
             Add | Sub | Mul | Div | Mod => {
                 let lt2 = if lt == Ty::Unknown || lt == Ty::Null { rt } else { lt };
@@ -1446,6 +1469,53 @@ impl<'a> Planner<'a> {
                 let r = coerce(r, rt, common, "operand")?;
                 Ok((bx(l, r, common), Ty::Known(SqlType::Bool)))
             }
+        }
+    }
+
+    /// Arithmetic with intervals, as in PostgreSQL: `timestamp - timestamp` (an interval),
+    /// `timestamp ± interval` and `date ± interval` (timestamps), `interval ± interval`,
+    /// `interval * number`, `number * interval`, `interval / number`.
+    fn interval_arith(&self, op: BinOp, l: Expr, lt: Ty, r: Expr, rt: Ty) -> Result<(Expr, Ty), DbError> {
+        let iv = Ty::Known(SqlType::Interval);
+        let is_time = |t: Ty| matches!(t, Ty::Known(SqlType::Timestamp | SqlType::Date));
+        let f = |func, args: Vec<Expr>, ty| (fold_strict_func(Expr::Func(func, args, ty)), Ty::Known(ty));
+        let neg = |x: Expr| Expr::Neg(Box::new(x), SqlType::Interval);
+        let as_iv = |x: Expr, t: Ty| {
+            self.note_param(&x, SqlType::Interval);
+            coerce(x, t, SqlType::Interval, "operand")
+        };
+        let is_num = |t: Ty| matches!(t, Ty::Known(x) if x.is_numeric()) || matches!(t, Ty::Unknown | Ty::Null);
+        let refuse = || err!(UNDEFINED_FUNCTION, "operator does not exist: {} {} {}", lt.sql().name(), op_symbol(op), rt.sql().name());
+        match op {
+            BinOp::Sub if !(lt == iv || rt == iv) => {
+                let l = coerce(l, lt, SqlType::Timestamp, "operand")?;
+                let r = coerce(r, rt, SqlType::Timestamp, "operand")?;
+                Ok(f(Func::TsSub, alloc::vec![l, r], SqlType::Interval))
+            }
+            BinOp::Add | BinOp::Sub if is_time(lt) || (lt == Ty::Unknown && rt == iv) => {
+                let l = coerce(l, lt, SqlType::Timestamp, "operand")?;
+                let r = as_iv(r, rt)?;
+                Ok(f(Func::TsAddIv, alloc::vec![l, if op == BinOp::Sub { neg(r) } else { r }], SqlType::Timestamp))
+            }
+            BinOp::Add if is_time(rt) => {
+                let r = coerce(r, rt, SqlType::Timestamp, "operand")?;
+                Ok(f(Func::TsAddIv, alloc::vec![r, as_iv(l, lt)?], SqlType::Timestamp))
+            }
+            BinOp::Add | BinOp::Sub if lt == iv && matches!(rt, Ty::Known(SqlType::Interval) | Ty::Unknown | Ty::Null) || rt == iv && matches!(lt, Ty::Unknown | Ty::Null) => {
+                let (l, r) = (as_iv(l, lt)?, as_iv(r, rt)?);
+                Ok(f(Func::IvAdd, alloc::vec![l, if op == BinOp::Sub { neg(r) } else { r }], SqlType::Interval))
+            }
+            BinOp::Mul | BinOp::Div if lt == iv && is_num(rt) => {
+                self.note_param(&r, SqlType::Float8);
+                let r = coerce(r, rt, SqlType::Float8, "operand")?;
+                Ok(f(Func::IvMul(op == BinOp::Div), alloc::vec![l, r], SqlType::Interval))
+            }
+            BinOp::Mul if rt == iv && is_num(lt) => {
+                self.note_param(&l, SqlType::Float8);
+                let l = coerce(l, lt, SqlType::Float8, "operand")?;
+                Ok(f(Func::IvMul(false), alloc::vec![r, l], SqlType::Interval))
+            }
+            _ => Err(refuse()),
         }
     }
 
@@ -1604,6 +1674,23 @@ impl<'a> Planner<'a> {
                 (Expr::Func(Func::Seq(op), args, SqlType::Int8), Ty::Known(SqlType::Int8))
             }
             ("lastval", 0) => (Expr::Func(Func::Seq(SeqOp::Last), Vec::new(), SqlType::Int8), Ty::Known(SqlType::Int8)),
+            ("justify_hours" | "justify_days" | "justify_interval", 1) => {
+                let (x, t) = compiled.into_iter().next().expect("arity checked");
+                let x = coerce(x, t, SqlType::Interval, "argument")?;
+                let kind = match name.as_str() {
+                    "justify_hours" => 0,
+                    "justify_days" => 1,
+                    _ => 2,
+                };
+                (fold_strict_func(Expr::Func(Func::Justify(kind), alloc::vec![x], SqlType::Interval)), Ty::Known(SqlType::Interval))
+            }
+            ("date_part", 2) if compiled[1].1 == Ty::Known(SqlType::Interval) => {
+                let mut it = compiled.into_iter();
+                let (u, ut) = it.next().expect("two arguments");
+                let (x, _) = it.next().expect("two arguments");
+                let u = coerce(u, ut, SqlType::Text, "unit")?;
+                (fold_strict_func(Expr::Func(Func::IvExtract(false), alloc::vec![u, x], SqlType::Float8)), Ty::Known(SqlType::Float8))
+            }
             ("date_part" | "date_trunc", 2) => {
                 let mut it = compiled.into_iter();
                 let (u, ut) = it.next().expect("two arguments");
