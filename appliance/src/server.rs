@@ -639,7 +639,8 @@ fn declared_type(oid: u32) -> Result<Option<SqlType>, PgError> {
         25 | 705 => Some(SqlType::Text),
         1043 => Some(SqlType::Varchar(0)),
         1042 => Some(SqlType::Char(0)),
-        1114 | 1184 => Some(SqlType::Timestamp),
+        1114 => Some(SqlType::Timestamp),
+        1184 => Some(SqlType::TimestampTz),
         1082 => Some(SqlType::Date),
         1186 => Some(SqlType::Interval),
         other => return Err(PgError::error("0A000", format!("parameter type with OID {other} is not supported yet"))),
@@ -673,6 +674,7 @@ fn decode_param(raw: Option<&[u8]>, format: i16, ty: SqlType) -> Result<Value, P
             SqlType::Float4 if b.len() == 4 => Ok(Value::Float(f32::from_be_bytes([b[0], b[1], b[2], b[3]]) as f64)),
             SqlType::Float8 if b.len() == 8 => Ok(Value::Float(f64::from_be_bytes(b.try_into().map_err(|_| bad())?))),
             SqlType::Timestamp if b.len() == 8 => Ok(Value::Timestamp(i64::from_be_bytes(b.try_into().map_err(|_| bad())?))),
+            SqlType::TimestampTz if b.len() == 8 => Ok(Value::TimestampTz(i64::from_be_bytes(b.try_into().map_err(|_| bad())?))),
             SqlType::Date if b.len() == 4 => {
                 let d = i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                 let (lo, hi) = dbcore::value::DATE_RANGE;
@@ -707,7 +709,7 @@ fn encode_value(v: &Value, ty: SqlType, format: i16) -> Option<Vec<u8>> {
             (Value::Int(i), _) => Some(i.to_be_bytes().to_vec()),
             (Value::Float(f), SqlType::Float4) => Some((*f as f32).to_be_bytes().to_vec()),
             (Value::Float(f), _) => Some(f.to_be_bytes().to_vec()),
-            (Value::Timestamp(t), _) => Some(t.to_be_bytes().to_vec()),
+            (Value::Timestamp(t) | Value::TimestampTz(t), _) => Some(t.to_be_bytes().to_vec()),
             (Value::Date(d), _) => Some((*d as i32).to_be_bytes().to_vec()),
             (Value::Interval(iv), _) => {
                 let mut b = iv.micros.to_be_bytes().to_vec();

@@ -27,6 +27,9 @@ pub enum SqlType {
     Timestamp,
     Date,
     Interval,
+    /// TIMESTAMP WITH TIME ZONE: microseconds since 2000-01-01 UTC; kerndb's session time
+    /// zone is always UTC, so it prints with `+00`.
+    TimestampTz,
 }
 
 impl SqlType {
@@ -46,6 +49,7 @@ impl SqlType {
             SqlType::Timestamp => (11, 0),
             SqlType::Date => (12, 0),
             SqlType::Interval => (13, 0),
+            SqlType::TimestampTz => (14, 0),
         }
     }
     pub fn from_code(c: u8, n: u32) -> Option<SqlType> {
@@ -63,6 +67,7 @@ impl SqlType {
             11 => SqlType::Timestamp,
             12 => SqlType::Date,
             13 => SqlType::Interval,
+            14 => SqlType::TimestampTz,
             _ => return None,
         })
     }
@@ -82,6 +87,7 @@ impl SqlType {
             SqlType::Timestamp => 1114,
             SqlType::Date => 1082,
             SqlType::Interval => 1186,
+            SqlType::TimestampTz => 1184,
         }
     }
     /// PostgreSQL's typmod (atttypmod, RowDescription): the length + 4 for VARCHAR(n) and
@@ -98,7 +104,7 @@ impl SqlType {
         match self {
             SqlType::Int2 => 2,
             SqlType::Int4 | SqlType::Float4 | SqlType::Date => 4,
-            SqlType::Int8 | SqlType::Float8 | SqlType::Timestamp => 8,
+            SqlType::Int8 | SqlType::Float8 | SqlType::Timestamp | SqlType::TimestampTz => 8,
             SqlType::Bool => 1,
             SqlType::Interval => 16,
             _ => -1,
@@ -119,7 +125,12 @@ impl SqlType {
             SqlType::Timestamp => "timestamp without time zone",
             SqlType::Date => "date",
             SqlType::Interval => "interval",
+            SqlType::TimestampTz => "timestamp with time zone",
         }
+    }
+    /// TIMESTAMP and TIMESTAMP WITH TIME ZONE.
+    pub fn is_timestamp(self) -> bool {
+        matches!(self, SqlType::Timestamp | SqlType::TimestampTz)
     }
     pub fn is_int(self) -> bool {
         matches!(self, SqlType::Int2 | SqlType::Int4 | SqlType::Int8)
@@ -156,6 +167,8 @@ pub enum Value {
     Timestamp(i64),
     Date(i64),
     Interval(Interval),
+    /// Microseconds since 2000-01-01 00:00 UTC.
+    TimestampTz(i64),
 }
 
 impl Value {
@@ -178,6 +191,10 @@ impl Value {
             Value::Timestamp(us) => s = format_timestamp(*us),
             Value::Date(d) => s = format_date(*d),
             Value::Interval(iv) => s = format_interval(*iv),
+            Value::TimestampTz(us) => {
+                s = format_timestamp(*us);
+                s.push_str("+00");
+            }
         }
         Some(s)
     }
@@ -187,7 +204,7 @@ impl Value {
             Value::Bool(_) => 1,
             Value::Int(_) | Value::Float(_) | Value::Numeric(_) => 2,
             Value::Text(_) => 3,
-            Value::Timestamp(_) | Value::Date(_) => 4,
+            Value::Timestamp(_) | Value::Date(_) | Value::TimestampTz(_) => 4,
             Value::Interval(_) => 5,
             Value::Null => 9,
         }
@@ -210,11 +227,11 @@ impl Ord for Value {
             (Value::Numeric(a), Value::Float(b)) => numeric::cmp_f64(a, *b),
             (Value::Float(a), Value::Numeric(b)) => numeric::cmp_f64(b, *a).reverse(),
             (Value::Text(a), Value::Text(b)) => a.cmp(b),
-            (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
+            (Value::Timestamp(a) | Value::TimestampTz(a), Value::Timestamp(b) | Value::TimestampTz(b)) => a.cmp(b),
             (Value::Date(a), Value::Date(b)) => a.cmp(b),
             // A date is its midnight, as PostgreSQL compares date with timestamp.
-            (Value::Date(a), Value::Timestamp(b)) => a.saturating_mul(DAY_US).cmp(b),
-            (Value::Timestamp(a), Value::Date(b)) => a.cmp(&b.saturating_mul(DAY_US)),
+            (Value::Date(a), Value::Timestamp(b) | Value::TimestampTz(b)) => a.saturating_mul(DAY_US).cmp(b),
+            (Value::Timestamp(a) | Value::TimestampTz(a), Value::Date(b)) => a.cmp(&b.saturating_mul(DAY_US)),
             // By length, a month being 30 days, as PostgreSQL compares intervals (so
             // '1 mon' = '30 days').
             (Value::Interval(a), Value::Interval(b)) => a.span().cmp(&b.span()),
@@ -333,6 +350,40 @@ pub fn format_timestamp(us: i64) -> String {
     s
 }
 
+/// Parses a timestamp with time zone: a timestamp as [`parse_timestamp`] takes it, then a zone:
+/// `Z`, `UTC`, `GMT`, or an offset `±HH`, `±HH:MM`, `±HHMM`, `±HH:MM:SS` (at most 15:59:59,
+/// PostgreSQL's limit). None (no zone) is UTC, kerndb's session time zone. The instant, in
+/// microseconds since 2000-01-01 UTC.
+pub fn parse_timestamptz(s: &str) -> Option<i64> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    for z in ["UTC", "GMT", "Z"] {
+        if upper.ends_with(z) && t.len() > z.len() && t.as_bytes()[t.len() - z.len() - 1].is_ascii_digit() | (t.as_bytes()[t.len() - z.len() - 1] == b' ') {
+            return parse_timestamp(t[..t.len() - z.len()].trim_end());
+        }
+    }
+    let Some(sep) = t.find([' ', 'T']) else { return parse_timestamp(t) };
+    let time = &t[sep + 1..];
+    let Some(i) = time.rfind(['+', '-']) else { return parse_timestamp(t) };
+    let (sign, zone) = (if time.as_bytes()[i] == b'-' { -1 } else { 1 }, &time[i + 1..]);
+    let digits: Vec<&str> = if zone.contains(':') {
+        zone.split(':').collect()
+    } else if zone.len() == 4 {
+        alloc::vec![&zone[..2], &zone[2..]]
+    } else {
+        alloc::vec![zone]
+    };
+    let mut parts = digits.iter().map(|d| if !d.is_empty() && d.len() <= 2 && d.bytes().all(|b| b.is_ascii_digit()) { d.parse::<i64>().ok() } else { None });
+    let h = parts.next()??;
+    let m = parts.next().unwrap_or(Some(0))?;
+    let sec = parts.next().unwrap_or(Some(0))?;
+    if parts.next().is_some() || h > 15 || m > 59 || sec > 59 {
+        return None;
+    }
+    let local = parse_timestamp(t[..sep + 1 + i].trim_end())?;
+    local.checked_sub(sign * (h * 3600 + m * 60 + sec) * 1_000_000)
+}
+
 /// Parses `YYYY-MM-DD[ HH:MM:SS[.ffffff]]` (a `T` separator and a trailing zone are accepted;
 /// the zone is ignored, as for timestamp without time zone).
 pub fn parse_timestamp(s: &str) -> Option<i64> {
@@ -392,6 +443,8 @@ const TAG_TEXT8: u8 = 9;
 const TAG_DATE: u8 = 10;
 /// An interval: months, days and microseconds, each a zigzag varint.
 const TAG_INTERVAL: u8 = 11;
+/// A timestamp with time zone: microseconds since 2000-01-01 UTC, i64.
+const TAG_TSTZ: u8 = 12;
 
 /// Appends `i` as a zigzag LEB128 varint (small magnitudes, either sign, in few bytes).
 fn push_zigzag(i: i64, out: &mut Vec<u8>) {
@@ -429,6 +482,10 @@ pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {
             Value::Date(d) => {
                 out.push(TAG_DATE);
                 push_zigzag(*d, out);
+            }
+            Value::TimestampTz(t) => {
+                out.push(TAG_TSTZ);
+                out.extend_from_slice(&t.to_le_bytes());
             }
             Value::Interval(iv) => {
                 out.push(TAG_INTERVAL);
@@ -547,6 +604,7 @@ pub fn decode_row_into(bytes: &[u8], row: &mut Vec<Value>) -> Result<(), DbError
             TAG_VARINT => Value::Int(unzigzag(r.varint().ok_or_else(bad)?)),
             TAG_FLOAT => Value::Float(f64::from_bits(r.u64().ok_or_else(bad)?)),
             TAG_TS => Value::Timestamp(r.u64().ok_or_else(bad)? as i64),
+            TAG_TSTZ => Value::TimestampTz(r.u64().ok_or_else(bad)? as i64),
             TAG_DATE => Value::Date(unzigzag(r.varint().ok_or_else(bad)?)),
             TAG_INTERVAL => {
                 let mut f = || r.varint().map(unzigzag).ok_or_else(bad);
@@ -616,7 +674,8 @@ pub fn encode_key(v: &Value, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(&[0, 0]);
         }
-        Value::Timestamp(t) => {
+        // Both kinds of timestamp share a key (they compare by the instant).
+        Value::Timestamp(t) | Value::TimestampTz(t) => {
             out.push(0x40);
             out.extend_from_slice(&((*t as u64) ^ (1 << 63)).to_be_bytes());
         }
@@ -728,6 +787,25 @@ mod tests {
             if let Some(j) = iv.justify_interval() {
                 prop_assert_eq!(j.span(), iv.span(), "justifying keeps the length");
             }
+        }
+
+        #[test]
+        fn timestamps_with_time_zone_print_and_parse_back(us in 0i64..(DATE_RANGE.1 * DAY_US), off_min in -959i64..=959, sep in 0usize..3) {
+            let v = Value::TimestampTz(us);
+            let text = v.to_text().unwrap();
+            prop_assert!(text.ends_with("+00"));
+            prop_assert_eq!(parse_timestamptz(&text), Some(us), "{}", text);
+            // The same instant written with another offset.
+            let local = format_timestamp(us + off_min * 60_000_000);
+            let (h, m) = (off_min.abs() / 60, off_min.abs() % 60);
+            let sign = if off_min < 0 { '-' } else { '+' };
+            let zone = match sep { 0 => alloc::format!("{sign}{h:02}:{m:02}"), 1 => alloc::format!("{sign}{h:02}{m:02}"), _ => alloc::format!(" {sign}{h:02}:{m:02}:00") };
+            if us + off_min * 60_000_000 >= 0 {
+                prop_assert_eq!(parse_timestamptz(&alloc::format!("{local}{zone}")), Some(us), "{}{}", local, zone);
+            }
+            let mut row = Vec::new();
+            encode_row(&[v.clone()], &mut row);
+            prop_assert!(matches!(decode_row(&row).unwrap()[..], [Value::TimestampTz(x)] if x == us));
         }
 
         #[test]

@@ -3,7 +3,7 @@
 Usage: psycopg3_basic.py PORT. Exits nonzero with a message on any mismatch."""
 import sys
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import psycopg
@@ -75,6 +75,18 @@ with psycopg.connect(dsn) as conn:
         assert got == [(timedelta(days=1, seconds=3), timedelta(days=2, seconds=6)), (timedelta(hours=-5, microseconds=7), timedelta(hours=-10, microseconds=14))], f"intervals: {got}"
     cur.execute("SELECT %b::timestamp - %b::timestamp", (datetime(2024, 3, 1, 12), datetime(2024, 2, 1)))
     assert cur.fetchone()[0] == timedelta(days=29, hours=12)
+    # TIMESTAMP WITH TIME ZONE: an aware datetime keeps its instant, in text and in binary.
+    cur.execute("CREATE TABLE ptz (id INTEGER NOT NULL, at TIMESTAMPTZ)")
+    conn.commit()
+    plus2 = timezone(timedelta(hours=2))
+    cur.execute("INSERT INTO ptz VALUES (%s, %s), (%b, %b)", (1, datetime(2024, 5, 1, 12, tzinfo=plus2), 2, datetime(2024, 5, 1, 12, tzinfo=timezone.utc)))
+    conn.commit()
+    for c in (conn.cursor(), conn.cursor(binary=True)):
+        c.execute("SELECT at FROM ptz ORDER BY id")
+        got = [r[0] for r in c.fetchall()]
+        assert got == [datetime(2024, 5, 1, 10, tzinfo=timezone.utc), datetime(2024, 5, 1, 12, tzinfo=timezone.utc)], f"timestamptz: {got}"
+    cur.execute("SELECT now()")
+    assert cur.fetchone()[0].utcoffset() == timedelta(0), "now() is a timestamptz in UTC"
     # A sequence: numbers from two connections never repeat, currval is per connection.
     cur.execute("CREATE SEQUENCE pseq START 10")
     conn.commit()

@@ -1407,8 +1407,9 @@ fn probe(v: Value, ty: SqlType) -> Option<Value> {
         (Value::Int(i), t) if t.is_decimal() => Some(Value::Numeric(Decimal::from(*i))),
         (Value::Text(_), SqlType::Text | SqlType::Varchar(_)) => Some(v),
         (Value::Bool(_), SqlType::Bool) => Some(v),
-        (Value::Timestamp(_), SqlType::Timestamp) => Some(v),
+        (Value::Timestamp(_) | Value::TimestampTz(_), t) if t.is_timestamp() => Some(v),
         (Value::Date(_), SqlType::Date) => Some(v),
+        (Value::Interval(_), SqlType::Interval) => Some(v),
         _ => None,
     }
 }

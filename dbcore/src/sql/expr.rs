@@ -218,7 +218,11 @@ pub fn cast_value(v: Value, want: SqlType) -> Result<Value, DbError> {
             fit_text(s, t)?
         }
         (Value::Bool(b), T::Bool) => Value::Bool(b),
-        (Value::Timestamp(t), T::Timestamp) => Value::Timestamp(t),
+        (Value::Timestamp(t) | Value::TimestampTz(t), T::Timestamp) => Value::Timestamp(t),
+        (Value::Timestamp(t) | Value::TimestampTz(t), T::TimestampTz) => Value::TimestampTz(t),
+        (Value::TimestampTz(t), T::Date) => Value::Date(t.div_euclid(86_400_000_000)),
+        (Value::Date(d), T::TimestampTz) => Value::TimestampTz(d.checked_mul(86_400_000_000).ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "timestamp out of range"))?),
+        (Value::Text(s), T::TimestampTz) => Value::TimestampTz(crate::value::parse_timestamptz(&s).ok_or_else(|| err!(INVALID_DATETIME, "invalid input syntax for type timestamp with time zone: \"{s}\""))?),
         (Value::Date(d), T::Date) => Value::Date(d),
         (Value::Date(d), T::Timestamp) => Value::Timestamp(d.checked_mul(86_400_000_000).ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "timestamp out of range"))?),
         (Value::Timestamp(t), T::Date) => Value::Date(t.div_euclid(86_400_000_000)),
@@ -296,6 +300,7 @@ pub fn value_type_name(v: &Value) -> &'static str {
         Value::Timestamp(_) => "timestamp without time zone",
         Value::Date(_) => "date",
         Value::Interval(_) => "interval",
+        Value::TimestampTz(_) => "timestamp with time zone",
     }
 }
 
@@ -987,6 +992,7 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
                 None => Value::Null,
             }
         }
+        F::Now if ty == SqlType::TimestampTz => Value::TimestampTz(env.now()),
         F::Now => Value::Timestamp(env.now()),
         F::DateAdd => {
             let (Value::Date(d), Value::Int(n)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "date + integer on other types")) };

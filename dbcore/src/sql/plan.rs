@@ -353,8 +353,9 @@ fn int_const(n: i64) -> (Expr, Ty) {
 fn coerce(x: Expr, t: Ty, want: SqlType, what: &str) -> Result<Expr, DbError> {
     match t {
         Ty::Known(ty) if ty == want => Ok(x),
-        // A date is the timestamp of its midnight.
-        Ty::Known(SqlType::Date) if want == SqlType::Timestamp => match x {
+        // A date is the timestamp of its midnight; the two timestamps are one instant (the
+        // session's time zone is UTC).
+        Ty::Known(SqlType::Date | SqlType::Timestamp | SqlType::TimestampTz) if want.is_timestamp() => match x {
             Expr::Const(v) => Ok(Expr::Const(cast_value(v, want)?)),
             other => Ok(Expr::Cast(Box::new(other), want)),
         },
@@ -397,10 +398,21 @@ fn common_type(a: Ty, b: Ty, op: &str) -> Result<SqlType, DbError> {
         }
         (Ty::Known(x), Ty::Known(y)) if x.is_text() && y.is_text() => SqlType::Text,
         (Ty::Known(SqlType::Date), Ty::Known(SqlType::Timestamp)) | (Ty::Known(SqlType::Timestamp), Ty::Known(SqlType::Date)) => SqlType::Timestamp,
+        (Ty::Known(x), Ty::Known(y)) if (x.is_timestamp() || x == SqlType::Date) && (y.is_timestamp() || y == SqlType::Date) => SqlType::TimestampTz,
         (Ty::Known(x), Ty::Known(y)) => return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {op} {}", x.name(), y.name())),
         (Ty::Known(x), _) | (_, Ty::Known(x)) => x,
         _ => SqlType::Text,
     })
+}
+
+/// A timestamp computed from a `timestamp with time zone` (`t`) is one too, as in PostgreSQL:
+/// the computation ran on the UTC timestamp.
+fn same_zone(x: Expr, t: Ty) -> (Expr, Ty) {
+    if t == Ty::Known(SqlType::TimestampTz) {
+        (Expr::Cast(Box::new(x), SqlType::TimestampTz), t)
+    } else {
+        (x, Ty::Known(SqlType::Timestamp))
+    }
 }
 
 /// An interval constant: `INTERVAL '1 day'`, `INTERVAL '5' DAY`, `'2 hours'::interval`. None:
@@ -563,6 +575,7 @@ pub fn default_name(e: &ast::Expr) -> String {
                 SqlType::Varchar(_) => "varchar",
                 SqlType::Char(_) => "bpchar",
                 SqlType::Timestamp => "timestamp",
+                SqlType::TimestampTz => "timestamptz",
                 SqlType::Date => "date",
                 SqlType::Interval => "interval",
                 _ => t.name(),
@@ -616,6 +629,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
         }),
         D::Bool | D::Boolean => SqlType::Bool,
         D::Regclass => SqlType::Int8,
+        D::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => SqlType::TimestampTz,
         D::Timestamp(_, _) | D::Datetime(_) => SqlType::Timestamp,
         D::Date => SqlType::Date,
         D::Interval { fields: None, precision: None } => SqlType::Interval,
@@ -637,6 +651,7 @@ pub fn type_of(t: &ast::DataType) -> Result<SqlType, DbError> {
             "numeric" | "decimal" => SqlType::NUMERIC,
             "real" => SqlType::Float4,
             "timestamp" => SqlType::Timestamp,
+            "timestamptz" => SqlType::TimestampTz,
             "date" => SqlType::Date,
             "interval" => SqlType::Interval,
             // Object identifiers, and the reg* aliases (shown as numbers, not names).
@@ -1186,12 +1201,12 @@ impl<'a> Planner<'a> {
                     let op = if matches!(op, ast::BinaryOperator::Plus) { BinOp::Add } else { BinOp::Sub };
                     return self.binary(op, l, lt, r, rt);
                 }
-                if !matches!(t, Ty::Known(SqlType::Timestamp | SqlType::Date) | Ty::Unknown | Ty::Null) {
+                if !matches!(t, Ty::Known(SqlType::Timestamp | SqlType::TimestampTz | SqlType::Date) | Ty::Unknown | Ty::Null) {
                     return Err(err!(UNDEFINED_FUNCTION, "operator does not exist: {} {op} interval", t.sql().name()));
                 }
                 let x = coerce(x, t, SqlType::Timestamp, "operand")?;
                 let args = alloc::vec![x, Expr::Const(Value::Int(iv.months)), Expr::Const(Value::Int(iv.days)), Expr::Const(Value::Int(iv.micros))];
-                (fold_strict_func(Expr::Func(Func::TsAdd, args, SqlType::Timestamp)), Ty::Known(SqlType::Timestamp))
+                same_zone(fold_strict_func(Expr::Func(Func::TsAdd, args, SqlType::Timestamp)), t)
             }
             E::Interval(_) => match interval_const(e) {
                 Some(iv) => (Expr::Const(Value::Interval(iv?.checked().ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "interval out of range"))?)), Ty::Known(SqlType::Interval)),
@@ -1446,7 +1461,7 @@ impl<'a> Planner<'a> {
                 self.note_param(&r, SqlType::Text);
                 Ok((bx(l, r, SqlType::Text), Ty::Known(SqlType::Text)))
             }
-            Add | Sub | Mul | Div if [lt, rt].contains(&Ty::Known(SqlType::Interval)) || (op == Sub && matches!((lt, rt), (Ty::Known(SqlType::Timestamp), Ty::Known(SqlType::Timestamp | SqlType::Date)) | (Ty::Known(SqlType::Date), Ty::Known(SqlType::Timestamp)))) => self.interval_arith(op, l, lt, r, rt),
+            Add | Sub | Mul | Div if [lt, rt].contains(&Ty::Known(SqlType::Interval)) || (op == Sub && matches!((lt, rt), (Ty::Known(SqlType::Timestamp | SqlType::TimestampTz), Ty::Known(SqlType::Timestamp | SqlType::TimestampTz | SqlType::Date)) | (Ty::Known(SqlType::Date), Ty::Known(SqlType::Timestamp | SqlType::TimestampTz)))) => self.interval_arith(op, l, lt, r, rt),
             Add | Sub if lt == Ty::Known(SqlType::Date) || rt == Ty::Known(SqlType::Date) => self.date_arith(op, l, lt, r, rt),
             Add | Sub | Mul | Div | Mod => {
                 let lt2 = if lt == Ty::Unknown || lt == Ty::Null { rt } else { lt };
@@ -1477,7 +1492,7 @@ impl<'a> Planner<'a> {
     /// `interval * number`, `number * interval`, `interval / number`.
     fn interval_arith(&self, op: BinOp, l: Expr, lt: Ty, r: Expr, rt: Ty) -> Result<(Expr, Ty), DbError> {
         let iv = Ty::Known(SqlType::Interval);
-        let is_time = |t: Ty| matches!(t, Ty::Known(SqlType::Timestamp | SqlType::Date));
+        let is_time = |t: Ty| matches!(t, Ty::Known(SqlType::Timestamp | SqlType::TimestampTz | SqlType::Date));
         let f = |func, args: Vec<Expr>, ty| (fold_strict_func(Expr::Func(func, args, ty)), Ty::Known(ty));
         let neg = |x: Expr| Expr::Neg(Box::new(x), SqlType::Interval);
         let as_iv = |x: Expr, t: Ty| {
@@ -1495,11 +1510,11 @@ impl<'a> Planner<'a> {
             BinOp::Add | BinOp::Sub if is_time(lt) || (lt == Ty::Unknown && rt == iv) => {
                 let l = coerce(l, lt, SqlType::Timestamp, "operand")?;
                 let r = as_iv(r, rt)?;
-                Ok(f(Func::TsAddIv, alloc::vec![l, if op == BinOp::Sub { neg(r) } else { r }], SqlType::Timestamp))
+                Ok(same_zone(f(Func::TsAddIv, alloc::vec![l, if op == BinOp::Sub { neg(r) } else { r }], SqlType::Timestamp).0, lt))
             }
             BinOp::Add if is_time(rt) => {
                 let r = coerce(r, rt, SqlType::Timestamp, "operand")?;
-                Ok(f(Func::TsAddIv, alloc::vec![r, as_iv(l, lt)?], SqlType::Timestamp))
+                Ok(same_zone(f(Func::TsAddIv, alloc::vec![r, as_iv(l, lt)?], SqlType::Timestamp).0, rt))
             }
             BinOp::Add | BinOp::Sub if lt == iv && matches!(rt, Ty::Known(SqlType::Interval) | Ty::Unknown | Ty::Null) || rt == iv && matches!(lt, Ty::Unknown | Ty::Null) => {
                 let (l, r) = (as_iv(l, lt)?, as_iv(r, rt)?);
@@ -1641,7 +1656,8 @@ impl<'a> Planner<'a> {
                 self.shutdown.set(true);
                 (Expr::Const(Value::Bool(true)), Ty::Known(SqlType::Bool))
             }
-            ("now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" | "statement_timestamp" | "clock_timestamp", 0) => (Expr::Func(Func::Now, Vec::new(), SqlType::Timestamp), Ty::Known(SqlType::Timestamp)),
+            ("now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" | "clock_timestamp", 0) => (Expr::Func(Func::Now, Vec::new(), SqlType::TimestampTz), Ty::Known(SqlType::TimestampTz)),
+            ("localtimestamp", 0) => (Expr::Func(Func::Now, Vec::new(), SqlType::Timestamp), Ty::Known(SqlType::Timestamp)),
             // The argument's type, known when planning (PostgreSQL gives a regtype; its
             // text is the same). Not evaluated, as in PostgreSQL.
             ("pg_typeof", 1) => {
@@ -1698,7 +1714,8 @@ impl<'a> Planner<'a> {
                 let u = coerce(u, ut, SqlType::Text, "unit")?;
                 let x = coerce(x, xt, SqlType::Timestamp, "argument")?;
                 let (f, ty) = if name == "date_trunc" { (Func::DateTrunc, SqlType::Timestamp) } else { (Func::DatePart, SqlType::Float8) };
-                (fold_strict_func(Expr::Func(f, alloc::vec![u, x], ty)), Ty::Known(ty))
+                let call = fold_strict_func(Expr::Func(f, alloc::vec![u, x], ty));
+                if f == Func::DateTrunc { same_zone(call, xt) } else { (call, Ty::Known(ty)) }
             }
             ("abs", 1) => numeric1(compiled, Func::Abs, false)?,
             ("sign", 1) => numeric1(compiled, Func::Sign, false)?,

@@ -61,7 +61,7 @@ const INT2: SqlType = SqlType::Int2;
 const INT4: SqlType = SqlType::Int4;
 
 /// The types kerndb has, as pg_type rows: (oid, name, length).
-const TYPES: [(i64, &str, i64); 13] = [
+const TYPES: [(i64, &str, i64); 14] = [
     (16, "bool", 1),
     (20, "int8", 8),
     (21, "int2", 2),
@@ -73,6 +73,7 @@ const TYPES: [(i64, &str, i64); 13] = [
     (1043, "varchar", -1),
     (1082, "date", 4),
     (1114, "timestamp", 8),
+    (1184, "timestamptz", 8),
     (1186, "interval", 16),
     (1700, "numeric", -1),
 ];
@@ -96,6 +97,7 @@ pub fn format_type(oid: i64, typmod: i64) -> Option<String> {
         1043 => "character varying",
         1082 => "date",
         1114 => "timestamp without time zone",
+        1184 => "timestamp with time zone",
         1186 => "interval",
         1700 => "numeric",
         _ => return None,

@@ -2194,3 +2194,32 @@ fn intervals_answer_as_postgres_does() {
     let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
     assert_eq!(flat(&mut d, "select id from ev where took > interval '29 days' and took < interval '31 days'"), "6");
 }
+
+/// TIMESTAMP WITH TIME ZONE (answers taken from PostgreSQL 15 with TimeZone UTC, kerndb's only
+/// zone): offsets are read and the instant kept, output carries `+00`, now() is one, and
+/// arithmetic keeps the type.
+#[test]
+fn timestamps_with_time_zone_answer_as_postgres_does() {
+    let mut d = db();
+    for (sql, want) in [
+        ("select '2024-01-01 10:00:00+02'::timestamptz, '2024-01-01 10:00:00-05:30'::timestamptz, '2024-01-01T10:00:00Z'::timestamptz, '2024-01-01 10:00:00 UTC'::timestamptz, '2024-01-01'::timestamptz, '2024-01-01 10:00:00'::timestamptz", "2024-01-01 08:00:00+00,2024-01-01 15:30:00+00,2024-01-01 10:00:00+00,2024-01-01 10:00:00+00,2024-01-01 00:00:00+00,2024-01-01 10:00:00+00"),
+        ("select '2024-01-01 10:00:00+02'::timestamp, '2024-01-01 10:00:00+02'::timestamptz::timestamp, timestamp '2024-01-01 10:00' = timestamptz '2024-01-01 10:00+00'", "2024-01-01 10:00:00,2024-01-01 08:00:00,t"),
+        ("select pg_typeof(now()), pg_typeof(localtimestamp), pg_typeof(current_timestamp), pg_typeof(now() + interval '1 day'), pg_typeof(now() - now()), pg_typeof(date_trunc('day', now()))", "timestamp with time zone,timestamp without time zone,timestamp with time zone,timestamp with time zone,interval,timestamp with time zone"),
+        ("select timestamptz '2024-06-01 00:00:00+14'", "2024-05-31 10:00:00+00"),
+    ] {
+        assert_eq!(flat(&mut d, sql), want, "{sql}");
+    }
+    d.execute("create table tz (id int primary key, at timestamptz, plain timestamp); create index tz_at on tz (at)");
+    one(&mut d, "insert into tz values (1, '2024-03-10 12:00+01', '2024-03-10 12:00+01'), (2, '2024-03-10 12:00-01', '2024-03-10 12:00')").unwrap();
+    assert_eq!(flat(&mut d, "select * from tz order by at"), "1,2024-03-10 11:00:00+00,2024-03-10 12:00:00 2,2024-03-10 13:00:00+00,2024-03-10 12:00:00");
+    assert_eq!(flat(&mut d, "select id, at - plain, at + interval '1 hour', date_trunc('hour', at), extract(hour from at), at::date from tz order by id"), "1,-01:00:00,2024-03-10 12:00:00+00,2024-03-10 11:00:00+00,11,2024-03-10 2,01:00:00,2024-03-10 14:00:00+00,2024-03-10 13:00:00+00,13,2024-03-10");
+    assert_eq!(flat(&mut d, "select id from tz where at > '2024-03-10 12:00:00+00' order by id"), "2");
+    assert_eq!(flat(&mut d, "select id from tz where at = timestamp '2024-03-10 11:00'"), "1");
+    assert_eq!(flat(&mut d, "select max(at), min(at) from tz"), "2024-03-10 13:00:00+00,2024-03-10 11:00:00+00");
+    assert_eq!(flat(&mut d, "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'tz'::regclass order by attnum"), "integer timestamp with time zone timestamp without time zone");
+    assert_eq!(code(&mut d, "select 'garbage'::timestamptz"), "22007");
+    assert_eq!(code(&mut d, "select '2024-01-01 10:00:00+16'::timestamptz"), "22007");
+    d.sync().unwrap();
+    let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+    assert_eq!(flat(&mut d, "select id, at from tz where at < '2024-03-10 12:30+00'"), "1,2024-03-10 11:00:00+00");
+}
