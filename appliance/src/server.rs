@@ -494,6 +494,13 @@ impl<D: BlockDevice, T: Transport> Server<D, T> {
     }
 }
 
+/// The NOTICEs and WARNINGs of the statement just run, ahead of its result.
+fn send_notices<D: BlockDevice>(db: &mut Database<D>, state: &SessionState, session: &mut Session) {
+    for n in db.take_notices(state) {
+        session.send_notice(n.severity, n.code, &n.message);
+    }
+}
+
 fn pg_error(e: &DbError) -> PgError {
     PgError::error(e.code.0, e.message.clone())
 }
@@ -544,7 +551,9 @@ fn drive<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn) -> bool {
     }
     let mut ran = false;
     for _ in 0..STATEMENTS_PER_STEP {
-        match db.step(&mut conn.state, batch) {
+        let step = db.step(&mut conn.state, batch);
+        send_notices(db, &conn.state, &mut conn.session);
+        match step {
             Step::Result(Ok(QueryResult { effect: Some(dbcore::Effect::CopyIn { columns }), .. })) => {
                 // The rest of the batch runs after CopyDone.
                 conn.session.start_copy_in(columns);
@@ -837,7 +846,9 @@ fn execute<D: BlockDevice>(db: &mut Database<D>, conn: &mut Conn, name: &str, ma
         return true;
     }
     if let Some(mut batch) = p.batch.take() {
-        match db.step(&mut conn.state, &mut batch) {
+        let step = db.step(&mut conn.state, &mut batch);
+        send_notices(db, &conn.state, &mut conn.session);
+        match step {
             Step::Blocked => {
                 p.batch = Some(batch);
                 conn.pending_execute = Some((String::from(name), max_rows));

@@ -345,6 +345,16 @@ impl Out<'_> {
         let at = self.begin(b'I');
         self.end(at);
     }
+    /// NoticeResponse: `severity` is NOTICE or WARNING.
+    pub fn notice(&mut self, severity: &str, code: &str, message: &str) {
+        let at = self.begin(b'N');
+        for (k, v) in [(b'S', severity), (b'V', severity), (b'C', code), (b'M', message)] {
+            self.0.push(k);
+            self.cstr(v);
+        }
+        self.0.push(0);
+        self.end(at);
+    }
     pub fn error(&mut self, e: &PgError) {
         let at = self.begin(b'E');
         let sev = match e.severity {

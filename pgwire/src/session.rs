@@ -400,6 +400,9 @@ impl Session {
     pub fn send_empty_query(&mut self) {
         Out(&mut self.output).empty_query();
     }
+    pub fn send_notice(&mut self, severity: &str, code: &str, message: &str) {
+        Out(&mut self.output).notice(severity, code, message);
+    }
     pub fn send_error(&mut self, e: &PgError) {
         Out(&mut self.output).error(e);
     }

@@ -55,6 +55,15 @@ pub struct QueryResult {
     pub effect: Option<Effect>,
 }
 
+/// A NOTICE or WARNING a statement sends before its result (NoticeResponse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `NOTICE` or `WARNING`.
+    pub severity: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
 /// Session-level effects of a statement that live outside the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -567,6 +576,8 @@ pub struct Database<D: BlockDevice> {
     waits: BTreeMap<u64, Vec<u64>>,
     /// Sequence numbers handed out, shared with the executors.
     seqs: Rc<core::cell::RefCell<seq::Sequences>>,
+    /// What the last step's statement has to tell its client ([`Database::take_notices`]).
+    notices: Vec<Notice>,
 }
 
 /// SELECT ... FOR UPDATE or FOR SHARE inside a transaction block: it joins the write
@@ -616,7 +627,7 @@ fn writes(s: &Statement) -> bool {
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
         let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
-        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), serials: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), no_params: Rc::from(Vec::new()), waits: BTreeMap::new(), seqs: Rc::default() })
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), serials: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), no_params: Rc::from(Vec::new()), waits: BTreeMap::new(), seqs: Rc::default(), notices: Vec::new() })
     }
 
     /// Names the one role (the server's configured user) for pg_catalog.
@@ -932,6 +943,7 @@ impl<D: BlockDevice> Database<D> {
         }
         self.store.act_as(s.id);
         self.seqs.borrow_mut().current = s.id;
+        self.notices.clear();
         match s.cursor.take() {
             Some(Running::Query(c)) => return self.resume(s, b, c),
             Some(Running::Write(job)) => return self.resume_write(s, b, job),
@@ -950,6 +962,9 @@ impl<D: BlockDevice> Database<D> {
         }
         let r = match &*stmt {
             Statement::StartTransaction { .. } if !s.failed => {
+                if s.in_block {
+                    self.notices.push(Notice { severity: "WARNING", code: "25001", message: String::from("there is already a transaction in progress") });
+                }
                 s.in_block = true;
                 Ok(tag("BEGIN"))
             }
@@ -959,11 +974,17 @@ impl<D: BlockDevice> Database<D> {
                 Ok(tag("ROLLBACK"))
             }
             Statement::Commit { .. } => {
+                if !s.in_block {
+                    self.notices.push(Notice { severity: "WARNING", code: "25P01", message: String::from("there is no transaction in progress") });
+                }
                 s.in_block = false;
                 self.end_txn(s, true).map(|_| tag("COMMIT"))
             }
             Statement::Rollback { savepoint: Some(name), .. } => self.rollback_to_savepoint(s, &ident_name(name)),
             Statement::Rollback { .. } => {
+                if !s.in_block {
+                    self.notices.push(Notice { severity: "WARNING", code: "25P01", message: String::from("there is no transaction in progress") });
+                }
                 let _ = self.end_txn(s, false);
                 (s.in_block, s.failed) = (false, false);
                 Ok(tag("ROLLBACK"))
@@ -1580,6 +1601,23 @@ impl<D: BlockDevice> Database<D> {
         Ok(())
     }
 
+    /// The notices and warnings of the statement the last [`Database::step`] ran for `s`, as
+    /// far as its `client_min_messages` lets through; the server sends them before its result.
+    pub fn take_notices(&mut self, s: &SessionState) -> Vec<Notice> {
+        let mut n = core::mem::take(&mut self.notices);
+        let level = s.settings.get("client_min_messages").map(|v| v.to_ascii_lowercase());
+        match level.as_deref() {
+            Some("error" | "fatal" | "panic") => n.clear(),
+            Some("warning") => n.retain(|x| x.severity == "WARNING"),
+            _ => {}
+        }
+        n
+    }
+
+    fn notice(&mut self, code: &'static str, message: String) {
+        self.notices.push(Notice { severity: "NOTICE", code, message });
+    }
+
     fn set_catalog(&mut self, c: Catalog) {
         self.txn_cat = Some(Rc::new(c));
     }
@@ -1591,6 +1629,7 @@ impl<D: BlockDevice> Database<D> {
         }
         if cat.relation_exists(&name) {
             if ct.if_not_exists {
+                self.notice("42P07", format!("relation \"{name}\" already exists, skipping"));
                 return Ok(tag("CREATE TABLE"));
             }
             return Err(err!(DUPLICATE_TABLE, "relation \"{name}\" already exists"));
@@ -1720,6 +1759,7 @@ impl<D: BlockDevice> Database<D> {
         };
         if cat.relation_exists(&name) {
             if ci.if_not_exists {
+                self.notice("42P07", format!("relation \"{name}\" already exists, skipping"));
                 return Ok(tag("CREATE INDEX"));
             }
             return Err(err!(DUPLICATE_TABLE, "relation \"{name}\" already exists"));
@@ -1773,6 +1813,7 @@ impl<D: BlockDevice> Database<D> {
                     let cname = ident_name(&column_def.name);
                     if t.columns.iter().any(|x| x.name == cname) {
                         if *if_not_exists {
+                            self.notice("42701", format!("column \"{cname}\" of relation \"{name}\" already exists, skipping"));
                             continue;
                         }
                         return Err(err!(DUPLICATE_COLUMN, "column \"{cname}\" of relation \"{name}\" already exists"));
@@ -2000,6 +2041,7 @@ impl<D: BlockDevice> Database<D> {
                 ast::ObjectType::Table => {
                     let Some(t) = c.tables.remove(&name) else {
                         if if_exists {
+                            self.notice("00000", format!("table \"{name}\" does not exist, skipping"));
                             continue;
                         }
                         return Err(err!(UNDEFINED_TABLE, "table \"{name}\" does not exist"));
@@ -2027,6 +2069,7 @@ impl<D: BlockDevice> Database<D> {
                 ast::ObjectType::Sequence => {
                     let Some(q) = c.sequences.remove(&name) else {
                         if if_exists {
+                            self.notice("00000", format!("sequence \"{name}\" does not exist, skipping"));
                             continue;
                         }
                         return Err(err!(UNDEFINED_TABLE, "sequence \"{name}\" does not exist"));
@@ -2040,6 +2083,7 @@ impl<D: BlockDevice> Database<D> {
                 ast::ObjectType::Index => {
                     let Some(i) = c.indexes.remove(&name) else {
                         if if_exists {
+                            self.notice("00000", format!("index \"{name}\" does not exist, skipping"));
                             continue;
                         }
                         return Err(err!(UNDEFINED_OBJECT, "index \"{name}\" does not exist"));
@@ -2053,6 +2097,7 @@ impl<D: BlockDevice> Database<D> {
                 ast::ObjectType::View => {
                     if c.views.remove(&name).is_none() {
                         if if_exists {
+                            self.notice("00000", format!("view \"{name}\" does not exist, skipping"));
                             continue;
                         }
                         return Err(err!(UNDEFINED_TABLE, "view \"{name}\" does not exist"));
@@ -2080,13 +2125,17 @@ impl<D: BlockDevice> Database<D> {
         let base = if alter {
             match cat.sequences.get(&n) {
                 Some(q) => Some(q.clone()),
-                None if if_flag => return Ok(done),
+                None if if_flag => {
+                    self.notice("00000", format!("relation \"{n}\" does not exist, skipping"));
+                    return Ok(done);
+                }
                 None if cat.relation_exists(&n) => return Err(err!(WRONG_OBJECT_TYPE, "\"{n}\" is not a sequence")),
                 None => return Err(err!(UNDEFINED_TABLE, "relation \"{n}\" does not exist")),
             }
         } else {
             if cat.relation_exists(&n) {
                 if if_flag {
+                    self.notice("42P07", format!("relation \"{n}\" already exists, skipping"));
                     return Ok(done);
                 }
                 return Err(err!(DUPLICATE_TABLE, "relation \"{n}\" already exists"));

@@ -2223,3 +2223,34 @@ fn timestamps_with_time_zone_answer_as_postgres_does() {
     let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
     assert_eq!(flat(&mut d, "select id, at from tz where at < '2024-03-10 12:30+00'"), "1,2024-03-10 11:00:00+00");
 }
+
+/// What is skipped says so, as PostgreSQL's NOTICEs and WARNINGs do (psql printed the same
+/// lines against PostgreSQL 15), unless client_min_messages asks for less.
+#[test]
+fn skipped_work_sends_notices_and_warnings() {
+    let mut d = db();
+    let mut s = SessionState::new(1);
+    let mut said = |d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str| {
+        run(d, s, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        d.take_notices(s).into_iter().map(|n| format!("{} {} {}", n.severity, n.code, n.message)).collect::<Vec<_>>().join("; ")
+    };
+    assert_eq!(said(&mut d, &mut s, "drop table if exists nope"), "NOTICE 00000 table \"nope\" does not exist, skipping");
+    assert_eq!(said(&mut d, &mut s, "drop view if exists nope, nope2"), "NOTICE 00000 view \"nope\" does not exist, skipping; NOTICE 00000 view \"nope2\" does not exist, skipping");
+    assert_eq!(said(&mut d, &mut s, "drop index if exists nope"), "NOTICE 00000 index \"nope\" does not exist, skipping");
+    assert_eq!(said(&mut d, &mut s, "drop sequence if exists nope"), "NOTICE 00000 sequence \"nope\" does not exist, skipping");
+    assert_eq!(said(&mut d, &mut s, "create table nt (a int)"), "");
+    assert_eq!(said(&mut d, &mut s, "create table if not exists nt (a int)"), "NOTICE 42P07 relation \"nt\" already exists, skipping");
+    assert_eq!(said(&mut d, &mut s, "create index if not exists nt on nt (a)"), "NOTICE 42P07 relation \"nt\" already exists, skipping");
+    assert_eq!(said(&mut d, &mut s, "alter table nt add column if not exists a int"), "NOTICE 42701 column \"a\" of relation \"nt\" already exists, skipping");
+    assert_eq!(said(&mut d, &mut s, "create sequence if not exists nt"), "NOTICE 42P07 relation \"nt\" already exists, skipping");
+    assert_eq!(said(&mut d, &mut s, "alter sequence if exists nope restart"), "NOTICE 00000 relation \"nope\" does not exist, skipping");
+    assert_eq!(said(&mut d, &mut s, "commit"), "WARNING 25P01 there is no transaction in progress");
+    assert_eq!(said(&mut d, &mut s, "begin"), "");
+    assert_eq!(said(&mut d, &mut s, "begin"), "WARNING 25001 there is already a transaction in progress");
+    assert_eq!(said(&mut d, &mut s, "rollback"), "");
+    assert_eq!(said(&mut d, &mut s, "set client_min_messages = warning"), "");
+    assert_eq!(said(&mut d, &mut s, "drop table if exists nope"), "", "NOTICE is below WARNING");
+    assert_eq!(said(&mut d, &mut s, "rollback"), "WARNING 25P01 there is no transaction in progress");
+    assert_eq!(said(&mut d, &mut s, "set client_min_messages = error"), "");
+    assert_eq!(said(&mut d, &mut s, "rollback"), "");
+}
