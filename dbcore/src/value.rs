@@ -366,6 +366,9 @@ pub fn parse_timestamptz(s: &str) -> Option<i64> {
     let time = &t[sep + 1..];
     let Some(i) = time.rfind(['+', '-']) else { return parse_timestamp(t) };
     let (sign, zone) = (if time.as_bytes()[i] == b'-' { -1 } else { 1 }, &time[i + 1..]);
+    if !zone.is_ascii() {
+        return None;
+    }
     let digits: Vec<&str> = if zone.contains(':') {
         zone.split(':').collect()
     } else if zone.len() == 4 {
@@ -787,6 +790,12 @@ mod tests {
             if let Some(j) = iv.justify_interval() {
                 prop_assert_eq!(j.span(), iv.span(), "justifying keeps the length");
             }
+        }
+
+        #[test]
+        fn timestamp_with_time_zone_text_never_panics(s in "[-+:0-9 TZéa]{0,30}") {
+            let _ = parse_timestamptz(&s);
+            let _ = parse_timestamptz(&alloc::format!("2024-01-01 10:00{s}"));
         }
 
         #[test]
