@@ -940,28 +940,14 @@ impl Interval {
     /// Whole days of the time part moved to the days, signs made to agree (PostgreSQL's
     /// justify_hours).
     pub fn justify_hours(self) -> Option<Interval> {
-        let (mut days, mut micros) = (self.days.checked_add(self.micros / DAY_US)?, self.micros % DAY_US);
-        if days > 0 && micros < 0 {
-            micros += DAY_US;
-            days -= 1;
-        } else if days < 0 && micros > 0 {
-            micros -= DAY_US;
-            days += 1;
-        }
+        let (days, micros) = same_sign(self.days.checked_add(self.micros / DAY_US)?, self.micros % DAY_US, DAY_US);
         Interval { months: self.months, days, micros }.checked()
     }
 
     /// Whole 30-day months of the days moved to the months, signs made to agree
     /// (justify_days).
     pub fn justify_days(self) -> Option<Interval> {
-        let (mut months, mut days) = (self.months.checked_add(self.days / 30)?, self.days % 30);
-        if months > 0 && days < 0 {
-            days += 30;
-            months -= 1;
-        } else if months < 0 && days > 0 {
-            days -= 30;
-            months += 1;
-        }
+        let (months, days) = same_sign(self.months.checked_add(self.days / 30)?, self.days % 30, 30);
         Interval { months, days, micros: self.micros }.checked()
     }
 
@@ -983,13 +969,7 @@ impl Interval {
             days -= 30;
             months += 1;
         }
-        if days > 0 && micros < 0 {
-            micros += DAY_US;
-            days -= 1;
-        } else if days < 0 && micros > 0 {
-            micros -= DAY_US;
-            days += 1;
-        }
+        let (days, micros) = same_sign(days, micros, DAY_US);
         Interval { months, days, micros }.checked()
     }
 
@@ -997,6 +977,18 @@ impl Interval {
     pub fn between(a: i64, b: i64) -> Option<Interval> {
         let us = a.checked_sub(b)?;
         Some(Interval { months: 0, days: us / DAY_US, micros: us % DAY_US })
+    }
+}
+
+/// A count of whole units and a remainder below one unit, given one sign: a remainder against
+/// the count's sign borrows one unit (the justify functions' last step).
+fn same_sign(whole: i64, rest: i64, unit: i64) -> (i64, i64) {
+    if whole > 0 && rest < 0 {
+        (whole - 1, rest + unit)
+    } else if whole < 0 && rest > 0 {
+        (whole + 1, rest - unit)
+    } else {
+        (whole, rest)
     }
 }
 

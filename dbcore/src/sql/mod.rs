@@ -22,7 +22,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
 
 use crate::err;
-use crate::error::DbError;
+use crate::error::{DbError, SqlState};
 use crate::storage::{ReadAt, Snapshot, Store, StoreConfig, CATALOG_TREE};
 use crate::value::{encode_key, encode_row, SqlType, Value};
 use catalog::{Catalog, ColumnDef, Generated, IndexDef, SeqDef, TableDef, ViewDef};
@@ -2040,11 +2040,8 @@ impl<D: BlockDevice> Database<D> {
             match kind {
                 ast::ObjectType::Table => {
                     let Some(t) = c.tables.remove(&name) else {
-                        if if_exists {
-                            self.notice("00000", format!("table \"{name}\" does not exist, skipping"));
-                            continue;
-                        }
-                        return Err(err!(UNDEFINED_TABLE, "table \"{name}\" does not exist"));
+                        self.missing(if_exists, "table", &name, SqlState::UNDEFINED_TABLE)?;
+                        continue;
                     };
                     self.store.drop_tree(t.tree)?;
                     self.store.delete(CATALOG_TREE, &Catalog::table_key(&name))?;
@@ -2061,32 +2058,24 @@ impl<D: BlockDevice> Database<D> {
                     // Sequences OWNED BY one of its columns go with it.
                     let owned: Vec<SeqDef> = c.sequences.values().filter(|q| q.owned_by.as_ref().is_some_and(|o| o.0 == name)).cloned().collect();
                     for q in owned {
-                        self.store.drop_tree(q.tree)?;
-                        self.store.delete(CATALOG_TREE, &Catalog::seq_key(&q.name))?;
                         c.sequences.remove(&q.name);
+                        self.drop_sequence_storage(&q)?;
                     }
                 }
                 ast::ObjectType::Sequence => {
                     let Some(q) = c.sequences.remove(&name) else {
-                        if if_exists {
-                            self.notice("00000", format!("sequence \"{name}\" does not exist, skipping"));
-                            continue;
-                        }
-                        return Err(err!(UNDEFINED_TABLE, "sequence \"{name}\" does not exist"));
+                        self.missing(if_exists, "sequence", &name, SqlState::UNDEFINED_TABLE)?;
+                        continue;
                     };
                     if let Some((t, col)) = c.tables.values().find_map(|t| t.columns.iter().find(|col| col.default.as_deref().is_some_and(|d| default_calls_sequence(d, &name))).map(|col| (t, col))) {
                         return Err(err!(DEPENDENT_OBJECTS, "cannot drop sequence {name} because other objects depend on it: the default value for column {} of table {} calls it", col.name, t.name));
                     }
-                    self.store.drop_tree(q.tree)?;
-                    self.store.delete(CATALOG_TREE, &Catalog::seq_key(&name))?;
+                    self.drop_sequence_storage(&q)?;
                 }
                 ast::ObjectType::Index => {
                     let Some(i) = c.indexes.remove(&name) else {
-                        if if_exists {
-                            self.notice("00000", format!("index \"{name}\" does not exist, skipping"));
-                            continue;
-                        }
-                        return Err(err!(UNDEFINED_OBJECT, "index \"{name}\" does not exist"));
+                        self.missing(if_exists, "index", &name, SqlState::UNDEFINED_OBJECT)?;
+                        continue;
                     };
                     if i.row_key {
                         return Err(err!(DEPENDENT_OBJECTS, "cannot drop index {name} because constraint {name} on table {} requires it", i.table));
@@ -2096,11 +2085,8 @@ impl<D: BlockDevice> Database<D> {
                 }
                 ast::ObjectType::View => {
                     if c.views.remove(&name).is_none() {
-                        if if_exists {
-                            self.notice("00000", format!("view \"{name}\" does not exist, skipping"));
-                            continue;
-                        }
-                        return Err(err!(UNDEFINED_TABLE, "view \"{name}\" does not exist"));
+                        self.missing(if_exists, "view", &name, SqlState::UNDEFINED_TABLE)?;
+                        continue;
                     }
                     self.store.delete(CATALOG_TREE, &Catalog::view_key(&name))?;
                 }
@@ -2114,6 +2100,22 @@ impl<D: BlockDevice> Database<D> {
             ast::ObjectType::Sequence => "DROP SEQUENCE",
             _ => "DROP VIEW",
         }))
+    }
+
+    /// DROP ... of an object that is not there: a NOTICE under IF EXISTS, else `code`.
+    fn missing(&mut self, if_exists: bool, kind: &str, name: &str, code: SqlState) -> Result<(), DbError> {
+        if !if_exists {
+            return Err(DbError::new(code, format!("{kind} \"{name}\" does not exist")));
+        }
+        self.notice("00000", format!("{kind} \"{name}\" does not exist, skipping"));
+        Ok(())
+    }
+
+    /// A dropped sequence's tree and catalog entry.
+    fn drop_sequence_storage(&mut self, q: &SeqDef) -> Result<(), DbError> {
+        self.store.drop_tree(q.tree)?;
+        self.store.delete(CATALOG_TREE, &Catalog::seq_key(&q.name))?;
+        Ok(())
     }
 
     /// CREATE SEQUENCE, or (`alter`, as parse() marks it) ALTER SEQUENCE, whose `RESTART [WITH
