@@ -211,6 +211,23 @@ fn psql_meta_commands_describe_the_catalog() {
     // information_schema, for tools that list columns.
     let cols = run(&["-A", "-t", "-c", "select column_name, data_type, is_nullable from information_schema.columns where table_name = 'items' order by ordinal_position"]);
     assert_eq!(cols.trim(), "id|integer|NO\nname|character varying|NO\ncode|character|YES\nat|timestamp without time zone|YES");
+    // The + forms: sizes are the pages of each tree (an empty table has none).
+    assert_eq!(run(&["-A", "-t", "-c", "\\dt+ items"]).trim(), "public|items|table|ann|permanent|heap|0 bytes|");
+    run(&["-c", "insert into items values (1, 'a', 'abc', now())"]);
+    assert_eq!(run(&["-A", "-t", "-c", "\\dt+ items"]).trim(), "public|items|table|ann|permanent|heap|4096 bytes|");
+    assert_eq!(run(&["-A", "-t", "-c", "\\di+ items_name"]).trim(), "public|items_name|index|ann|items|permanent|btree|4096 bytes|");
+    let plus = run(&["-c", "\\d+ items"]);
+    for want in [" id     | integer                     |           | not null |         | plain    |", " name   | character varying(20)       |           | not null | 'x'     | extended |", "Access method: heap"] {
+        assert!(plus.contains(want), "\\d+ items lacks {want:?}:\n{plus}");
+    }
+    let db = run(&["-A", "-t", "-c", "\\l+"]);
+    assert!(db.starts_with("kerndb|ann|UTF8|C|C||libc||") && db.trim().ends_with("|pg_default|"), "{db}");
+    assert_eq!(run(&["-A", "-t", "-c", "\\db"]).trim(), "pg_default|ann|\npg_global|ann|");
+    assert_eq!(run(&["-A", "-t", "-c", "\\df"]).trim(), "");
+    assert_eq!(run(&["-A", "-t", "-c", "\\dx"]).trim(), "");
+    // SERIAL and identity columns have sequences of their own, which \d describes.
+    assert_eq!(run(&["-A", "-t", "-c", "\\ds"]).trim(), "public|numbered_id_seq|sequence|ann\npublic|numbered_n_seq|sequence|ann");
+    assert!(run(&["-A", "-t", "-c", "\\d numbered_id_seq"]).contains("integer|1|1|2147483647|1|no|1"));
 }
 
 #[test]

@@ -48,6 +48,7 @@ impl SqlState {
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
     pub const AMBIGUOUS_COLUMN: SqlState = SqlState("42702");
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
+    pub const UNDEFINED_DATABASE: SqlState = SqlState("3D000");
     pub const GENERATED_ALWAYS: SqlState = SqlState("428C9");
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: SqlState = SqlState("2200H");
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: SqlState = SqlState("55000");

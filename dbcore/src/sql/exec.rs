@@ -288,6 +288,16 @@ impl<D: BlockDevice> Env for Exec<'_, D> {
         self.now
     }
 
+    fn tree_bytes(&mut self, tree: u32) -> Result<i64, DbError> {
+        let pages = self.store.tree_pages(self.at, tree)?;
+        Ok(i64::try_from(pages).unwrap_or(i64::MAX).saturating_mul(crate::storage::PAGE_SIZE as i64))
+    }
+
+    fn database_bytes(&mut self) -> Result<i64, DbError> {
+        let pages = self.store.database_pages();
+        Ok(i64::try_from(pages).unwrap_or(i64::MAX).saturating_mul(crate::storage::PAGE_SIZE as i64))
+    }
+
     fn sequence(&mut self, op: SeqOp, args: &[Value]) -> Result<Value, DbError> {
         let Some(seqs) = self.seqs.clone() else { return Err(err!(FEATURE_NOT_SUPPORTED, "sequence functions cannot be used here")) };
         let mut seqs = seqs.borrow_mut();
@@ -429,6 +439,8 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 }
                 Ok(Poll::Row(row))
             }
+            // Drained above: its state is made in `start`.
+            Node::Unnest(_) => Err(mismatch()),
             Node::GenerateSeries(..) => {
                 let State::Series { next, hi, step } = st else { return Err(mismatch()) };
                 let i = match *next {
@@ -683,6 +695,14 @@ impl<'a, D: BlockDevice> Exec<'a, D> {
                 }
                 State::Series { next: Some(lo), hi, step }
             }
+            Node::Unnest(x) => match x.eval(&[], self)? {
+                Value::Null => State::Done,
+                v => {
+                    let text = v.to_text().unwrap_or_default();
+                    let items = super::expr::parse_text_array(&text)?;
+                    State::Drain(items.into_iter().map(|e| alloc::vec![e.map_or(Value::Null, Value::Text)]).collect::<Vec<Row>>().into_iter())
+                }
+            },
             Node::Scan { tree, access, .. } => State::Scan(Box::new(self.start_scan(*tree, access)?)),
             Node::Filter(..) | Node::Project(..) | Node::Truncate(..) => State::Pass(Box::default()),
             Node::Join { .. } => State::Join(Box::new(JoinRun {

@@ -106,6 +106,15 @@ pub enum Func {
     /// nextval, currval, setval, lastval: the sequence's definition first (see
     /// [`super::seq::def_args`]), then the call's own arguments.
     Seq(SeqOp),
+    /// The bytes a tree takes on the disk (its tree number the argument): pg_relation_size
+    /// and friends add these up.
+    TreeBytes,
+    /// The bytes of the database: every page in use but the log's (pg_database_size).
+    DatabaseBytes,
+    /// pg_size_pretty(bigint).
+    SizePretty,
+    /// array_to_string(array, separator [, null text]) over an array literal's text.
+    ArrayToString,
     /// `timestamp + interval` (a computed interval; constants fold into `TsAdd`).
     TsAddIv,
     /// `timestamp - timestamp`: an interval of days and time.
@@ -174,6 +183,14 @@ pub trait Env {
     /// A sequence function, its arguments evaluated (see [`Func::Seq`]).
     fn sequence(&mut self, _op: SeqOp, _args: &[Value]) -> Result<Value, DbError> {
         Err(err!(FEATURE_NOT_SUPPORTED, "sequence functions cannot be used here"))
+    }
+    /// The bytes tree `tree` takes (see [`Func::TreeBytes`]).
+    fn tree_bytes(&mut self, _tree: u32) -> Result<i64, DbError> {
+        Err(err!(FEATURE_NOT_SUPPORTED, "relation sizes cannot be read here"))
+    }
+    /// The bytes of every page in use but the log's.
+    fn database_bytes(&mut self) -> Result<i64, DbError> {
+        Err(err!(FEATURE_NOT_SUPPORTED, "the database size cannot be read here"))
     }
 }
 
@@ -565,7 +582,7 @@ impl Expr {
             Expr::Binary(_, a, b, _) | Expr::Like(a, b, _, _) | Expr::IsDistinct(a, b, _) => a.is_constant() && b.is_constant(),
             Expr::Between(a, b, c, _) => a.is_constant() && b.is_constant() && c.is_constant(),
             Expr::InList(x, l, _) => x.is_constant() && l.iter().all(|e| e.is_constant()),
-            Expr::Func(f, args, _) => !matches!(f, Func::Random | Func::Now | Func::Seq(_)) && args.iter().all(|e| e.is_constant()),
+            Expr::Func(f, args, _) => !matches!(f, Func::Random | Func::Now | Func::Seq(_) | Func::TreeBytes | Func::DatabaseBytes) && args.iter().all(|e| e.is_constant()),
             Expr::Case { operand, whens, otherwise } => {
                 operand.as_ref().is_none_or(|o| o.is_constant()) && whens.iter().all(|(a, b)| a.is_constant() && b.is_constant()) && otherwise.as_ref().is_none_or(|o| o.is_constant())
             }
@@ -777,6 +794,97 @@ fn cmp_as(a: &Value, b: &Value, ty: SqlType) -> Result<core::cmp::Ordering, DbEr
 
 /// One element of an array literal: quoted (with `"` and `\` escaped) when it is empty, is
 /// NULL, or holds a space, a comma, a brace, a quote or a backslash, as PostgreSQL writes it.
+/// pg_size_pretty: bytes below 10 kB, then kB, MB, GB, TB and PB, each up to 20,479 of
+/// it, rounded half away from zero (PostgreSQL 15's steps: one extra bit is kept for the
+/// rounding).
+pub fn size_pretty(n: i64) -> String {
+    // (unit, limit, rounds, bits); the bits of each step come from the units' shifts.
+    const UNITS: [(&str, i64, bool, u32); 6] = [("bytes", 10 * 1024, false, 0), ("kB", 20 * 1024 - 1, true, 10), ("MB", 20 * 1024 - 1, true, 20), ("GB", 20 * 1024 - 1, true, 30), ("TB", 20 * 1024 - 1, true, 40), ("PB", 20 * 1024 - 1, true, 50)];
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    let mut size = n;
+    for (k, &(name, limit, round, bits)) in UNITS.iter().enumerate() {
+        if k + 1 == UNITS.len() || size.unsigned_abs() < limit as u64 {
+            let v = if round { half_rounded(size) } else { size };
+            return alloc::format!("{v} {name}");
+        }
+        let (_, _, next_round, next_bits) = UNITS[k + 1];
+        let shift = next_bits - bits - u32::from(next_round) + u32::from(round);
+        size /= 1i64 << shift;
+    }
+    unreachable!("the last unit always answers")
+}
+
+/// The elements of a one-dimensional array literal (`{a,"b c",NULL}`), as PostgreSQL reads
+/// one: unquoted elements are trimmed, `\\` escapes the next character, an unquoted NULL is
+/// NULL. kerndb keeps arrays as this text (it has no array type).
+pub fn parse_text_array(text: &str) -> Result<Vec<Option<String>>, DbError> {
+    let bad = |why: &str| err!(INVALID_TEXT_REPRESENTATION, "malformed array literal: \"{text}\"\nDETAIL:  {why}");
+    let body = text.trim().strip_prefix('{').ok_or_else(|| bad("Array value must start with \"{\" or dimension information."))?;
+    let mut out = Vec::new();
+    let mut chars = body.chars().peekable();
+    // Skips blanks; true if the array ends here.
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        match chars.peek() {
+            Some('}') if out.is_empty() => {
+                chars.next();
+                break;
+            }
+            Some('{') => return Err(err!(FEATURE_NOT_SUPPORTED, "multidimensional arrays are not supported")),
+            None => return Err(bad("Unexpected end of input.")),
+            _ => {}
+        }
+        let mut item = String::new();
+        let mut quoted = false;
+        let mut escaped = false;
+        if chars.next_if_eq(&'"').is_some() {
+            quoted = true;
+            loop {
+                match chars.next() {
+                    None => return Err(bad("Unexpected end of input.")),
+                    Some('\\') => item.push(chars.next().ok_or_else(|| bad("Unexpected end of input."))?),
+                    Some('"') => break,
+                    Some(c) => item.push(c),
+                }
+            }
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        } else {
+            // Trailing blanks of an unquoted element are not part of it (escaped ones are).
+            let mut keep = 0;
+            while let Some(&c) = chars.peek() {
+                if matches!(c, ',' | '}' | '{' | '"') {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    item.push(chars.next().ok_or_else(|| bad("Unexpected end of input."))?);
+                    escaped = true;
+                    keep = item.len();
+                } else {
+                    item.push(c);
+                    if !c.is_whitespace() {
+                        keep = item.len();
+                    }
+                }
+            }
+            item.truncate(keep);
+            if item.is_empty() {
+                return Err(bad("Unexpected \",\" character."));
+            }
+        }
+        out.push(if !quoted && !escaped && item.eq_ignore_ascii_case("null") { None } else { Some(item) });
+        match chars.next() {
+            Some(',') => {}
+            Some('}') => break,
+            _ => return Err(bad("Unexpected array element.")),
+        }
+    }
+    if chars.any(|c| !c.is_whitespace()) {
+        return Err(bad("Junk after closing right brace."));
+    }
+    Ok(out)
+}
+
 fn array_element(t: &str, out: &mut String) {
     let quote = t.is_empty() || t.eq_ignore_ascii_case("null") || t.chars().any(|c| c.is_whitespace() || matches!(c, ',' | '{' | '}' | '"' | '\\'));
     if !quote {
@@ -835,8 +943,12 @@ fn int_arg(v: &Value) -> Option<i64> {
 fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value, DbError> {
     use Func as F;
     // format_type takes a NULL typmod (no modifier), as in PostgreSQL.
-    let strict_args = if f == F::FormatType { &a[..1] } else { &a[..] };
-    if !matches!(f, F::Nullif | F::Concat | F::Greatest | F::Least | F::Now | F::Random | F::Version) && strict_args.iter().any(|v| v.is_null()) {
+    let strict_args = match f {
+        F::FormatType => &a[..1],
+        F::ArrayToString => &a[..2],
+        _ => &a[..],
+    };
+    if !matches!(f, F::Nullif | F::Concat | F::Greatest | F::Least | F::Now | F::Random | F::Version | F::DatabaseBytes) && strict_args.iter().any(|v| v.is_null()) {
         return Ok(Value::Null);
     }
     let num = |v: &Value| as_f64(v).unwrap_or(0.0);
@@ -1030,6 +1142,25 @@ fn call(f: Func, a: Vec<Value>, ty: SqlType, env: &mut dyn Env) -> Result<Value,
         }
         F::Random => Value::Float(env.random()),
         F::Seq(op) => env.sequence(op, &a)?,
+        F::TreeBytes => match a[0] {
+            Value::Int(t) => Value::Int(env.tree_bytes(u32::try_from(t).map_err(|_| err!(INTERNAL_ERROR, "tree number {t} out of range"))?)?),
+            _ => return Err(err!(INTERNAL_ERROR, "tree number of another type")),
+        },
+        F::DatabaseBytes => Value::Int(env.database_bytes()?),
+        F::ArrayToString => {
+            let (Value::Text(arr), Value::Text(sep)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "array_to_string of other types")) };
+            let null = match a.get(2) {
+                Some(Value::Text(n)) => Some(n.as_str()),
+                _ => None,
+            };
+            let items = parse_text_array(arr)?;
+            let kept: Vec<&str> = items.iter().filter_map(|e| e.as_deref().or(null)).collect();
+            Value::Text(kept.join(sep.as_str()))
+        }
+        F::SizePretty => match &a[0] {
+            Value::Int(n) => Value::Text(size_pretty(*n)),
+            _ => return Err(err!(INTERNAL_ERROR, "pg_size_pretty of another type")),
+        },
         F::TsAddIv => {
             let (Value::Timestamp(t), Value::Interval(iv)) = (&a[0], &a[1]) else { return Err(err!(INTERNAL_ERROR, "timestamp + interval on other types")) };
             Value::Timestamp(timestamp_add(*t, *iv).ok_or_else(|| err!(DATETIME_FIELD_OVERFLOW, "timestamp out of range"))?)

@@ -299,6 +299,11 @@ fn default_calls_sequence(default: &str, name: &str) -> bool {
     d.contains("nextval") && (d.contains(&format!("'{name}'")) || d.contains(&format!("'public.{name}'")))
 }
 
+/// The sequence owned by `table`.`column` (a SERIAL or identity column's).
+pub(crate) fn owned_sequence<'c>(cat: &'c Catalog, table: &str, column: &str) -> Option<&'c SeqDef> {
+    cat.sequences.values().find(|q| q.owned_by.as_ref().is_some_and(|(t, c)| t == table && c == column))
+}
+
 /// Does `sql` call a function that hands out or sets sequence numbers? Read from the text
 /// (a few bytes of scanning), so that the statement can run as a write from its start.
 fn mentions_sequences(sql: &str) -> bool {
@@ -576,6 +581,8 @@ pub struct Database<D: BlockDevice> {
     waits: BTreeMap<u64, Vec<u64>>,
     /// Sequence numbers handed out, shared with the executors.
     seqs: Rc<core::cell::RefCell<seq::Sequences>>,
+    /// Compiled per-row defaults, for one catalog ([`Database::eval_volatile_default`]).
+    volatile_defaults: Option<(Rc<Catalog>, Vec<(String, SqlType, Rc<Expr>)>)>,
     /// What the last step's statement has to tell its client ([`Database::take_notices`]).
     notices: Vec<Notice>,
 }
@@ -627,7 +634,7 @@ fn writes(s: &Statement) -> bool {
 impl<D: BlockDevice> Database<D> {
     pub fn open(dev: D, limits: Limits) -> Result<Self, DbError> {
         let store = Store::open(dev, StoreConfig { cache_bytes: limits.cache_bytes })?;
-        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), serials: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), no_params: Rc::from(Vec::new()), waits: BTreeMap::new(), seqs: Rc::default(), notices: Vec::new() })
+        Ok(Database { store, limits, shutdown_requested: false, cat_cache: None, txn_cat: None, next_rowid: BTreeMap::new(), serials: BTreeMap::new(), clock_us: 0, owner: String::from("kerndb"), host: Default::default(), plans_reused: 0, row_buf: Vec::new(), no_params: Rc::from(Vec::new()), waits: BTreeMap::new(), seqs: Rc::default(), volatile_defaults: None, notices: Vec::new() })
     }
 
     /// Names the one role (the server's configured user) for pg_catalog.
@@ -1371,7 +1378,7 @@ impl<D: BlockDevice> Database<D> {
                 row[i] = Value::Int(self.next_serial(&cat, &c.table, i).map_err(|e| at(e, c, None))?);
             } else if let (false, Some(d)) = (c.targets.contains(&i), &col.default) {
                 if volatile_default(d) {
-                    row[i] = self.eval_default(&cat, d, col.ty).map_err(|e| at(e, c, Some(&col.name)))?;
+                    row[i] = self.eval_volatile_default(&cat, d, col.ty).map_err(|e| at(e, c, Some(&col.name)))?;
                 }
             }
         }
@@ -1426,8 +1433,11 @@ impl<D: BlockDevice> Database<D> {
             if targets.contains(&i) && c.generated == Generated::Always {
                 return Err(err!(GENERATED_ALWAYS, "cannot insert a non-DEFAULT value into column \"{}\": it is an identity column defined as GENERATED ALWAYS", c.name));
             }
+            // A default computed per row (nextval, random) is left to each row.
             if let (false, Generated::No, Some(d)) = (targets.contains(&i), c.generated, &c.default) {
-                fill[i] = self.eval_default(cat, d, c.ty)?;
+                if !volatile_default(d) {
+                    fill[i] = self.eval_default(cat, d, c.ty)?;
+                }
             }
         }
         let columns = targets.len();
@@ -1540,6 +1550,12 @@ impl<D: BlockDevice> Database<D> {
                     // As PostgreSQL: the counters go on unless RESTART IDENTITY.
                     if matches!(identity, Some(ast::TruncateIdentityOption::Restart)) {
                         self.serials.retain(|k, _| k.0 != def.tree);
+                        let owned: Vec<SeqDef> = cat.sequences.values().filter(|q| q.owned_by.as_ref().is_some_and(|o| o.0 == n)).cloned().collect();
+                        for q in owned {
+                            let st = seq::SeqState { last: q.start, called: false };
+                            self.store.put(q.tree, b"", &catalog::encode_seq_state(st.last, st.called))?;
+                            self.seqs.borrow_mut().reset(q.tree, st);
+                        }
                     }
                 }
                 Ok(tag("TRUNCATE TABLE"))
@@ -1638,6 +1654,8 @@ impl<D: BlockDevice> Database<D> {
             return Err(err!(TOO_MANY_COLUMNS, "tables can have at most {MAX_COLUMNS} columns"));
         }
         let mut cols: Vec<ColumnDef> = Vec::new();
+        // SERIAL and identity columns, and the names of their sequences.
+        let mut serials: Vec<(usize, String)> = Vec::new();
         let mut pk: Option<Vec<usize>> = None;
         let mut uniques: Vec<Vec<usize>> = Vec::new();
         for c in &ct.columns {
@@ -1647,19 +1665,17 @@ impl<D: BlockDevice> Database<D> {
             }
             let ty = type_of(&c.data_type)?;
             let mut col = ColumnDef { name: cname, ty, not_null: false, default: None, generated: Generated::No };
-            if is_serial(&c.data_type) {
-                col.generated = Generated::Serial;
-            }
+            let serial = is_serial(&c.data_type);
             for o in &c.options {
                 match &o.option {
                     ast::ColumnOption::NotNull => col.not_null = true,
                     ast::ColumnOption::Null => col.not_null = false,
-                    ast::ColumnOption::Default(_) if col.generated != Generated::No => {
+                    ast::ColumnOption::Default(_) if col.generated != Generated::No || serial => {
                         return Err(err!(SYNTAX_ERROR, "multiple default values specified for column \"{}\" of table \"{name}\"", col.name));
                     }
                     ast::ColumnOption::Default(e) => col.default = Some(e.to_string()),
                     ast::ColumnOption::Generated { generated_as, generation_expr: None, .. } if matches!(generated_as, ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault) => {
-                        if col.generated != Generated::No || col.default.is_some() {
+                        if col.generated != Generated::No || col.default.is_some() || serial {
                             return Err(err!(SYNTAX_ERROR, "multiple default values specified for column \"{}\" of table \"{name}\"", col.name));
                         }
                         if !matches!(ty, SqlType::Int2 | SqlType::Int4 | SqlType::Int8) {
@@ -1678,12 +1694,22 @@ impl<D: BlockDevice> Database<D> {
                     other => return Err(err!(FEATURE_NOT_SUPPORTED, "column option {other} is not supported yet")),
                 }
             }
-            if col.generated != Generated::No {
+            if col.generated != Generated::No || serial {
                 col.not_null = true;
             }
-            if col.generated == Generated::Serial {
-                // PostgreSQL's name for the sequence behind the column, as \d shows it.
-                col.default = Some(format!("nextval('{name}_{}_seq'::regclass)", col.name));
+            if serial || matches!(col.generated, Generated::ByDefault | Generated::Always) {
+                // A sequence of the column's type, owned by the column, named as PostgreSQL
+                // names it (`<table>_<column>_seq`, then with 1, 2, ... while that is taken);
+                // the column's default calls it. Made below, with the table.
+                let base = format!("{name}_{}_seq", col.name);
+                let taken = |n: &str| cat.relation_exists(n) || serials.iter().any(|(_, q): &(usize, String)| q == n);
+                let seq_name = (0..).map(|k| if k == 0 { base.clone() } else { format!("{base}{k}") }).find(|n| !taken(n)).expect("some name is free");
+                // An identity column takes its numbers from the sequence without a default
+                // (PostgreSQL shows none); a serial column's default calls it.
+                if serial {
+                    col.default = Some(format!("nextval('{seq_name}'::regclass)"));
+                }
+                serials.push((cols.len(), seq_name));
             }
             cols.push(col);
         }
@@ -1718,6 +1744,17 @@ impl<D: BlockDevice> Database<D> {
         let t = TableDef { name: name.clone(), tree, columns: cols };
         self.store.put(CATALOG_TREE, &Catalog::table_key(&name), &Catalog::encode_table(&t))?;
         let mut c = cat.clone();
+        for (ci, seq_name) in serials {
+            let col = &t.columns[ci];
+            let mut q = seq::define(seq_name.clone(), col.ty, &[], None)?;
+            q.owned_by = Some((name.clone(), col.name.clone()));
+            q.tree = self.store.create_tree()?;
+            let st = seq::SeqState { last: q.start, called: false };
+            self.store.put(q.tree, b"", &catalog::encode_seq_state(st.last, st.called))?;
+            self.seqs.borrow_mut().create(q.tree, st);
+            self.store.put(CATALOG_TREE, &Catalog::seq_key(&seq_name), &Catalog::encode_seq(&q))?;
+            c.sequences.insert(seq_name, q);
+        }
         c.tables.insert(name.clone(), t);
         if let Some(ix) = pk {
             let int_key = ix.len() == 1 && c.tables[&name].columns[ix[0]].ty.is_int();
@@ -2208,6 +2245,31 @@ impl<D: BlockDevice> Database<D> {
         Ok(done)
     }
 
+    /// A default computed per row (it calls nextval() or random()), compiled once per catalog
+    /// and default text: a million-row load into a SERIAL column parses it once.
+    fn eval_volatile_default(&mut self, cat: &Rc<Catalog>, text: &str, ty: SqlType) -> Result<Value, DbError> {
+        if !matches!(&self.volatile_defaults, Some((c, _)) if Rc::ptr_eq(c, cat)) {
+            self.volatile_defaults = Some((cat.clone(), Vec::new()));
+        }
+        let known = self.volatile_defaults.as_ref().and_then(|(_, v)| v.iter().find(|(t, tt, _)| t == text && *tt == ty).map(|(_, _, x)| x.clone()));
+        let x = match known {
+            Some(x) => x,
+            None => {
+                let e = parse_expr(text)?;
+                let x = Rc::new(Planner::new(cat, Some(&[])).compile_as(&e, &Scope::new(Vec::new(), None), ty, "default")?);
+                if let Some((_, v)) = &mut self.volatile_defaults {
+                    // A catalog has few defaults; the bound only guards the memory.
+                    if v.len() < 64 {
+                        v.push((String::from(text), ty, x.clone()));
+                    }
+                }
+                x
+            }
+        };
+        let v = x.eval(&[], &mut self.exec(ReadAt::Txn))?;
+        cast_value(v, ty)
+    }
+
     fn eval_default(&mut self, cat: &Catalog, text: &str, ty: SqlType) -> Result<Value, DbError> {
         let e = parse_expr(text)?;
         let planner = Planner::new(cat, Some(&[]));
@@ -2358,6 +2420,11 @@ impl<D: BlockDevice> Database<D> {
     /// sequence it is not rolled back. After a restart it starts again after the largest value
     /// committed, so numbers that only rolled-back inserts used may come again.
     fn next_serial(&mut self, cat: &Catalog, t: &TableDef, col: usize) -> Result<i64, DbError> {
+        // An identity column made since sequences exist has one of its own; the counter below
+        // serves the columns of databases made before (their catalog has no sequence).
+        if let Some(q) = owned_sequence(cat, &t.name, &t.columns[col].name) {
+            return self.seq_next(q);
+        }
         let last = match self.serials.get(&(t.tree, col)) {
             Some(&n) => n,
             None => self.largest(cat, t, col)?.unwrap_or(0),
@@ -2372,6 +2439,25 @@ impl<D: BlockDevice> Database<D> {
         };
         self.serials.insert((t.tree, col), next.max(1));
         Ok(next.max(1))
+    }
+
+    /// The next number of sequence `q`, its state read from the disk when first used.
+    fn seq_next(&mut self, q: &SeqDef) -> Result<i64, DbError> {
+        if !self.seqs.borrow().is_loaded(q.tree) {
+            let st = self.seq_state(q)?;
+            self.seqs.borrow_mut().load(q.tree, st);
+        }
+        self.seqs.borrow_mut().next(q)
+    }
+
+    /// A sequence's last committed number: no lock, as every change reaches the disk only at
+    /// commits, from this same state.
+    fn seq_state(&mut self, q: &SeqDef) -> Result<seq::SeqState, DbError> {
+        let snap = self.store.snapshot();
+        let v = self.store.get(ReadAt::Snapshot(&snap), q.tree, b"");
+        self.store.release(snap);
+        let st = v?.as_deref().and_then(catalog::decode_seq_state).ok_or_else(|| err!(DATA_CORRUPTED, "the number of sequence \"{}\" is missing or malformed", q.name))?;
+        Ok(seq::SeqState { last: st.0, called: st.1 })
     }
 
     /// The largest value of integer column `col` in `t` as this transaction sees it: the last
@@ -2693,7 +2779,7 @@ impl<D: BlockDevice> Database<D> {
                             } else if !given[i] {
                                 if let Some(d) = &c.default {
                                     if volatile_default(d) {
-                                        row[i] = self.eval_default(&job.cat, d, c.ty)?;
+                                        row[i] = self.eval_volatile_default(&job.cat, d, c.ty)?;
                                     } else {
                                         if defaults[i].is_none() {
                                             defaults[i] = Some(self.eval_default(&job.cat, d, c.ty)?);

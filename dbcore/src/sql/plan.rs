@@ -193,6 +193,9 @@ pub enum Node {
     /// with one more column per call, computed over its partition.
     Window { input: Box<Node>, partition: Vec<Expr>, order: Vec<SortKey>, calls: Vec<WinCall> },
     GenerateSeries(Expr, Expr, Option<Expr>),
+    /// unnest(array): the elements of a one-dimensional array (kerndb's arrays are the text
+    /// of a PostgreSQL array literal, `{a,b}`), one text row each; NULL gives none.
+    Unnest(Expr),
 }
 
 /// A compiled query: its plan and its output columns.
@@ -685,6 +688,44 @@ impl<'a> Planner<'a> {
             _ => return Err(err!(FEATURE_NOT_SUPPORTED, "a sequence function needs the sequence's name as a constant")),
         };
         Ok(q)
+    }
+
+    /// The oid a relation's name stands for as a regclass ('t', 'public.t', '"T"'), read when
+    /// planning as PostgreSQL reads a regclass constant.
+    fn regclass_oid(&self, lit: &str) -> Result<i64, DbError> {
+        let n = lit.trim().strip_prefix("public.").unwrap_or(lit.trim());
+        let want = n.strip_prefix('"').and_then(|n| n.strip_suffix('"')).map_or_else(|| n.to_ascii_lowercase(), String::from);
+        super::syscat::relation_names(self.cat).into_iter().find(|(_, name)| *name == want).map(|(o, _)| o).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{lit}\" does not exist"))
+    }
+
+    /// A regclass argument: an oid, or a relation's name as a text constant.
+    fn regclass_arg(&self, x: Expr, t: Ty) -> Result<Expr, DbError> {
+        if let Expr::Const(Value::Text(lit)) = &x {
+            if lit.trim().parse::<i64>().is_err() {
+                return Ok(Expr::Const(Value::Int(self.regclass_oid(lit)?)));
+            }
+        }
+        self.note_param(&x, SqlType::Int8);
+        coerce(x, t, SqlType::Int8, "argument")
+    }
+
+    /// `pg_relation_size(x)` and friends: for the relation whose oid `x` is, the bytes of the
+    /// trees `what` names, added up; NULL for an oid that names no relation (as PostgreSQL).
+    /// `empty`: every relation's answer is 0 (the forks kerndb does not have).
+    fn size_of(&self, x: Expr, what: super::syscat::SizeOf, empty: bool) -> Expr {
+        let whens = super::syscat::size_trees(self.cat, what)
+            .into_iter()
+            .map(|(oid, trees)| {
+                let bytes = trees
+                    .into_iter()
+                    .filter(|_| !empty)
+                    .map(|t| Expr::Func(Func::TreeBytes, alloc::vec![Expr::Const(Value::Int(i64::from(t)))], SqlType::Int8))
+                    .reduce(|a, b| Expr::Binary(BinOp::Add, Box::new(a), Box::new(b), SqlType::Int8))
+                    .unwrap_or(Expr::Const(Value::Int(0)));
+                (Expr::Const(Value::Int(oid)), bytes)
+            })
+            .collect();
+        Expr::Case { operand: Some(Box::new(x)), whens, otherwise: None }
     }
 
     pub fn new(cat: &'a Catalog, params: Option<&'a [(Value, SqlType)]>) -> Self {
@@ -1367,12 +1408,7 @@ impl<'a> Planner<'a> {
                 };
                 if let (true, Expr::Const(Value::Text(lit))) = (is_regclass, &x) {
                     if lit.parse::<i64>().is_err() {
-                        let want = lit.trim_start_matches("public.");
-                        let oid = super::syscat::relation_names(self.cat).into_iter().find(|(_, name)| name == want).map(|(o, _)| o);
-                        return match oid {
-                            Some(o) => Ok((Expr::Const(Value::Int(o)), Ty::Known(SqlType::Int8))),
-                            None => Err(err!(UNDEFINED_TABLE, "relation \"{lit}\" does not exist")),
-                        };
+                        return Ok((Expr::Const(Value::Int(self.regclass_oid(lit)?)), Ty::Known(SqlType::Int8)));
                     }
                 }
                 self.note_param(&x, ty);
@@ -1633,7 +1669,11 @@ impl<'a> Planner<'a> {
             ("pg_encoding_to_char", 1) => (Expr::Const(Value::Text("UTF8".into())), Ty::Known(SqlType::Text)),
             ("obj_description" | "col_description" | "shobj_description", 1 | 2) => (Expr::Const(Value::Null), Ty::Known(SqlType::Text)),
             // kerndb has no arrays; the catalog's array columns are NULL or text.
-            ("pg_get_expr", 2 | 3) | ("array_to_string", 2 | 3) => {
+            ("array_to_string", 2 | 3) => {
+                let args = compiled.into_iter().map(|(x, t)| coerce(x, t, SqlType::Text, "argument")).collect::<Result<Vec<_>, _>>()?;
+                (Expr::Func(Func::ArrayToString, args, SqlType::Text), Ty::Known(SqlType::Text))
+            }
+            ("pg_get_expr", 2 | 3) => {
                 let (x, t) = compiled.into_iter().next().expect("arity checked");
                 (coerce(x, t, SqlType::Text, "argument")?, Ty::Known(SqlType::Text))
             }
@@ -1644,6 +1684,70 @@ impl<'a> Planner<'a> {
                 let args = alloc::vec![coerce(a, at, SqlType::Int8, "argument")?, coerce(b, bt, SqlType::Int8, "argument")?];
                 (Expr::Func(Func::FormatType, args, SqlType::Text), Ty::Known(SqlType::Text))
             }
+            // Sizes (docs/sql.md, "Sizes"): the pages of the relation's trees.
+            ("pg_relation_size", 1 | 2) | ("pg_table_size" | "pg_indexes_size" | "pg_total_relation_size", 1) => {
+                let mut it = compiled.into_iter();
+                let (x, t) = it.next().expect("arity checked");
+                let x = self.regclass_arg(x, t)?;
+                use super::syscat::SizeOf;
+                let what = match name.as_str() {
+                    "pg_indexes_size" => SizeOf::Indexes,
+                    "pg_total_relation_size" => SizeOf::Total,
+                    _ => SizeOf::Own,
+                };
+                let fork = match it.next() {
+                    None => String::from("main"),
+                    Some((Expr::Const(Value::Text(f)), _)) => f,
+                    Some(_) => return Err(err!(FEATURE_NOT_SUPPORTED, "pg_relation_size needs the fork's name as a constant")),
+                };
+                // kerndb's trees are all the 'main' fork; the others are empty.
+                if !matches!(fork.as_str(), "main" | "fsm" | "vm" | "init") {
+                    return Err(err!(INVALID_PARAMETER_VALUE, "invalid fork name\nHINT:  Valid fork names are \"main\", \"fsm\", \"vm\", and \"init\"."));
+                }
+                (self.size_of(x, what, fork != "main"), Ty::Known(SqlType::Int8))
+            }
+            ("pg_database_size", 1) => {
+                let (x, _) = compiled.into_iter().next().expect("arity checked");
+                match &x {
+                    Expr::Const(Value::Text(db)) if db == "kerndb" => {}
+                    Expr::Const(Value::Int(16384)) => {}
+                    Expr::Const(Value::Text(db)) => return Err(err!(UNDEFINED_DATABASE, "database \"{db}\" does not exist")),
+                    Expr::Const(Value::Int(_)) => return Ok((Expr::Const(Value::Null), Ty::Known(SqlType::Int8))),
+                    // A column (psql's \l+ passes datname): the one database.
+                    _ => {}
+                }
+                (Expr::Func(Func::DatabaseBytes, Vec::new(), SqlType::Int8), Ty::Known(SqlType::Int8))
+            }
+            ("pg_size_pretty", 1) => {
+                let (x, t) = compiled.into_iter().next().expect("arity checked");
+                self.note_param(&x, SqlType::Int8);
+                let x = match t {
+                    Ty::Known(ty) if ty.is_decimal() || ty.is_float() => Expr::Cast(Box::new(x), SqlType::Int8),
+                    _ => coerce(x, t, SqlType::Int8, "argument")?,
+                };
+                (Expr::Func(Func::SizePretty, alloc::vec![x], SqlType::Text), Ty::Known(SqlType::Text))
+            }
+            // The sequence a SERIAL or identity column takes its numbers from (one it owns).
+            ("pg_get_serial_sequence", 2) => {
+                let mut it = compiled.into_iter();
+                let (Some((Expr::Const(tv), _)), Some((Expr::Const(cv), _))) = (it.next(), it.next()) else {
+                    return Err(err!(FEATURE_NOT_SUPPORTED, "pg_get_serial_sequence needs the table and column names as constants"));
+                };
+                let (Value::Text(table), Value::Text(column)) = (tv, cv) else { return Ok((Expr::Const(Value::Null), Ty::Known(SqlType::Text))) };
+                // The table name is read as a regclass ('t', 'public.t', '"T"'); the column's
+                // name is taken as it is.
+                let tn = table.trim().strip_prefix("public.").unwrap_or(table.trim());
+                let tn = tn.strip_prefix('"').and_then(|n| n.strip_suffix('"')).map_or_else(|| tn.to_ascii_lowercase(), String::from);
+                let t = self.cat.tables.get(&tn).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?;
+                if !t.columns.iter().any(|c| c.name == column) {
+                    return Err(err!(UNDEFINED_COLUMN, "column \"{column}\" of relation \"{tn}\" does not exist"));
+                }
+                let q = crate::sql::owned_sequence(self.cat, &tn, &column);
+                (Expr::Const(q.map_or(Value::Null, |q| Value::Text(alloc::format!("public.{}", q.name)))), Ty::Known(SqlType::Text))
+            }
+            ("pg_tablespace_location", 1) => (Expr::Const(Value::Text(String::new())), Ty::Known(SqlType::Text)),
+            ("has_database_privilege", 2 | 3) | ("pg_function_is_visible", 1) => (Expr::Const(Value::Bool(true)), Ty::Known(SqlType::Bool)),
+            ("pg_get_function_result" | "pg_get_function_arguments", 1) => (Expr::Const(Value::Null), Ty::Known(SqlType::Text)),
             ("pg_get_indexdef", 1 | 3) | ("pg_get_constraintdef", 1 | 2) => {
                 let (x, t) = compiled.into_iter().next().expect("arity checked");
                 let x = coerce(x, t, SqlType::Int8, "argument")?;
@@ -2056,8 +2160,17 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// `unnest(x)` in FROM: one text column, named after the alias (or `unnest`).
+    fn unnest(&self, e: &ast::Expr, alias: Option<&ast::TableAlias>, outer: Option<&Scope>) -> Result<(Node, Vec<ColInfo>, Option<(String, u32, usize)>), DbError> {
+        let x = self.compile_as(e, &Scope::new(Vec::new(), outer), SqlType::Text, "unnest")?;
+        let an = alias.map(|a| ident_name(&a.name)).unwrap_or_else(|| String::from("unnest"));
+        let col = alias.and_then(|a| a.columns.first()).map(|c| ident_name(&c.name)).unwrap_or_else(|| an.clone());
+        Ok((Node::Unnest(x), alloc::vec![ColInfo { table: Some(an), name: col, ty: SqlType::Text }], None))
+    }
+
     fn from_item(&self, f: &ast::TableFactor, outer: Option<&Scope>) -> Result<(Node, Vec<ColInfo>, Option<(String, u32, usize)>), DbError> {
         match f {
+            ast::TableFactor::UNNEST { alias, array_exprs, with_offset: false, with_ordinality: false, .. } if array_exprs.len() == 1 => self.unnest(&array_exprs[0], alias.as_ref(), outer),
             ast::TableFactor::Table { name, alias, args: None, .. } if self.names_system_relation(name) => {
                 let Some((sys, rel)) = self.system_relation(name) else { return Err(no_table(&name.to_string())) };
                 let label = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| sys.rsplit('.').next().unwrap_or(&sys).to_string());
@@ -2088,6 +2201,12 @@ impl<'a> Planner<'a> {
                         let an = alias_name.unwrap_or_else(|| String::from("generate_series"));
                         let col = alias.as_ref().and_then(|a| a.columns.first()).map(|c| ident_name(&c.name)).unwrap_or_else(|| an.clone());
                         return Ok((Node::GenerateSeries(lo, hi, step), alloc::vec![ColInfo { table: Some(an), name: col, ty: SqlType::Int8 }], None));
+                    }
+                    if n == "unnest" {
+                        return match args.args.as_slice() {
+                            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] => self.unnest(e, alias.as_ref(), outer),
+                            _ => Err(err!(UNDEFINED_FUNCTION, "function unnest with {} arguments does not exist", args.args.len())),
+                        };
                     }
                     return Err(err!(UNDEFINED_FUNCTION, "function {n} does not exist"));
                 }
@@ -2887,6 +3006,7 @@ pub fn explain(node: &Node, depth: usize, out: &mut Vec<String>) {
         Node::One => String::from("Result"),
         Node::Values(r) => alloc::format!("Values Scan ({} rows)", r.len()),
         Node::GenerateSeries(..) => String::from("Function Scan on generate_series"),
+        Node::Unnest(..) => String::from("Function Scan on unnest"),
         Node::Scan { table, access: Access::Full, filter, .. } => {
             alloc::format!("Seq Scan on {table}{}", if filter.is_some() { " (filtered)" } else { "" })
         }

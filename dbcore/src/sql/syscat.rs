@@ -18,6 +18,8 @@ pub const PUBLIC_NS: i64 = 2200;
 pub const CATALOG_NS: i64 = 11;
 /// The one role's oid (PostgreSQL's bootstrap superuser).
 pub const OWNER_OID: i64 = 10;
+/// pg_default's oid.
+const DEFAULT_TABLESPACE: i64 = 1663;
 
 pub fn table_oid(t: &TableDef) -> i64 {
     16384 + i64::from(t.tree)
@@ -111,7 +113,7 @@ pub fn format_type(oid: i64, typmod: i64) -> Option<String> {
 
 /// Names of the system relations that exist but never have rows in kerndb (no partitioning,
 /// inheritance, policies, extended statistics, publications or triggers).
-pub const EMPTY: [&str; 15] = [
+pub const EMPTY: [&str; 17] = [
     "pg_inherits",
     "pg_partitioned_table",
     "pg_policy",
@@ -124,9 +126,12 @@ pub const EMPTY: [&str; 15] = [
     "pg_depend",
     "pg_foreign_table",
     "pg_rewrite",
-    "pg_sequence",
     "pg_event_trigger",
     "pg_auth_members",
+    // No functions or extensions of a user's, no per-database settings.
+    "pg_proc",
+    "pg_extension",
+    "pg_db_role_setting",
 ];
 
 fn empty_cols(name: &str) -> Option<Vec<(&'static str, SqlType)>> {
@@ -143,9 +148,11 @@ fn empty_cols(name: &str) -> Option<Vec<(&'static str, SqlType)>> {
         "pg_depend" => vec![("classid", OID), ("objid", OID), ("objsubid", INT4), ("refclassid", OID), ("refobjid", OID), ("refobjsubid", INT4), ("deptype", TEXT)],
         "pg_foreign_table" => vec![("ftrelid", OID), ("ftserver", OID)],
         "pg_rewrite" => vec![("oid", OID), ("rulename", TEXT), ("ev_class", OID)],
-        "pg_sequence" => vec![("seqrelid", OID)],
         "pg_event_trigger" => vec![("oid", OID), ("evtname", TEXT)],
         "pg_auth_members" => vec![("roleid", OID), ("member", OID), ("grantor", OID), ("admin_option", BOOL)],
+        "pg_proc" => vec![("oid", OID), ("proname", TEXT), ("pronamespace", OID), ("proowner", OID), ("prolang", OID), ("prokind", TEXT), ("proretset", BOOL), ("pronargs", INT2), ("prorettype", OID), ("proargtypes", TEXT), ("prosrc", TEXT)],
+        "pg_extension" => vec![("oid", OID), ("extname", TEXT), ("extowner", OID), ("extnamespace", OID), ("extrelocatable", BOOL), ("extversion", TEXT)],
+        "pg_db_role_setting" => vec![("setdatabase", OID), ("setrole", OID), ("setconfig", TEXT)],
         _ => return None,
     })
 }
@@ -165,13 +172,15 @@ pub struct Live {
 }
 
 /// The system relations computed from the catalog (besides the [`EMPTY`] ones).
-const COMPUTED: [&str; 18] = [
+const COMPUTED: [&str; 20] = [
     "pg_namespace",
     "pg_am",
     "pg_roles",
     "pg_user",
     "pg_authid",
     "pg_database",
+    "pg_tablespace",
+    "pg_sequence",
     "pg_type",
     "pg_collation",
     "pg_class",
@@ -346,8 +355,18 @@ pub fn relation(cat: &Catalog, name: &str, owner: &str, live: Option<&Live>, vie
             vec![vec![i(OWNER_OID), t(owner), b(true), b(true), t(owner), i(OWNER_OID), b(true), b(true), b(true), i(-1), Value::Null, b(true), b(true)]],
         ),
         "pg_database" => (
-            vec![("oid", OID), ("datname", TEXT), ("datdba", OID), ("encoding", INT4), ("datlocprovider", TEXT), ("datistemplate", BOOL), ("datallowconn", BOOL), ("datcollate", TEXT), ("datctype", TEXT), ("daticulocale", TEXT), ("datacl", TEXT)],
-            vec![vec![i(16384), t("kerndb"), i(OWNER_OID), i(6), t("c"), b(false), b(true), t("C"), t("C"), Value::Null, Value::Null]],
+            vec![("oid", OID), ("datname", TEXT), ("datdba", OID), ("encoding", INT4), ("datlocprovider", TEXT), ("datistemplate", BOOL), ("datallowconn", BOOL), ("datconnlimit", INT4), ("dattablespace", OID), ("datcollate", TEXT), ("datctype", TEXT), ("daticulocale", TEXT), ("datacl", TEXT)],
+            vec![vec![i(16384), t("kerndb"), i(OWNER_OID), i(6), t("c"), b(false), b(true), i(-1), i(DEFAULT_TABLESPACE), t("C"), t("C"), Value::Null, Value::Null]],
+        ),
+        // kerndb hands out numbers one at a time: the cache is 1.
+        "pg_sequence" => (
+            vec![("seqrelid", OID), ("seqtypid", OID), ("seqstart", SqlType::Int8), ("seqincrement", SqlType::Int8), ("seqmax", SqlType::Int8), ("seqmin", SqlType::Int8), ("seqcache", SqlType::Int8), ("seqcycle", BOOL)],
+            cat.sequences.values().map(|q| vec![i(seq_oid(q)), i(i64::from(q.ty.pg_oid())), i(q.start), i(q.increment), i(q.max), i(q.min), i(1), b(q.cycle)]).collect(),
+        ),
+        // The disk is one tablespace; pg_global is listed as PostgreSQL lists it.
+        "pg_tablespace" => (
+            vec![("oid", OID), ("spcname", TEXT), ("spcowner", OID), ("spcacl", TEXT), ("spcoptions", TEXT)],
+            vec![vec![i(DEFAULT_TABLESPACE), t("pg_default"), i(OWNER_OID), Value::Null, Value::Null], vec![i(1664), t("pg_global"), i(OWNER_OID), Value::Null, Value::Null]],
         ),
         "pg_type" => (
             // No composite or array types: typrelid, typelem and typarray are 0.
@@ -452,6 +471,9 @@ pub fn relation(cat: &Catalog, name: &str, owner: &str, live: Option<&Live>, vie
                 ("attislocal", BOOL),
                 ("attcollation", OID),
                 ("attstattarget", INT4),
+                ("attstorage", TEXT),
+                ("attcompression", TEXT),
+                ("attacl", TEXT),
             ];
             let mut rows = Vec::new();
             for tb in cat.tables.values() {
@@ -491,6 +513,17 @@ pub fn relation(cat: &Catalog, name: &str, owner: &str, live: Option<&Live>, vie
                     let Some(c) = tb.columns.get(ci) else { continue };
                     rows.push(vec![i(index_oid(ix)), t(&c.name), i(i64::from(c.ty.pg_oid())), i(i64::from(c.ty.pg_len())), i(k as i64 + 1), i(typmod(c.ty)), i(0), b(false), b(false), t(""), t(""), b(false), b(true), i(0), i(-1)]);
                 }
+            }
+            // Storage as PostgreSQL's types have it (psql's \d+ shows it): fixed-length types
+            // plain, numeric main, other variable-length ones extended. No compression
+            // method, no column privileges.
+            for r in &mut rows {
+                let storage = match (&r[2], &r[3]) {
+                    (_, Value::Int(len)) if *len > 0 => "p",
+                    (Value::Int(1700), _) => "m",
+                    _ => "x",
+                };
+                r.extend([t(storage), t(""), Value::Null]);
             }
             (cols, rows)
         }
@@ -648,6 +681,43 @@ pub fn constraint_defs(cat: &Catalog) -> Vec<(i64, String)> {
         .values()
         .filter_map(|ix| constraint_kind(ix).map(|k| (constraint_oid(ix), alloc::format!("{} ({})", if k == "p" { "PRIMARY KEY" } else { "UNIQUE" }, column_list(cat, ix)))))
         .collect()
+}
+
+/// What a size function adds up (`pg_relation_size`, `pg_table_size`, `pg_indexes_size`,
+/// `pg_total_relation_size`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SizeOf {
+    /// The relation's own tree (`pg_relation_size`, `pg_table_size`: kerndb has no TOAST,
+    /// free-space or visibility files; large values' overflow pages belong to the tree).
+    Own,
+    /// The table's indexes (a primary key that keys the rows is the table's own tree).
+    Indexes,
+    /// The table and its indexes.
+    Total,
+}
+
+/// For every relation, by oid, the trees a size function adds up: a view has none (0 bytes,
+/// as in PostgreSQL); an index or a sequence its own; a primary key that keys the rows is the
+/// table's tree, so it has the table's size.
+pub fn size_trees(cat: &Catalog, what: SizeOf) -> Vec<(i64, Vec<u32>)> {
+    let mut v = Vec::new();
+    for tb in cat.tables.values() {
+        let own = vec![tb.tree];
+        let ixs: Vec<u32> = cat.indexes.values().filter(|ix| ix.table == tb.name && !ix.row_key).map(|ix| ix.tree).collect();
+        v.push((table_oid(tb), match what {
+            SizeOf::Own => own,
+            SizeOf::Indexes => ixs,
+            SizeOf::Total => own.into_iter().chain(ixs).collect(),
+        }));
+    }
+    for ix in cat.indexes.values() {
+        v.push((index_oid(ix), if what == SizeOf::Indexes { Vec::new() } else { vec![ix.tree] }));
+    }
+    for q in cat.sequences.values() {
+        v.push((seq_oid(q), if what == SizeOf::Indexes { Vec::new() } else { vec![q.tree] }));
+    }
+    v.extend(cat.views.values().enumerate().map(|(k, _)| (1_000_000 + k as i64, Vec::new())));
+    v
 }
 
 /// Relation names by oid (the `regclass` output).

@@ -1853,6 +1853,40 @@ impl<D: BlockDevice> Store<D> {
         Ok(None)
     }
 
+    /// The pages a tree takes: its nodes and the overflow pages of its large values (for
+    /// `pg_relation_size` and friends). It reads every node, leaves included, through the
+    /// pool; overflow chains are counted from their lengths without being read.
+    pub fn tree_pages(&mut self, at: ReadAt, tree: u32) -> Result<u64, DbError> {
+        let root = self.root(at, tree)?.root;
+        if root == 0 {
+            return Ok(0);
+        }
+        let mut pages = 0u64;
+        let mut stack = alloc::vec![(root, 0usize)];
+        while let Some((p, depth)) = stack.pop() {
+            if depth > 64 || pages > self.layout.pages {
+                return Err(corrupt(p, "tree too deep or larger than the disk (a cycle?)"));
+            }
+            pages += 1;
+            let extra = self.with_node(p, |n| match n {
+                Node::Interior { children, .. } => {
+                    stack.extend(children.iter().map(|&c| (c, depth + 1)));
+                    Ok(0)
+                }
+                Node::Leaf { vals, .. } => Ok(vals
+                    .iter()
+                    .map(|v| match v {
+                        ValRef::Overflow { len, .. } => (len as u64).div_ceil(OVERFLOW_CHUNK as u64).max(1),
+                        ValRef::Inline(_) => 0,
+                    })
+                    .sum::<u64>()),
+                Node::Overflow { .. } => Err(corrupt(p, "overflow page where a tree node belongs")),
+            })??;
+            pages += extra;
+        }
+        Ok(pages)
+    }
+
     /// The largest key of a tree.
     pub fn last_key(&mut self, at: ReadAt, tree: u32) -> Result<Option<Vec<u8>>, DbError> {
         let mut p = self.root(at, tree)?.root;
@@ -2350,6 +2384,13 @@ impl<D: BlockDevice> Store<D> {
         s.pages_in_use = self.used.count();
         s.device_pages = self.layout.pages;
         s
+    }
+
+    /// Pages that hold the database: every page in use but the two superblocks and the log
+    /// (pg_database_size leaves the log out, as PostgreSQL's leaves out its WAL); the
+    /// free-page maps count.
+    pub fn database_pages(&self) -> u64 {
+        self.used.count().saturating_sub(2 + self.layout.wal_pages)
     }
 
     /// Pages in use and pages on the device.
