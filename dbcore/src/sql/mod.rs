@@ -299,6 +299,32 @@ fn default_calls_sequence(default: &str, name: &str) -> bool {
     d.contains("nextval") && (d.contains(&format!("'{name}'")) || d.contains(&format!("'public.{name}'")))
 }
 
+/// A compiled per-row default ([`Database::eval_volatile_default`]).
+#[derive(Debug)]
+enum VolatileDefault {
+    /// `nextval('s')` alone: the sequence's definition, called without the expression
+    /// machinery.
+    Next(SeqDef),
+    Expr(Expr),
+}
+
+impl VolatileDefault {
+    fn of(x: Expr) -> VolatileDefault {
+        // The bare nextval call, or the cast the column's type put around it.
+        let call = match &x {
+            Expr::Cast(inner, _) => &**inner,
+            other => other,
+        };
+        if let Expr::Func(expr::Func::Seq(expr::SeqOp::Next), args, _) = call {
+            let vals: Option<Vec<Value>> = args.iter().map(|a| if let Expr::Const(v) = a { Some(v.clone()) } else { None }).collect();
+            if let Some((q, [])) = vals.as_deref().and_then(seq::def_from_args) {
+                return VolatileDefault::Next(q);
+            }
+        }
+        VolatileDefault::Expr(x)
+    }
+}
+
 /// The sequence owned by `table`.`column` (a SERIAL or identity column's).
 pub(crate) fn owned_sequence<'c>(cat: &'c Catalog, table: &str, column: &str) -> Option<&'c SeqDef> {
     cat.sequences.values().find(|q| q.owned_by.as_ref().is_some_and(|(t, c)| t == table && c == column))
@@ -582,7 +608,7 @@ pub struct Database<D: BlockDevice> {
     /// Sequence numbers handed out, shared with the executors.
     seqs: Rc<core::cell::RefCell<seq::Sequences>>,
     /// Compiled per-row defaults, for one catalog ([`Database::eval_volatile_default`]).
-    volatile_defaults: Option<(Rc<Catalog>, Vec<(String, SqlType, Rc<Expr>)>)>,
+    volatile_defaults: Option<(Rc<Catalog>, Vec<(String, SqlType, Rc<VolatileDefault>)>)>,
     /// What the last step's statement has to tell its client ([`Database::take_notices`]).
     notices: Vec<Notice>,
 }
@@ -2256,7 +2282,8 @@ impl<D: BlockDevice> Database<D> {
             Some(x) => x,
             None => {
                 let e = parse_expr(text)?;
-                let x = Rc::new(Planner::new(cat, Some(&[])).compile_as(&e, &Scope::new(Vec::new(), None), ty, "default")?);
+                let x = Planner::new(cat, Some(&[])).compile_as(&e, &Scope::new(Vec::new(), None), ty, "default")?;
+                let x = Rc::new(VolatileDefault::of(x));
                 if let Some((_, v)) = &mut self.volatile_defaults {
                     // A catalog has few defaults; the bound only guards the memory.
                     if v.len() < 64 {
@@ -2266,7 +2293,11 @@ impl<D: BlockDevice> Database<D> {
                 x
             }
         };
-        let v = x.eval(&[], &mut self.exec(ReadAt::Txn))?;
+        let v = match &*x {
+            // A SERIAL column's default: the number straight from the sequence.
+            VolatileDefault::Next(q) => Value::Int(self.seq_next(q)?),
+            VolatileDefault::Expr(x) => x.eval(&[], &mut self.exec(ReadAt::Txn))?,
+        };
         cast_value(v, ty)
     }
 

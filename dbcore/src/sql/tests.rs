@@ -2252,7 +2252,7 @@ fn timestamps_with_time_zone_answer_as_postgres_does() {
 fn skipped_work_sends_notices_and_warnings() {
     let mut d = db();
     let mut s = SessionState::new(1);
-    let mut said = |d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str| {
+    let said = |d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str| {
         run(d, s, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         d.take_notices(s).into_iter().map(|n| format!("{} {} {}", n.severity, n.code, n.message)).collect::<Vec<_>>().join("; ")
     };
