@@ -308,12 +308,6 @@ impl<D: BlockDevice> Env for Exec<'_, D> {
         if op == SeqOp::Curr {
             return seqs.curr(&q.name).map(Value::Int);
         }
-        // Numbers are given only by a statement that runs as a write, whose commit writes
-        // them (docs/sql.md, "Sequences"); one that reads a snapshot (a view calling nextval)
-        // could not make them durable.
-        if !matches!(self.at, ReadAt::Txn) {
-            return Err(err!(READ_ONLY, "cannot call {}() on \"{}\" here: the statement reads a snapshot; call it in the statement itself", if op == SeqOp::Next { "nextval" } else { "setval" }, q.name));
-        }
         if !seqs.is_loaded(q.tree) {
             // The last committed number: no lock, as every change reaches the disk only at
             // commits, from this same state.
@@ -322,6 +316,16 @@ impl<D: BlockDevice> Env for Exec<'_, D> {
             self.store.release(snap);
             let st = v?.as_deref().and_then(super::catalog::decode_seq_state).ok_or_else(|| err!(DATA_CORRUPTED, "the number of sequence \"{}\" is missing or malformed", q.name))?;
             seqs.load(q.tree, SeqState { last: st.0, called: st.1 });
+        }
+        if matches!(op, SeqOp::LastValue | SeqOp::IsCalled) {
+            let st = seqs.state_of(q.tree).ok_or_else(|| err!(INTERNAL_ERROR, "sequence \"{}\" was not loaded", q.name))?;
+            return Ok(if op == SeqOp::LastValue { Value::Int(st.last) } else { Value::Bool(st.called) });
+        }
+        // Numbers are given only by a statement that runs as a write, whose commit writes
+        // them (docs/sql.md, "Sequences"); one that reads a snapshot (a view calling nextval)
+        // could not make them durable.
+        if !matches!(self.at, ReadAt::Txn) {
+            return Err(err!(READ_ONLY, "cannot call {}() on \"{}\" here: the statement reads a snapshot; call it in the statement itself", if op == SeqOp::Next { "nextval" } else { "setval" }, q.name));
         }
         match (op, rest) {
             (SeqOp::Next, []) => seqs.next(&q).map(Value::Int),

@@ -135,6 +135,9 @@ pub enum SeqOp {
     Curr,
     Set,
     Last,
+    /// `SELECT last_value, is_called FROM s`: the number as handed out now.
+    LastValue,
+    IsCalled,
 }
 
 #[derive(Debug, Clone)]

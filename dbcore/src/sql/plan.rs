@@ -2225,6 +2225,22 @@ impl<'a> Planner<'a> {
                         .collect();
                     return Ok((p.node, cols, None));
                 }
+                if let Some(q) = self.cat.sequences.get(&n) {
+                    // A sequence reads as one row: its number as handed out now (not as of the
+                    // statement's snapshot: numbers are not transactional), log_cnt 0.
+                    let label = alias_name.unwrap_or_else(|| n.clone());
+                    let f = |op| Expr::Func(Func::Seq(op), super::seq::def_args(q), SqlType::Int8);
+                    let last = f(SeqOp::LastValue);
+                    let mut called = f(SeqOp::IsCalled);
+                    if let Expr::Func(_, _, ty) = &mut called {
+                        *ty = SqlType::Bool;
+                    }
+                    let cols = [("last_value", SqlType::Int8), ("log_cnt", SqlType::Int8), ("is_called", SqlType::Bool)]
+                        .into_iter()
+                        .map(|(c, ty)| ColInfo { table: Some(label.clone()), name: String::from(c), ty })
+                        .collect();
+                    return Ok((Node::Values(alloc::vec![alloc::vec![last, Expr::Const(Value::Int(0)), called]]), cols, None));
+                }
                 if let Some(t) = self.cat.tables.get(&n) {
                     let label = alias_name.unwrap_or_else(|| n.clone());
                     let renames: Vec<String> = alias.as_ref().map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect()).unwrap_or_default();

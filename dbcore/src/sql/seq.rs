@@ -162,6 +162,10 @@ pub struct Sequences {
 }
 
 impl Sequences {
+    pub fn state_of(&self, tree: u32) -> Option<SeqState> {
+        self.state.get(&tree).copied()
+    }
+
     pub fn is_loaded(&self, tree: u32) -> bool {
         self.state.contains_key(&tree)
     }
@@ -199,8 +203,16 @@ impl Sequences {
 
     fn note(&mut self, q: &SeqDef, v: i64) {
         let s = self.sessions.entry(self.current).or_default();
-        s.curr.insert(q.name.clone(), v);
-        s.last = Some(q.name.clone());
+        // A SERIAL column's load calls this once a row: the names are copied only when new.
+        match s.curr.get_mut(&q.name) {
+            Some(c) => *c = v,
+            None => {
+                s.curr.insert(q.name.clone(), v);
+            }
+        }
+        if s.last.as_deref() != Some(q.name.as_str()) {
+            s.last = Some(q.name.clone());
+        }
     }
 
     /// nextval(): the next number of `q` (loaded before).

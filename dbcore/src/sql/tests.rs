@@ -2339,3 +2339,28 @@ fn arrays_as_text_unnest_and_join() {
     d.execute("create table t (id int)");
     assert_eq!(flat(&mut d, "select array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ') from pg_class c left join pg_class tc on c.reltoastrelid = tc.oid where c.relname = 't'"), "NULL");
 }
+
+/// `SELECT ... FROM sequence` (pg_dump reads last_value and is_called so): the number as
+/// handed out now, by any session; answers as PostgreSQL 15's but log_cnt (0 here).
+#[test]
+fn a_sequence_reads_as_one_row() {
+    let all = |d: &mut Database<MemDisk>, s: &mut SessionState, sql: &str| texts(&run(d, s, sql).unwrap_or_else(|e| panic!("{sql}: {e}")));
+    let mut d = db();
+    let mut a = SessionState::new(1);
+    let mut b = SessionState::new(2);
+    one(&mut d, "create sequence q1 start 5").unwrap();
+    assert_eq!(flat(&mut d, "select last_value, log_cnt, is_called from q1"), "5,0,f");
+    assert_eq!(all(&mut d, &mut a, "select nextval('q1')"), "5");
+    assert_eq!(all(&mut d, &mut b, "select last_value, is_called from q1"), "5,t");
+    assert_eq!(all(&mut d, &mut b, "select s.last_value + 1 from public.q1 as s"), "6");
+    // Not transactional: a block that began before sees the new number too.
+    run(&mut d, &mut b, "begin").unwrap();
+    assert_eq!(all(&mut d, &mut b, "select last_value from q1"), "5");
+    assert_eq!(all(&mut d, &mut a, "select setval('q1', 42, false)"), "42");
+    assert_eq!(all(&mut d, &mut b, "select * from q1"), "42,0,f");
+    run(&mut d, &mut b, "commit").unwrap();
+    // After a restart: the number committed.
+    d.sync().unwrap();
+    let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
+    assert_eq!(flat(&mut d, "select * from q1"), "42,0,f");
+}
