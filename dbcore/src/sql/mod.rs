@@ -789,7 +789,8 @@ impl<D: BlockDevice> Database<D> {
                     if let (Some(items), ast::TableObject::TableName(n)) = (&ins.returning, &ins.table) {
                         let name = object_name(n)?;
                         let t = cat.tables.get(&name).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{name}\" does not exist"))?;
-                        columns = Some(returning_items(&planner, &table_cols(t), items)?.1);
+                        let cols = insert_cols(t, ins).map_or_else(|| table_cols(t), |c| c.to_vec());
+                        columns = Some(returning_items(&planner, &cols, items)?.1);
                     }
                 }
                 Statement::Update(up) => {
@@ -2336,6 +2337,7 @@ impl<D: BlockDevice> Database<D> {
             self.eval_values(&kept.rows, &kept.t, &kept.targets, params.iter().map(|(v, _)| v.clone()).collect())?
         };
         let mut job = WriteJob::new(cat, kept.t.clone(), WriteKind::Insert { targets: kept.targets.clone(), defaults: Vec::new(), conflict: None }, ins.returning.clone(), params, self.no_params.clone());
+        job.ret_cols = insert_cols(&job.t, ins);
         job.rows = rows;
         Ok(Some(job))
     }
@@ -2395,6 +2397,7 @@ impl<D: BlockDevice> Database<D> {
         let Some(source) = ins.source.as_deref() else {
             // DEFAULT VALUES: one row, every column filled as if not named.
             let mut job = WriteJob::new(cat, t, WriteKind::Insert { targets: Rc::from(Vec::new()), defaults: Vec::new(), conflict }, ins.returning.clone(), params, self.no_params.clone());
+            job.ret_cols = insert_cols(&job.t, ins);
             job.rows.push_back(Vec::new());
             return Ok(job);
         };
@@ -2425,6 +2428,7 @@ impl<D: BlockDevice> Database<D> {
             }
         }
         let mut job = WriteJob::new(cat, t, WriteKind::Insert { targets: targets.into(), defaults: Vec::new(), conflict }, ins.returning.clone(), params, self.no_params.clone());
+        job.ret_cols = insert_cols(&job.t, ins);
         job.rows = rows;
         job.input = input;
         Ok(job)
@@ -3129,6 +3133,13 @@ fn row_id_of(r: &[Value], n: usize, width: usize) -> Result<[u8; 8], DbError> {
         Some(Value::Int(i)) => Ok((*i as u64).to_be_bytes()),
         _ => Err(err!(INTERNAL_ERROR, "row without id")),
     }
+}
+
+/// An INSERT's target as RETURNING sees it: named by its alias (`INSERT INTO t AS x`), if any.
+fn insert_cols(t: &TableDef, ins: &ast::Insert) -> Option<Rc<[ColInfo]>> {
+    let a = ins.table_alias.as_ref()?;
+    let label = ident_name(&a.alias);
+    Some(t.columns.iter().map(|c| ColInfo { table: Some(label.clone()), name: c.name.clone(), ty: c.ty }).collect())
 }
 
 fn table_cols(t: &TableDef) -> Vec<ColInfo> {

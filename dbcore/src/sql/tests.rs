@@ -2364,3 +2364,20 @@ fn a_sequence_reads_as_one_row() {
     let mut d = Database::open(d.into_device(), Limits::default()).unwrap();
     assert_eq!(flat(&mut d, "select * from q1"), "42,0,f");
 }
+
+/// `INSERT INTO t AS alias`: RETURNING and ON CONFLICT ... DO UPDATE name the row by its
+/// alias, and no longer by the table's name (answers from PostgreSQL 15).
+#[test]
+fn an_insert_target_alias_names_the_row() {
+    let mut d = db();
+    one(&mut d, "create table kv (k int primary key, v int)").unwrap();
+    assert_eq!(flat(&mut d, "insert into kv as t values (1, 10) returning t.k, t.v"), "1,10");
+    assert_eq!(flat(&mut d, "insert into kv as t values (1, 5) on conflict (k) do update set v = t.v + excluded.v returning t.v"), "15");
+    assert_eq!(flat(&mut d, "insert into kv as t values (1, 5) on conflict (k) do update set v = t.v + 1 where t.v < 0 returning t.v"), "");
+    assert_eq!(flat(&mut d, "insert into kv as t (k, v) values (2, 1) returning *"), "2,1");
+    assert_eq!(code(&mut d, "insert into kv as t (k, v) values (3, 1) returning kv.k"), "42P01");
+    // Prepared, as drivers send it: described with the alias too.
+    let p = d.prepare(1, "insert into kv as t (k, v) values ($1, $2) returning t.v * 2 as twice", &[]).unwrap();
+    assert_eq!(p.columns.as_ref().map(|cs| cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>()), Some(vec![String::from("twice")]));
+    assert_eq!(flat(&mut d, "select k, v from kv order by k"), "1,15 2,1");
+}
