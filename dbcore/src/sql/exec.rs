@@ -24,7 +24,7 @@ use core::ops::Bound;
 use platform::BlockDevice;
 
 use super::expr::{Env, Expr, Row, SeqOp};
-use super::seq::{SeqState, Sequences};
+use super::seq::Sequences;
 use super::plan::{Access, Agg, AggFunc, Frame, FrameEdge, JoinKind, Node, SetKind, SortKey, SubPlan, WinCall, WinFunc, MAX_DEPTH};
 use crate::err;
 use crate::error::DbError;
@@ -309,13 +309,7 @@ impl<D: BlockDevice> Env for Exec<'_, D> {
             return seqs.curr(&q.name).map(Value::Int);
         }
         if !seqs.is_loaded(q.tree) {
-            // The last committed number: no lock, as every change reaches the disk only at
-            // commits, from this same state.
-            let snap = self.store.snapshot();
-            let v = self.store.get(ReadAt::Snapshot(&snap), q.tree, b"");
-            self.store.release(snap);
-            let st = v?.as_deref().and_then(super::catalog::decode_seq_state).ok_or_else(|| err!(DATA_CORRUPTED, "the number of sequence \"{}\" is missing or malformed", q.name))?;
-            seqs.load(q.tree, SeqState { last: st.0, called: st.1 });
+            seqs.load(q.tree, super::seq::read_state(self.store, &q)?);
         }
         if matches!(op, SeqOp::LastValue | SeqOp::IsCalled) {
             let st = seqs.state_of(q.tree).ok_or_else(|| err!(INTERNAL_ERROR, "sequence \"{}\" was not loaded", q.name))?;

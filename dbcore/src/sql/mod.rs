@@ -1775,10 +1775,7 @@ impl<D: BlockDevice> Database<D> {
             let col = &t.columns[ci];
             let mut q = seq::define(seq_name.clone(), col.ty, &[], None)?;
             q.owned_by = Some((name.clone(), col.name.clone()));
-            q.tree = self.store.create_tree()?;
-            let st = seq::SeqState { last: q.start, called: false };
-            self.store.put(q.tree, b"", &catalog::encode_seq_state(st.last, st.called))?;
-            self.seqs.borrow_mut().create(q.tree, st);
+            self.new_sequence_tree(&mut q)?;
             self.store.put(CATALOG_TREE, &Catalog::seq_key(&seq_name), &Catalog::encode_seq(&q))?;
             c.sequences.insert(seq_name, q);
         }
@@ -2240,12 +2237,7 @@ impl<D: BlockDevice> Database<D> {
             _ => None,
         });
         match &base {
-            None => {
-                q.tree = self.store.create_tree()?;
-                let st = seq::SeqState { last: q.start, called: false };
-                self.store.put(q.tree, b"", &catalog::encode_seq_state(st.last, st.called))?;
-                self.seqs.borrow_mut().create(q.tree, st);
-            }
+            None => self.new_sequence_tree(&mut q)?,
             Some(b) => {
                 q.tree = b.tree;
                 if let Some(e) = restart {
@@ -2479,20 +2471,20 @@ impl<D: BlockDevice> Database<D> {
     /// The next number of sequence `q`, its state read from the disk when first used.
     fn seq_next(&mut self, q: &SeqDef) -> Result<i64, DbError> {
         if !self.seqs.borrow().is_loaded(q.tree) {
-            let st = self.seq_state(q)?;
+            let st = seq::read_state(&mut self.store, q)?;
             self.seqs.borrow_mut().load(q.tree, st);
         }
         self.seqs.borrow_mut().next(q)
     }
 
-    /// A sequence's last committed number: no lock, as every change reaches the disk only at
-    /// commits, from this same state.
-    fn seq_state(&mut self, q: &SeqDef) -> Result<seq::SeqState, DbError> {
-        let snap = self.store.snapshot();
-        let v = self.store.get(ReadAt::Snapshot(&snap), q.tree, b"");
-        self.store.release(snap);
-        let st = v?.as_deref().and_then(catalog::decode_seq_state).ok_or_else(|| err!(DATA_CORRUPTED, "the number of sequence \"{}\" is missing or malformed", q.name))?;
-        Ok(seq::SeqState { last: st.0, called: st.1 })
+    /// A new sequence's tree and first number (CREATE SEQUENCE, and a SERIAL or identity
+    /// column's): `q.tree` is set.
+    fn new_sequence_tree(&mut self, q: &mut SeqDef) -> Result<(), DbError> {
+        q.tree = self.store.create_tree()?;
+        let st = seq::SeqState { last: q.start, called: false };
+        self.store.put(q.tree, b"", &catalog::encode_seq_state(st.last, st.called))?;
+        self.seqs.borrow_mut().create(q.tree, st);
+        Ok(())
     }
 
     /// The largest value of integer column `col` in `t` as this transaction sees it: the last

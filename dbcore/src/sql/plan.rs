@@ -324,6 +324,14 @@ fn fold_strict_func(e: Expr) -> Expr {
 }
 
 /// `CASE x WHEN k1 THEN v1 ... ELSE NULL END`: catalog functions that look up an object by oid.
+/// The relation a regclass text names ('t', 'public.t', '"T"'): an unquoted name folds to
+/// lower case, a quoted one is taken as it is.
+fn regclass_name(lit: &str) -> String {
+    let n = lit.trim();
+    let n = n.strip_prefix("public.").unwrap_or(n);
+    n.strip_prefix('"').and_then(|n| n.strip_suffix('"')).map_or_else(|| n.to_ascii_lowercase(), String::from)
+}
+
 fn oid_lookup(x: Expr, pairs: Vec<(i64, String)>) -> Expr {
     let whens = pairs.into_iter().map(|(k, v)| (Expr::Const(Value::Int(k)), Expr::Const(Value::Text(v)))).collect();
     Expr::Case { operand: Some(Box::new(x)), whens, otherwise: None }
@@ -673,8 +681,7 @@ impl<'a> Planner<'a> {
         let cat: &'a Catalog = self.cat;
         let q = match x {
             Expr::Const(Value::Text(name)) => {
-                let n = name.strip_prefix("public.").unwrap_or(name);
-                let n = n.strip_prefix('"').and_then(|n| n.strip_suffix('"')).map_or_else(|| n.to_ascii_lowercase(), String::from);
+                let n = regclass_name(name);
                 match cat.sequences.get(&n) {
                     Some(q) => q,
                     None if cat.relation_exists(&n) => return Err(err!(WRONG_OBJECT_TYPE, "\"{n}\" is not a sequence")),
@@ -693,8 +700,7 @@ impl<'a> Planner<'a> {
     /// The oid a relation's name stands for as a regclass ('t', 'public.t', '"T"'), read when
     /// planning as PostgreSQL reads a regclass constant.
     fn regclass_oid(&self, lit: &str) -> Result<i64, DbError> {
-        let n = lit.trim().strip_prefix("public.").unwrap_or(lit.trim());
-        let want = n.strip_prefix('"').and_then(|n| n.strip_suffix('"')).map_or_else(|| n.to_ascii_lowercase(), String::from);
+        let want = regclass_name(lit);
         super::syscat::relation_names(self.cat).into_iter().find(|(_, name)| *name == want).map(|(o, _)| o).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{lit}\" does not exist"))
     }
 
@@ -1734,10 +1740,8 @@ impl<'a> Planner<'a> {
                     return Err(err!(FEATURE_NOT_SUPPORTED, "pg_get_serial_sequence needs the table and column names as constants"));
                 };
                 let (Value::Text(table), Value::Text(column)) = (tv, cv) else { return Ok((Expr::Const(Value::Null), Ty::Known(SqlType::Text))) };
-                // The table name is read as a regclass ('t', 'public.t', '"T"'); the column's
-                // name is taken as it is.
-                let tn = table.trim().strip_prefix("public.").unwrap_or(table.trim());
-                let tn = tn.strip_prefix('"').and_then(|n| n.strip_suffix('"')).map_or_else(|| tn.to_ascii_lowercase(), String::from);
+                // The table name is read as a regclass; the column's name is taken as it is.
+                let tn = regclass_name(&table);
                 let t = self.cat.tables.get(&tn).ok_or_else(|| err!(UNDEFINED_TABLE, "relation \"{table}\" does not exist"))?;
                 if !t.columns.iter().any(|c| c.name == column) {
                     return Err(err!(UNDEFINED_COLUMN, "column \"{column}\" of relation \"{tn}\" does not exist"));
@@ -2229,12 +2233,8 @@ impl<'a> Planner<'a> {
                     // A sequence reads as one row: its number as handed out now (not as of the
                     // statement's snapshot: numbers are not transactional), log_cnt 0.
                     let label = alias_name.unwrap_or_else(|| n.clone());
-                    let f = |op| Expr::Func(Func::Seq(op), super::seq::def_args(q), SqlType::Int8);
-                    let last = f(SeqOp::LastValue);
-                    let mut called = f(SeqOp::IsCalled);
-                    if let Expr::Func(_, _, ty) = &mut called {
-                        *ty = SqlType::Bool;
-                    }
+                    let last = Expr::Func(Func::Seq(SeqOp::LastValue), super::seq::def_args(q), SqlType::Int8);
+                    let called = Expr::Func(Func::Seq(SeqOp::IsCalled), super::seq::def_args(q), SqlType::Bool);
                     let cols = [("last_value", SqlType::Int8), ("log_cnt", SqlType::Int8), ("is_called", SqlType::Bool)]
                         .into_iter()
                         .map(|(c, ty)| ColInfo { table: Some(label.clone()), name: String::from(c), ty })

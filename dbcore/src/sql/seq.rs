@@ -133,6 +133,16 @@ pub fn def_from_args(a: &[Value]) -> Option<(SeqDef, &[Value])> {
     Some((q, &a[DEF_ARGS..]))
 }
 
+/// A sequence's last committed number, read from its tree: no lock, as every change reaches
+/// the disk only at commits, from the in-memory state this loads.
+pub fn read_state<D: platform::BlockDevice>(store: &mut crate::storage::Store<D>, q: &SeqDef) -> Result<SeqState, DbError> {
+    let snap = store.snapshot();
+    let v = store.get(crate::storage::ReadAt::Snapshot(&snap), q.tree, b"");
+    store.release(snap);
+    let st = v?.as_deref().and_then(super::catalog::decode_seq_state).ok_or_else(|| err!(DATA_CORRUPTED, "the number of sequence \"{}\" is missing or malformed", q.name))?;
+    Ok(SeqState { last: st.0, called: st.1 })
+}
+
 /// One sequence's number: the last value given, or the first to give when `called` is false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeqState {
